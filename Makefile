@@ -1,0 +1,128 @@
+# vmaback: build, test, install.  `make check` and `make demo` install what
+# is missing on Debian 12 first (scripts/deps.sh), then build and run.
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR = $(PREFIX)/bin
+MANDIR = $(PREFIX)/share/man/man1
+BASHCOMPDIR = $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR = $(PREFIX)/share/zsh/vendor-completions
+FISHCOMPDIR = $(PREFIX)/share/fish/vendor_completions.d
+
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+PKGS = libzstd libcrypto libarchive json-c
+# Variant builds (the sanitizer build) go to their own directory.
+B ?= build
+SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
+
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
+	-Wno-unused-parameter -I. $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+LDFLAGS += $(EXTRA_LDFLAGS)
+LDLIBS += $(PKG_LIBS) -lpthread
+
+LIB_SRCS = $(wildcard vma/*.c) $(wildcard bitmap/*.c) $(wildcard core/*.c)
+CLI_SRCS = $(wildcard cli/*.c)
+UNIT_SRCS = $(wildcard tests/unit/test_*.c)
+TOOL_SRCS = $(wildcard tests/tools/*.c)
+
+LIB_OBJS = $(LIB_SRCS:%.c=$(B)/%.o)
+CLI_OBJS = $(CLI_SRCS:%.c=$(B)/%.o)
+UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
+TOOL_BINS = $(TOOL_SRCS:tests/tools/%.c=$(B)/tools/%)
+HEADERS = $(wildcard */*.h)
+
+.PHONY: all deps check check-fast check-san unit integration demo bench fuzz \
+	install uninstall clean tools
+
+all: $(B)/vmaback
+
+deps:
+	@sh scripts/deps.sh
+
+$(B)/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(B)/libvmaback.a: $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(B)/vmaback: $(CLI_OBJS) $(B)/libvmaback.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJS) $(B)/libvmaback.a $(LDLIBS)
+
+$(B)/tests/%: tests/unit/%.c $(B)/libvmaback.a $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libvmaback.a $(LDLIBS) $(CMOCKA_LIBS)
+
+$(B)/tools/%: tests/tools/%.c $(B)/libvmaback.a $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libvmaback.a $(LDLIBS)
+
+tools: $(TOOL_BINS)
+
+# Unit tests, then integration tests, against the build in $(B).
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+integration: $(B)/vmaback $(TOOL_BINS)
+	@VMABACK=$(CURDIR)/$(B)/vmaback TOOLS=$(CURDIR)/$(B)/tools sh tests/integration/run.sh
+
+check-fast: unit integration
+
+# The whole suite, plain and under ASan+UBSan.
+check-san:
+	$(MAKE) B=build-san EXTRA_CFLAGS="$(SAN_FLAGS) -O1" EXTRA_LDFLAGS="$(SAN_FLAGS)" check-fast
+
+check: deps
+	$(MAKE) check-fast
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		$(MAKE) check-san
+	@echo "make check: all test suites passed"
+
+demo: deps
+	$(MAKE) all
+	@VMABACK=$(CURDIR)/$(B)/vmaback sh scripts/demo.sh
+
+bench: deps
+	$(MAKE) all
+	@VMABACK=$(CURDIR)/$(B)/vmaback sh tests/bench/bench.sh
+
+# libFuzzer targets, each run for FUZZ_SECONDS on its corpus in the repo.
+FUZZ_SECONDS ?= 30
+FUZZ_FLAGS = -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer -g -O1
+FUZZ_SRCS = $(wildcard tests/fuzz/fuzz_*.c)
+fuzz: deps
+	$(MAKE) B=build-fuzz CC=clang EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined" \
+		build-fuzz/libvmaback.a
+	@set -e; mkdir -p build-fuzz/bin; for f in $(FUZZ_SRCS); do \
+		n=$$(basename $$f .c); \
+		clang $(CFLAGS) $(FUZZ_FLAGS) -o build-fuzz/bin/$$n $$f build-fuzz/libvmaback.a $(LDLIBS); \
+		mkdir -p tests/fuzz/corpus/$$n; \
+		echo "== $$n for $(FUZZ_SECONDS)s"; \
+		build-fuzz/bin/$$n -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
+			-artifact_prefix=build-fuzz/ tests/fuzz/corpus/$$n; \
+	done
+
+install: $(B)/vmaback
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR) $(DESTDIR)$(BASHCOMPDIR) \
+		$(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
+	install -m 0755 $(B)/vmaback $(DESTDIR)$(BINDIR)/vmaback
+	install -m 0644 doc/vmaback.1 $(DESTDIR)$(MANDIR)/vmaback.1
+	install -m 0644 completions/vmaback.bash $(DESTDIR)$(BASHCOMPDIR)/vmaback
+	install -m 0644 completions/_vmaback $(DESTDIR)$(ZSHCOMPDIR)/_vmaback
+	install -m 0644 completions/vmaback.fish $(DESTDIR)$(FISHCOMPDIR)/vmaback.fish
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/vmaback $(DESTDIR)$(MANDIR)/vmaback.1 \
+		$(DESTDIR)$(BASHCOMPDIR)/vmaback $(DESTDIR)$(ZSHCOMPDIR)/_vmaback \
+		$(DESTDIR)$(FISHCOMPDIR)/vmaback.fish
+
+clean:
+	rm -rf build build-san build-fuzz

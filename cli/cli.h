@@ -1,0 +1,53 @@
+/* cli.h: what the command files of cli/ share: the dispatch table's entry
+ * type, exit statuses, messages, signal state and small parsers. */
+#ifndef VMABACK_CLI_H
+#define VMABACK_CLI_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/core.h"
+
+enum exit_status {
+	EXIT_OK = 0,
+	EXIT_FAIL = 1,
+	EXIT_USAGE = 2,
+	EXIT_INVALID = 3,
+	EXIT_LOCKED = 4,
+	/* 128 + signal number when interrupted (130 SIGINT, 143 SIGTERM) */
+};
+
+struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;
+	const char *help;
+};
+
+extern const struct command cmd_backup, cmd_list, cmd_config, cmd_verify, cmd_extract;
+
+/* Set by SIGINT/SIGTERM: the signal number. Checked by the engine. */
+extern volatile sig_atomic_t cli_interrupted;
+
+void cli_signals_install(void);
+/* The temporary archive a second signal unlinks before exiting at once. */
+void cli_set_temp_path(const char *path);
+
+/* "vmaback: CMD: message" on stderr. */
+void cli_warn(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints err and returns its exit status. */
+int cli_fail(const char *cmd, const struct vb_error *err);
+/* A usage error: message, a hint to --help, EXIT_USAGE. */
+int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The help text of a command on stdout; returns EXIT_OK. */
+int cli_help(const struct command *c);
+
+/* Checked decimal parse of a whole string into [min, max]. */
+bool cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+/* "1.5 GiB" */
+void cli_format_size(uint64_t bytes, char *buf, size_t len);
+/* Flushes and checks stdout; returns EXIT_FAIL on a write error. */
+int cli_close_stdout(int status);
+
+#endif

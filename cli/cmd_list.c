@@ -1,0 +1,217 @@
+/* cmd_list.c: `vmaback list` (Proxmox's `vma list` lines, or JSON) and
+ * `vmaback config` (one config blob, raw): both read only the header. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <json-c/json.h>
+
+#include "cli/cli.h"
+
+static const struct option list_options[] = {
+	{ "json", no_argument, NULL, 'j' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static void uuid_str(const uint8_t u[VMA_UUID_LEN], char out[37])
+{
+	snprintf(out, 37,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11],
+		 u[12], u[13], u[14], u[15]);
+}
+
+static void list_text(struct vb_archive *a)
+{
+	struct vma_reader *r = vb_archive_vma(a);
+	time_t t = (time_t)vma_reader_ctime(r);
+	char tbuf[64];
+
+	for (unsigned i = 0; i < vma_reader_config_count(r); i++) {
+		const struct vma_config_info *c = vma_reader_config(r, i);
+
+		printf("CFG: size: %zu name: %s\n", c->len, c->name);
+	}
+	for (unsigned i = 0; i < vma_reader_device_count(r); i++) {
+		const struct vma_device_info *d = vma_reader_device(r, i);
+
+		printf("DEV: dev_id=%u size: %llu devname: %s\n", d->dev_id,
+		       (unsigned long long)d->size, d->name);
+	}
+	if (!ctime_r(&t, tbuf))
+		snprintf(tbuf, sizeof(tbuf), "%lld\n", (long long)t);
+	printf("CTIME: %s", tbuf);
+}
+
+static json_object *meta_json(struct vma_reader *r)
+{
+	const struct vma_config_info *c = vma_reader_config_by_name(r, "vmaback.json");
+
+	if (!c)
+		return NULL;
+	return json_tokener_parse(c->len ? (const char *)c->data : "null");
+}
+
+static void list_json(struct vb_archive *a)
+{
+	struct vma_reader *r = vb_archive_vma(a);
+	json_object *o = json_object_new_object();
+	json_object *cfgs = json_object_new_array(), *devs = json_object_new_array();
+	char u[37];
+	uint8_t uuid[VMA_UUID_LEN];
+
+	vma_reader_uuid(r, uuid);
+	uuid_str(uuid, u);
+	json_object_object_add(o, "uuid", json_object_new_string(u));
+	json_object_object_add(o, "ctime", json_object_new_int64(vma_reader_ctime(r)));
+	json_object_object_add(o, "compression", json_object_new_string(
+				       vb_compression_name(vb_archive_compression(a))));
+	for (unsigned i = 0; i < vma_reader_config_count(r); i++) {
+		const struct vma_config_info *c = vma_reader_config(r, i);
+		json_object *x = json_object_new_object();
+
+		json_object_object_add(x, "name", json_object_new_string(c->name));
+		json_object_object_add(x, "size", json_object_new_uint64(c->len));
+		json_object_array_add(cfgs, x);
+	}
+	for (unsigned i = 0; i < vma_reader_device_count(r); i++) {
+		const struct vma_device_info *d = vma_reader_device(r, i);
+		json_object *x = json_object_new_object();
+
+		json_object_object_add(x, "dev_id", json_object_new_int((int)d->dev_id));
+		json_object_object_add(x, "name", json_object_new_string(d->name));
+		json_object_object_add(x, "size", json_object_new_uint64(d->size));
+		json_object_array_add(devs, x);
+	}
+	json_object_object_add(o, "configs", cfgs);
+	json_object_object_add(o, "devices", devs);
+	json_object_object_add(o, "vmaback", meta_json(r));
+	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+							  JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+}
+
+static int list_run(int argc, char **argv)
+{
+	struct vb_error err = { 0 };
+	struct vb_archive *a;
+	bool json = false;
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "jh", list_options, NULL)) != -1) {
+		if (ch == 'j')
+			json = true;
+		else if (ch == 'h')
+			return cli_help(&cmd_list);
+		else
+			return cli_usage("list", "bad option");
+	}
+	if (optind + 1 != argc)
+		return cli_usage("list", "expected one ARCHIVE (a file, or - for standard input)");
+	a = vb_archive_open(argv[optind], &err);
+	if (!a)
+		return cli_fail("list", &err);
+	if (json)
+		list_json(a);
+	else
+		list_text(a);
+	vb_archive_free(a);
+	return cli_close_stdout(EXIT_OK);
+}
+
+const struct command cmd_list = {
+	.name = "list",
+	.run = list_run,
+	.summary = "list the configs and drives of an archive",
+	.help =
+	"Usage: vmaback list [--json] ARCHIVE\n"
+	"\n"
+	"Prints what an archive holds, in the lines of Proxmox's `vma list`:\n"
+	"  CFG: size: LEN name: NAME\n"
+	"  DEV: dev_id=ID size: BYTES devname: NAME\n"
+	"  CTIME: TIME\n"
+	"Sizes are as the header declares them (rounded up to 512 bytes); the\n"
+	"exact sizes are in the vmaback.json config of vmaback's archives.\n"
+	"ARCHIVE is a file or '-' for standard input, plain VMA or compressed\n"
+	"with zstd, gzip or lzop (detected by content). Only the header is read.\n"
+	"\n"
+	"      --json   one JSON object: uuid, ctime, compression, configs,\n"
+	"               devices, and the vmaback.json metadata (or null)\n"
+	"  -h, --help   show this help\n"
+	"\n"
+	"Exit status: 0 success, 2 usage error, 3 not a valid archive.\n",
+};
+
+static const struct option config_options[] = {
+	{ "config", required_argument, NULL, 'c' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int config_missing(struct vma_reader *r, const char *name)
+{
+	char names[1024] = "";
+	size_t used = 0;
+
+	for (unsigned i = 0; i < vma_reader_config_count(r) && used < sizeof(names); i++) {
+		int n = snprintf(names + used, sizeof(names) - used, "%s%s", i ? ", " : "",
+				 vma_reader_config(r, i)->name);
+		if (n < 0)
+			break;
+		used += (size_t)n;
+	}
+	cli_warn("config", "no config blob named %s (blobs: %s)", name,
+		 names[0] ? names : "none");
+	return EXIT_FAIL;
+}
+
+static int config_run(int argc, char **argv)
+{
+	const char *name = "qemu-server.conf";
+	const struct vma_config_info *c;
+	struct vb_error err = { 0 };
+	struct vb_archive *a;
+	int ch, status;
+
+	while ((ch = getopt_long(argc, argv, "c:h", config_options, NULL)) != -1) {
+		if (ch == 'c')
+			name = optarg;
+		else if (ch == 'h')
+			return cli_help(&cmd_config);
+		else
+			return cli_usage("config", "bad option");
+	}
+	if (optind + 1 != argc)
+		return cli_usage("config", "expected one ARCHIVE (a file, or - for standard input)");
+	a = vb_archive_open(argv[optind], &err);
+	if (!a)
+		return cli_fail("config", &err);
+	c = vma_reader_config_by_name(vb_archive_vma(a), name);
+	if (c) {
+		fwrite(c->data, 1, c->len, stdout);
+		status = cli_close_stdout(EXIT_OK);
+	} else {
+		status = config_missing(vb_archive_vma(a), name);
+	}
+	vb_archive_free(a);
+	return status;
+}
+
+const struct command cmd_config = {
+	.name = "config",
+	.run = config_run,
+	.summary = "print a config blob of an archive",
+	.help =
+	"Usage: vmaback config [-c NAME] ARCHIVE\n"
+	"\n"
+	"Prints the config blob NAME of the archive, byte for byte, on standard\n"
+	"output. ARCHIVE is a file or '-' (any supported compression).\n"
+	"\n"
+	"  -c, --config NAME  the blob (default qemu-server.conf, as Proxmox's\n"
+	"                     `vma config`; vmaback's own metadata is vmaback.json)\n"
+	"  -h, --help         show this help\n"
+	"\n"
+	"Exit status: 0 success, 1 no such blob, 2 usage error, 3 not a valid archive.\n",
+};

@@ -1,0 +1,67 @@
+/* main.c: vmaback's entry point: global options, then the subcommand from
+ * the dispatch table, which parses its own options. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const struct command *const commands[] = {
+	&cmd_backup, &cmd_list, &cmd_config, &cmd_verify, &cmd_extract,
+};
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static const struct command *find(const char *name)
+{
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (strcmp(commands[i]->name, name) == 0)
+			return commands[i];
+	return NULL;
+}
+
+static int usage(FILE *f)
+{
+	fprintf(f, "Usage: vmaback COMMAND [OPTIONS]\n"
+		   "Back up the disks of a virtual machine into one Proxmox-compatible\n"
+		   "VMA archive, and read such archives.\n\nCommands:\n");
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		fprintf(f, "  %-9s %s\n", commands[i]->name, commands[i]->summary);
+	fprintf(f, "  %-9s %s\n", "help", "show the help of a command");
+	fprintf(f, "\nOptions: --help, --version.  'vmaback help COMMAND' or\n"
+		   "'vmaback COMMAND --help' describes a command.\n\n"
+		   "Exit status: 0 success, 1 failure, 2 usage error, 3 invalid or corrupt\n"
+		   "archive, 4 locked by another run, 128+N interrupted by signal N.\n");
+	return f == stdout ? cli_close_stdout(EXIT_OK) : EXIT_USAGE;
+}
+
+static int help(int argc, char **argv)
+{
+	const struct command *c;
+
+	if (argc < 2)
+		return usage(stdout);
+	c = find(argv[1]);
+	if (!c)
+		return cli_usage(NULL, "unknown command '%s'", argv[1]);
+	return cli_help(c);
+}
+
+int main(int argc, char **argv)
+{
+	const struct command *c;
+
+	cli_signals_install();
+	if (argc < 2)
+		return usage(stderr);
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
+		return usage(stdout);
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+		printf("vmaback %s\n", VB_VERSION);
+		return cli_close_stdout(EXIT_OK);
+	}
+	if (strcmp(argv[1], "help") == 0)
+		return help(argc - 1, argv + 1);
+	c = find(argv[1]);
+	if (!c)
+		return cli_usage(NULL, "unknown command '%s'", argv[1]);
+	return c->run(argc - 1, argv + 1);
+}

@@ -1,0 +1,142 @@
+/* util.c: messages, exit statuses, signal handling and parsers shared by
+ * every command of the command line. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <limits.h>
+
+#include "cli/cli.h"
+
+volatile sig_atomic_t cli_interrupted;
+static char temp_path[PATH_MAX];
+
+static void on_signal(int sig)
+{
+	if (cli_interrupted) {
+		/* Second signal: leave nothing that looks valid, exit at once. */
+		if (temp_path[0])
+			unlink(temp_path);
+		_exit(128 + sig);
+	}
+	cli_interrupted = sig;
+}
+
+void cli_signals_install(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+}
+
+void cli_set_temp_path(const char *path)
+{
+	sigset_t all, old;
+
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	if (path && strlen(path) < sizeof(temp_path))
+		memcpy(temp_path, path, strlen(path) + 1);
+	else
+		temp_path[0] = '\0';
+	sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+void cli_warn(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fprintf(stderr, "vmaback: %s%s", cmd ? cmd : "", cmd ? ": " : "");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int cli_fail(const char *cmd, const struct vb_error *err)
+{
+	cli_warn(cmd, "%s", err->msg[0] ? err->msg : "failed");
+	switch (err->cls) {
+	case VB_E_USAGE:
+		return EXIT_USAGE;
+	case VB_E_INVALID:
+		return EXIT_INVALID;
+	case VB_E_LOCKED:
+		return EXIT_LOCKED;
+	case VB_E_CANCELED:
+		return 128 + (cli_interrupted ? cli_interrupted : SIGINT);
+	default:
+		return EXIT_FAIL;
+	}
+}
+
+int cli_usage(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "vmaback: %s%s", cmd ? cmd : "", cmd ? ": " : "");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'vmaback %s%s--help'.\n", cmd ? cmd : "", cmd ? " " : "");
+	return EXIT_USAGE;
+}
+
+int cli_help(const struct command *c)
+{
+	fputs(c->help, stdout);
+	return cli_close_stdout(EXIT_OK);
+}
+
+bool cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!s || *s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end != '\0' || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+void cli_format_size(uint64_t bytes, char *buf, size_t len)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+	double v = (double)bytes;
+	unsigned u = 0;
+
+	while (v >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%llu B", (unsigned long long)bytes);
+	else
+		snprintf(buf, len, "%.1f %s", v, units[u]);
+}
+
+int cli_close_stdout(int status)
+{
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		if (status == EXIT_OK) {
+			fprintf(stderr, "vmaback: write error on standard output: %s\n",
+				strerror(errno));
+			return EXIT_FAIL;
+		}
+	}
+	return status;
+}

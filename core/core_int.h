@@ -1,0 +1,40 @@
+/* core_int.h: helpers shared by core/ files only (not part of the public
+ * interface): vmaback.json encoding and decoding, uuid formatting. */
+#ifndef VMABACK_CORE_INT_H
+#define VMABACK_CORE_INT_H
+
+#include "core/core.h"
+
+#define VB_META_NAME "vmaback.json"
+
+struct vb_meta_drive_in {
+	const char *name;
+	unsigned dev_id;
+	uint64_t size;
+	uint64_t clusters;
+	const char *source;   /* "file", "block" */
+	const char *path;
+};
+
+/* Formats a uuid as 8-4-4-4-12 lowercase hex into out[37]. */
+void vb_uuid_format(const uint8_t uuid[VMA_UUID_LEN], char out[37]);
+
+/* Builds vmaback.json for an archive. Returns a malloc'd string or NULL. */
+char *vb_meta_build(const char *kind, const uint8_t uuid[VMA_UUID_LEN], int64_t ctime,
+		    const struct vb_meta_drive_in *drives, size_t ndrives, struct vb_error *err);
+/* Reads the archive's metadata: vmaback.json when present (checked against
+ * the header), else the header's devices. */
+int vb_meta_load(struct vb_meta *m, struct vma_reader *r, const char *what,
+		 struct vb_error *err);
+void vb_meta_clear(struct vb_meta *m);
+
+/* Completeness of one drive after the end of the stream (see vb_verify). */
+int vb_archive_check_drive(struct vb_archive *a, unsigned dev_id, struct vb_error *err);
+
+/* Rounds a drive size up to a whole 512-byte sector, as Proxmox declares it. */
+static inline uint64_t vb_round_sector(uint64_t size)
+{
+	return (size + 511) & ~(uint64_t)511;
+}
+
+#endif
