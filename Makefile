@@ -11,7 +11,7 @@ FISHCOMPDIR = $(PREFIX)/share/fish/vendor_completions.d
 
 CC ?= cc
 PKG_CONFIG ?= pkg-config
-PKGS = libzstd libcrypto libarchive json-c
+PKGS = libzstd libcrypto libarchive json-c zlib
 # Variant builds (the sanitizer build) go to their own directory.
 B ?= build
 SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -104,10 +104,11 @@ fuzz: deps
 	@set -e; mkdir -p build-fuzz/bin; for f in $(FUZZ_SRCS); do \
 		n=$$(basename $$f .c); \
 		clang $(CFLAGS) $(FUZZ_FLAGS) -o build-fuzz/bin/$$n $$f build-fuzz/libvmaback.a $(LDLIBS); \
-		mkdir -p tests/fuzz/corpus/$$n; \
+		mkdir -p tests/fuzz/corpus/$$n build-fuzz/corpus/$$n; \
 		echo "== $$n for $(FUZZ_SECONDS)s"; \
 		build-fuzz/bin/$$n -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
-			-artifact_prefix=build-fuzz/ tests/fuzz/corpus/$$n; \
+			-artifact_prefix=build-fuzz/$$n- build-fuzz/corpus/$$n \
+			tests/fuzz/corpus/$$n; \
 	done
 
 install: $(B)/vmaback

@@ -25,7 +25,8 @@ struct command {
 	const char *help;
 };
 
-extern const struct command cmd_backup, cmd_list, cmd_config, cmd_verify, cmd_extract;
+extern const struct command cmd_backup, cmd_list, cmd_config, cmd_verify, cmd_extract,
+	cmd_restore, cmd_merge, cmd_checkpoints, cmd_commit;
 
 /* Set by SIGINT/SIGTERM: the signal number. Checked by the engine. */
 extern volatile sig_atomic_t cli_interrupted;
@@ -45,6 +46,10 @@ int cli_help(const struct command *c);
 
 /* Checked decimal parse of a whole string into [min, max]. */
 bool cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+/* full|incremental|differential|auto */
+int cli_parse_mode(const char *s, enum vb_mode *m);
+/* 50M, 800K, 1G (per second, binary units); a bare number is KiB/s. */
+int cli_parse_rate(const char *s, uint64_t *bytes_per_second);
 /* "1.5 GiB" */
 void cli_format_size(uint64_t bytes, char *buf, size_t len);
 /* Flushes and checks stdout; returns EXIT_FAIL on a write error. */

@@ -13,7 +13,10 @@
 
 #define CMD "backup"
 
-enum { OPT_COMPRESS = 256, OPT_ZLEVEL, OPT_ZTHREADS, OPT_JSON };
+enum {
+	OPT_COMPRESS = 256, OPT_ZLEVEL, OPT_ZTHREADS, OPT_JSON, OPT_SET, OPT_STATE_DIR,
+	OPT_MODE, OPT_SINCE, OPT_CHECKPOINT, OPT_NO_COMMIT, OPT_BWLIMIT,
+};
 
 static const struct option options[] = {
 	{ "drive", required_argument, NULL, 'd' },
@@ -25,6 +28,13 @@ static const struct option options[] = {
 	{ "zstd-threads", required_argument, NULL, OPT_ZTHREADS },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "json", no_argument, NULL, OPT_JSON },
+	{ "set", required_argument, NULL, OPT_SET },
+	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
+	{ "mode", required_argument, NULL, OPT_MODE },
+	{ "since", required_argument, NULL, OPT_SINCE },
+	{ "checkpoint", required_argument, NULL, OPT_CHECKPOINT },
+	{ "no-commit", no_argument, NULL, OPT_NO_COMMIT },
+	{ "bwlimit", required_argument, NULL, OPT_BWLIMIT },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -38,6 +48,10 @@ struct backup_args {
 	bool force, quiet, json;
 	int compress;        /* -1 from the name, 0 none, 1 zstd */
 	int zlevel, zthreads;
+	const char *set, *state_dir, *since, *checkpoint;
+	enum vb_mode mode;
+	bool no_commit;
+	uint64_t bwlimit;
 };
 
 static bool ends_with(const char *s, const char *suffix)
@@ -129,6 +143,32 @@ static int parse(struct backup_args *a, int argc, char **argv)
 				return cli_usage(CMD, "--zstd-threads %s: expected 0 to 256", optarg);
 			a->zthreads = (int)v;
 			break;
+		case OPT_SET:
+			a->set = optarg;
+			break;
+		case OPT_STATE_DIR:
+			a->state_dir = optarg;
+			break;
+		case OPT_MODE:
+			if (cli_parse_mode(optarg, &a->mode) < 0)
+				return cli_usage(CMD, "--mode %s: expected full, incremental, "
+						 "differential or auto", optarg);
+			break;
+		case OPT_SINCE:
+			a->since = optarg;
+			break;
+		case OPT_CHECKPOINT:
+			a->checkpoint = optarg;
+			break;
+		case OPT_NO_COMMIT:
+			a->no_commit = true;
+			break;
+		case OPT_BWLIMIT:
+			if (cli_parse_rate(optarg, &a->bwlimit) < 0)
+				return cli_usage(CMD, "--bwlimit %s: expected a rate such as 50M, "
+						 "800K or 1G per second (a bare number is KiB/s)",
+						 optarg);
+			break;
 		case 'h':
 			return -1;
 		default:
@@ -137,6 +177,10 @@ static int parse(struct backup_args *a, int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_usage(CMD, "unexpected argument '%s'", argv[optind]);
+	if (!a->set && (a->state_dir || a->since || a->checkpoint || a->no_commit ||
+			a->mode == VB_MODE_INCREMENTAL || a->mode == VB_MODE_DIFFERENTIAL))
+		return cli_usage(CMD, "--state-dir, --since, --checkpoint, --no-commit and "
+				 "incremental or differential modes need --set NAME");
 	if (a->ndrives == 0)
 		return cli_usage(CMD, "no drive given (--drive NAME=PATH)");
 	if (!a->out)
@@ -152,71 +196,106 @@ static int parse(struct backup_args *a, int argc, char **argv)
 	return 0;
 }
 
-/* The output stack: a file or standard output, with zstd in front if asked. */
-static struct vb_writer *open_output(const struct backup_args *a, struct vb_error *err)
+/* Where the archive goes: a file (published atomically) or standard output. */
+static struct vb_writer *open_sink(const struct backup_args *a, struct vb_error *err)
 {
-	struct vb_writer *sink, *top;
+	struct vb_writer *sink;
 
-	if (strcmp(a->out, "-") == 0) {
-		sink = vb_sink_fd_new(STDOUT_FILENO, "standard output", err);
-	} else {
-		sink = vb_sink_file_new(a->out, a->force, err);
-		if (sink)
-			cli_set_temp_path(vb_sink_file_temp_path(sink));
-	}
-	if (!sink || !a->compress)
-		return sink;
-	top = vb_zstd_writer_new(sink, a->zlevel, a->zthreads, err);
-	if (!top)
-		vb_writer_discard(sink);
-	return top;
+	if (strcmp(a->out, "-") == 0)
+		return vb_sink_fd_new(STDOUT_FILENO, "standard output", err);
+	sink = vb_sink_file_new(a->out, a->force, err);
+	if (sink)
+		cli_set_temp_path(vb_sink_file_temp_path(sink));
+	return sink;
+}
+
+static void hexstr(const uint8_t *d, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++)
+		snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+static const char *ckpt_state(const struct vb_backup_result *r)
+{
+	if (!r->checkpoint[0])
+		return "none";
+	return r->pending ? "pending" : "committed";
+}
+
+static void summary_json(const struct backup_args *a, const struct vb_backup_result *r,
+			 const char *uuid, const char *sha)
+{
+	bool to_stdout = strcmp(a->out, "-") == 0;
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "status", json_object_new_string("ok"));
+	json_object_object_add(o, "archive", json_object_new_string(a->out));
+	json_object_object_add(o, "uuid", json_object_new_string(uuid));
+	json_object_object_add(o, "sha256", json_object_new_string(sha));
+	json_object_object_add(o, "kind", json_object_new_string(r->kind));
+	json_object_object_add(o, "set", a->set ? json_object_new_string(a->set) : NULL);
+	json_object_object_add(o, "checkpoint", r->checkpoint[0] ?
+			       json_object_new_string(r->checkpoint) : NULL);
+	json_object_object_add(o, "checkpoint_state", json_object_new_string(ckpt_state(r)));
+	json_object_object_add(o, "drives", json_object_new_int((int)r->drives));
+	json_object_object_add(o, "total_size", json_object_new_uint64(r->total_size));
+	json_object_object_add(o, "bytes_read", json_object_new_uint64(r->bytes_read));
+	json_object_object_add(o, "bytes_zero", json_object_new_uint64(r->bytes_zero));
+	json_object_object_add(o, "clusters", json_object_new_uint64(r->clusters));
+	json_object_object_add(o, "dirty_clusters", json_object_new_uint64(r->dirty_clusters));
+	json_object_object_add(o, "archive_bytes", json_object_new_uint64(r->archive_bytes));
+	json_object_object_add(o, "output_bytes", json_object_new_uint64(r->output_bytes));
+	json_object_object_add(o, "seconds", json_object_new_double(r->seconds));
+	fprintf(to_stdout ? stderr : stdout, "%s\n",
+		json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+					       JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
 }
 
 static void summary(const struct backup_args *a, const struct vb_backup_result *r)
 {
 	bool to_stdout = strcmp(a->out, "-") == 0;
-	char total[32], rd[32], zero[32], arch[32], uuid[40];
-	struct stat st;
-	long long out_bytes = -1;
+	char total[32], rd[32], zero[32], arch[32], uuid[40], sha[65];
 
-	if (!to_stdout && stat(a->out, &st) == 0)
-		out_bytes = (long long)st.st_size;
 	snprintf(uuid, sizeof(uuid), "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
 		 "%02x%02x%02x%02x%02x%02x", r->uuid[0], r->uuid[1], r->uuid[2], r->uuid[3],
 		 r->uuid[4], r->uuid[5], r->uuid[6], r->uuid[7], r->uuid[8], r->uuid[9],
 		 r->uuid[10], r->uuid[11], r->uuid[12], r->uuid[13], r->uuid[14], r->uuid[15]);
-	if (a->json) {
-		json_object *o = json_object_new_object();
-
-		json_object_object_add(o, "status", json_object_new_string("ok"));
-		json_object_object_add(o, "archive", json_object_new_string(a->out));
-		json_object_object_add(o, "uuid", json_object_new_string(uuid));
-		json_object_object_add(o, "kind", json_object_new_string("full"));
-		json_object_object_add(o, "drives", json_object_new_int((int)r->drives));
-		json_object_object_add(o, "total_size", json_object_new_uint64(r->total_size));
-		json_object_object_add(o, "bytes_read", json_object_new_uint64(r->bytes_read));
-		json_object_object_add(o, "bytes_zero", json_object_new_uint64(r->bytes_zero));
-		json_object_object_add(o, "clusters", json_object_new_uint64(r->clusters));
-		json_object_object_add(o, "archive_bytes",
-				       json_object_new_uint64(r->archive_bytes));
-		json_object_object_add(o, "output_bytes", out_bytes >= 0 ?
-				       json_object_new_int64(out_bytes) : NULL);
-		json_object_object_add(o, "seconds", json_object_new_double(r->seconds));
-		fprintf(to_stdout ? stderr : stdout, "%s\n",
-			json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-						       JSON_C_TO_STRING_NOSLASHESCAPE));
-		json_object_put(o);
-	}
+	hexstr(r->sha256, 32, sha);
+	if (a->json)
+		summary_json(a, r, uuid, sha);
 	if (a->quiet)
 		return;
 	cli_format_size(r->total_size, total, sizeof(total));
 	cli_format_size(r->bytes_read, rd, sizeof(rd));
 	cli_format_size(r->bytes_zero, zero, sizeof(zero));
-	cli_format_size(out_bytes >= 0 ? (uint64_t)out_bytes : r->archive_bytes, arch,
-			sizeof(arch));
-	fprintf(stderr, "vmaback: backup: %u drive%s, %s: read %s, %s zero or holes "
-		"not stored; archive %s %s in %.1fs\n", r->drives, r->drives == 1 ? "" : "s",
-		total, rd, zero, to_stdout ? "(standard output)" : a->out, arch, r->seconds);
+	cli_format_size(r->output_bytes, arch, sizeof(arch));
+	fprintf(stderr, "vmaback: backup: %s backup of %u drive%s (%s) in %.1fs: read %s, "
+		"%s zero or holes not stored", r->kind, r->drives, r->drives == 1 ? "" : "s",
+		total, r->seconds, rd, zero);
+	if (strcmp(r->kind, "full") != 0)
+		fprintf(stderr, ", %llu changed clusters", (unsigned long long)r->dirty_clusters);
+	fprintf(stderr, "\nvmaback: backup: archive %s, %s, uuid %s\n",
+		to_stdout ? "(standard output)" : a->out, arch, uuid);
+	if (r->checkpoint[0] && !r->pending)
+		fprintf(stderr, "vmaback: backup: checkpoint %s of set %s committed\n",
+			r->checkpoint, a->set);
+	if (r->pending)
+		fprintf(stderr, "vmaback: backup: checkpoint %s of set %s is pending: run "
+			"'vmaback commit --set %s %s' once the archive is stored\n",
+			r->checkpoint, a->set, a->set, r->checkpoint);
+}
+
+static void print_notes(const struct backup_args *a, const char *notes)
+{
+	const char *p = notes;
+
+	while (!a->quiet && *p) {
+		size_t n = strcspn(p, "\n");
+
+		fprintf(stderr, "vmaback: backup: %.*s\n", (int)n, p);
+		p += n + (p[n] == '\n');
+	}
 }
 
 static int run(int argc, char **argv)
@@ -225,8 +304,10 @@ static int run(int argc, char **argv)
 	struct vb_backup_opts o = { 0 };
 	struct vb_backup_result res;
 	struct vb_backup *b = NULL;
-	struct vb_writer *out;
+	struct vb_state *state = NULL;
+	struct vb_writer *sink;
 	struct vb_error err = { 0 };
+	char *dir = NULL;
 	int status = parse(&a, argc, argv);
 
 	if (status == -1) {
@@ -235,17 +316,43 @@ static int run(int argc, char **argv)
 	}
 	if (status)
 		goto out;
+	if (a.set) {
+		dir = a.state_dir ? strdup(a.state_dir) : vb_state_default_dir();
+		if (!dir) {
+			status = cli_usage(CMD, "no state directory: give --state-dir DIR");
+			goto out;
+		}
+		state = vb_state_open(dir, a.set, &err);
+		if (!state) {
+			status = cli_fail(CMD, &err);
+			goto out;
+		}
+	}
 	o.drives = a.drives;
 	o.ndrives = a.ndrives;
 	o.configs = a.configs;
 	o.nconfigs = a.nconfigs;
 	o.cancel = &cli_interrupted;
+	o.compress = a.compress == 1;
+	o.zstd_level = a.zlevel;
+	o.zstd_threads = a.zthreads;
+	o.archive_path = strcmp(a.out, "-") == 0 ? NULL : a.out;
+	o.state = state;
+	o.mode = a.mode;
+	o.since = a.since;
+	o.checkpoint = a.checkpoint;
+	o.no_commit = a.no_commit;
+	o.bwlimit = a.bwlimit;
 	b = vb_backup_prepare(&o, &err);
-	if (!b || !(out = open_output(&a, &err))) {
+	if (state)
+		print_notes(&a, vb_state_notes(state));
+	if (b)
+		print_notes(&a, vb_backup_notes(b));
+	if (!b || !(sink = open_sink(&a, &err))) {
 		status = cli_fail(CMD, &err);
 		goto out;
 	}
-	if (vb_backup_run(b, out, &res, &err) < 0) {
+	if (vb_backup_run(b, sink, &res, &err) < 0) {
 		cli_set_temp_path(NULL);
 		status = cli_fail(CMD, &err);
 		goto out;
@@ -255,6 +362,8 @@ static int run(int argc, char **argv)
 	status = cli_close_stdout(EXIT_OK);
 out:
 	vb_backup_free(b);
+	vb_state_close(state);
+	free(dir);
 	free(a.drives);
 	free(a.configs);
 	return status;

@@ -6,7 +6,8 @@
 #include "cli/cli.h"
 
 static const struct command *const commands[] = {
-	&cmd_backup, &cmd_list, &cmd_config, &cmd_verify, &cmd_extract,
+	&cmd_backup, &cmd_restore, &cmd_list, &cmd_verify, &cmd_extract, &cmd_config,
+	&cmd_merge, &cmd_checkpoints, &cmd_commit,
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -24,8 +25,8 @@ static int usage(FILE *f)
 		   "Back up the disks of a virtual machine into one Proxmox-compatible\n"
 		   "VMA archive, and read such archives.\n\nCommands:\n");
 	for (size_t i = 0; i < NCOMMANDS; i++)
-		fprintf(f, "  %-9s %s\n", commands[i]->name, commands[i]->summary);
-	fprintf(f, "  %-9s %s\n", "help", "show the help of a command");
+		fprintf(f, "  %-12s %s\n", commands[i]->name, commands[i]->summary);
+	fprintf(f, "  %-12s %s\n", "help", "show the help of a command");
 	fprintf(f, "\nOptions: --help, --version.  'vmaback help COMMAND' or\n"
 		   "'vmaback COMMAND --help' describes a command.\n\n"
 		   "Exit status: 0 success, 1 failure, 2 usage error, 3 invalid or corrupt\n"

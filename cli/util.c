@@ -140,3 +140,47 @@ int cli_close_stdout(int status)
 	}
 	return status;
 }
+
+int cli_parse_mode(const char *s, enum vb_mode *m)
+{
+	static const enum vb_mode all[] = { VB_MODE_AUTO, VB_MODE_FULL, VB_MODE_INCREMENTAL,
+					    VB_MODE_DIFFERENTIAL };
+
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		if (strcmp(s, vb_mode_name(all[i])) == 0) {
+			*m = all[i];
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int cli_parse_rate(const char *s, uint64_t *bytes_per_second)
+{
+	uint64_t v, mult = 1024; /* a bare number is KiB/s, as vzdump's bwlimit */
+	const char *p = s;
+	char num[32];
+	size_t n = 0;
+
+	while (*p >= '0' && *p <= '9' && n + 1 < sizeof(num))
+		num[n++] = *p++;
+	num[n] = '\0';
+	if (!cli_parse_uint(num, 1, UINT64_C(1) << 40, &v))
+		return -1;
+	switch (*p) {
+	case 'k': case 'K': mult = UINT64_C(1) << 10; p++; break;
+	case 'm': case 'M': mult = UINT64_C(1) << 20; p++; break;
+	case 'g': case 'G': mult = UINT64_C(1) << 30; p++; break;
+	case 't': case 'T': mult = UINT64_C(1) << 40; p++; break;
+	case 'b': case 'B': mult = 1; p++; break;
+	default: break;
+	}
+	if (mult != 1 && (strncmp(p, "iB", 2) == 0 || *p == 'B'))
+		p += *p == 'B' ? 1 : 2;
+	if (strcmp(p, "/s") == 0)
+		p += 2;
+	if (*p != '\0' || v > UINT64_MAX / mult)
+		return -1;
+	*bytes_per_second = v * mult;
+	return 0;
+}

@@ -1,44 +1,33 @@
 /* backup.c: the backup transaction: prepare every job (open and size every
- * drive, read configs), then one job per drive, in order, into one archive. */
+ * drive, read configs, decide the mode from the checkpoint state), run the
+ * jobs in order into one archive, and commit the checkpoint only after the
+ * archive is durable. */
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/rand.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "core/core_int.h"
+#include "core/backup_int.h"
 
-/* Bytes read per step: whole clusters, large enough for sequential I/O. */
-#define CHUNK_SIZE (4u * 1024u * 1024u)
-#define CHUNK_CLUSTERS (CHUNK_SIZE / VMA_CLUSTER_SIZE)
-
-struct config_blob {
-	char *name;
-	uint8_t *data;
-	size_t len;
-};
-
-struct vb_backup {
-	struct vb_backup_opts o;
-	struct vb_source **src;
-	size_t nsrc;
-	struct config_blob *cfg;
-	size_t ncfg;
-};
-
-/* The state of one run, shared by the jobs and the write callback. */
-struct run {
-	struct vb_backup *b;
-	struct vb_writer *out;
-	struct vma_writer *vw;
-	struct vb_error *err;
-	struct vb_backup_result *res;
-	struct vb_progress prog;
-	uint8_t *buf;
-};
+const char *vb_mode_name(enum vb_mode m)
+{
+	switch (m) {
+	case VB_MODE_FULL:
+		return "full";
+	case VB_MODE_INCREMENTAL:
+		return "incremental";
+	case VB_MODE_DIFFERENTIAL:
+		return "differential";
+	default:
+		return "auto";
+	}
+}
 
 static double now_seconds(void)
 {
@@ -46,6 +35,30 @@ static double now_seconds(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void note(struct vb_backup *b, const char *fmt, ...)
+{
+	size_t old = b->notes ? strlen(b->notes) : 0;
+	char line[512];
+	va_list ap;
+	char *p;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	p = realloc(b->notes, old + strlen(line) + 2);
+	if (!p)
+		return;
+	memcpy(p + old, line, strlen(line));
+	p[old + strlen(line)] = '\n';
+	p[old + strlen(line) + 1] = '\0';
+	b->notes = p;
+}
+
+const char *vb_backup_notes(const struct vb_backup *b)
+{
+	return b->notes ? b->notes : "";
 }
 
 static int read_config(struct config_blob *c, const char *path, struct vb_error *err)
@@ -146,15 +159,201 @@ static int prepare_drives(struct vb_backup *b, struct vb_error *err)
 				return vb_error_set(err, VB_E_USAGE, 0, "drive name %s given twice",
 						    o->drives[i].name);
 	}
-	b->src = calloc(o->ndrives, sizeof(*b->src));
-	if (!b->src)
+	b->jobs = calloc(o->ndrives, sizeof(*b->jobs));
+	if (!b->jobs)
 		return vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
 	for (size_t i = 0; i < o->ndrives; i++) {
-		b->src[i] = vb_source_open(o->drives[i].name, o->drives[i].spec, err);
-		if (!b->src[i])
+		struct drive_job *j = &b->jobs[i];
+
+		j->src = vb_source_open(o->drives[i].name, o->drives[i].spec, err);
+		if (!j->src)
 			return -1;
-		b->nsrc = i + 1;
+		b->njobs = i + 1;
+		j->name = o->drives[i].name;
+		j->spec = o->drives[i].spec;
+		j->dev_id = (unsigned)i + 1;
+		j->size = vb_source_size(j->src);
+		j->nclusters = vma_clusters_of(j->size);
 	}
+	return 0;
+}
+
+/* Whether checkpoint c was taken of the same drives (names, order, sizes). */
+static bool same_drives(const struct vb_backup *b, const struct vb_ckpt *c, char *why,
+			size_t len)
+{
+	if (c->ndrives != b->njobs) {
+		snprintf(why, len, "drives were added or removed since checkpoint %s", c->name);
+		return false;
+	}
+	for (size_t i = 0; i < b->njobs; i++) {
+		if (strcmp(c->drives[i].name, b->jobs[i].name) != 0) {
+			snprintf(why, len, "the drives differ from checkpoint %s (%s instead of %s)",
+				 c->name, b->jobs[i].name, c->drives[i].name);
+			return false;
+		}
+		if (c->drives[i].size != b->jobs[i].size) {
+			snprintf(why, len, "drive %s changed size since checkpoint %s (%llu to "
+				 "%llu bytes)", b->jobs[i].name, c->name,
+				 (unsigned long long)c->drives[i].size,
+				 (unsigned long long)b->jobs[i].size);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Uses the latest checkpoint's digest maps if every one of them is intact. */
+static int attach_latest(struct vb_backup *b, const struct vb_ckpt *latest, struct vb_error *err)
+{
+	for (size_t i = 0; i < b->njobs; i++) {
+		struct drive_job *j = &b->jobs[i];
+
+		j->latest = &latest->drives[i];
+		if (job_check_map(b->o.state, j->latest, j->size, err) < 0)
+			return -1;
+	}
+	for (size_t i = 0; i < b->njobs; i++)
+		b->jobs[i].old_map = true;
+	return 0;
+}
+
+/* Differential: the changes between checkpoint since and the latest. */
+static int load_extra(struct vb_backup *b, size_t k, struct vb_error *err)
+{
+	struct vb_state *s = b->o.state;
+
+	for (size_t i = 0; i < b->njobs; i++) {
+		struct drive_job *j = &b->jobs[i];
+
+		j->extra = bitmap_new(j->nclusters);
+		if (!j->extra)
+			return vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
+		for (size_t c = k + 1; c < vb_state_count(s); c++) {
+			struct bitmap *bm;
+
+			if (vb_state_load_bitmap(s, vb_state_get(s, c)->drives[i].bitmap, &bm,
+						 err) < 0)
+				return -1;
+			if (bitmap_size(bm) == j->nclusters)
+				bitmap_union(j->extra, bm);
+			else
+				bitmap_set_all(j->extra);
+			bitmap_free(bm);
+		}
+	}
+	return 0;
+}
+
+static int decide_differential(struct vb_backup *b, struct vb_error *err)
+{
+	struct vb_state *s = b->o.state;
+	size_t k;
+	char why[512];
+
+	if (!b->o.since)
+		return vb_error_set(err, VB_E_USAGE, 0,
+				    "--mode differential needs --since CHECKPOINT");
+	for (k = 0; k < vb_state_count(s); k++)
+		if (strcmp(vb_state_get(s, k)->name, b->o.since) == 0)
+			break;
+	if (k == vb_state_count(s))
+		return vb_error_set(err, VB_E_USAGE, 0, "backup set '%s' has no checkpoint %s "
+				    "(see vmaback checkpoints)", vb_state_set(s), b->o.since);
+	for (size_t c = k; c < vb_state_count(s); c++)
+		if (!same_drives(b, vb_state_get(s, c), why, sizeof(why)))
+			return vb_error_set(err, VB_E_USAGE, 0, "differential since %s: %s; "
+					    "take a full backup", b->o.since, why);
+	b->base = vb_state_get(s, k);
+	if (attach_latest(b, vb_state_latest(s), err) < 0)
+		return -1;
+	return load_extra(b, k, err);
+}
+
+static int decide_mode(struct vb_backup *b, struct vb_error *err)
+{
+	struct vb_state *s = b->o.state;
+	const struct vb_ckpt *latest;
+	enum vb_mode asked = b->o.mode;
+	char why[512] = "";
+	bool same;
+
+	if (!s) {
+		if (asked == VB_MODE_INCREMENTAL || asked == VB_MODE_DIFFERENTIAL)
+			return vb_error_set(err, VB_E_USAGE, 0, "--mode %s needs a backup set "
+					    "(--set NAME)", vb_mode_name(asked));
+		b->mode = VB_MODE_FULL;
+		return 0;
+	}
+	if (b->o.since && asked != VB_MODE_DIFFERENTIAL)
+		return vb_error_set(err, VB_E_USAGE, 0, "--since goes with --mode differential");
+	latest = vb_state_latest(s);
+	same = latest && same_drives(b, latest, why, sizeof(why));
+	if (asked == VB_MODE_DIFFERENTIAL) {
+		b->mode = VB_MODE_DIFFERENTIAL;
+		return decide_differential(b, err);
+	}
+	if (asked == VB_MODE_INCREMENTAL && !latest)
+		return vb_error_set(err, VB_E_USAGE, 0, "backup set '%s' has no checkpoint yet: "
+				    "take a full backup first (--mode full or auto)",
+				    vb_state_set(s));
+	if (asked == VB_MODE_INCREMENTAL && !same)
+		return vb_error_set(err, VB_E_USAGE, 0, "%s: an incremental backup is not "
+				    "possible; take a full one (--mode full or auto)", why);
+	if (asked == VB_MODE_AUTO && !latest) {
+		note(b, "backup set '%s' has no checkpoint yet: full backup", vb_state_set(s));
+		b->mode = VB_MODE_FULL;
+	} else if (asked == VB_MODE_AUTO && !same) {
+		note(b, "%s: full backup", why);
+		b->mode = VB_MODE_FULL;
+	} else {
+		b->mode = asked == VB_MODE_AUTO ? VB_MODE_INCREMENTAL : asked;
+	}
+	if (!latest || !same)
+		return 0;
+	if (attach_latest(b, latest, err) < 0) {
+		if (b->mode == VB_MODE_INCREMENTAL && asked == VB_MODE_INCREMENTAL)
+			return -1;
+		/* A damaged map only costs a full read: never a wrong incremental. */
+		note(b, "%s; full backup", err->msg);
+		vb_error_clear(err);
+		for (size_t i = 0; i < b->njobs; i++)
+			b->jobs[i].latest = NULL;
+		b->mode = VB_MODE_FULL;
+		return 0;
+	}
+	if (b->mode == VB_MODE_INCREMENTAL)
+		b->base = latest;
+	return 0;
+}
+
+static int pick_checkpoint_name(struct vb_backup *b, struct vb_error *err)
+{
+	struct vb_state *s = b->o.state;
+	time_t t = time(NULL);
+	struct tm tm;
+	char base[64];
+
+	if (!s) {
+		if (b->o.checkpoint || b->o.no_commit)
+			return vb_error_set(err, VB_E_USAGE, 0, "--checkpoint and --no-commit "
+					    "need a backup set (--set NAME)");
+		return 0;
+	}
+	if (b->o.checkpoint) {
+		if (vb_ckpt_name_check(b->o.checkpoint, err) < 0)
+			return -1;
+		if (vb_state_find(s, b->o.checkpoint))
+			return vb_error_set(err, VB_E_USAGE, 0, "backup set '%s' already has a "
+					    "checkpoint %s", vb_state_set(s), b->o.checkpoint);
+		snprintf(b->ckname, sizeof(b->ckname), "%s", b->o.checkpoint);
+		return 0;
+	}
+	gmtime_r(&t, &tm);
+	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	snprintf(b->ckname, sizeof(b->ckname), "%s", base);
+	for (unsigned n = 2; vb_state_find(s, b->ckname); n++)
+		snprintf(b->ckname, sizeof(b->ckname), "%s-%u", base, n);
 	return 0;
 }
 
@@ -167,25 +366,52 @@ struct vb_backup *vb_backup_prepare(const struct vb_backup_opts *o, struct vb_er
 		return NULL;
 	}
 	b->o = *o;
-	if (prepare_drives(b, err) < 0 || prepare_configs(b, err) < 0) {
-		vb_backup_free(b);
-		return NULL;
-	}
+	if (prepare_drives(b, err) < 0 || prepare_configs(b, err) < 0 ||
+	    pick_checkpoint_name(b, err) < 0)
+		goto fail;
+	if (o->state && vb_state_discard_pending(o->state, err) < 0)
+		goto fail;
+	if (decide_mode(b, err) < 0)
+		goto fail;
 	return b;
+fail:
+	vb_backup_free(b);
+	return NULL;
+}
+
+static void drop_new_files(struct vb_backup *b)
+{
+	for (size_t i = 0; i < b->njobs; i++) {
+		struct drive_job *j = &b->jobs[i];
+
+		if (b->o.state) {
+			vb_state_unlink(b->o.state, j->map_file);
+			vb_state_unlink(b->o.state, j->bitmap_file);
+		}
+		free(j->map_file);
+		free(j->bitmap_file);
+		j->map_file = j->bitmap_file = NULL;
+	}
 }
 
 void vb_backup_free(struct vb_backup *b)
 {
 	if (!b)
 		return;
-	for (size_t i = 0; i < b->nsrc; i++)
-		vb_source_close(b->src[i]);
-	free(b->src);
+	drop_new_files(b);
+	for (size_t i = 0; i < b->njobs; i++) {
+		vb_source_close(b->jobs[i].src);
+		bitmap_free(b->jobs[i].extra);
+		bitmap_free(b->jobs[i].plan);
+		bitmap_free(b->jobs[i].dirty);
+	}
+	free(b->jobs);
 	for (size_t i = 0; i < b->ncfg; i++) {
 		free(b->cfg[i].name);
 		free(b->cfg[i].data);
 	}
 	free(b->cfg);
+	free(b->notes);
 	free(b);
 }
 
@@ -198,34 +424,45 @@ static int write_cb(void *opaque, const void *buf, size_t len)
 	return 0;
 }
 
-/* Maps a failure of the VMA writer to err, unless the output already said why. */
 static int vma_fail(struct run *r)
 {
 	return vb_error_set(r->err, VB_E_FAIL, vma_writer_sys_errno(r->vw), "archive: %s",
 			    vma_writer_error(r->vw));
 }
 
+static uint64_t planned_clusters(const struct drive_job *j)
+{
+	return j->plan ? bitmap_count(j->plan) : j->nclusters;
+}
+
 static int start_archive(struct run *r, int64_t ctime)
 {
 	struct vb_backup *b = r->b;
+	struct vb_meta_archive_in ma = {
+		.kind = vb_mode_name(b->mode),
+		.set = b->o.state ? vb_state_set(b->o.state) : NULL,
+		.checkpoint = b->o.state ? b->ckname : NULL,
+		.parent_checkpoint = b->base ? b->base->name : NULL,
+		.parent_uuid = b->base ? b->base->uuid : NULL,
+	};
 	struct vb_meta_drive_in *md;
 	char *json = NULL;
 	int rc = -1;
 
 	if (RAND_bytes(r->res->uuid, VMA_UUID_LEN) != 1)
 		return vb_error_set(r->err, VB_E_FAIL, 0, "no random bytes for the archive uuid");
-	md = calloc(b->nsrc, sizeof(*md));
+	md = calloc(b->njobs, sizeof(*md));
 	if (!md)
 		return vb_error_set(r->err, VB_E_FAIL, ENOMEM, "out of memory");
-	for (size_t i = 0; i < b->nsrc; i++) {
-		md[i].name = b->o.drives[i].name;
-		md[i].dev_id = (unsigned)i + 1;
-		md[i].size = vb_source_size(b->src[i]);
-		md[i].clusters = vma_clusters_of(md[i].size);
-		md[i].source = vb_source_kind(b->src[i]);
-		md[i].path = b->o.drives[i].spec;
+	for (size_t i = 0; i < b->njobs; i++) {
+		md[i].name = b->jobs[i].name;
+		md[i].dev_id = b->jobs[i].dev_id;
+		md[i].size = b->jobs[i].size;
+		md[i].clusters = planned_clusters(&b->jobs[i]);
+		md[i].source = vb_source_kind(b->jobs[i].src);
+		md[i].path = b->jobs[i].spec;
 	}
-	json = vb_meta_build("full", r->res->uuid, ctime, md, b->nsrc, r->err);
+	json = vb_meta_build(&ma, r->res->uuid, ctime, md, b->njobs, r->err);
 	if (!json)
 		goto out;
 	if (vma_writer_set_uuid(r->vw, r->res->uuid) < 0)
@@ -236,7 +473,7 @@ static int start_archive(struct run *r, int64_t ctime)
 			goto vfail;
 	if (vma_writer_add_config(r->vw, VB_META_NAME, json, strlen(json)) < 0)
 		goto vfail;
-	for (size_t i = 0; i < b->nsrc; i++)
+	for (size_t i = 0; i < b->njobs; i++)
 		if (vma_writer_add_device(r->vw, md[i].name, vb_round_sector(md[i].size)) < 0)
 			goto vfail;
 	if (vma_writer_start(r->vw) < 0)
@@ -251,109 +488,175 @@ out:
 	return rc;
 }
 
-/* Fills buf with [off, off+len) of the drive: data extents are read, holes
- * are zeroed. Sets bit i of *data_mask when cluster i of the chunk has data. */
-static int read_chunk(struct run *r, struct vb_source *s, uint64_t off, size_t len,
-		      uint64_t *data_mask)
+/* Incremental and differential: find the changes of every drive before the
+ * header (which records each drive's cluster count) is written. */
+static int scan_all(struct run *r)
 {
-	uint64_t pos = off, end = off + len;
+	struct vb_backup *b = r->b;
 
-	*data_mask = 0;
-	while (pos < end) {
-		uint64_t elen;
-		bool data;
+	if (!b->o.state || b->mode == VB_MODE_FULL)
+		return 0;
+	for (size_t i = 0; i < b->njobs; i++) {
+		struct drive_job *j = &b->jobs[i];
 
-		if (vb_source_extent(s, pos, end - pos, &elen, &data, r->err) < 0)
+		if (job_scan(r, j) < 0)
 			return -1;
-		if (data) {
-			uint64_t first = (pos - off) / VMA_CLUSTER_SIZE;
-			uint64_t last = (pos + elen - 1 - off) / VMA_CLUSTER_SIZE;
+		j->plan = bitmap_dup(j->dirty);
+		if (!j->plan)
+			return vb_error_set(r->err, VB_E_FAIL, ENOMEM, "out of memory");
+		if (j->extra)
+			bitmap_union(j->plan, j->extra);
+		r->res->dirty_clusters += bitmap_count(j->dirty);
+	}
+	r->prog.total_done = 0;
+	r->prog.total_size = 0;
+	for (size_t i = 0; i < b->njobs; i++)
+		r->prog.total_size += planned_clusters(&b->jobs[i]) * (uint64_t)VMA_CLUSTER_SIZE;
+	return 0;
+}
 
-			if (vb_source_pread(s, r->buf + (pos - off), elen, pos, r->err) < 0)
-				return -1;
-			for (uint64_t c = first; c <= last; c++)
-				*data_mask |= UINT64_C(1) << c;
-			r->res->bytes_read += elen;
-		} else {
-			memset(r->buf + (pos - off), 0, elen);
-		}
-		pos += elen;
+/* The output stack over the sink: SHA-256 of what is written, then zstd. */
+static struct vb_writer *build_stack(struct run *r, struct vb_writer *sink)
+{
+	struct vb_writer *h, *z;
+
+	h = vb_hash_writer_new(sink, r->res->sha256, &r->res->output_bytes, r->err);
+	if (!h) {
+		vb_writer_discard(sink);
+		return NULL;
+	}
+	if (!r->b->o.compress)
+		return h;
+	z = vb_zstd_writer_new(h, r->b->o.zstd_level, r->b->o.zstd_threads, r->err);
+	if (!z)
+		vb_writer_discard(h);
+	return z;
+}
+
+static char *absolute(const char *path)
+{
+	char cwd[4096], *out;
+	size_t len;
+
+	if (!path || path[0] == '/')
+		return path ? strdup(path) : NULL;
+	if (!getcwd(cwd, sizeof(cwd)))
+		return strdup(path);
+	len = strlen(cwd) + strlen(path) + 2;
+	out = malloc(len);
+	if (out)
+		snprintf(out, len, "%s/%s", cwd, path);
+	return out;
+}
+
+static int write_bitmaps(struct run *r)
+{
+	for (size_t i = 0; i < r->b->njobs; i++) {
+		struct drive_job *j = &r->b->jobs[i];
+		uint8_t *enc;
+		size_t len;
+		int rc;
+
+		if (bitmap_encode(j->dirty, &enc, &len) < 0)
+			return vb_error_set(r->err, VB_E_FAIL, ENOMEM, "out of memory");
+		rc = vb_state_write_file(r->b->o.state, "bitmap", enc, len, &j->bitmap_file,
+					 r->err);
+		free(enc);
+		if (rc < 0)
+			return -1;
 	}
 	return 0;
 }
 
-static void report(struct run *r)
+static int commit(struct run *r, int64_t ctime)
 {
-	r->prog.bytes_read = r->res->bytes_read;
-	r->prog.bytes_out = vma_writer_bytes(r->vw);
-	r->prog.bytes_zero = r->prog.total_done -
-		vma_writer_stored_blocks(r->vw) * (uint64_t)VMA_BLOCK_SIZE;
-	if (r->prog.total_done < vma_writer_stored_blocks(r->vw) * (uint64_t)VMA_BLOCK_SIZE)
-		r->prog.bytes_zero = 0;
-	if (r->b->o.progress)
-		r->b->o.progress(r->b->o.progress_opaque, &r->prog);
-}
+	struct vb_backup *b = r->b;
+	struct vb_state *s = b->o.state;
+	const struct vb_ckpt *latest = vb_state_latest(s);
+	char uuid[37], sha[65], (*roots)[65] = NULL;
+	struct vb_ckpt c = { 0 };
+	int rc = -1;
 
-static int run_job(struct run *r, size_t i)
-{
-	struct vb_source *s = r->b->src[i];
-	uint64_t size = vb_source_size(s);
-	const volatile sig_atomic_t *cancel = r->b->o.cancel;
-
-	r->prog.drive_index = (unsigned)i;
-	r->prog.drive_name = r->b->o.drives[i].name;
-	r->prog.drive_size = size;
-	r->prog.drive_done = 0;
-	for (uint64_t off = 0; off < size; off += CHUNK_SIZE) {
-		size_t len = size - off < CHUNK_SIZE ? (size_t)(size - off) : CHUNK_SIZE;
-		uint64_t data_mask;
-
-		if (cancel && *cancel)
-			return vb_error_set(r->err, VB_E_CANCELED, EINTR,
-					    "drive %s: interrupted at offset %llu",
-					    r->prog.drive_name, (unsigned long long)off);
-		if (read_chunk(r, s, off, len, &data_mask) < 0)
-			return -1;
-		for (size_t c = 0; c * VMA_CLUSTER_SIZE < len; c++) {
-			size_t coff = c * VMA_CLUSTER_SIZE;
-			size_t clen = len - coff < VMA_CLUSTER_SIZE ? len - coff : VMA_CLUSTER_SIZE;
-			uint32_t num = (uint32_t)((off + coff) / VMA_CLUSTER_SIZE);
-			const void *data = (data_mask >> c) & 1 ? r->buf + coff : NULL;
-
-			if (vma_writer_add_cluster(r->vw, (unsigned)i + 1, num, data, clen) < 0)
-				return vma_fail(r);
-			r->res->clusters++;
-		}
-		r->prog.drive_done += len;
-		r->prog.total_done += len;
-		report(r);
+	if (write_bitmaps(r) < 0)
+		return -1;
+	roots = calloc(b->njobs, sizeof(*roots));
+	c.drives = calloc(b->njobs, sizeof(*c.drives));
+	c.archive = absolute(b->o.archive_path);
+	if (!roots || !c.drives || (b->o.archive_path && !c.archive)) {
+		vb_error_set(r->err, VB_E_FAIL, ENOMEM, "out of memory");
+		goto out;
 	}
-	return 0;
+	vb_uuid_format(r->res->uuid, uuid);
+	job_hex(r->res->sha256, 32, sha);
+	c.name = b->ckname;
+	c.time = ctime;
+	c.kind = (char *)vb_mode_name(b->mode);
+	c.parent = latest ? latest->name : NULL;
+	c.uuid = uuid;
+	c.base_uuid = b->base ? b->base->uuid : NULL;
+	c.archive_sha256 = sha;
+	c.ndrives = b->njobs;
+	for (size_t i = 0; i < b->njobs; i++) {
+		struct drive_job *j = &b->jobs[i];
+
+		job_hex(j->root, DIGEST_LEN, roots[i]);
+		c.drives[i] = (struct vb_ckpt_drive){
+			.name = (char *)j->name, .size = j->size, .source = (char *)j->spec,
+			.bitmap = j->bitmap_file, .digests = j->map_file, .digest_root = roots[i],
+		};
+	}
+	if (vb_state_commit(s, &c, b->o.no_commit, r->err) < 0)
+		goto out;
+	/* Published: the state owns these files now. */
+	for (size_t i = 0; i < b->njobs; i++) {
+		free(b->jobs[i].map_file);
+		free(b->jobs[i].bitmap_file);
+		b->jobs[i].map_file = b->jobs[i].bitmap_file = NULL;
+	}
+	rc = 0;
+out:
+	free(c.archive);
+	free(c.drives);
+	free(roots);
+	return rc;
 }
 
-int vb_backup_run(struct vb_backup *b, struct vb_writer *out, struct vb_backup_result *res,
+int vb_backup_run(struct vb_backup *b, struct vb_writer *sink, struct vb_backup_result *res,
 		  struct vb_error *err)
 {
-	struct run r = { .b = b, .out = out, .err = err, .res = res };
+	struct run r = { .b = b, .err = err, .res = res };
+	int64_t ctime = (int64_t)time(NULL);
 	double t0 = now_seconds();
 	int rc = -1;
 
 	memset(res, 0, sizeof(*res));
-	res->drives = (unsigned)b->nsrc;
-	for (size_t i = 0; i < b->nsrc; i++)
-		res->total_size += vb_source_size(b->src[i]);
-	r.prog.drive_count = (unsigned)b->nsrc;
+	res->kind = vb_mode_name(b->mode);
+	res->drives = (unsigned)b->njobs;
+	for (size_t i = 0; i < b->njobs; i++)
+		res->total_size += b->jobs[i].size;
+	snprintf(res->checkpoint, sizeof(res->checkpoint), "%s", b->ckname);
+	r.prog.drive_count = (unsigned)b->njobs;
 	r.prog.total_size = res->total_size;
+	r.out = build_stack(&r, sink);
+	if (!r.out)
+		goto fail;
 	r.buf = aligned_alloc(4096, CHUNK_SIZE);
 	r.vw = vma_writer_new(write_cb, &r);
-	if (!r.buf || !r.vw) {
+	if (b->o.bwlimit)
+		r.rl = vb_ratelimit_new(b->o.bwlimit, CHUNK_SIZE, NULL, NULL, NULL);
+	if (!r.buf || !r.vw || (b->o.bwlimit && !r.rl)) {
 		vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
 		goto fail;
 	}
-	if (start_archive(&r, (int64_t)time(NULL)) < 0)
+	memset(r.buf, 0, VMA_CLUSTER_SIZE);
+	if (digest_cluster(r.buf, VMA_CLUSTER_SIZE, r.zero_digest) < 0) {
+		vb_error_set(err, VB_E_FAIL, 0, "SHA-256 failed");
 		goto fail;
-	for (size_t i = 0; i < b->nsrc; i++)
-		if (run_job(&r, i) < 0)
+	}
+	if (scan_all(&r) < 0 || start_archive(&r, ctime) < 0)
+		goto fail;
+	for (size_t i = 0; i < b->njobs; i++)
+		if (job_copy(&r, &b->jobs[i]) < 0)
 			goto fail;
 	if (vma_writer_finish(r.vw) < 0) {
 		vma_fail(&r);
@@ -364,14 +667,36 @@ int vb_backup_run(struct vb_backup *b, struct vb_writer *out, struct vb_backup_r
 		vma_writer_stored_blocks(r.vw) * (uint64_t)VMA_BLOCK_SIZE;
 	if (res->total_size < vma_writer_stored_blocks(r.vw) * (uint64_t)VMA_BLOCK_SIZE)
 		res->bytes_zero = 0;
-	r.out = NULL;
-	if (vb_writer_close(out, err) < 0)
-		goto fail;
+	{
+		struct vb_writer *out = r.out;
+
+		r.out = NULL;
+		if (vb_writer_close(out, err) < 0)
+			goto fail;
+	}
+	/* The archive is durable: only now may the checkpoint move. */
+	if (b->o.state) {
+		if (commit(&r, ctime) < 0) {
+			char why[sizeof(err->msg)];
+
+			snprintf(why, sizeof(why), "%s", err->msg);
+			vb_error_clear(err);
+			vb_error_set(err, VB_E_FAIL, 0, "the archive was written, but checkpoint %s "
+				     "was not committed (%s); the next backup will include these "
+				     "changes again", b->ckname, why);
+			goto fail;
+		}
+		res->committed = !b->o.no_commit;
+		res->pending = b->o.no_commit;
+	}
 	rc = 0;
 fail:
 	if (r.out)
 		vb_writer_discard(r.out);
+	if (rc < 0)
+		drop_new_files(b);
 	vma_writer_free(r.vw);
+	vb_ratelimit_free(r.rl);
 	free(r.buf);
 	res->seconds = now_seconds() - t0;
 	return rc;

@@ -76,10 +76,24 @@ const char *vb_sink_file_temp_path(const struct vb_writer *w);
  * reports EPIPE and write errors; it does not close fd. */
 struct vb_writer *vb_sink_fd_new(int fd, const char *what, struct vb_error *err);
 
+/* `/bin/sh -c command` in its own process group, reading the stream on its
+ * standard input (stdout and stderr are inherited). SIGPIPE must be ignored
+ * (cli/ does): a command that stops reading is an EPIPE error naming it.
+ * close succeeds only if the command exits 0; discard sends SIGTERM to its
+ * process group before closing the pipe (SIGKILL after 5 s) and reaps it. */
+struct vb_writer *vb_sink_cmd_new(const char *command, struct vb_error *err);
+
 /* zstd compression filter in front of next: one frame, checksum on,
- * level 1..19, threads 0 (single) or more workers. */
+ * level 1..19, threads 0 (single) or more workers. Owns next on success;
+ * on failure next stays the caller's (to discard). */
 struct vb_writer *vb_zstd_writer_new(struct vb_writer *next, int level, int threads,
 				     struct vb_error *err);
+
+/* SHA-256 of the bytes passing through, written to digest (32 bytes), and
+ * their count to *bytes (if not NULL), when the stack closes successfully.
+ * Owns next on success; on failure next stays the caller's. */
+struct vb_writer *vb_hash_writer_new(struct vb_writer *next, uint8_t digest[32],
+				     uint64_t *bytes, struct vb_error *err);
 
 /* ============================================================== input stack */
 
@@ -134,6 +148,21 @@ int vb_source_pread(struct vb_source *s, void *buf, size_t len, uint64_t off,
 		    struct vb_error *err);
 void vb_source_close(struct vb_source *s);
 
+/* ============================================================== rate limit */
+
+struct vb_ratelimit;
+typedef double (*vb_clock_fn)(void *opaque);              /* monotonic seconds */
+typedef void (*vb_sleep_fn)(void *opaque, double seconds);
+
+/* A token bucket of rate bytes per second that saves up at most burst bytes
+ * while idle; NULL clock/sleep use the real ones. rate 0 returns NULL. */
+struct vb_ratelimit *vb_ratelimit_new(uint64_t rate, uint64_t burst, vb_clock_fn clock,
+				      vb_sleep_fn sleep_fn, void *opaque);
+/* Accounts n bytes, sleeping as long as the rate requires; -1 if cancel was
+ * set while waiting. NULL rl is no limit. */
+int vb_ratelimit_take(struct vb_ratelimit *rl, uint64_t n, const volatile sig_atomic_t *cancel);
+void vb_ratelimit_free(struct vb_ratelimit *rl);
+
 /* ============================================================== backup */
 
 struct vb_drive {
@@ -142,12 +171,13 @@ struct vb_drive {
 };
 
 struct vb_progress {
+	const char *phase;          /* "scan" (finding changes) or "copy" */
 	unsigned drive_index;       /* 0-based */
 	unsigned drive_count;
 	const char *drive_name;
 	uint64_t drive_done;        /* bytes of this drive processed */
 	uint64_t drive_size;
-	uint64_t total_done;        /* bytes of all drives processed */
+	uint64_t total_done;        /* bytes of all drives processed in this phase */
 	uint64_t total_size;
 	uint64_t bytes_read;        /* read from sources so far */
 	uint64_t bytes_zero;        /* holes and zero blocks not stored */
@@ -156,35 +186,66 @@ struct vb_progress {
 
 typedef void (*vb_progress_fn)(void *opaque, const struct vb_progress *p);
 
+enum vb_mode {
+	VB_MODE_AUTO = 0,    /* full when there is no usable checkpoint, else incremental */
+	VB_MODE_FULL,
+	VB_MODE_INCREMENTAL, /* changes since the latest checkpoint */
+	VB_MODE_DIFFERENTIAL /* changes since an older checkpoint (since) */
+};
+const char *vb_mode_name(enum vb_mode m);
+
 struct vb_backup_opts {
 	const struct vb_drive *drives;
 	size_t ndrives;
 	const char *const *configs; /* user config files, stored by basename */
 	size_t nconfigs;
 	const volatile sig_atomic_t *cancel; /* non-zero: stop at the next cluster */
-	vb_progress_fn progress;     /* called about every MiB; may be NULL */
+	vb_progress_fn progress;     /* called about every 4 MiB; may be NULL */
 	void *progress_opaque;
+	/* output */
+	bool compress;               /* zstd */
+	int zstd_level, zstd_threads;
+	const char *archive_path;    /* recorded in the state; NULL if not a file */
+	/* checkpoints: without a state, a plain full backup */
+	struct vb_state *state;
+	enum vb_mode mode;
+	const char *since;           /* differential: the base checkpoint */
+	const char *checkpoint;      /* the new checkpoint's name; NULL: a timestamp */
+	bool no_commit;              /* leave the new checkpoint pending */
+	uint64_t bwlimit;            /* bytes per second read from drives; 0: none */
 };
 
 struct vb_backup_result {
+	const char *kind;        /* "full", "incremental", "differential" */
 	unsigned drives;
 	uint64_t total_size;     /* sum of drive sizes */
 	uint64_t bytes_read;     /* read from the sources */
 	uint64_t bytes_zero;     /* holes and all-zero blocks, not stored */
 	uint64_t clusters;       /* clusters in the archive */
+	uint64_t dirty_clusters; /* clusters changed since the base (incremental) */
 	uint64_t archive_bytes;  /* VMA bytes, before compression */
+	uint64_t output_bytes;   /* bytes written to the output */
 	uint8_t uuid[VMA_UUID_LEN];
+	uint8_t sha256[32];      /* of the output bytes */
+	char checkpoint[132];    /* the new checkpoint, "" without a state */
+	bool committed;          /* the checkpoint is now the latest */
+	bool pending;            /* the checkpoint waits for `vmaback commit` */
 	double seconds;
 };
 
 struct vb_backup;
 
 /* Prepares the transaction: checks every drive name, opens and sizes every
- * source, reads every config file. Nothing is written. */
+ * source, reads every config file, decides the mode and loads the state it
+ * needs. Nothing is written. */
 struct vb_backup *vb_backup_prepare(const struct vb_backup_opts *o, struct vb_error *err);
-/* Runs one job per drive, in order, into out, which it consumes: closed
- * (published) only when every job succeeded, discarded otherwise. */
-int vb_backup_run(struct vb_backup *b, struct vb_writer *out, struct vb_backup_result *res,
+/* What prepare decided that a person should know, one line each, or "". */
+const char *vb_backup_notes(const struct vb_backup *b);
+/* Runs one job per drive, in order, into sink (consumed: published only when
+ * every job succeeded, discarded otherwise), then commits the checkpoint.
+ * If the archive was published but the commit failed, res->committed is
+ * false and -1 is returned. */
+int vb_backup_run(struct vb_backup *b, struct vb_writer *sink, struct vb_backup_result *res,
 		  struct vb_error *err);
 void vb_backup_free(struct vb_backup *b);
 
@@ -201,8 +262,16 @@ struct vb_meta_drive {
 
 struct vb_meta {
 	bool ours;            /* the archive carries vmaback.json */
-	char *kind;           /* "full" (or "proxmox" for foreign archives) */
+	char *kind;           /* "full", "incremental", "differential"; "proxmox"
+			       * for archives without vmaback.json */
 	char *tool_version;
+	char uuid[37];        /* the header's uuid */
+	int64_t ctime;
+	int64_t time_ns;      /* creation time in ns (vmaback.json), 0 if unknown */
+	char *set;            /* backup set, or NULL */
+	char *checkpoint;     /* checkpoint this archive created, or NULL */
+	char *parent_checkpoint; /* incremental/differential: the base checkpoint */
+	char *parent_uuid;    /* ... and the uuid of the archive that made it */
 	size_t ndrives;
 	struct vb_meta_drive *drives;
 };
@@ -241,5 +310,143 @@ struct vb_extract_opts {
 /* Proxmox's layout: DIR/disk-NAME.raw (sparse, 0600) and each config blob
  * under its name. On failure everything written is removed, DIR too. */
 int vb_extract(struct vb_archive *a, const struct vb_extract_opts *o, struct vb_error *err);
+
+/* ============================================================== state
+ * A backup set's state directory: the checkpoint chain (state.json), per
+ * checkpoint and drive the dirty bitmap since its parent, per drive the
+ * digest map of the latest checkpoint, a manifest per backup, a lock. Every
+ * change is published by one rename of state.json; files it does not name
+ * are leftovers of an interrupted run and are removed by the next one. */
+
+struct bitmap;
+
+struct vb_ckpt_drive {
+	char *name;
+	uint64_t size;
+	char *source;           /* what --drive said */
+	char *bitmap;           /* file in the state directory: changes since parent */
+	char *digests;          /* digest map file (latest and pending only), or NULL */
+	char *digest_root;      /* hex SHA-256 root of the digest map */
+};
+
+struct vb_ckpt {
+	char *name;
+	int64_t time;
+	char *kind;             /* "full", "incremental", "differential" */
+	char *parent;           /* previous checkpoint in the chain, or NULL */
+	char *uuid;             /* archive uuid */
+	char *base_uuid;        /* archive the new archive's content builds on, or NULL */
+	char *archive;          /* where it was written, or NULL (stdout, command) */
+	char *archive_sha256;   /* of the bytes as written */
+	size_t ndrives;
+	struct vb_ckpt_drive *drives;
+};
+
+struct vb_state;
+
+/* Creates (0700) and locks DIR/SET; VB_E_LOCKED when another run holds it.
+ * Removes leftovers of interrupted runs. */
+struct vb_state *vb_state_open(const char *dir, const char *set, struct vb_error *err);
+void vb_state_close(struct vb_state *s);
+/* Default state directory: /var/lib/vmaback for root, else
+ * $XDG_STATE_HOME/vmaback or ~/.local/state/vmaback. malloc'd. */
+char *vb_state_default_dir(void);
+int vb_set_name_check(const char *set, struct vb_error *err);
+/* What opening did that a person should know (leftovers removed, a pending
+ * checkpoint discarded), one line each, or "" . */
+const char *vb_state_notes(const struct vb_state *s);
+const char *vb_state_path(const struct vb_state *s);
+const char *vb_state_set(const struct vb_state *s);
+
+/* The committed chain, oldest first, and the checkpoint awaiting commit. */
+size_t vb_state_count(const struct vb_state *s);
+const struct vb_ckpt *vb_state_get(const struct vb_state *s, size_t i);
+const struct vb_ckpt *vb_state_latest(const struct vb_state *s);
+const struct vb_ckpt *vb_state_find(const struct vb_state *s, const char *name);
+const struct vb_ckpt *vb_state_pending(const struct vb_state *s);
+int vb_ckpt_name_check(const char *name, struct vb_error *err);
+
+/* Reading state files. */
+int vb_state_load_bitmap(struct vb_state *s, const char *file, struct bitmap **out,
+			 struct vb_error *err);
+/* Opens a state file for reading; returns an fd or -1. */
+int vb_state_open_file(struct vb_state *s, const char *file, struct vb_error *err);
+/* Creates a new state file (unreferenced until published); returns an fd
+ * and its malloc'd name in *name. */
+int vb_state_create_file(struct vb_state *s, const char *prefix, char **name,
+			 struct vb_error *err);
+/* Writes a whole new file from a buffer, fsynced. */
+int vb_state_write_file(struct vb_state *s, const char *prefix, const void *buf, size_t len,
+			char **name, struct vb_error *err);
+/* Removes a file this run created and did not publish. */
+void vb_state_unlink(struct vb_state *s, const char *file);
+
+/* Publishes c as the new latest checkpoint (or as the pending one): writes
+ * its manifest, state.json through a temporary, fsync, rename, fsync of the
+ * directory. The state object takes a copy. */
+int vb_state_commit(struct vb_state *s, const struct vb_ckpt *c, bool pending,
+		    struct vb_error *err);
+/* Drops a pending checkpoint that was never committed (a note says so). */
+int vb_state_discard_pending(struct vb_state *s, struct vb_error *err);
+/* Commits the pending checkpoint NAME. */
+int vb_state_commit_pending(struct vb_state *s, const char *name, struct vb_error *err);
+/* Removes checkpoint NAME from the chain, merging its bitmaps into its
+ * child's so later differentials stay right. The latest cannot be removed. */
+int vb_state_remove(struct vb_state *s, const char *name, struct vb_error *err);
+
+/* ============================================================== chains
+ * A full archive and the incremental/differential archives after it,
+ * checked to be one chain before anything is written, read as one merged
+ * stream in which each cluster comes once, from the newest archive. */
+
+struct vb_chain;
+
+/* Opens and checks: the first is full, every later one is incremental or
+ * differential of the same set and drives, its parent is an earlier archive
+ * of the list, the archives are in time order, none is repeated. A chain of
+ * one archive may be any full archive (Proxmox's too). */
+struct vb_chain *vb_chain_open(const char *const *paths, size_t n, struct vb_error *err);
+void vb_chain_free(struct vb_chain *c);
+/* The drives (and kind, set, checkpoint) as of the newest archive. */
+const struct vb_meta *vb_chain_meta(const struct vb_chain *c);
+size_t vb_chain_length(const struct vb_chain *c);
+struct vb_archive *vb_chain_archive(struct vb_chain *c, size_t i);
+/* The next cluster of the merged stream: 1, 0 at the end (after every
+ * archive's completeness was checked), -1 with err set. */
+int vb_chain_next(struct vb_chain *c, struct vma_cluster *out, struct vb_error *err);
+
+struct vb_restore_target {
+	const char *name;    /* drive */
+	const char *path;    /* block device or file, written in place */
+};
+
+struct vb_restore_opts {
+	const char *const *archives;
+	size_t narchives;
+	const char *dir;     /* DIR/disk-NAME.raw, sparse; created if missing */
+	const struct vb_restore_target *targets;
+	size_t ntargets;
+	const char *const *select; /* drive names; none: all */
+	size_t nselect;
+	bool force;          /* replace existing files, write to existing targets */
+	const volatile sig_atomic_t *cancel;
+};
+
+struct vb_restore_result {
+	unsigned archives;
+	unsigned drives;
+	uint64_t clusters;
+	uint64_t bytes_written;
+};
+
+/* Restores the state of the newest archive of a chain. New files are
+ * written under temporary names and renamed when everything succeeded. */
+int vb_restore(const struct vb_restore_opts *o, struct vb_restore_result *res,
+	       struct vb_error *err);
+
+/* Writes the synthetic full archive of a chain into sink (consumed), which
+ * Proxmox's `vma extract` reads like any full backup. */
+int vb_merge(const char *const *paths, size_t n, struct vb_writer *sink, bool compress,
+	     int zstd_level, int zstd_threads, struct vb_error *err);
 
 #endif

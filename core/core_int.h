@@ -19,9 +19,19 @@ struct vb_meta_drive_in {
 /* Formats a uuid as 8-4-4-4-12 lowercase hex into out[37]. */
 void vb_uuid_format(const uint8_t uuid[VMA_UUID_LEN], char out[37]);
 
+/* What vmaback.json says of the archive as a whole. */
+struct vb_meta_archive_in {
+	const char *kind;
+	const char *set;                /* NULL: no backup set */
+	const char *checkpoint;
+	const char *parent_checkpoint;
+	const char *parent_uuid;
+};
+
 /* Builds vmaback.json for an archive. Returns a malloc'd string or NULL. */
-char *vb_meta_build(const char *kind, const uint8_t uuid[VMA_UUID_LEN], int64_t ctime,
-		    const struct vb_meta_drive_in *drives, size_t ndrives, struct vb_error *err);
+char *vb_meta_build(const struct vb_meta_archive_in *a, const uint8_t uuid[VMA_UUID_LEN],
+		    int64_t ctime, const struct vb_meta_drive_in *drives, size_t ndrives,
+		    struct vb_error *err);
 /* Reads the archive's metadata: vmaback.json when present (checked against
  * the header), else the header's devices. */
 int vb_meta_load(struct vb_meta *m, struct vma_reader *r, const char *what,
@@ -30,6 +40,12 @@ void vb_meta_clear(struct vb_meta *m);
 
 /* Completeness of one drive after the end of the stream (see vb_verify). */
 int vb_archive_check_drive(struct vb_archive *a, unsigned dev_id, struct vb_error *err);
+
+/* Writes cluster c at its place in fd, clipped at size: its stored blocks
+ * (whole false: fd is a fresh sparse file) or all 64 KiB (absent blocks as
+ * zeros). Adds the bytes written to *written. Returns 0 or -errno. */
+int vb_put_cluster(int fd, const struct vma_cluster *c, uint64_t size, bool whole,
+		   uint64_t *written);
 
 /* Rounds a drive size up to a whole 512-byte sector, as Proxmox declares it. */
 static inline uint64_t vb_round_sector(uint64_t size)

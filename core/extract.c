@@ -96,8 +96,9 @@ static int check_request(struct extract *x)
 
 	if (m->ours && strcmp(m->kind, "full") != 0)
 		return vb_error_set(x->err, VB_E_USAGE, 0,
-				    "%s is a %s archive: it holds only changed clusters; "
-				    "restore it with its chain", path, m->kind);
+				    "%s is not a full archive (it is %s: only changed clusters); "
+				    "restore it with its chain (vmaback restore FULL ... %s --to DIR)",
+				    path, m->kind, path);
 	for (size_t i = 0; i < x->o->nselect; i++) {
 		bool found = false;
 
@@ -161,44 +162,32 @@ static int open_disks(struct extract *x)
 	return 0;
 }
 
-/* Writes the stored blocks of one cluster, in runs, clipped at the size. */
+/* Writes the stored blocks of one cluster; vmstate is a byte stream of the
+ * stored blocks in order, as Proxmox writes it. */
 static int put_cluster(struct extract *x, struct out_file *f, const struct vma_cluster *c)
 {
-	uint64_t base = (uint64_t)c->cluster_num * VMA_CLUSTER_SIZE;
+	int rc = 0;
 
-	if (f->stream) {
-		if (c->cluster_num != f->next_cluster)
-			return vb_error_set(x->err, VB_E_INVALID, 0,
-					    "%s: vmstate cluster %" PRIu32 " out of order",
-					    vb_archive_path(x->a), c->cluster_num);
+	if (!f->stream) {
+		rc = vb_put_cluster(f->fd, c, f->size, false, NULL);
+	} else if (c->cluster_num != f->next_cluster) {
+		return vb_error_set(x->err, VB_E_INVALID, 0,
+				    "%s: vmstate cluster %" PRIu32 " out of order",
+				    vb_archive_path(x->a), c->cluster_num);
+	} else {
 		f->next_cluster++;
-	}
-	for (unsigned b = 0; b < VMA_BLOCKS_PER_CLUSTER;) {
-		unsigned e = b;
-		uint64_t off, len;
-
-		if (!(c->mask >> b & 1)) {
-			b++;
-			continue;
+		for (unsigned b = 0; b < VMA_BLOCKS_PER_CLUSTER && rc == 0; b++) {
+			if (!(c->mask >> b & 1))
+				continue;
+			if (write_all_at(f->fd, c->data + (size_t)b * VMA_BLOCK_SIZE,
+					 VMA_BLOCK_SIZE, f->stream_off) < 0)
+				rc = -errno;
+			f->stream_off += VMA_BLOCK_SIZE;
 		}
-		while (e < VMA_BLOCKS_PER_CLUSTER && (c->mask >> e & 1))
-			e++;
-		len = (uint64_t)(e - b) * VMA_BLOCK_SIZE;
-		if (f->stream) {
-			off = f->stream_off;
-			f->stream_off += len;
-		} else {
-			off = base + (uint64_t)b * VMA_BLOCK_SIZE;
-			if (off >= f->size)
-				break;
-			if (off + len > f->size)
-				len = f->size - off;
-		}
-		if (write_all_at(f->fd, c->data + (size_t)b * VMA_BLOCK_SIZE, len, off) < 0)
-			return vb_error_set(x->err, VB_E_FAIL, errno, "%s/%s: %s", x->o->dir,
-					    f->name, strerror(errno));
-		b = e;
 	}
+	if (rc < 0)
+		return vb_error_set(x->err, VB_E_FAIL, -rc, "%s/%s: %s", x->o->dir, f->name,
+				    strerror(-rc));
 	return 0;
 }
 

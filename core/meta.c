@@ -48,8 +48,25 @@ static json_object *drive_json(const struct vb_meta_drive_in *d)
 	return o;
 }
 
-char *vb_meta_build(const char *kind, const uint8_t uuid[VMA_UUID_LEN], int64_t ctime,
-		    const struct vb_meta_drive_in *drives, size_t ndrives, struct vb_error *err)
+/* Orders the archives of a chain even within one second. */
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int add_opt(json_object *o, const char *key, const char *v)
+{
+	if (!v)
+		return json_object_object_add(o, key, NULL);
+	return add(o, key, json_object_new_string(v));
+}
+
+char *vb_meta_build(const struct vb_meta_archive_in *a, const uint8_t uuid[VMA_UUID_LEN],
+		    int64_t ctime, const struct vb_meta_drive_in *drives, size_t ndrives,
+		    struct vb_error *err)
 {
 	json_object *root = json_object_new_object();
 	json_object *arr = json_object_new_array();
@@ -74,9 +91,14 @@ char *vb_meta_build(const char *kind, const uint8_t uuid[VMA_UUID_LEN], int64_t 
 	if (add(root, "format", json_object_new_string("vmaback")) < 0 ||
 	    add(root, "format_version", json_object_new_int(1)) < 0 ||
 	    add(root, "tool_version", json_object_new_string(VB_VERSION)) < 0 ||
-	    add(root, "kind", json_object_new_string(kind)) < 0 ||
+	    add(root, "kind", json_object_new_string(a->kind)) < 0 ||
+	    add_opt(root, "set", a->set) < 0 ||
+	    add_opt(root, "checkpoint", a->checkpoint) < 0 ||
+	    add_opt(root, "parent_checkpoint", a->parent_checkpoint) < 0 ||
+	    add_opt(root, "parent_uuid", a->parent_uuid) < 0 ||
 	    add(root, "uuid", json_object_new_string(ustr)) < 0 ||
 	    add(root, "ctime", json_object_new_int64(ctime)) < 0 ||
+	    add(root, "time_ns", json_object_new_int64(now_ns())) < 0 ||
 	    add(root, "created", json_object_new_string(tstr)) < 0)
 		goto out;
 	if (json_object_object_add(root, "drives", arr) < 0)
@@ -101,6 +123,10 @@ void vb_meta_clear(struct vb_meta *m)
 	free(m->drives);
 	free(m->kind);
 	free(m->tool_version);
+	free(m->set);
+	free(m->checkpoint);
+	free(m->parent_checkpoint);
+	free(m->parent_uuid);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -210,6 +236,32 @@ static int meta_from_json(struct vb_meta *m, const struct vma_config_info *ci,
 	m->kind = strdup(get_str(root, "kind"));
 	s = get_str(root, "tool_version");
 	m->tool_version = s ? strdup(s) : NULL;
+	s = get_str(root, "set");
+	m->set = s ? strdup(s) : NULL;
+	{
+		json_object *t;
+
+		if (json_object_object_get_ex(root, "time_ns", &t) &&
+		    json_object_is_type(t, json_type_int))
+			m->time_ns = json_object_get_int64(t);
+	}
+	s = get_str(root, "checkpoint");
+	m->checkpoint = s ? strdup(s) : NULL;
+	s = get_str(root, "parent_checkpoint");
+	m->parent_checkpoint = s ? strdup(s) : NULL;
+	s = get_str(root, "parent_uuid");
+	m->parent_uuid = s ? strdup(s) : NULL;
+	if (strcmp(m->kind, "full") != 0 && strcmp(m->kind, "incremental") != 0 &&
+	    strcmp(m->kind, "differential") != 0) {
+		vb_error_set(err, VB_E_INVALID, 0, "%s: %s: unknown kind '%s'", what,
+			     VB_META_NAME, m->kind);
+		goto out;
+	}
+	if (strcmp(m->kind, "full") != 0 && (!m->parent_uuid || !m->set)) {
+		vb_error_set(err, VB_E_INVALID, 0, "%s: %s: a %s archive without its parent",
+			     what, VB_META_NAME, m->kind);
+		goto out;
+	}
 	n = json_object_array_length(drives);
 	if (n != vma_reader_device_count(r)) {
 		vb_error_set(err, VB_E_INVALID, 0,
@@ -239,9 +291,13 @@ int vb_meta_load(struct vb_meta *m, struct vma_reader *r, const char *what,
 		 struct vb_error *err)
 {
 	const struct vma_config_info *ci = vma_reader_config_by_name(r, VB_META_NAME);
+	uint8_t uuid[VMA_UUID_LEN];
 	int rc;
 
 	memset(m, 0, sizeof(*m));
+	vma_reader_uuid(r, uuid);
+	vb_uuid_format(uuid, m->uuid);
+	m->ctime = vma_reader_ctime(r);
 	rc = ci ? meta_from_json(m, ci, r, what, err) : meta_from_header(m, r, err);
 	if (rc < 0)
 		vb_meta_clear(m);

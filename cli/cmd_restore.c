@@ -1,0 +1,250 @@
+/* cmd_restore.c: `vmaback restore` (a chain of archives onto files or
+ * devices) and `vmaback merge` (a chain into one synthetic full archive). */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+enum { OPT_TO = 256, OPT_TARGET, OPT_COMPRESS, OPT_ZLEVEL };
+
+static const struct option restore_options[] = {
+	{ "to", required_argument, NULL, OPT_TO },
+	{ "target", required_argument, NULL, OPT_TARGET },
+	{ "drive", required_argument, NULL, 'd' },
+	{ "force", no_argument, NULL, 'f' },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int grow(void **arr, size_t n, size_t size)
+{
+	void *p = realloc(*arr, (n + 1) * size);
+
+	if (!p)
+		return -1;
+	*arr = p;
+	return 0;
+}
+
+static int restore_run(int argc, char **argv)
+{
+	struct vb_restore_opts o = { .cancel = &cli_interrupted };
+	struct vb_restore_target *targets = NULL;
+	const char **select = NULL;
+	struct vb_restore_result res;
+	struct vb_error err = { 0 };
+	bool quiet = false;
+	int ch, status = EXIT_OK;
+	char written[32];
+
+	while ((ch = getopt_long(argc, argv, "d:fqh", restore_options, NULL)) != -1) {
+		switch (ch) {
+		case OPT_TO:
+			o.dir = optarg;
+			break;
+		case OPT_TARGET: {
+			char *eq = strchr(optarg, '=');
+
+			if (!eq || eq == optarg || !eq[1]) {
+				status = cli_usage("restore", "--target %s: expected NAME=PATH", optarg);
+				goto out;
+			}
+			if (grow((void **)&targets, o.ntargets, sizeof(*targets)) < 0)
+				goto nomem;
+			*eq = '\0';
+			targets[o.ntargets].name = optarg;
+			targets[o.ntargets++].path = eq + 1;
+			break;
+		}
+		case 'd':
+			for (char *save = NULL, *t = strtok_r(optarg, ",", &save); t;
+			     t = strtok_r(NULL, ",", &save)) {
+				if (grow((void **)&select, o.nselect, sizeof(*select)) < 0)
+					goto nomem;
+				select[o.nselect++] = t;
+			}
+			break;
+		case 'f':
+			o.force = true;
+			break;
+		case 'q':
+			quiet = true;
+			break;
+		case 'h':
+			status = cli_help(&cmd_restore);
+			goto out;
+		default:
+			status = cli_usage("restore", "bad option");
+			goto out;
+		}
+	}
+	if (optind >= argc) {
+		status = cli_usage("restore", "expected the archives of a chain, oldest first");
+		goto out;
+	}
+	if (!o.dir && o.ntargets == 0) {
+		status = cli_usage("restore", "expected --to DIR or --target NAME=PATH");
+		goto out;
+	}
+	o.archives = (const char *const *)argv + optind;
+	o.narchives = (size_t)(argc - optind);
+	o.targets = targets;
+	o.select = select;
+	if (vb_restore(&o, &res, &err) < 0) {
+		status = cli_fail("restore", &err);
+		goto out;
+	}
+	if (!quiet) {
+		cli_format_size(res.bytes_written, written, sizeof(written));
+		fprintf(stderr, "vmaback: restore: %u drive%s restored from %u archive%s (%llu "
+			"clusters, %s written)%s%s\n", res.drives, res.drives == 1 ? "" : "s",
+			res.archives, res.archives == 1 ? "" : "s",
+			(unsigned long long)res.clusters, written, o.dir ? " into " : "",
+			o.dir ? o.dir : "");
+	}
+	status = cli_close_stdout(EXIT_OK);
+	goto out;
+nomem:
+	status = cli_usage("restore", "out of memory");
+out:
+	free(targets);
+	free(select);
+	return status;
+}
+
+const struct command cmd_restore = {
+	.name = "restore",
+	.run = restore_run,
+	.summary = "restore a full archive and its incrementals",
+	.help =
+	"Usage: vmaback restore [OPTIONS] FULL [INCREMENTAL|DIFFERENTIAL ...]\n"
+	"                       (--to DIR | --target NAME=PATH ...)\n"
+	"\n"
+	"Restores the drives as they were at the newest archive given: a full\n"
+	"archive followed by incremental or differential archives of the same\n"
+	"backup set, oldest first. The chain is checked before anything is\n"
+	"written (each archive's parent is among the ones before it, the order is\n"
+	"right, no archive is given twice, the drives match). The archives are\n"
+	"read once, side by side, and each cluster is written once, from the\n"
+	"newest archive that holds it. Archives are files or '-' (one of them),\n"
+	"plain or compressed.\n"
+	"\n"
+	"      --to DIR            write DIR/disk-NAME.raw sparse files (DIR is\n"
+	"                          created if missing)\n"
+	"      --target NAME=PATH  write drive NAME to PATH: a block device (all of\n"
+	"                          the drive is written, zeros included) or a file\n"
+	"  -d, --drive NAME[,...]  restore only these drives\n"
+	"  -f, --force             replace existing files; write to block devices\n"
+	"  -q, --quiet             print only errors\n"
+	"  -h, --help              show this help\n"
+	"\n"
+	"New files are written under hidden temporary names and renamed only when\n"
+	"the whole restore succeeded; existing files are never replaced without\n"
+	"--force. A block device that fails halfway holds a partial restore.\n"
+	"Exit status: 0 success, 1 failure, 2 usage error or a broken chain,\n"
+	"3 invalid or corrupt archive.\n"
+	"\n"
+	"Example:\n"
+	"  vmaback restore full.vma.zst inc1.vma.zst inc2.vma.zst --to /restore\n",
+};
+
+static const struct option merge_options[] = {
+	{ "output", required_argument, NULL, 'o' },
+	{ "force", no_argument, NULL, 'f' },
+	{ "compress", required_argument, NULL, OPT_COMPRESS },
+	{ "zstd-level", required_argument, NULL, OPT_ZLEVEL },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int merge_run(int argc, char **argv)
+{
+	const char *out = NULL;
+	bool force = false, quiet = false;
+	int compress = -1, ch;
+	uint64_t level = 3;
+	struct vb_writer *sink;
+	struct vb_error err = { 0 };
+
+	while ((ch = getopt_long(argc, argv, "o:fqh", merge_options, NULL)) != -1) {
+		switch (ch) {
+		case 'o':
+			out = optarg;
+			break;
+		case 'f':
+			force = true;
+			break;
+		case 'q':
+			quiet = true;
+			break;
+		case OPT_COMPRESS:
+			if (strcmp(optarg, "none") != 0 && strcmp(optarg, "zstd") != 0)
+				return cli_usage("merge", "--compress %s: expected none or zstd",
+						 optarg);
+			compress = strcmp(optarg, "zstd") == 0;
+			break;
+		case OPT_ZLEVEL:
+			if (!cli_parse_uint(optarg, 1, 19, &level))
+				return cli_usage("merge", "--zstd-level %s: expected 1 to 19", optarg);
+			break;
+		case 'h':
+			return cli_help(&cmd_merge);
+		default:
+			return cli_usage("merge", "bad option");
+		}
+	}
+	if (!out || optind >= argc)
+		return cli_usage("merge", "expected -o OUT and the archives of a chain");
+	if (strcmp(out, "-") == 0 && isatty(STDOUT_FILENO))
+		return cli_usage("merge", "refusing to write an archive to a terminal");
+	if (compress < 0)
+		compress = strlen(out) > 4 && strcmp(out + strlen(out) - 4, ".zst") == 0;
+	if (strcmp(out, "-") == 0) {
+		sink = vb_sink_fd_new(STDOUT_FILENO, "standard output", &err);
+	} else {
+		sink = vb_sink_file_new(out, force, &err);
+		if (sink)
+			cli_set_temp_path(vb_sink_file_temp_path(sink));
+	}
+	if (!sink)
+		return cli_fail("merge", &err);
+	if (vb_merge((const char *const *)argv + optind, (size_t)(argc - optind), sink,
+		     compress, (int)level, (int)sysconf(_SC_NPROCESSORS_ONLN), &err) < 0) {
+		cli_set_temp_path(NULL);
+		return cli_fail("merge", &err);
+	}
+	cli_set_temp_path(NULL);
+	if (!quiet)
+		fprintf(stderr, "vmaback: merge: synthetic full archive %s written\n",
+			strcmp(out, "-") == 0 ? "(standard output)" : out);
+	return cli_close_stdout(EXIT_OK);
+}
+
+const struct command cmd_merge = {
+	.name = "merge",
+	.run = merge_run,
+	.summary = "merge a chain into one synthetic full archive",
+	.help =
+	"Usage: vmaback merge -o OUT FULL [INCREMENTAL|DIFFERENTIAL ...]\n"
+	"\n"
+	"Writes the full archive of the drives as they were at the newest archive\n"
+	"of the chain, without reading the drives again. The result is a normal\n"
+	"full archive: Proxmox's `vma extract` reads it, and it can start a new\n"
+	"chain for restores. The chain is checked as `vmaback restore` does.\n"
+	"\n"
+	"  -o, --output OUT        the new archive ('-' for standard output); written\n"
+	"                          under a temporary name, renamed on success\n"
+	"  -f, --force             replace OUT if it exists\n"
+	"      --compress none|zstd  (default: zstd when OUT ends in .zst)\n"
+	"      --zstd-level N      1 to 19 (default 3)\n"
+	"  -q, --quiet             print only errors\n"
+	"  -h, --help              show this help\n"
+	"\n"
+	"Exit status: 0 success, 1 failure, 2 usage error or a broken chain,\n"
+	"3 invalid or corrupt archive.\n",
+};
