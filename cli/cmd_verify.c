@@ -1,36 +1,32 @@
-/* cmd_verify.c: `vmaback verify`: reads the whole archive with every check
- * of the format, and checks that no cluster is missing. */
+/* cmd_verify.c: `vmaback verify`: reads a whole archive with every check
+ * of the format and its completeness; --deep also compares a checkpoint's
+ * restored chain with the digests the backup recorded. */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cli/cli.h"
 
+enum { OPT_DEEP = 256, OPT_SET, OPT_STATE_DIR, OPT_CHECKPOINT };
+
 static const struct option options[] = {
 	{ "quiet", no_argument, NULL, 'q' },
+	{ "deep", no_argument, NULL, OPT_DEEP },
+	{ "set", required_argument, NULL, OPT_SET },
+	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
+	{ "checkpoint", required_argument, NULL, OPT_CHECKPOINT },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
 
-static int run(int argc, char **argv)
+static int verify_one(const char *path, bool quiet)
 {
 	struct vb_verify_result res;
 	struct vb_error err = { 0 };
-	struct vb_archive *a;
-	bool quiet = false;
+	struct vb_archive *a = vb_archive_open(path, &err);
 	char stored[32];
-	int ch;
 
-	while ((ch = getopt_long(argc, argv, "qh", options, NULL)) != -1) {
-		if (ch == 'q')
-			quiet = true;
-		else if (ch == 'h')
-			return cli_help(&cmd_verify);
-		else
-			return cli_usage("verify", "bad option");
-	}
-	if (optind + 1 != argc)
-		return cli_usage("verify", "expected one ARCHIVE (a file, or - for standard input)");
-	a = vb_archive_open(argv[optind], &err);
 	if (!a)
 		return cli_fail("verify", &err);
 	if (vb_verify(a, &cli_interrupted, &res, &err) < 0) {
@@ -47,24 +43,110 @@ static int run(int argc, char **argv)
 	return cli_close_stdout(EXIT_OK);
 }
 
+static int verify_deep(const char *set, const char *state_dir, const char *ckpt,
+		       char **archives, size_t n, bool quiet)
+{
+	struct vb_deep_opts o = { .checkpoint = ckpt, .archives = (const char *const *)archives,
+				  .narchives = n, .cancel = &cli_interrupted };
+	struct vb_deep_result res;
+	struct vb_error err = { 0 };
+	char *dir = state_dir ? strdup(state_dir) : vb_state_default_dir();
+	int status;
+
+	if (!dir)
+		return cli_usage("verify", "no state directory: give --state-dir DIR");
+	o.state = vb_state_open(dir, set, &err);
+	free(dir);
+	if (!o.state)
+		return cli_fail("verify", &err);
+	if (vb_verify_deep(&o, &res, &err) < 0) {
+		status = cli_fail("verify", &err);
+	} else {
+		if (!quiet)
+			printf("checkpoint %s of set %s: OK (%u archive%s, %llu clusters compared "
+			       "%s)\n", res.checkpoint, set, res.archives,
+			       res.archives == 1 ? "" : "s", (unsigned long long)res.clusters,
+			       res.per_cluster ? "cluster by cluster" : "by digest root");
+		status = cli_close_stdout(EXIT_OK);
+	}
+	vb_state_close(o.state);
+	return status;
+}
+
+static int run(int argc, char **argv)
+{
+	const char *set = NULL, *state_dir = NULL, *ckpt = NULL;
+	bool quiet = false, deep = false;
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "qh", options, NULL)) != -1) {
+		switch (ch) {
+		case 'q':
+			quiet = true;
+			break;
+		case OPT_DEEP:
+			deep = true;
+			break;
+		case OPT_SET:
+			set = optarg;
+			break;
+		case OPT_STATE_DIR:
+			state_dir = optarg;
+			break;
+		case OPT_CHECKPOINT:
+			ckpt = optarg;
+			break;
+		case 'h':
+			return cli_help(&cmd_verify);
+		default:
+			return cli_usage("verify", "bad option");
+		}
+	}
+	if (deep) {
+		if (!set)
+			return cli_usage("verify", "--deep needs --set NAME (the digests are in "
+					 "the set's state)");
+		return verify_deep(set, state_dir, ckpt, argv + optind, (size_t)(argc - optind),
+				   quiet);
+	}
+	if (set || state_dir || ckpt)
+		return cli_usage("verify", "--set, --state-dir and --checkpoint go with --deep");
+	if (optind + 1 != argc)
+		return cli_usage("verify", "expected one ARCHIVE (a file, or - for standard input)");
+	return verify_one(argv[optind], quiet);
+}
+
 const struct command cmd_verify = {
 	.name = "verify",
 	.run = run,
-	.summary = "check a whole archive",
+	.summary = "check an archive, or a checkpoint's whole chain",
 	.help =
 	"Usage: vmaback verify [--quiet] ARCHIVE\n"
+	"       vmaback verify --deep --set NAME [--state-dir DIR] [--checkpoint C]\n"
+	"                      [ARCHIVE...]\n"
 	"\n"
 	"Reads the whole archive (a file or '-', any supported compression) and\n"
 	"runs every check of the VMA format: header and extent checksums, uuids,\n"
 	"device ids, duplicate clusters, blocks past a device's end, block\n"
-	"counts, the compressed stream's own checksum; then checks that every\n"
-	"cluster of every drive is present (unlike Proxmox's `vma verify`, an\n"
-	"archive cut at an extent boundary fails) and, for vmaback's archives,\n"
-	"that each drive holds the cluster count its vmaback.json records.\n"
+	"counts, the compressed stream's own checksum; then checks that no\n"
+	"cluster is missing (unlike Proxmox's `vma verify`, an archive cut at an\n"
+	"extent boundary fails) and, for vmaback's archives, that each drive\n"
+	"holds the cluster count its vmaback.json records.\n"
 	"\n"
-	"  -q, --quiet  print nothing on success\n"
-	"  -h, --help   show this help\n"
+	"With --deep, the chain of a checkpoint (default: the latest) is restored\n"
+	"in memory, streaming, and compared with what the backup recorded: each\n"
+	"archive file's SHA-256 with its manifest, and every cluster with the\n"
+	"digest map (the latest checkpoint: a difference is reported with its\n"
+	"drive and offset) or with the map's root hash (older checkpoints). The\n"
+	"archives are those the state recorded, or the chain given, oldest first.\n"
 	"\n"
-	"Exit status: 0 the archive is good, 2 usage error, 3 invalid, corrupt\n"
-	"or truncated archive, 1 a read error.\n",
+	"      --deep             verify a checkpoint's chain against the state\n"
+	"      --set NAME         the backup set (with --deep)\n"
+	"      --state-dir DIR    where sets keep their state\n"
+	"      --checkpoint C     the checkpoint to verify (default: the latest)\n"
+	"  -q, --quiet            print nothing on success\n"
+	"  -h, --help             show this help\n"
+	"\n"
+	"Exit status: 0 good, 1 a read error, 2 usage error, 3 invalid, corrupt,\n"
+	"truncated or changed archive, or data that differs from the backup.\n",
 };

@@ -449,4 +449,26 @@ int vb_restore(const struct vb_restore_opts *o, struct vb_restore_result *res,
 int vb_merge(const char *const *paths, size_t n, struct vb_writer *sink, bool compress,
 	     int zstd_level, int zstd_threads, struct vb_error *err);
 
+struct vb_deep_opts {
+	struct vb_state *state;
+	const char *checkpoint;          /* NULL: the latest */
+	const char *const *archives;     /* NULL/0: the archives the state records */
+	size_t narchives;
+	const volatile sig_atomic_t *cancel;
+};
+
+struct vb_deep_result {
+	char checkpoint[132];
+	unsigned archives;
+	uint64_t clusters;
+	bool per_cluster;    /* compared cluster by cluster (the latest checkpoint) */
+};
+
+/* Restores the chain of a checkpoint in memory, streaming, and compares it
+ * with what the state recorded when it was backed up: each archive file's
+ * SHA-256 with its manifest, every cluster with the digest map (the latest
+ * checkpoint) or the map's root hash (older ones). */
+int vb_verify_deep(const struct vb_deep_opts *o, struct vb_deep_result *res,
+		   struct vb_error *err);
+
 #endif
