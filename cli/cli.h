@@ -55,4 +55,31 @@ void cli_format_size(uint64_t bytes, char *buf, size_t len);
 /* Flushes and checks stdout; returns EXIT_FAIL on a write error. */
 int cli_close_stdout(int status);
 
+/* --log-file: every message and progress line, with a timestamp. */
+int cli_log_open(const char *path);       /* 0 or -errno */
+void cli_log_close(void);
+void cli_log_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A line on stderr (unless quiet) and in the log file. */
+void cli_info(bool quiet, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+enum cli_progress_mode {
+	CLI_PROGRESS_AUTO,   /* a bar on a terminal, log lines otherwise */
+	CLI_PROGRESS_BAR,
+	CLI_PROGRESS_LOG,
+	CLI_PROGRESS_NONE,   /* quiet: the log file only */
+};
+
+struct cli_progress {
+	enum cli_progress_mode mode;
+	double start, last;
+	unsigned last_pct;
+	int last_drive;
+	const char *phase;
+	bool line_open;
+};
+
+void cli_progress_init(struct cli_progress *p, enum cli_progress_mode mode);
+void cli_progress_cb(void *opaque, const struct vb_progress *g);
+void cli_progress_done(struct cli_progress *p);
+
 #endif

@@ -5,208 +5,36 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <errno.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
 
-#include "cli/cli.h"
+#include "cli/backup_opts.h"
 
 #define CMD "backup"
 
-enum {
-	OPT_COMPRESS = 256, OPT_ZLEVEL, OPT_ZTHREADS, OPT_JSON, OPT_SET, OPT_STATE_DIR,
-	OPT_MODE, OPT_SINCE, OPT_CHECKPOINT, OPT_NO_COMMIT, OPT_BWLIMIT,
-};
-
-static const struct option options[] = {
-	{ "drive", required_argument, NULL, 'd' },
-	{ "config", required_argument, NULL, 'c' },
-	{ "output", required_argument, NULL, 'o' },
-	{ "force", no_argument, NULL, 'f' },
-	{ "compress", required_argument, NULL, OPT_COMPRESS },
-	{ "zstd-level", required_argument, NULL, OPT_ZLEVEL },
-	{ "zstd-threads", required_argument, NULL, OPT_ZTHREADS },
-	{ "quiet", no_argument, NULL, 'q' },
-	{ "json", no_argument, NULL, OPT_JSON },
-	{ "set", required_argument, NULL, OPT_SET },
-	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
-	{ "mode", required_argument, NULL, OPT_MODE },
-	{ "since", required_argument, NULL, OPT_SINCE },
-	{ "checkpoint", required_argument, NULL, OPT_CHECKPOINT },
-	{ "no-commit", no_argument, NULL, OPT_NO_COMMIT },
-	{ "bwlimit", required_argument, NULL, OPT_BWLIMIT },
-	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
-};
-
-struct backup_args {
-	struct vb_drive *drives;
-	size_t ndrives;
-	const char **configs;
-	size_t nconfigs;
-	const char *out;
-	bool force, quiet, json;
-	int compress;        /* -1 from the name, 0 none, 1 zstd */
-	int zlevel, zthreads;
-	const char *set, *state_dir, *since, *checkpoint;
-	enum vb_mode mode;
-	bool no_commit;
-	uint64_t bwlimit;
-};
-
-static bool ends_with(const char *s, const char *suffix)
-{
-	size_t a = strlen(s), b = strlen(suffix);
-
-	return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
-static int add_drive(struct backup_args *a, char *arg)
-{
-	char *eq = strchr(arg, '=');
-	struct vb_drive *d;
-
-	if (!eq)
-		return cli_usage(CMD, "--drive %s: expected NAME=PATH", arg);
-	if (a->ndrives >= VMA_MAX_DEVICES)
-		return cli_usage(CMD, "more than %u drives; an archive holds at most %u",
-				 VMA_MAX_DEVICES, VMA_MAX_DEVICES);
-	d = realloc(a->drives, (a->ndrives + 1) * sizeof(*d));
-	if (!d)
-		return cli_usage(CMD, "out of memory");
-	a->drives = d;
-	*eq = '\0';
-	a->drives[a->ndrives].name = arg;
-	a->drives[a->ndrives].spec = eq + 1;
-	a->ndrives++;
-	return 0;
-}
-
-static int add_config(struct backup_args *a, const char *path)
-{
-	const char **c = realloc(a->configs, (a->nconfigs + 1) * sizeof(*c));
-
-	if (!c)
-		return cli_usage(CMD, "out of memory");
-	a->configs = c;
-	a->configs[a->nconfigs++] = path;
-	return 0;
-}
-
-static int parse(struct backup_args *a, int argc, char **argv)
-{
-	uint64_t v;
-	int ch;
-
-	a->compress = -1;
-	a->zlevel = 3;
-	a->zthreads = (int)sysconf(_SC_NPROCESSORS_ONLN);
-	if (a->zthreads < 1)
-		a->zthreads = 1;
-	while ((ch = getopt_long(argc, argv, "d:c:o:fqh", options, NULL)) != -1) {
-		switch (ch) {
-		case 'd':
-			if (add_drive(a, optarg))
-				return EXIT_USAGE;
-			break;
-		case 'c':
-			if (add_config(a, optarg))
-				return EXIT_USAGE;
-			break;
-		case 'o':
-			a->out = optarg;
-			break;
-		case 'f':
-			a->force = true;
-			break;
-		case 'q':
-			a->quiet = true;
-			break;
-		case OPT_JSON:
-			a->json = true;
-			break;
-		case OPT_COMPRESS:
-			if (strcmp(optarg, "none") == 0)
-				a->compress = 0;
-			else if (strcmp(optarg, "zstd") == 0)
-				a->compress = 1;
-			else
-				return cli_usage(CMD, "--compress %s: expected none or zstd", optarg);
-			break;
-		case OPT_ZLEVEL:
-			if (!cli_parse_uint(optarg, 1, 19, &v))
-				return cli_usage(CMD, "--zstd-level %s: expected 1 to 19", optarg);
-			a->zlevel = (int)v;
-			break;
-		case OPT_ZTHREADS:
-			if (!cli_parse_uint(optarg, 0, 256, &v))
-				return cli_usage(CMD, "--zstd-threads %s: expected 0 to 256", optarg);
-			a->zthreads = (int)v;
-			break;
-		case OPT_SET:
-			a->set = optarg;
-			break;
-		case OPT_STATE_DIR:
-			a->state_dir = optarg;
-			break;
-		case OPT_MODE:
-			if (cli_parse_mode(optarg, &a->mode) < 0)
-				return cli_usage(CMD, "--mode %s: expected full, incremental, "
-						 "differential or auto", optarg);
-			break;
-		case OPT_SINCE:
-			a->since = optarg;
-			break;
-		case OPT_CHECKPOINT:
-			a->checkpoint = optarg;
-			break;
-		case OPT_NO_COMMIT:
-			a->no_commit = true;
-			break;
-		case OPT_BWLIMIT:
-			if (cli_parse_rate(optarg, &a->bwlimit) < 0)
-				return cli_usage(CMD, "--bwlimit %s: expected a rate such as 50M, "
-						 "800K or 1G per second (a bare number is KiB/s)",
-						 optarg);
-			break;
-		case 'h':
-			return -1;
-		default:
-			return cli_usage(CMD, "bad option");
-		}
-	}
-	if (optind < argc)
-		return cli_usage(CMD, "unexpected argument '%s'", argv[optind]);
-	if (!a->set && (a->state_dir || a->since || a->checkpoint || a->no_commit ||
-			a->mode == VB_MODE_INCREMENTAL || a->mode == VB_MODE_DIFFERENTIAL))
-		return cli_usage(CMD, "--state-dir, --since, --checkpoint, --no-commit and "
-				 "incremental or differential modes need --set NAME");
-	if (a->ndrives == 0)
-		return cli_usage(CMD, "no drive given (--drive NAME=PATH)");
-	if (!a->out)
-		return cli_usage(CMD, "no output given (-o FILE, or -o - for standard output)");
-	if (strcmp(a->out, "-") == 0 && isatty(STDOUT_FILENO))
-		return cli_usage(CMD, "refusing to write an archive to a terminal");
-	if (a->compress == -1) {
-		if (ends_with(a->out, ".gz") || ends_with(a->out, ".lzo"))
-			return cli_usage(CMD, "%s: vmaback compresses with zstd only (.vma.zst)",
-					 a->out);
-		a->compress = ends_with(a->out, ".zst");
-	}
-	return 0;
-}
-
-/* Where the archive goes: a file (published atomically) or standard output. */
+/* Where the archive goes: a file (published atomically), standard output,
+ * or a command's standard input. */
 static struct vb_writer *open_sink(const struct backup_args *a, struct vb_error *err)
 {
 	struct vb_writer *sink;
 
+	if (a->output_cmd)
+		return vb_sink_cmd_new(a->output_cmd, err);
 	if (strcmp(a->out, "-") == 0)
 		return vb_sink_fd_new(STDOUT_FILENO, "standard output", err);
 	sink = vb_sink_file_new(a->out, a->force, err);
 	if (sink)
 		cli_set_temp_path(vb_sink_file_temp_path(sink));
 	return sink;
+}
+
+static const char *out_name(const struct backup_args *a)
+{
+	if (a->output_cmd)
+		return "(output command)";
+	return strcmp(a->out, "-") == 0 ? "(standard output)" : a->out;
 }
 
 static void hexstr(const uint8_t *d, size_t n, char *out)
@@ -225,11 +53,14 @@ static const char *ckpt_state(const struct vb_backup_result *r)
 static void summary_json(const struct backup_args *a, const struct vb_backup_result *r,
 			 const char *uuid, const char *sha)
 {
-	bool to_stdout = strcmp(a->out, "-") == 0;
+	bool to_stdout = a->out && strcmp(a->out, "-") == 0;
 	json_object *o = json_object_new_object();
+	const char *txt;
 
 	json_object_object_add(o, "status", json_object_new_string("ok"));
-	json_object_object_add(o, "archive", json_object_new_string(a->out));
+	json_object_object_add(o, "archive", a->out ? json_object_new_string(a->out) : NULL);
+	json_object_object_add(o, "output_cmd", a->output_cmd ?
+			       json_object_new_string(a->output_cmd) : NULL);
 	json_object_object_add(o, "uuid", json_object_new_string(uuid));
 	json_object_object_add(o, "sha256", json_object_new_string(sha));
 	json_object_object_add(o, "kind", json_object_new_string(r->kind));
@@ -246,16 +77,16 @@ static void summary_json(const struct backup_args *a, const struct vb_backup_res
 	json_object_object_add(o, "archive_bytes", json_object_new_uint64(r->archive_bytes));
 	json_object_object_add(o, "output_bytes", json_object_new_uint64(r->output_bytes));
 	json_object_object_add(o, "seconds", json_object_new_double(r->seconds));
-	fprintf(to_stdout ? stderr : stdout, "%s\n",
-		json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-					       JSON_C_TO_STRING_NOSLASHESCAPE));
+	txt = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+					     JSON_C_TO_STRING_NOSLASHESCAPE);
+	fprintf(to_stdout ? stderr : stdout, "%s\n", txt);
+	cli_log_line("%s", txt);
 	json_object_put(o);
 }
 
 static void summary(const struct backup_args *a, const struct vb_backup_result *r)
 {
-	bool to_stdout = strcmp(a->out, "-") == 0;
-	char total[32], rd[32], zero[32], arch[32], uuid[40], sha[65];
+	char total[32], rd[32], zero[32], arch[32], uuid[40], sha[65], dirty[64] = "";
 
 	snprintf(uuid, sizeof(uuid), "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
 		 "%02x%02x%02x%02x%02x%02x", r->uuid[0], r->uuid[1], r->uuid[2], r->uuid[3],
@@ -264,51 +95,98 @@ static void summary(const struct backup_args *a, const struct vb_backup_result *
 	hexstr(r->sha256, 32, sha);
 	if (a->json)
 		summary_json(a, r, uuid, sha);
-	if (a->quiet)
-		return;
 	cli_format_size(r->total_size, total, sizeof(total));
 	cli_format_size(r->bytes_read, rd, sizeof(rd));
 	cli_format_size(r->bytes_zero, zero, sizeof(zero));
 	cli_format_size(r->output_bytes, arch, sizeof(arch));
-	fprintf(stderr, "vmaback: backup: %s backup of %u drive%s (%s) in %.1fs: read %s, "
-		"%s zero or holes not stored", r->kind, r->drives, r->drives == 1 ? "" : "s",
-		total, r->seconds, rd, zero);
 	if (strcmp(r->kind, "full") != 0)
-		fprintf(stderr, ", %llu changed clusters", (unsigned long long)r->dirty_clusters);
-	fprintf(stderr, "\nvmaback: backup: archive %s, %s, uuid %s\n",
-		to_stdout ? "(standard output)" : a->out, arch, uuid);
+		snprintf(dirty, sizeof(dirty), ", %llu changed clusters",
+			 (unsigned long long)r->dirty_clusters);
+	cli_info(a->quiet, "INFO: %s backup of %u drive%s (%s) finished in %.1fs: read %s, "
+		 "%s zero or holes not stored%s", r->kind, r->drives, r->drives == 1 ? "" : "s",
+		 total, r->seconds, rd, zero, dirty);
+	cli_info(a->quiet, "INFO: archive %s: %s, uuid %s, sha256 %s", out_name(a), arch, uuid,
+		 sha);
 	if (r->checkpoint[0] && !r->pending)
-		fprintf(stderr, "vmaback: backup: checkpoint %s of set %s committed\n",
-			r->checkpoint, a->set);
+		cli_info(a->quiet, "INFO: checkpoint %s of set %s committed", r->checkpoint,
+			 a->set);
 	if (r->pending)
-		fprintf(stderr, "vmaback: backup: checkpoint %s of set %s is pending: run "
-			"'vmaback commit --set %s %s' once the archive is stored\n",
-			r->checkpoint, a->set, a->set, r->checkpoint);
+		cli_info(a->quiet, "INFO: checkpoint %s of set %s is pending: run 'vmaback commit "
+			 "--set %s %s' once the archive is stored", r->checkpoint, a->set, a->set,
+			 r->checkpoint);
 }
 
 static void print_notes(const struct backup_args *a, const char *notes)
 {
 	const char *p = notes;
 
-	while (!a->quiet && *p) {
+	while (*p) {
 		size_t n = strcspn(p, "\n");
 
-		fprintf(stderr, "vmaback: backup: %.*s\n", (int)n, p);
+		cli_info(a->quiet, "INFO: %.*s", (int)n, p);
 		p += n + (p[n] == '\n');
 	}
 }
 
+static void start_line(const struct backup_args *a, const struct vb_backup_opts *o)
+{
+	cli_info(a->quiet, "INFO: starting backup of %zu drive%s%s%s to %s", o->ndrives,
+		 o->ndrives == 1 ? "" : "s", a->set ? ", set " : "", a->set ? a->set : "",
+		 out_name(a));
+	for (size_t i = 0; i < o->ndrives; i++)
+		cli_info(a->quiet, "INFO: drive %s: %s", o->drives[i].name, o->drives[i].spec);
+}
+
+static int prepare(struct backup_args *a, struct vb_backup_opts *o, struct vb_state **state,
+		   struct vb_backup **b, struct vb_error *err)
+{
+	char *dir = NULL;
+
+	if (a->set) {
+		dir = a->state_dir ? strdup(a->state_dir) : vb_state_default_dir();
+		if (!dir)
+			return cli_usage(CMD, "no state directory: give --state-dir DIR");
+		*state = vb_state_open(dir, a->set, err);
+		free(dir);
+		if (!*state)
+			return cli_fail(CMD, err);
+	}
+	o->drives = a->drives;
+	o->ndrives = a->ndrives;
+	o->configs = a->configs;
+	o->nconfigs = a->nconfigs;
+	o->cancel = &cli_interrupted;
+	o->compress = a->compress == 1;
+	o->zstd_level = a->zlevel;
+	o->zstd_threads = a->zthreads;
+	o->archive_path = a->out && strcmp(a->out, "-") != 0 ? a->out : NULL;
+	o->state = *state;
+	o->mode = a->mode;
+	o->since = a->since;
+	o->checkpoint = a->checkpoint;
+	o->no_commit = a->no_commit;
+	o->bwlimit = a->bwlimit;
+	start_line(a, o);
+	*b = vb_backup_prepare(o, err);
+	if (*state)
+		print_notes(a, vb_state_notes(*state));
+	if (!*b)
+		return cli_fail(CMD, err);
+	print_notes(a, vb_backup_notes(*b));
+	return 0;
+}
+
 static int run(int argc, char **argv)
 {
-	struct backup_args a = { 0 };
+	struct backup_args a;
 	struct vb_backup_opts o = { 0 };
 	struct vb_backup_result res;
 	struct vb_backup *b = NULL;
 	struct vb_state *state = NULL;
 	struct vb_writer *sink;
 	struct vb_error err = { 0 };
-	char *dir = NULL;
-	int status = parse(&a, argc, argv);
+	struct cli_progress prog;
+	int status = backup_args_parse(&a, argc, argv);
 
 	if (status == -1) {
 		status = cli_help(&cmd_backup);
@@ -316,56 +194,38 @@ static int run(int argc, char **argv)
 	}
 	if (status)
 		goto out;
-	if (a.set) {
-		dir = a.state_dir ? strdup(a.state_dir) : vb_state_default_dir();
-		if (!dir) {
-			status = cli_usage(CMD, "no state directory: give --state-dir DIR");
-			goto out;
-		}
-		state = vb_state_open(dir, a.set, &err);
-		if (!state) {
-			status = cli_fail(CMD, &err);
-			goto out;
-		}
+	if (a.log_file && cli_log_open(a.log_file) < 0) {
+		status = cli_usage(CMD, "--log-file %s: %s", a.log_file, strerror(errno));
+		goto out;
 	}
-	o.drives = a.drives;
-	o.ndrives = a.ndrives;
-	o.configs = a.configs;
-	o.nconfigs = a.nconfigs;
-	o.cancel = &cli_interrupted;
-	o.compress = a.compress == 1;
-	o.zstd_level = a.zlevel;
-	o.zstd_threads = a.zthreads;
-	o.archive_path = strcmp(a.out, "-") == 0 ? NULL : a.out;
-	o.state = state;
-	o.mode = a.mode;
-	o.since = a.since;
-	o.checkpoint = a.checkpoint;
-	o.no_commit = a.no_commit;
-	o.bwlimit = a.bwlimit;
-	b = vb_backup_prepare(&o, &err);
-	if (state)
-		print_notes(&a, vb_state_notes(state));
-	if (b)
-		print_notes(&a, vb_backup_notes(b));
-	if (!b || !(sink = open_sink(&a, &err))) {
+	cli_progress_init(&prog, a.progress);
+	o.progress = cli_progress_cb;
+	o.progress_opaque = &prog;
+	if ((status = prepare(&a, &o, &state, &b, &err)) != 0)
+		goto out;
+	sink = open_sink(&a, &err);
+	if (!sink) {
 		status = cli_fail(CMD, &err);
 		goto out;
 	}
 	if (vb_backup_run(b, sink, &res, &err) < 0) {
 		cli_set_temp_path(NULL);
+		cli_progress_done(&prog);
 		status = cli_fail(CMD, &err);
+		if (status != EXIT_USAGE && status != EXIT_LOCKED)
+			cli_info(a.quiet, "INFO: backup failed: nothing was published%s",
+				 a.set ? " and the checkpoints are unchanged" : "");
 		goto out;
 	}
 	cli_set_temp_path(NULL);
+	cli_progress_done(&prog);
 	summary(&a, &res);
 	status = cli_close_stdout(EXIT_OK);
 out:
 	vb_backup_free(b);
 	vb_state_close(state);
-	free(dir);
-	free(a.drives);
-	free(a.configs);
+	cli_log_close();
+	backup_args_free(&a);
 	return status;
 }
 

@@ -54,7 +54,7 @@ static int run(int argc, char **argv)
 			status = cli_help(&cmd_extract);
 			goto out;
 		default:
-			status = cli_usage("extract", "bad option");
+			status = cli_usage("extract", "unknown option or missing argument");
 			goto out;
 		}
 	}

@@ -106,7 +106,7 @@ static int list_run(int argc, char **argv)
 		else if (ch == 'h')
 			return cli_help(&cmd_list);
 		else
-			return cli_usage("list", "bad option");
+			return cli_usage("list", "unknown option or missing argument");
 	}
 	if (optind + 1 != argc)
 		return cli_usage("list", "expected one ARCHIVE (a file, or - for standard input)");
@@ -181,7 +181,7 @@ static int config_run(int argc, char **argv)
 		else if (ch == 'h')
 			return cli_help(&cmd_config);
 		else
-			return cli_usage("config", "bad option");
+			return cli_usage("config", "unknown option or missing argument");
 	}
 	if (optind + 1 != argc)
 		return cli_usage("config", "expected one ARCHIVE (a file, or - for standard input)");

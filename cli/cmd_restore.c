@@ -78,7 +78,7 @@ static int restore_run(int argc, char **argv)
 			status = cli_help(&cmd_restore);
 			goto out;
 		default:
-			status = cli_usage("restore", "bad option");
+			status = cli_usage("restore", "unknown option or missing argument");
 			goto out;
 		}
 	}
@@ -195,7 +195,7 @@ static int merge_run(int argc, char **argv)
 		case 'h':
 			return cli_help(&cmd_merge);
 		default:
-			return cli_usage("merge", "bad option");
+			return cli_usage("merge", "unknown option or missing argument");
 		}
 	}
 	if (!out || optind >= argc)

@@ -50,7 +50,7 @@ static int parse(const char *cmd, const struct command *c, int argc, char **argv
 			cli_help(c);
 			return -1;
 		default:
-			return cli_usage(cmd, "bad option");
+			return cli_usage(cmd, "unknown option or missing argument");
 		}
 	}
 	if (!a->set)

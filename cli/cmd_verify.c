@@ -99,7 +99,7 @@ static int run(int argc, char **argv)
 		case 'h':
 			return cli_help(&cmd_verify);
 		default:
-			return cli_usage("verify", "bad option");
+			return cli_usage("verify", "unknown option or missing argument");
 		}
 	}
 	if (deep) {

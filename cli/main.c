@@ -49,6 +49,7 @@ static int help(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	const struct command *c;
+	static char prog[64];
 
 	cli_signals_install();
 	if (argc < 2)
@@ -64,5 +65,8 @@ int main(int argc, char **argv)
 	c = find(argv[1]);
 	if (!c)
 		return cli_usage(NULL, "unknown command '%s'", argv[1]);
+	/* getopt names the program in its messages: "vmaback backup: ..." */
+	snprintf(prog, sizeof(prog), "vmaback %s", c->name);
+	argv[1] = prog;
 	return c->run(argc - 1, argv + 1);
 }

@@ -53,14 +53,15 @@ void cli_set_temp_path(const char *path)
 
 void cli_warn(const char *cmd, const char *fmt, ...)
 {
+	char msg[2048];
 	va_list ap;
 
-	fflush(stdout);
-	fprintf(stderr, "vmaback: %s%s", cmd ? cmd : "", cmd ? ": " : "");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	fflush(stdout);
+	fprintf(stderr, "vmaback: %s%s%s\n", cmd ? cmd : "", cmd ? ": " : "", msg);
+	cli_log_line("ERROR: %s%s%s", cmd ? cmd : "", cmd ? ": " : "", msg);
 }
 
 int cli_fail(const char *cmd, const struct vb_error *err)

@@ -1,0 +1,377 @@
+/* backup_opts.c: the options of `vmaback backup`, from the command line and
+ * from a --config-file, which is the same options written as JSON. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "cli/backup_opts.h"
+
+#define CMD "backup"
+
+enum {
+	OPT_COMPRESS = 256, OPT_ZLEVEL, OPT_ZTHREADS, OPT_JSON, OPT_SET, OPT_STATE_DIR,
+	OPT_MODE, OPT_SINCE, OPT_CHECKPOINT, OPT_NO_COMMIT, OPT_BWLIMIT, OPT_OUTPUT_CMD,
+	OPT_LOG_FILE, OPT_PROGRESS, OPT_CONFIG_FILE,
+};
+
+static const struct option options[] = {
+	{ "drive", required_argument, NULL, 'd' },
+	{ "config", required_argument, NULL, 'c' },
+	{ "output", required_argument, NULL, 'o' },
+	{ "output-cmd", required_argument, NULL, OPT_OUTPUT_CMD },
+	{ "force", no_argument, NULL, 'f' },
+	{ "compress", required_argument, NULL, OPT_COMPRESS },
+	{ "zstd-level", required_argument, NULL, OPT_ZLEVEL },
+	{ "zstd-threads", required_argument, NULL, OPT_ZTHREADS },
+	{ "bwlimit", required_argument, NULL, OPT_BWLIMIT },
+	{ "set", required_argument, NULL, OPT_SET },
+	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
+	{ "mode", required_argument, NULL, OPT_MODE },
+	{ "since", required_argument, NULL, OPT_SINCE },
+	{ "checkpoint", required_argument, NULL, OPT_CHECKPOINT },
+	{ "no-commit", no_argument, NULL, OPT_NO_COMMIT },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "progress", required_argument, NULL, OPT_PROGRESS },
+	{ "log-file", required_argument, NULL, OPT_LOG_FILE },
+	{ "config-file", required_argument, NULL, OPT_CONFIG_FILE },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+
+	return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+static int push(void **arr, size_t *n, size_t size)
+{
+	void *p = realloc(*arr, (*n + 1) * size);
+
+	if (!p)
+		return cli_usage(CMD, "out of memory");
+	*arr = p;
+	return 0;
+}
+
+static int add_drive(struct backup_args *a, char *arg)
+{
+	char *eq = strchr(arg, '=');
+
+	if (!eq)
+		return cli_usage(CMD, "--drive %s: expected NAME=PATH", arg);
+	if (a->drives_from_file) {
+		a->ndrives = 0; /* drives on the command line replace the file's */
+		a->drives_from_file = false;
+	}
+	if (a->ndrives >= VMA_MAX_DEVICES)
+		return cli_usage(CMD, "more than %u drives; an archive holds at most %u",
+				 VMA_MAX_DEVICES, VMA_MAX_DEVICES);
+	if (push((void **)&a->drives, &a->ndrives, sizeof(*a->drives)))
+		return EXIT_USAGE;
+	*eq = '\0';
+	a->drives[a->ndrives].name = arg;
+	a->drives[a->ndrives].spec = eq + 1;
+	a->ndrives++;
+	return 0;
+}
+
+static int add_config(struct backup_args *a, const char *path)
+{
+	if (a->configs_from_file) {
+		a->nconfigs = 0;
+		a->configs_from_file = false;
+	}
+	if (push((void **)&a->configs, &a->nconfigs, sizeof(*a->configs)))
+		return EXIT_USAGE;
+	a->configs[a->nconfigs++] = path;
+	return 0;
+}
+
+static int parse_progress(const char *s, enum cli_progress_mode *m)
+{
+	static const char *const names[] = { "auto", "bar", "log", "none" };
+
+	for (int i = 0; i < 4; i++)
+		if (strcmp(s, names[i]) == 0) {
+			*m = (enum cli_progress_mode)i;
+			return 0;
+		}
+	return -1;
+}
+
+/* One option; returns 0, -1 for --help, or an exit status. */
+static int option(struct backup_args *a, int ch, char *arg)
+{
+	uint64_t v;
+
+	switch (ch) {
+	case 'd':
+		return add_drive(a, arg);
+	case 'c':
+		return add_config(a, arg);
+	case 'o':
+		a->out = arg;
+		return 0;
+	case OPT_OUTPUT_CMD:
+		a->output_cmd = arg;
+		return 0;
+	case 'f':
+		a->force = true;
+		return 0;
+	case 'q':
+		a->quiet = true;
+		return 0;
+	case OPT_JSON:
+		a->json = true;
+		return 0;
+	case OPT_COMPRESS:
+		if (strcmp(arg, "none") != 0 && strcmp(arg, "zstd") != 0)
+			return cli_usage(CMD, "--compress %s: expected none or zstd", arg);
+		a->compress = strcmp(arg, "zstd") == 0;
+		return 0;
+	case OPT_ZLEVEL:
+		if (!cli_parse_uint(arg, 1, 19, &v))
+			return cli_usage(CMD, "--zstd-level %s: expected 1 to 19", arg);
+		a->zlevel = (int)v;
+		return 0;
+	case OPT_ZTHREADS:
+		if (!cli_parse_uint(arg, 0, 256, &v))
+			return cli_usage(CMD, "--zstd-threads %s: expected 0 to 256", arg);
+		a->zthreads = (int)v;
+		return 0;
+	case OPT_BWLIMIT:
+		if (cli_parse_rate(arg, &a->bwlimit) < 0)
+			return cli_usage(CMD, "--bwlimit %s: expected a rate such as 50M, 800K or 1G "
+					 "per second (a bare number is KiB/s)", arg);
+		return 0;
+	case OPT_SET:
+		a->set = arg;
+		return 0;
+	case OPT_STATE_DIR:
+		a->state_dir = arg;
+		return 0;
+	case OPT_MODE:
+		if (cli_parse_mode(arg, &a->mode) < 0)
+			return cli_usage(CMD, "--mode %s: expected full, incremental, differential or "
+					 "auto", arg);
+		return 0;
+	case OPT_SINCE:
+		a->since = arg;
+		return 0;
+	case OPT_CHECKPOINT:
+		a->checkpoint = arg;
+		return 0;
+	case OPT_NO_COMMIT:
+		a->no_commit = true;
+		return 0;
+	case OPT_PROGRESS:
+		if (parse_progress(arg, &a->progress) < 0)
+			return cli_usage(CMD, "--progress %s: expected auto, bar, log or none", arg);
+		return 0;
+	case OPT_LOG_FILE:
+		a->log_file = arg;
+		return 0;
+	case OPT_CONFIG_FILE:
+		return 0; /* read before the command line */
+	case 'h':
+		return -1;
+	default:
+		return cli_usage(CMD, "unknown option or missing argument");
+	}
+}
+
+static int getopt_all(struct backup_args *a, int argc, char **argv)
+{
+	int ch, rc;
+
+	optind = 0; /* glibc: start over, this argv may be the second one */
+	while ((ch = getopt_long(argc, argv, "d:c:o:fqh", options, NULL)) != -1)
+		if ((rc = option(a, ch, optarg)) != 0)
+			return rc;
+	if (optind < argc)
+		return cli_usage(CMD, "unexpected argument '%s'", argv[optind]);
+	return 0;
+}
+
+/* ------------------------------------------------------------ config file */
+
+static int file_arg(struct backup_args *a, const char *key, json_object *v)
+{
+	char *opt = NULL, *val = NULL;
+	char **p;
+	int n;
+
+	if (json_object_is_type(v, json_type_boolean)) {
+		if (!json_object_get_boolean(v))
+			return 0;
+	} else if (json_object_is_type(v, json_type_string) ||
+		   json_object_is_type(v, json_type_int)) {
+		val = strdup(json_object_get_string(v));
+	} else {
+		return cli_usage(CMD, "%s: \"%s\" must be a string, a number or true/false",
+				 a->config_file, key);
+	}
+	n = asprintf(&opt, "--%s", key);
+	p = realloc(a->file_argv, (size_t)(a->file_argc + 3) * sizeof(*p));
+	if (n < 0 || !p || (json_object_is_type(v, json_type_string) && !val)) {
+		free(opt);
+		free(val);
+		return cli_usage(CMD, "out of memory");
+	}
+	a->file_argv = p;
+	a->file_argv[a->file_argc++] = opt;
+	if (val)
+		a->file_argv[a->file_argc++] = val;
+	a->file_argv[a->file_argc] = NULL;
+	return 0;
+}
+
+static bool known_key(const char *key)
+{
+	for (const struct option *o = options; o->name; o++)
+		if (strcmp(o->name, key) == 0 && strcmp(key, "config-file") != 0 &&
+		    strcmp(key, "help") != 0)
+			return true;
+	return false;
+}
+
+static int file_to_argv(struct backup_args *a, json_object *root)
+{
+	static const struct { const char *key, *opt; } lists[] = {
+		{ "drives", "drive" }, { "configs", "config" },
+	};
+
+	json_object_object_foreach(root, key, v) {
+		const char *opt = key;
+		bool list = false;
+
+		for (size_t i = 0; i < 2; i++)
+			if (strcmp(key, lists[i].key) == 0) {
+				opt = lists[i].opt;
+				list = true;
+			}
+		if (!known_key(opt))
+			return cli_usage(CMD, "%s: unknown setting \"%s\"", a->config_file, key);
+		if (!list || !json_object_is_type(v, json_type_array)) {
+			if (list)
+				return cli_usage(CMD, "%s: \"%s\" must be a list", a->config_file, key);
+			if (file_arg(a, opt, v))
+				return EXIT_USAGE;
+			continue;
+		}
+		for (size_t i = 0; i < json_object_array_length(v); i++)
+			if (file_arg(a, opt, json_object_array_get_idx(v, i)))
+				return EXIT_USAGE;
+	}
+	return 0;
+}
+
+static int read_config_file(struct backup_args *a)
+{
+	json_object *root = json_object_from_file(a->config_file);
+	int rc;
+
+	if (!root)
+		return cli_usage(CMD, "%s: cannot read it as JSON: %s", a->config_file,
+				 json_util_get_last_err() ? json_util_get_last_err() : "?");
+	if (!json_object_is_type(root, json_type_object)) {
+		json_object_put(root);
+		return cli_usage(CMD, "%s: expected a JSON object of settings", a->config_file);
+	}
+	a->file_argc = 1;
+	a->file_argv = calloc(2, sizeof(char *));
+	if (!a->file_argv) {
+		json_object_put(root);
+		return cli_usage(CMD, "out of memory");
+	}
+	a->file_argv[0] = strdup("vmaback-config-file");
+	rc = file_to_argv(a, root);
+	json_object_put(root);
+	if (rc)
+		return rc;
+	rc = getopt_all(a, a->file_argc, a->file_argv);
+	a->drives_from_file = a->ndrives > 0;
+	a->configs_from_file = a->nconfigs > 0;
+	return rc;
+}
+
+/* --config-file is read first, so the command line overrides it. */
+static const char *find_config_file(int argc, char **argv)
+{
+	const char *found = NULL;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (strcmp(argv[i], "--config-file") == 0 && i + 1 < argc)
+			found = argv[++i];
+		else if (strncmp(argv[i], "--config-file=", 14) == 0)
+			found = argv[i] + 14;
+	}
+	return found;
+}
+
+static int check(struct backup_args *a)
+{
+	int targets = !!a->out + !!a->output_cmd;
+
+	if (a->ndrives == 0)
+		return cli_usage(CMD, "no drive given (--drive NAME=PATH)");
+	if (targets != 1)
+		return cli_usage(CMD, "%s", targets ? "give either -o or --output-cmd, not both" :
+				 "no output given (-o FILE, -o - for standard output, or "
+				 "--output-cmd COMMAND)");
+	if (!a->set && (a->state_dir || a->since || a->checkpoint || a->no_commit ||
+			a->mode == VB_MODE_INCREMENTAL || a->mode == VB_MODE_DIFFERENTIAL))
+		return cli_usage(CMD, "--state-dir, --since, --checkpoint, --no-commit and "
+				 "incremental or differential modes need --set NAME");
+	if (a->out && strcmp(a->out, "-") == 0 && isatty(STDOUT_FILENO))
+		return cli_usage(CMD, "refusing to write an archive to a terminal");
+	if (a->compress == -1) {
+		const char *name = a->out ? a->out : "";
+
+		if (ends_with(name, ".gz") || ends_with(name, ".lzo"))
+			return cli_usage(CMD, "%s: vmaback compresses with zstd only (.vma.zst)",
+					 name);
+		a->compress = ends_with(name, ".zst");
+	}
+	if (a->quiet)
+		a->progress = CLI_PROGRESS_NONE;
+	return 0;
+}
+
+int backup_args_parse(struct backup_args *a, int argc, char **argv)
+{
+	int rc;
+
+	memset(a, 0, sizeof(*a));
+	a->compress = -1;
+	a->zlevel = 3;
+	a->zthreads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (a->zthreads < 1)
+		a->zthreads = 1;
+	a->config_file = find_config_file(argc, argv);
+	if (a->config_file && (rc = read_config_file(a)) != 0)
+		return rc;
+	rc = getopt_all(a, argc, argv);
+	return rc ? rc : check(a);
+}
+
+void backup_args_free(struct backup_args *a)
+{
+	for (int i = 0; i < a->file_argc; i++)
+		free(a->file_argv[i]);
+	free(a->file_argv);
+	free(a->drives);
+	free(a->configs);
+}

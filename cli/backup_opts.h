@@ -1,0 +1,32 @@
+/* backup_opts.h: the parsed options of `vmaback backup` (command line and
+ * --config-file), shared by cmd_backup.c and backup_opts.c. */
+#ifndef VMABACK_BACKUP_OPTS_H
+#define VMABACK_BACKUP_OPTS_H
+
+#include "cli/cli.h"
+
+struct backup_args {
+	struct vb_drive *drives;
+	size_t ndrives;
+	const char **configs;
+	size_t nconfigs;
+	const char *out, *output_cmd, *log_file, *config_file;
+	bool force, quiet, json;
+	int compress;        /* -1 from the name, 0 none, 1 zstd */
+	int zlevel, zthreads;
+	const char *set, *state_dir, *since, *checkpoint;
+	enum vb_mode mode;
+	bool no_commit;
+	uint64_t bwlimit;
+	enum cli_progress_mode progress;
+	/* the config file as arguments; strings the options point into */
+	char **file_argv;
+	int file_argc;
+	bool drives_from_file, configs_from_file;
+};
+
+/* 0, -1 for --help, or an exit status after printing the usage error. */
+int backup_args_parse(struct backup_args *a, int argc, char **argv);
+void backup_args_free(struct backup_args *a);
+
+#endif
