@@ -37,7 +37,7 @@ static double now_seconds(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void note(struct vb_backup *b, const char *fmt, ...)
+static __attribute__((format(printf, 2, 3))) void note(struct vb_backup *b, const char *fmt, ...)
 {
 	size_t old = b->notes ? strlen(b->notes) : 0;
 	char line[512];

@@ -40,7 +40,7 @@ static char *xstrdup(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
-static void note(struct vb_state *s, const char *fmt, ...)
+static __attribute__((format(printf, 2, 3))) void note(struct vb_state *s, const char *fmt, ...)
 {
 	size_t old = s->notes ? strlen(s->notes) : 0;
 	char line[512];

@@ -118,6 +118,8 @@ void vma_writer_set_ctime(struct vma_writer *w, int64_t ctime)
 
 int vma_writer_set_extent_clusters(struct vma_writer *w, unsigned n)
 {
+	if (w->state == W_FAILED)
+		return -1;
 	if (n < 1 || n > VMA_BLOCKINFO_PER_EXTENT)
 		return vma_err_set(&w->err, VMA_ERR_USAGE, 0,
 				   "extent clusters %u out of range (1..%u)", n,
@@ -392,6 +394,8 @@ int vma_writer_add_cluster(struct vma_writer *w, unsigned dev_id, uint32_t clust
 	uint16_t mask = 0;
 	unsigned i;
 
+	if (w->state == W_FAILED)
+		return -1;
 	if (len > VMA_CLUSTER_SIZE)
 		return vma_err_set(&w->err, VMA_ERR_USAGE, 0,
 				   "cluster %u: %zu bytes, more than a cluster", cluster_num, len);
@@ -423,6 +427,8 @@ int vma_writer_add_cluster_masked(struct vma_writer *w, unsigned dev_id, uint32_
 	uint32_t dev_bytes;
 	unsigned i, in_dev;
 
+	if (w->state == W_FAILED)
+		return -1;
 	if (mask && !blocks)
 		return vma_err_set(&w->err, VMA_ERR_USAGE, 0,
 				   "cluster %u: mask %#x without blocks", cluster_num, mask);

@@ -1,0 +1,122 @@
+/* vma_int.h: private helpers shared by the VMA writer and reader: byte order,
+ * the on-disk field offsets of vma-format.md, the error slot and MD5. */
+#ifndef VMABACK_VMA_INT_H
+#define VMABACK_VMA_INT_H
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "vma/vma.h"
+
+/* Header fields (vma-format.md section 2). */
+#define VMA_H_MAGIC 0u
+#define VMA_H_VERSION 4u
+#define VMA_H_UUID 8u
+#define VMA_H_CTIME 24u
+#define VMA_H_MD5 32u
+#define VMA_H_BLOB_OFFSET 48u
+#define VMA_H_BLOB_SIZE 52u
+#define VMA_H_HEADER_SIZE 56u
+#define VMA_H_CONFIG_NAMES 2044u
+#define VMA_H_CONFIG_DATA 3068u
+#define VMA_H_DEV_INFO 4096u
+#define VMA_H_DEV_ENTRY 32u
+#define VMA_DEV_SLOTS 256u
+
+/* Extent header fields (section 4). */
+#define VMA_E_MAGIC 0u
+#define VMA_E_RESERVED 4u
+#define VMA_E_BLOCK_COUNT 6u
+#define VMA_E_UUID 8u
+#define VMA_E_MD5 24u
+#define VMA_E_BLOCKINFO 40u
+#define VMA_MD5_LEN 16u
+#define VMA_MAX_EXTENT_BLOCKS (VMA_BLOCKINFO_PER_EXTENT * VMA_BLOCKS_PER_CLUSTER)
+
+extern const uint8_t vma_magic[VMA_MAGIC_LEN];
+extern const uint8_t vma_extent_magic[VMA_MAGIC_LEN];
+
+static inline uint16_t vma_get_be16(const uint8_t *p)
+{
+	return (uint16_t)((unsigned)p[0] << 8 | p[1]);
+}
+
+static inline uint16_t vma_get_le16(const uint8_t *p)
+{
+	return (uint16_t)((unsigned)p[1] << 8 | p[0]);
+}
+
+static inline uint32_t vma_get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline uint64_t vma_get_be64(const uint8_t *p)
+{
+	return (uint64_t)vma_get_be32(p) << 32 | vma_get_be32(p + 4);
+}
+
+static inline void vma_put_be16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static inline void vma_put_le16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static inline void vma_put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static inline void vma_put_be64(uint8_t *p, uint64_t v)
+{
+	vma_put_be32(p, (uint32_t)(v >> 32));
+	vma_put_be32(p + 4, (uint32_t)v);
+}
+
+/* Blockinfo word: mask(63..48) reserved(47..40) dev_id(39..32) cluster(31..0). */
+static inline uint64_t vma_blockinfo(uint16_t mask, unsigned dev_id, uint32_t cluster)
+{
+	return (uint64_t)mask << 48 | (uint64_t)(dev_id & 0xffu) << 32 | cluster;
+}
+
+/* The error slot of a reader or writer. */
+struct vma_errslot {
+	enum vma_err code;
+	int sys_errno;
+	char msg[512];
+};
+
+/* Fills the slot and returns -1. */
+int vma_err_set(struct vma_errslot *e, enum vma_err code, int sys_errno,
+		const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* MD5 of len bytes into out; the context is reused. Returns 0 or -1. */
+int vma_md5(EVP_MD_CTX *ctx, const void *data, size_t len,
+	    uint8_t out[VMA_MD5_LEN]);
+
+/* The MD5 of buf[0, len) as if the 16 bytes at md5_off were zero; the field
+ * itself is left as it was. Returns 0 or -1. */
+int vma_md5_zeroed(EVP_MD_CTX *ctx, uint8_t *buf, size_t len, size_t md5_off,
+		   uint8_t out[VMA_MD5_LEN]);
+
+extern const uint8_t vma_zero_block[VMA_BLOCK_SIZE];
+
+static inline int vma_is_zero(const void *p, size_t len)
+{
+	/* len <= VMA_BLOCK_SIZE; glibc's memcmp is vectorised */
+	return memcmp(p, vma_zero_block, len) == 0;
+}
+
+#endif
