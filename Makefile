@@ -32,7 +32,9 @@ UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 TOOL_SRCS = $(wildcard tests/tools/*.c)
 
 LIB_OBJS = $(LIB_SRCS:%.c=$(B)/%.o)
-CLI_OBJS = $(CLI_SRCS:%.c=$(B)/%.o)
+CLI_OBJS = $(filter-out $(B)/cli/main.o,$(CLI_SRCS:%.c=$(B)/%.o))
+# Everything but main(): the binary, the unit tests and the fuzz targets link it.
+LIBS_A = $(B)/libvmaback_cli.a $(B)/libvmaback.a
 UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 TOOL_BINS = $(TOOL_SRCS:tests/tools/%.c=$(B)/tools/%)
 HEADERS = $(wildcard */*.h)
@@ -54,16 +56,21 @@ $(B)/libvmaback.a: $(LIB_OBJS)
 	rm -f $@
 	$(AR) rcs $@ $^
 
-$(B)/vmaback: $(CLI_OBJS) $(B)/libvmaback.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJS) $(B)/libvmaback.a $(LDLIBS)
-
-$(B)/tests/%: tests/unit/%.c $(B)/libvmaback.a $(HEADERS)
+$(B)/libvmaback_cli.a: $(CLI_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libvmaback.a $(LDLIBS) $(CMOCKA_LIBS)
+	rm -f $@
+	$(AR) rcs $@ $^
 
-$(B)/tools/%: tests/tools/%.c $(B)/libvmaback.a $(HEADERS)
+$(B)/vmaback: $(B)/cli/main.o $(LIBS_A)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(B)/cli/main.o $(LIBS_A) $(LDLIBS)
+
+$(B)/tests/%: tests/unit/%.c $(LIBS_A) $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libvmaback.a $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBS_A) $(LDLIBS) $(CMOCKA_LIBS)
+
+$(B)/tools/%: tests/tools/%.c $(LIBS_A) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBS_A) $(LDLIBS)
 
 tools: $(TOOL_BINS)
 
@@ -100,10 +107,11 @@ FUZZ_FLAGS = -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer -g -O1
 FUZZ_SRCS = $(wildcard tests/fuzz/fuzz_*.c)
 fuzz: deps
 	$(MAKE) B=build-fuzz CC=clang EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined" \
-		build-fuzz/libvmaback.a
+		build-fuzz/libvmaback.a build-fuzz/libvmaback_cli.a
 	@set -e; mkdir -p build-fuzz/bin; for f in $(FUZZ_SRCS); do \
 		n=$$(basename $$f .c); \
-		clang $(CFLAGS) $(FUZZ_FLAGS) -o build-fuzz/bin/$$n $$f build-fuzz/libvmaback.a $(LDLIBS); \
+		clang $(CFLAGS) $(FUZZ_FLAGS) -o build-fuzz/bin/$$n $$f build-fuzz/libvmaback_cli.a \
+			build-fuzz/libvmaback.a $(LDLIBS); \
 		mkdir -p tests/fuzz/corpus/$$n build-fuzz/corpus/$$n; \
 		echo "== $$n for $(FUZZ_SECONDS)s"; \
 		build-fuzz/bin/$$n -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \

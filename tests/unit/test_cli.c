@@ -1,0 +1,245 @@
+/* test_cli.c: unit tests of the command line's parsers: sizes, rates,
+ * modes, and backup options from the command line and a --config-file. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "cli/backup_opts.h"
+
+static void test_parse_uint(void **state)
+{
+	uint64_t v = 0;
+
+	(void)state;
+	assert_true(cli_parse_uint("0", 0, 10, &v) && v == 0);
+	assert_true(cli_parse_uint("19", 1, 19, &v) && v == 19);
+	assert_false(cli_parse_uint("20", 1, 19, &v));
+	assert_false(cli_parse_uint("", 0, 10, &v));
+	assert_false(cli_parse_uint("-1", 0, 10, &v));
+	assert_false(cli_parse_uint(" 1", 0, 10, &v));
+	assert_false(cli_parse_uint("1x", 0, 10, &v));
+	assert_false(cli_parse_uint("18446744073709551616", 0, UINT64_MAX, &v));
+	assert_true(cli_parse_uint("18446744073709551615", 0, UINT64_MAX, &v));
+	assert_true(v == UINT64_MAX);
+}
+
+static void test_parse_rate(void **state)
+{
+	static const struct { const char *s; uint64_t v; } ok[] = {
+		{ "50M", 50u << 20 }, { "1G", 1u << 30 }, { "800K", 800u << 10 },
+		{ "800", 800u << 10 }, { "1", 1024 }, { "50MiB", 50u << 20 },
+		{ "50MB/s", 50u << 20 }, { "2m", 2u << 20 }, { "100B", 100 },
+		{ "1T", UINT64_C(1) << 40 },
+	};
+	static const char *const bad[] = {
+		"", "M", "0", "0M", "-5M", "5X", "5 M", "5M/h", "1.5M", "99999999999999999999",
+		"1099511627777T", "5MiBB",
+	};
+	uint64_t v;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		v = 0;
+		assert_int_equal(cli_parse_rate(ok[i].s, &v), 0);
+		assert_true(v == ok[i].v);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(cli_parse_rate(bad[i], &v), -1);
+}
+
+static void test_parse_mode(void **state)
+{
+	enum vb_mode m;
+
+	(void)state;
+	assert_int_equal(cli_parse_mode("auto", &m), 0);
+	assert_int_equal(m, VB_MODE_AUTO);
+	assert_int_equal(cli_parse_mode("differential", &m), 0);
+	assert_int_equal(m, VB_MODE_DIFFERENTIAL);
+	assert_int_equal(cli_parse_mode("Full", &m), -1);
+	assert_int_equal(cli_parse_mode("", &m), -1);
+}
+
+static void test_format_size(void **state)
+{
+	char b[32];
+
+	(void)state;
+	cli_format_size(0, b, sizeof(b));
+	assert_string_equal(b, "0 B");
+	cli_format_size(1023, b, sizeof(b));
+	assert_string_equal(b, "1023 B");
+	cli_format_size(1536, b, sizeof(b));
+	assert_string_equal(b, "1.5 KiB");
+	cli_format_size(UINT64_C(10) << 30, b, sizeof(b));
+	assert_string_equal(b, "10.0 GiB");
+	cli_format_size(UINT64_MAX, b, sizeof(b));
+	assert_string_equal(b, "16384.0 PiB");
+}
+
+/* The options point into argv: it lives until done(). */
+static char *argv_copy[32];
+
+static int parse(struct backup_args *a, const char *const *args)
+{
+	int argc = 0;
+
+	for (; args[argc]; argc++)
+		argv_copy[argc] = strdup(args[argc]);
+	argv_copy[argc] = NULL;
+	return backup_args_parse(a, argc, argv_copy);
+}
+
+static void done(struct backup_args *a)
+{
+	backup_args_free(a);
+	for (int i = 0; argv_copy[i]; i++) {
+		free(argv_copy[i]);
+		argv_copy[i] = NULL;
+	}
+}
+
+static char *write_tmp(const char *text)
+{
+	char *path = strdup("/tmp/vmaback-test-cli-XXXXXX");
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	return path;
+}
+
+static void test_backup_args(void **state)
+{
+	struct backup_args a;
+	const char *const basic[] = { "backup", "-d", "d0=/x", "--drive", "d1=/y", "-o",
+				      "out.vma.zst", "--bwlimit", "20M", "--set", "s", NULL };
+	const char *const none[] = { "backup", "-d", "d0=/x", NULL };
+	const char *const both[] = { "backup", "-d", "d0=/x", "-o", "x", "--output-cmd", "cat",
+				     NULL };
+	const char *const gz[] = { "backup", "-d", "d0=/x", "-o", "x.vma.gz", NULL };
+	const char *const since[] = { "backup", "-d", "d0=/x", "-o", "x", "--since", "c",
+				      NULL };
+	const char *const noeq[] = { "backup", "-d", "d0", "-o", "x", NULL };
+
+	(void)state;
+	assert_int_equal(parse(&a, basic), 0);
+	assert_int_equal(a.ndrives, 2);
+	assert_string_equal(a.drives[1].name, "d1");
+	assert_string_equal(a.drives[1].spec, "/y");
+	assert_int_equal(a.compress, 1);
+	assert_true(a.bwlimit == 20u << 20);
+	assert_string_equal(a.set, "s");
+	done(&a);
+	assert_int_equal(parse(&a, none), EXIT_USAGE);
+	done(&a);
+	assert_int_equal(parse(&a, both), EXIT_USAGE);
+	done(&a);
+	assert_int_equal(parse(&a, gz), EXIT_USAGE);
+	done(&a);
+	assert_int_equal(parse(&a, since), EXIT_USAGE);
+	done(&a);
+	assert_int_equal(parse(&a, noeq), EXIT_USAGE);
+	done(&a);
+}
+
+static void test_config_file(void **state)
+{
+	char *good = write_tmp("{\"set\": \"vm1\", \"drives\": [\"a=/dev/a\", \"b=/dev/b\"],"
+			       " \"output\": \"/b/x.vma\", \"zstd-level\": 5, \"quiet\": true,"
+			       " \"force\": false, \"configs\": [\"/etc/c.conf\"]}");
+	char *unknown = write_tmp("{\"drivez\": [\"a=/x\"], \"output\": \"x\"}");
+	char *notobj = write_tmp("[1, 2]");
+	char *broken = write_tmp("{\"set\": ");
+	char *badtype = write_tmp("{\"output\": [\"x\"]}");
+	struct backup_args a;
+	char cf[] = "--config-file";
+
+	(void)state;
+	{
+		const char *const args[] = { "backup", cf, good, NULL };
+
+		assert_int_equal(parse(&a, args), 0);
+		assert_int_equal(a.ndrives, 2);
+		assert_string_equal(a.drives[0].spec, "/dev/a");
+		assert_int_equal(a.zlevel, 5);
+		assert_true(a.quiet);
+		assert_false(a.force);
+		assert_int_equal(a.nconfigs, 1);
+		assert_string_equal(a.out, "/b/x.vma");
+		done(&a);
+	}
+	{	/* the command line overrides the file, drives replace its drives */
+		const char *const args[] = { "backup", "-d", "c=/dev/c", cf, good, "-o", "y.vma",
+					     "--zstd-level", "7", NULL };
+
+		assert_int_equal(parse(&a, args), 0);
+		assert_int_equal(a.ndrives, 1);
+		assert_string_equal(a.drives[0].name, "c");
+		assert_string_equal(a.out, "y.vma");
+		assert_int_equal(a.zlevel, 7);
+		done(&a);
+	}
+	{
+		const char *const args[] = { "backup", cf, unknown, NULL };
+
+		assert_int_equal(parse(&a, args), EXIT_USAGE);
+		done(&a);
+	}
+	{
+		const char *const args[] = { "backup", cf, notobj, NULL };
+
+		assert_int_equal(parse(&a, args), EXIT_USAGE);
+		done(&a);
+	}
+	{
+		const char *const args[] = { "backup", cf, broken, NULL };
+
+		assert_int_equal(parse(&a, args), EXIT_USAGE);
+		done(&a);
+	}
+	{
+		const char *const args[] = { "backup", cf, badtype, NULL };
+
+		assert_int_equal(parse(&a, args), EXIT_USAGE);
+		done(&a);
+	}
+	{
+		const char *const args[] = { "backup", cf, "/nonexistent/x.json", NULL };
+
+		assert_int_equal(parse(&a, args), EXIT_USAGE);
+		done(&a);
+	}
+	unlink(good);
+	unlink(unknown);
+	unlink(notobj);
+	unlink(broken);
+	unlink(badtype);
+	free(good);
+	free(unknown);
+	free(notobj);
+	free(broken);
+	free(badtype);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_uint),
+		cmocka_unit_test(test_parse_rate),
+		cmocka_unit_test(test_parse_mode),
+		cmocka_unit_test(test_format_size),
+		cmocka_unit_test(test_backup_args),
+		cmocka_unit_test(test_config_file),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
