@@ -32,7 +32,7 @@ void cli_log_close(void)
 	log_file = NULL;
 }
 
-void cli_log_vline(const char *fmt, va_list ap)
+static __attribute__((format(printf, 1, 0))) void cli_log_vline(const char *fmt, va_list ap)
 {
 	time_t t = time(NULL);
 	struct tm tm;
