@@ -195,9 +195,12 @@ static int getopt_all(struct backup_args *a, int argc, char **argv)
 	int ch, rc;
 
 	optind = 0; /* glibc: start over, this argv may be the second one */
-	while ((ch = getopt_long(argc, argv, "d:c:o:fqh", options, NULL)) != -1)
+	while ((ch = getopt_long(argc, argv, ":d:c:o:fqh", options, NULL)) != -1) {
+		if (ch == '?' || ch == ':')
+			return cli_bad_option(CMD, argv, ch);
 		if ((rc = option(a, ch, optarg)) != 0)
 			return rc;
+	}
 	if (optind < argc)
 		return cli_usage(CMD, "unexpected argument '%s'", argv[optind]);
 	return 0;

@@ -41,6 +41,8 @@ void cli_warn(const char *cmd, const char *fmt, ...) __attribute__((format(print
 int cli_fail(const char *cmd, const struct vb_error *err);
 /* A usage error: message, a hint to --help, EXIT_USAGE. */
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* After getopt returned '?' or ':' (ch): names the bad option; EXIT_USAGE. */
+int cli_bad_option(const char *cmd, char **argv, int ch);
 /* The help text of a command on stdout; returns EXIT_OK. */
 int cli_help(const struct command *c);
 

@@ -39,7 +39,7 @@ static int run(int argc, char **argv)
 	bool quiet = false;
 	int ch, status;
 
-	while ((ch = getopt_long(argc, argv, "d:qh", options, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":d:qh", options, NULL)) != -1) {
 		switch (ch) {
 		case 'd':
 			if (add_names(&names, &nnames, optarg) < 0) {
@@ -54,7 +54,7 @@ static int run(int argc, char **argv)
 			status = cli_help(&cmd_extract);
 			goto out;
 		default:
-			status = cli_usage("extract", "unknown option or missing argument");
+			status = cli_bad_option("extract", argv, ch);
 			goto out;
 		}
 	}

@@ -100,13 +100,13 @@ static int list_run(int argc, char **argv)
 	bool json = false;
 	int ch;
 
-	while ((ch = getopt_long(argc, argv, "jh", list_options, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":jh", list_options, NULL)) != -1) {
 		if (ch == 'j')
 			json = true;
 		else if (ch == 'h')
 			return cli_help(&cmd_list);
 		else
-			return cli_usage("list", "unknown option or missing argument");
+			return cli_bad_option("list", argv, ch);
 	}
 	if (optind + 1 != argc)
 		return cli_usage("list", "expected one ARCHIVE (a file, or - for standard input)");
@@ -175,13 +175,13 @@ static int config_run(int argc, char **argv)
 	struct vb_archive *a;
 	int ch, status;
 
-	while ((ch = getopt_long(argc, argv, "c:h", config_options, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":c:h", config_options, NULL)) != -1) {
 		if (ch == 'c')
 			name = optarg;
 		else if (ch == 'h')
 			return cli_help(&cmd_config);
 		else
-			return cli_usage("config", "unknown option or missing argument");
+			return cli_bad_option("config", argv, ch);
 	}
 	if (optind + 1 != argc)
 		return cli_usage("config", "expected one ARCHIVE (a file, or - for standard input)");

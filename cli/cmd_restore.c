@@ -41,7 +41,7 @@ static int restore_run(int argc, char **argv)
 	int ch, status = EXIT_OK;
 	char written[32];
 
-	while ((ch = getopt_long(argc, argv, "d:fqh", restore_options, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":d:fqh", restore_options, NULL)) != -1) {
 		switch (ch) {
 		case OPT_TO:
 			o.dir = optarg;
@@ -78,7 +78,7 @@ static int restore_run(int argc, char **argv)
 			status = cli_help(&cmd_restore);
 			goto out;
 		default:
-			status = cli_usage("restore", "unknown option or missing argument");
+			status = cli_bad_option("restore", argv, ch);
 			goto out;
 		}
 	}
@@ -171,7 +171,7 @@ static int merge_run(int argc, char **argv)
 	struct vb_writer *sink;
 	struct vb_error err = { 0 };
 
-	while ((ch = getopt_long(argc, argv, "o:fqh", merge_options, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":o:fqh", merge_options, NULL)) != -1) {
 		switch (ch) {
 		case 'o':
 			out = optarg;
@@ -195,7 +195,7 @@ static int merge_run(int argc, char **argv)
 		case 'h':
 			return cli_help(&cmd_merge);
 		default:
-			return cli_usage("merge", "unknown option or missing argument");
+			return cli_bad_option("merge", argv, ch);
 		}
 	}
 	if (!out || optind >= argc)

@@ -32,7 +32,7 @@ static int parse(const char *cmd, const struct command *c, int argc, char **argv
 {
 	int ch;
 
-	while ((ch = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
 		switch (ch) {
 		case OPT_SET:
 			a->set = optarg;
@@ -50,7 +50,7 @@ static int parse(const char *cmd, const struct command *c, int argc, char **argv
 			cli_help(c);
 			return -1;
 		default:
-			return cli_usage(cmd, "unknown option or missing argument");
+			return cli_bad_option(cmd, argv, ch);
 		}
 	}
 	if (!a->set)

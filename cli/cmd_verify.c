@@ -79,7 +79,7 @@ static int run(int argc, char **argv)
 	bool quiet = false, deep = false;
 	int ch;
 
-	while ((ch = getopt_long(argc, argv, "qh", options, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":qh", options, NULL)) != -1) {
 		switch (ch) {
 		case 'q':
 			quiet = true;
@@ -99,7 +99,7 @@ static int run(int argc, char **argv)
 		case 'h':
 			return cli_help(&cmd_verify);
 		default:
-			return cli_usage("verify", "unknown option or missing argument");
+			return cli_bad_option("verify", argv, ch);
 		}
 	}
 	if (deep) {

@@ -1,5 +1,6 @@
 /* main.c: vmaback's entry point: global options, then the subcommand from
  * the dispatch table, which parses its own options. */
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -52,6 +53,7 @@ int main(int argc, char **argv)
 	static char prog[64];
 
 	cli_signals_install();
+	opterr = 0; /* commands report bad options themselves, once */
 	if (argc < 2)
 		return usage(stderr);
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)

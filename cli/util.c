@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <getopt.h>
 #include <limits.h>
 
 #include "cli/cli.h"
@@ -184,4 +185,20 @@ int cli_parse_rate(const char *s, uint64_t *bytes_per_second)
 		return -1;
 	*bytes_per_second = v * mult;
 	return 0;
+}
+
+int cli_bad_option(const char *cmd, char **argv, int ch)
+{
+	const char *arg = optind > 0 ? argv[optind - 1] : "?";
+
+	/* getopt is quiet (opterr = 0, optstrings start with ':'): one
+	 * message, naming the option. */
+	if (ch == ':')
+		return cli_usage(cmd, "option '%s' needs an argument", arg);
+	if (arg[0] == '-' && arg[1] == '-' && strchr(arg, '='))
+		return cli_usage(cmd, "option '%.*s' takes no argument or is unknown",
+				 (int)(strchr(arg, '=') - arg), arg);
+	if (optopt && !(arg[0] == '-' && arg[1] == '-'))
+		return cli_usage(cmd, "unrecognized option '-%c'", optopt);
+	return cli_usage(cmd, "unrecognized option '%s'", arg);
 }

@@ -116,19 +116,18 @@ static int check_drive(struct vb_archive *a, const struct vb_meta_drive *d,
 		       struct vb_error *err)
 {
 	uint64_t seen = vma_reader_clusters_seen(a->vr, d->dev_id);
+	bool whole = !a->meta.ours || strcmp(a->meta.kind, "full") == 0;
 
+	/* vmstate is a byte stream, not a disk: Proxmox does not check it. */
+	if (whole && strcmp(d->name, "vmstate") != 0 &&
+	    vma_reader_check_complete(a->vr, d->dev_id) < 0)
+		return vb_error_set(err, VB_E_INVALID, 0, "%s: %s (truncated or damaged)",
+				    a->path, vma_reader_error(a->vr));
 	if (d->clusters != UINT64_MAX && seen != d->clusters)
 		return vb_error_set(err, VB_E_INVALID, 0,
 				    "%s: drive %s: the archive holds %" PRIu64
 				    " clusters, vmaback.json says %" PRIu64 " (truncated?)",
 				    a->path, d->name, seen, d->clusters);
-	if (a->meta.ours && strcmp(a->meta.kind, "full") != 0)
-		return 0;
-	if (strcmp(d->name, "vmstate") == 0)
-		return 0; /* a byte stream, not a disk: Proxmox does not check it either */
-	if (vma_reader_check_complete(a->vr, d->dev_id) < 0)
-		return vb_error_set(err, VB_E_INVALID, 0, "%s: %s", a->path,
-				    vma_reader_error(a->vr));
 	return 0;
 }
 

@@ -137,7 +137,7 @@ struct vb_source;
  * source is a VB_E_USAGE error naming the drive. */
 struct vb_source *vb_source_open(const char *drive, const char *spec, struct vb_error *err);
 uint64_t vb_source_size(const struct vb_source *s);
-const char *vb_source_kind(const struct vb_source *s);   /* "file", "block" */
+const char *vb_source_kind(const struct vb_source *s);   /* "raw" */
 /* Describes the range starting at off: *len bytes (>= 1, up to max) that are
  * all data (*data true) or all known zero (holes). */
 int vb_source_extent(struct vb_source *s, uint64_t off, uint64_t max, uint64_t *len,

@@ -103,7 +103,8 @@ uint64_t vb_source_size(const struct vb_source *s)
 
 const char *vb_source_kind(const struct vb_source *s)
 {
-	return s->block ? "block" : "file";
+	(void)s;
+	return "raw";
 }
 
 int vb_source_extent(struct vb_source *s, uint64_t off, uint64_t max, uint64_t *len,
@@ -123,7 +124,15 @@ int vb_source_extent(struct vb_source *s, uint64_t off, uint64_t max, uint64_t *
 		return 0;
 	next = lseek(s->fd, (off_t)off, SEEK_DATA);
 	if (next < 0 && errno == ENXIO) {
-		*data = false; /* only a hole remains (or the file shrank) */
+		struct stat st;
+
+		/* Only a hole remains, or the file shrank: the two look alike. */
+		if (fstat(s->fd, &st) < 0 || (uint64_t)st.st_size < s->size)
+			return vb_error_set(err, VB_E_FAIL, 0,
+					    "drive %s: %s is now %lld bytes, less than its size "
+					    "%llu (it shrank during the backup)", s->drive, s->path,
+					    (long long)st.st_size, (unsigned long long)s->size);
+		*data = false;
 		return 0;
 	}
 	if (next < 0)
