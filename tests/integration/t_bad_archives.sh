@@ -1,0 +1,207 @@
+# t_bad_archives.sh: inputs that are not VMA, truncated or corrupted archives,
+# and unsafe device names: exit 3, a message, and nothing half-extracted left.
+. "$T_SRCDIR/lib.sh"
+
+# refuse_all FILE ERE: verify and extract of FILE, and of it on stdin, are
+# exit 3 and leave no DIR (checked first, for all four), with a message matching ERE.
+refuse_all() {
+	local f=$1 re=$2 i
+	mkdir -p "$T_WORK/.io/$T_CASE/ra"
+	for i in 1 2 3 4; do
+		case $i in
+		1) run vb verify "$f" ;;
+		2) run vb extract "$f" x ;;
+		3) runin "$f" vb verify - ;;
+		4) runin "$f" vb extract - x ;;
+		esac
+		cp "$ERR" "$T_WORK/.io/$T_CASE/ra/err$i"
+		expect_rc 3
+		absent x
+	done
+	for i in 1 2 3 4; do
+		case $i in
+		1 | 3) c=verify ;;
+		*) c=extract ;;
+		esac
+		cp "$T_WORK/.io/$T_CASE/ra/err$i" "$ERR"
+		LAST="$c ($i) of $f"
+		expect_msg "$c" "$re"
+	done
+}
+
+NOTVMA='not a vma|magic|unknown|not an archive|format|empty|short|truncat'
+
+not_vma() {
+	rand random.bin 65536
+	refuse_all random.bin "$NOTVMA"
+	run vb list random.bin
+	expect_fail 3 list "$NOTVMA"
+	printf 'memory: 512\nname: not an archive\n' >text.vma
+	refuse_all text.vma "$NOTVMA"
+	: >empty.vma
+	refuse_all empty.vma "$NOTVMA"
+	run vb list empty.vma
+	expect_fail 3 list "$NOTVMA"
+	# "VMA\0" and nothing else
+	printf 'VMA\0' >magic-only.vma
+	refuse_all magic-only.vma 'short|truncat|unexpected end|header'
+	entries . random.bin text.vma empty.vma magic-only.vma
+}
+
+# make_archive: a.vma, one 10 MiB random drive (160 clusters: 3 extents) and
+# a small one; made once per script, copied into each case.
+make_archive() {
+	local fix=$T_WORK/.fixture
+	if [ ! -f "$fix/a.vma" ]; then
+		mkdir -p "$fix/src"
+		rand "$fix/src/d" 10485760
+		rand "$fix/src/e" 3000
+		run vb backup --drive drive-scsi0="$fix/src/d" --drive drive-scsi1="$fix/src/e" \
+			-o "$fix/a.vma" --quiet
+		expect_rc 0
+	fi
+	cp "$fix/a.vma" a.vma
+	HSIZE=$(vma_field a.vma 56 4)
+	EXTENTS=$(extent_offsets a.vma | tr '\n' ' ')
+	[ "$(echo $EXTENTS | wc -w)" -ge 3 ] || fail "a.vma has extents at [$EXTENTS], expected 3 or more"
+	[ "$(echo $EXTENTS | cut -d' ' -f1)" = "$HSIZE" ] || fail "first extent not at header_size $HSIZE"
+}
+
+truncated_header() {
+	make_archive
+	head -c 6000 a.vma >cut.vma
+	refuse_all cut.vma 'truncat|short|unexpected end|header'
+	run vb list cut.vma
+	expect_fail 3 list 'truncat|short|unexpected end|header'
+	head -c $((HSIZE - 1)) a.vma >cut2.vma
+	refuse_all cut2.vma 'truncat|short|unexpected end|header'
+}
+
+truncated_extent() {
+	make_archive
+	local second
+	second=$(echo $EXTENTS | cut -d' ' -f2)
+	# inside the data of the first extent
+	head -c $((HSIZE + 512 + 1000)) a.vma >cut1.vma
+	refuse_all cut1.vma 'truncat|short|unexpected end|extent'
+	# inside the header of the second extent
+	head -c $((second + 100)) a.vma >cut2.vma
+	refuse_all cut2.vma 'truncat|short|unexpected end|extent'
+	# one byte short of the end
+	head -c $(($(stat -c %s a.vma) - 1)) a.vma >cut3.vma
+	refuse_all cut3.vma 'truncat|short|unexpected end|extent'
+}
+
+# Cut exactly at an extent boundary: every extent is whole, clusters are missing.
+truncated_boundary() {
+	make_archive
+	local last
+	last=$(echo $EXTENTS | awk '{ print $NF }')
+	head -c "$last" a.vma >cut.vma
+	refuse_all cut.vma 'missing cluster'
+	run vb list cut.vma
+	expect_rc 0    # list reads the header only
+	# The header alone: no extent at all.
+	head -c "$HSIZE" a.vma >hdr.vma
+	refuse_all hdr.vma 'missing cluster'
+	# The same cut stream compressed, as a vzdump archive would be.
+	zstd -q -c cut.vma >cut.vma.zst
+	refuse_all cut.vma.zst 'missing cluster'
+}
+
+# The same on an archive of another writer (no vmaback.json to compare with).
+truncated_boundary_proxmox() {
+	have_forge || skip "vma_forge not built"
+	mkdir src
+	rand src/d 10485760
+	rand src/e 3000
+	forge -o a.vma --extent-clusters 58 --interleave --shuffle 5 drive-scsi0=src/d drive-scsi1=src/e
+	local last
+	last=$(extent_offsets a.vma | tail -1)
+	head -c "$last" a.vma >cut.vma
+	refuse_all cut.vma 'missing cluster'
+}
+
+header_checksum() {
+	make_archive
+	cp a.vma bad.vma
+	flip bad.vma 100      # reserved area, covered by the header MD5
+	refuse_all bad.vma 'checksum|md5'
+	run vb list bad.vma
+	expect_fail 3 list 'checksum|md5'
+	cp a.vma bad2.vma
+	flip bad2.vma $((12288 + 5))   # inside the blob buffer
+	refuse_all bad2.vma 'checksum|md5'
+}
+
+extent_checksum() {
+	make_archive
+	local second
+	second=$(echo $EXTENTS | cut -d' ' -f2)
+	cp a.vma bad.vma
+	flip bad.vma $((second + 60))   # a blockinfo word of the second extent
+	refuse_all bad.vma 'checksum|md5'
+	cp a.vma bad2.vma
+	flip bad2.vma "$second"         # the extent magic (the MD5 is checked first)
+	refuse_all bad2.vma 'checksum|md5|magic'
+}
+
+extract_into_existing() {
+	make_archive
+	mkdir x
+	echo keep >x/keep
+	run vb extract a.vma x
+	expect_fail 2 extract 'x.*exist|exist.*x'
+	entries x keep
+	[ "$(cat x/keep)" = keep ] || fail "x/keep changed"
+	mkdir y
+	run vb extract a.vma y
+	expect_fail 2 extract 'exist'
+	empty_dir y
+	echo file >z
+	run vb extract a.vma z
+	expect_rc 2
+	[ "$(cat z)" = file ] || fail "z changed"
+}
+
+# An unknown drive for -d is a usage error, and leaves no DIR.
+extract_unknown_drive() {
+	make_archive
+	run vb extract a.vma x -d drive-scsi0,nosuch
+	expect_fail 2 extract 'nosuch'
+	absent x
+}
+
+# Device names that are not safe file names: refused, nothing written anywhere.
+unsafe_names() {
+	have_forge || skip "vma_forge not built"
+	mkdir deep
+	rand deep/img 70000
+	local name tried=0 i=0
+	for name in '../evil' '..' '.' 'sub/evil' '/tmp/evil' "$(printf 'ctl\001x')"; do
+		i=$((i + 1))
+		"$TOOLS/vma_forge" -o "deep/p$i.vma" drive-scsi0=deep/img "$name=deep/img" \
+			>/dev/null 2>&1 || continue
+		tried=$((tried + 1))
+		RC=$(cd deep && { vb extract "p$i.vma" x >"$OUT" 2>"$ERR" </dev/null; echo $?; })
+		LAST="extract p$i.vma (device name '$name')"
+		expect_fail 3 extract 'name|unsafe|invalid'
+		absent deep/x
+		[ -z "$(find "$T_WORK" -name '*evil*' -newer deep/img 2>/dev/null | grep -v '\.vma$')" ] ||
+			fail "a file named like the device '$name' was written: $(find "$T_WORK" -name '*evil*')"
+	done
+	[ "$tried" -gt 0 ] || skip "vma_forge refuses every unsafe name"
+	ls /tmp/evil* >/dev/null 2>&1 && fail "/tmp/evil was written"
+	return 0
+}
+
+tcase not_vma not_vma
+tcase truncated_header truncated_header
+tcase truncated_extent truncated_extent
+tcase truncated_boundary truncated_boundary
+tcase header_checksum header_checksum
+tcase extent_checksum extent_checksum
+tcase truncated_boundary_proxmox truncated_boundary_proxmox
+tcase extract_into_existing extract_into_existing
+tcase extract_unknown_drive extract_unknown_drive
+tcase unsafe_names unsafe_names
