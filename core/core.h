@@ -131,13 +131,15 @@ bool vb_safe_file_name(const char *name);
 /* ============================================================== sources */
 
 struct vb_source;
+struct bitmap;
 
-/* Opens a drive's source read-only: a regular file or a block device. A
- * directory, FIFO, socket or character device, a missing file or a 0-byte
- * source is a VB_E_USAGE error naming the drive. */
+/* Opens a drive's source read-only. spec is a path (a regular file or a
+ * block device: "raw"), and later issues add NBD URIs and image formats.
+ * A directory, FIFO, socket or character device, a missing file or a
+ * 0-byte source is a VB_E_USAGE error naming the drive. */
 struct vb_source *vb_source_open(const char *drive, const char *spec, struct vb_error *err);
 uint64_t vb_source_size(const struct vb_source *s);
-const char *vb_source_kind(const struct vb_source *s);   /* "raw" */
+const char *vb_source_kind(const struct vb_source *s);   /* "raw", ... */
 /* Describes the range starting at off: *len bytes (>= 1, up to max) that are
  * all data (*data true) or all known zero (holes). */
 int vb_source_extent(struct vb_source *s, uint64_t off, uint64_t max, uint64_t *len,
@@ -146,6 +148,11 @@ int vb_source_extent(struct vb_source *s, uint64_t off, uint64_t max, uint64_t *
  * error is a VB_E_FAIL naming the drive and offset. */
 int vb_source_pread(struct vb_source *s, void *buf, size_t len, uint64_t off,
 		    struct vb_error *err);
+/* The source's own dirty bitmap NAME (clusters changed since the bitmap was
+ * started), mapped onto 64 KiB clusters: 1 with *out set, 0 when this kind
+ * of source has no bitmaps, -1 on error (no such bitmap: VB_E_USAGE). */
+int vb_source_dirty_bitmap(struct vb_source *s, const char *name, struct bitmap **out,
+			   struct vb_error *err);
 void vb_source_close(struct vb_source *s);
 
 /* ============================================================== rate limit */
