@@ -47,6 +47,17 @@ int vb_archive_check_drive(struct vb_archive *a, unsigned dev_id, struct vb_erro
 int vb_put_cluster(int fd, const struct vma_cluster *c, uint64_t size, bool whole,
 		   uint64_t *written);
 
+/* All of buf or -errno (EINTR retried); pwrite_all at an offset. */
+int vb_write_all(int fd, const void *buf, size_t len);
+int vb_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
+/* Callbacks for the streaming readers and writers; opaque points to an int fd. */
+ssize_t vb_fd_read_cb(void *opaque, void *buf, size_t len);
+int vb_fd_write_cb(void *opaque, const void *buf, size_t len);
+/* n bytes as 2n lowercase hex digits and a NUL. */
+void vb_hex(const uint8_t *d, size_t n, char *out);
+/* Appends one line to a malloc'd string of notes for a person to read. */
+void vb_notes_add(char **notes, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Rounds a drive size up to a whole 512-byte sector, as Proxmox declares it. */
 static inline uint64_t vb_round_sector(uint64_t size)
 {

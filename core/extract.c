@@ -31,22 +31,6 @@ struct extract {
 	struct vb_error *err;
 };
 
-static int write_all_at(int fd, const uint8_t *p, size_t len, uint64_t off)
-{
-	while (len > 0) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
 static int create_file(struct extract *x, const char *name, unsigned dev_id, uint64_t size,
 		       struct out_file **out)
 {
@@ -131,9 +115,11 @@ static int write_configs(struct extract *x)
 
 		if (create_file(x, ci->name, 0, 0, &f) < 0)
 			return -1;
-		if (write_all_at(f->fd, ci->data, ci->len, 0) < 0)
-			return vb_error_set(x->err, VB_E_FAIL, errno, "%s/%s: %s", x->o->dir,
-					    ci->name, strerror(errno));
+		int rc = vb_pwrite_all(f->fd, ci->data, ci->len, 0);
+
+		if (rc < 0)
+			return vb_error_set(x->err, VB_E_FAIL, -rc, "%s/%s: %s", x->o->dir,
+					    ci->name, strerror(-rc));
 	}
 	return 0;
 }
@@ -179,9 +165,8 @@ static int put_cluster(struct extract *x, struct out_file *f, const struct vma_c
 		for (unsigned b = 0; b < VMA_BLOCKS_PER_CLUSTER && rc == 0; b++) {
 			if (!(c->mask >> b & 1))
 				continue;
-			if (write_all_at(f->fd, c->data + (size_t)b * VMA_BLOCK_SIZE,
-					 VMA_BLOCK_SIZE, f->stream_off) < 0)
-				rc = -errno;
+			rc = vb_pwrite_all(f->fd, c->data + (size_t)b * VMA_BLOCK_SIZE,
+					   VMA_BLOCK_SIZE, f->stream_off);
 			f->stream_off += VMA_BLOCK_SIZE;
 		}
 	}

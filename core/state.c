@@ -40,25 +40,6 @@ static char *xstrdup(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
-static __attribute__((format(printf, 2, 3))) void note(struct vb_state *s, const char *fmt, ...)
-{
-	size_t old = s->notes ? strlen(s->notes) : 0;
-	char line[512];
-	va_list ap;
-	char *p;
-
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	p = realloc(s->notes, old + strlen(line) + 2);
-	if (!p)
-		return;
-	memcpy(p + old, line, strlen(line));
-	p[old + strlen(line)] = '\n';
-	p[old + strlen(line) + 1] = '\0';
-	s->notes = p;
-}
-
 static void ckpt_clear(struct vb_ckpt *c)
 {
 	if (!c)
@@ -473,7 +454,7 @@ static void collect_garbage(struct vb_state *s, bool report)
 	}
 	closedir(d);
 	if (removed && report)
-		note(s, "removed %u leftover file%s of an interrupted run from %s", removed,
+		vb_notes_add(&s->notes, "removed %u leftover file%s of an interrupted run from %s", removed,
 		     removed == 1 ? "" : "s", s->path);
 }
 
@@ -632,23 +613,6 @@ const struct vb_ckpt *vb_state_pending(const struct vb_state *s)
 
 /* ------------------------------------------------------------ files */
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int vb_state_open_file(struct vb_state *s, const char *file, struct vb_error *err)
 {
 	int fd;
@@ -695,7 +659,7 @@ int vb_state_write_file(struct vb_state *s, const char *prefix, const void *buf,
 
 	if (fd < 0)
 		return -1;
-	rc = write_all(fd, buf, len) < 0 || fsync(fd) < 0 ? -1 : 0;
+	rc = vb_write_all(fd, buf, len) < 0 || fsync(fd) < 0 ? -1 : 0;
 	if (close(fd) < 0)
 		rc = -1;
 	if (rc < 0) {
@@ -747,7 +711,7 @@ static int publish(struct vb_state *s, struct vb_error *err)
 		vb_error_set(err, VB_E_FAIL, errno, "%s: %s", s->path, strerror(errno));
 		goto out;
 	}
-	if (fchmod(fd, 0600) < 0 || write_all(fd, text, strlen(text)) < 0 || fsync(fd) < 0) {
+	if (fchmod(fd, 0600) < 0 || vb_write_all(fd, text, strlen(text)) < 0 || fsync(fd) < 0) {
 		vb_error_set(err, VB_E_FAIL, errno, "%s/%s: %s", s->path, STATE_FILE,
 			     strerror(errno));
 		close(fd);
@@ -935,7 +899,7 @@ int vb_state_discard_pending(struct vb_state *s, struct vb_error *err)
 		free(name);
 		return -1;
 	}
-	note(s, "discarded checkpoint %s of set %s: it was never committed "
+	vb_notes_add(&s->notes, "discarded checkpoint %s of set %s: it was never committed "
 	     "(vmaback commit)", name ? name : "?", s->set);
 	free(name);
 	return 0;

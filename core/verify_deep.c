@@ -12,38 +12,12 @@
 #include "bitmap/bitmap.h"
 #include "core/core_int.h"
 
-struct fdio {
-	int fd;
-};
-
-static ssize_t fd_read_cb(void *opaque, void *buf, size_t len)
-{
-	struct fdio *io = opaque;
-	ssize_t n;
-
-	do
-		n = read(io->fd, buf, len);
-	while (n < 0 && errno == EINTR);
-	return n < 0 ? -errno : n;
-}
-
 static int null_write_cb(void *opaque, const void *buf, size_t len)
 {
 	(void)opaque;
 	(void)buf;
 	(void)len;
 	return 0;
-}
-
-static void hex(const uint8_t *d, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[d[i] >> 4];
-		out[2 * i + 1] = digits[d[i] & 15];
-	}
-	out[2 * n] = '\0';
 }
 
 /* SHA-256 of a whole file, as the manifest recorded the bytes written. */
@@ -73,7 +47,7 @@ static int file_sha256(const char *path, char out[65], struct vb_error *err)
 		EVP_DigestUpdate(md, buf, (size_t)n);
 	}
 	EVP_DigestFinal_ex(md, d, &dl);
-	hex(d, 32, out);
+	vb_hex(d, 32, out);
 	rc = 0;
 out:
 	if (fd >= 0)
@@ -145,7 +119,7 @@ static int check_manifests(const struct vb_state *s, const char *const *paths, s
 struct drive_check {
 	const struct vb_ckpt_drive *d;
 	uint64_t next;                 /* the cluster expected next */
-	struct fdio io;
+	int fd;
 	struct digest_reader *map;     /* the latest checkpoint: its map */
 	struct digest_writer *root;    /* older ones: recompute the root */
 };
@@ -185,17 +159,17 @@ static int open_checks(struct vb_state *s, const struct vb_ckpt *c, struct drive
 		uint64_t size, n;
 
 		dc[i].d = &c->drives[i];
-		dc[i].io.fd = -1;
+		dc[i].fd = -1;
 		if (!c->drives[i].digests) {
 			dc[i].root = digest_writer_new(c->drives[i].size, null_write_cb, NULL);
 			if (!dc[i].root)
 				return vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
 			continue;
 		}
-		dc[i].io.fd = vb_state_open_file(s, c->drives[i].digests, err);
-		if (dc[i].io.fd < 0)
+		dc[i].fd = vb_state_open_file(s, c->drives[i].digests, err);
+		if (dc[i].fd < 0)
 			return -1;
-		dc[i].map = digest_reader_new(fd_read_cb, &dc[i].io);
+		dc[i].map = digest_reader_new(vb_fd_read_cb, &dc[i].fd);
 		if (!dc[i].map || digest_reader_start(dc[i].map, &size, &n) < 0 ||
 		    size != c->drives[i].size)
 			return vb_error_set(err, VB_E_INVALID, 0, "drive %s: the digest map of the "
@@ -220,7 +194,7 @@ static int close_checks(const struct vb_ckpt *c, struct drive_check *dc, struct 
 			digest_reader_root(dc[i].map, root);
 		else if (digest_writer_finish(dc[i].root, root) < 0)
 			return vb_error_set(err, VB_E_FAIL, 0, "digest failed");
-		hex(root, DIGEST_LEN, h);
+		vb_hex(root, DIGEST_LEN, h);
 		if (!dc[i].d->digest_root || strcmp(h, dc[i].d->digest_root) != 0)
 			return vb_error_set(err, VB_E_INVALID, 0, "drive %s: the restored data "
 					    "differs from what was backed up (digest root)",
@@ -285,8 +259,8 @@ out:
 	for (size_t i = 0; dc && i < c->ndrives; i++) {
 		digest_reader_free(dc[i].map);
 		digest_writer_free(dc[i].root);
-		if (dc[i].io.fd >= 0)
-			close(dc[i].io.fd);
+		if (dc[i].fd >= 0)
+			close(dc[i].fd);
 	}
 	free(dc);
 	free(paths);
