@@ -37,7 +37,7 @@ CLI_OBJS = $(filter-out $(B)/cli/main.o,$(CLI_SRCS:%.c=$(B)/%.o))
 LIBS_A = $(B)/libvmaback_cli.a $(B)/libvmaback.a
 UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 TOOL_BINS = $(TOOL_SRCS:tests/tools/%.c=$(B)/tools/%)
-HEADERS = $(wildcard */*.h)
+HEADERS = $(wildcard */*.h) $(wildcard tests/unit/*.h)
 
 .PHONY: all deps check check-fast check-san unit integration demo bench fuzz \
 	install uninstall clean tools

@@ -34,6 +34,8 @@ extern volatile sig_atomic_t cli_interrupted;
 void cli_signals_install(void);
 /* The temporary archive a second signal unlinks before exiting at once. */
 void cli_set_temp_path(const char *path);
+/* The output command's process group, which a second signal kills (0: none). */
+void cli_set_consumer(pid_t pgid);
 
 /* "vmaback: CMD: message" on stderr. */
 void cli_warn(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

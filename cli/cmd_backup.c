@@ -20,8 +20,12 @@ static struct vb_writer *open_sink(const struct backup_args *a, struct vb_error 
 {
 	struct vb_writer *sink;
 
-	if (a->output_cmd)
-		return vb_sink_cmd_new(a->output_cmd, err);
+	if (a->output_cmd) {
+		sink = vb_sink_cmd_new(a->output_cmd, err);
+		if (sink)
+			cli_set_consumer(vb_sink_cmd_pid(sink));
+		return sink;
+	}
 	if (strcmp(a->out, "-") == 0)
 		return vb_sink_fd_new(STDOUT_FILENO, "standard output", err);
 	sink = vb_sink_file_new(a->out, a->force, err);
@@ -210,6 +214,7 @@ static int run(int argc, char **argv)
 	}
 	if (vb_backup_run(b, sink, &res, &err) < 0) {
 		cli_set_temp_path(NULL);
+		cli_set_consumer(0);
 		cli_progress_done(&prog);
 		status = cli_fail(CMD, &err);
 		if (status != EXIT_USAGE && status != EXIT_LOCKED)
@@ -218,6 +223,7 @@ static int run(int argc, char **argv)
 		goto out;
 	}
 	cli_set_temp_path(NULL);
+	cli_set_consumer(0);
 	cli_progress_done(&prog);
 	summary(&a, &res);
 	status = cli_close_stdout(EXIT_OK);

@@ -13,6 +13,7 @@
 
 volatile sig_atomic_t cli_interrupted;
 static char temp_path[PATH_MAX];
+static volatile pid_t consumer_pgid;
 
 static void on_signal(int sig)
 {
@@ -20,6 +21,8 @@ static void on_signal(int sig)
 		/* Second signal: leave nothing that looks valid, exit at once. */
 		if (temp_path[0])
 			unlink(temp_path);
+		if (consumer_pgid > 0)
+			kill(-consumer_pgid, SIGTERM);
 		_exit(128 + sig);
 	}
 	cli_interrupted = sig;
@@ -50,6 +53,11 @@ void cli_set_temp_path(const char *path)
 	else
 		temp_path[0] = '\0';
 	sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+void cli_set_consumer(pid_t pgid)
+{
+	consumer_pgid = pgid;
 }
 
 void cli_warn(const char *cmd, const char *fmt, ...)

@@ -82,6 +82,8 @@ struct vb_writer *vb_sink_fd_new(int fd, const char *what, struct vb_error *err)
  * close succeeds only if the command exits 0; discard sends SIGTERM to its
  * process group before closing the pipe (SIGKILL after 5 s) and reaps it. */
 struct vb_writer *vb_sink_cmd_new(const char *command, struct vb_error *err);
+/* The command's process id, also its process group (for a last-resort kill). */
+pid_t vb_sink_cmd_pid(const struct vb_writer *w);
 
 /* zstd compression filter in front of next: one frame, checksum on,
  * level 1..19, threads 0 (single) or more workers. Owns next on success;

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/core.h"
 
@@ -20,7 +21,7 @@ static int hash_write(struct vb_writer *w, const void *buf, size_t len, struct v
 	struct hash_writer *h = (struct hash_writer *)w;
 
 	if (EVP_DigestUpdate(h->md, buf, len) != 1)
-		return vb_error_set(err, VB_E_FAIL, 0, "SHA-256 of the archive failed");
+		return vb_error_set(err, VB_E_FAIL, 0, "output: SHA-256 of the archive failed");
 	h->count += len;
 	return vb_writer_write(h->next, buf, len, err);
 }
@@ -39,7 +40,7 @@ static int hash_close(struct vb_writer *w, struct vb_error *err)
 	free(h);
 	if (!ok) {
 		vb_writer_discard(next);
-		return vb_error_set(err, VB_E_FAIL, 0, "SHA-256 of the archive failed");
+		return vb_error_set(err, VB_E_FAIL, 0, "output: SHA-256 of the archive failed");
 	}
 	return vb_writer_close(next, err);
 }
@@ -63,8 +64,13 @@ static const struct vb_writer_ops hash_ops = {
 struct vb_writer *vb_hash_writer_new(struct vb_writer *next, uint8_t digest[32],
 				     uint64_t *bytes, struct vb_error *err)
 {
-	struct hash_writer *h = calloc(1, sizeof(*h));
+	struct hash_writer *h;
 
+	if (!next) {
+		vb_error_set(err, VB_E_FAIL, EINVAL, "output: no layer below the SHA-256 filter");
+		return NULL;
+	}
+	h = calloc(1, sizeof(*h));
 	if (h)
 		h->md = EVP_MD_CTX_new();
 	if (!h || !h->md || EVP_DigestInit_ex(h->md, EVP_sha256(), NULL) != 1) {

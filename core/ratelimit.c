@@ -70,7 +70,9 @@ int vb_ratelimit_take(struct vb_ratelimit *rl, uint64_t n, const volatile sig_at
 	}
 	rl->last = now;
 	rl->tokens -= (double)n;
-	while (rl->tokens < 0) {
+	/* A debt under one byte is rounding: waiting it out could take a sleep
+	 * too short to move the clock at all. */
+	while (rl->tokens < -1.0) {
 		double wait = -rl->tokens / rl->rate;
 
 		if (cancel && *cancel)
