@@ -85,13 +85,13 @@ check-fast: unit integration
 
 # The whole suite, plain and under ASan+UBSan.
 check-san:
-	$(MAKE) B=build-san EXTRA_CFLAGS="$(SAN_FLAGS) -O1" EXTRA_LDFLAGS="$(SAN_FLAGS)" check-fast
+	@$(MAKE) --no-print-directory B=build-san EXTRA_CFLAGS="$(SAN_FLAGS) -O1" EXTRA_LDFLAGS="$(SAN_FLAGS)" check-fast
 
+# The last line printed is the sanitizer run's "N passed, N failed".
 check: deps
-	$(MAKE) check-fast
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-		$(MAKE) check-san
-	@echo "make check: all test suites passed"
+	@$(MAKE) --no-print-directory check-fast
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		$(MAKE) --no-print-directory check-san
 
 demo: deps
 	$(MAKE) all
