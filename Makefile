@@ -11,7 +11,7 @@ FISHCOMPDIR = $(PREFIX)/share/fish/vendor_completions.d
 
 CC ?= cc
 PKG_CONFIG ?= pkg-config
-PKGS = libzstd libcrypto libarchive json-c zlib
+PKGS = libzstd libcrypto libarchive json-c zlib libnbd
 # Variant builds (the sanitizer build) go to their own directory.
 B ?= build
 SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all

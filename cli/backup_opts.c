@@ -18,7 +18,7 @@
 enum {
 	OPT_COMPRESS = 256, OPT_ZLEVEL, OPT_ZTHREADS, OPT_JSON, OPT_SET, OPT_STATE_DIR,
 	OPT_MODE, OPT_SINCE, OPT_CHECKPOINT, OPT_NO_COMMIT, OPT_BWLIMIT, OPT_OUTPUT_CMD,
-	OPT_LOG_FILE, OPT_PROGRESS, OPT_CONFIG_FILE,
+	OPT_LOG_FILE, OPT_PROGRESS, OPT_CONFIG_FILE, OPT_BITMAP, OPT_NO_BITMAP,
 };
 
 static const struct option options[] = {
@@ -37,6 +37,8 @@ static const struct option options[] = {
 	{ "since", required_argument, NULL, OPT_SINCE },
 	{ "checkpoint", required_argument, NULL, OPT_CHECKPOINT },
 	{ "no-commit", no_argument, NULL, OPT_NO_COMMIT },
+	{ "bitmap", required_argument, NULL, OPT_BITMAP },
+	{ "no-bitmap", no_argument, NULL, OPT_NO_BITMAP },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "progress", required_argument, NULL, OPT_PROGRESS },
@@ -81,6 +83,7 @@ static int add_drive(struct backup_args *a, char *arg)
 	*eq = '\0';
 	a->drives[a->ndrives].name = arg;
 	a->drives[a->ndrives].spec = eq + 1;
+	a->drives[a->ndrives].bitmap = NULL;
 	a->ndrives++;
 	return 0;
 }
@@ -107,6 +110,54 @@ static int parse_progress(const char *s, enum cli_progress_mode *m)
 			return 0;
 		}
 	return -1;
+}
+
+static int add_bitmap(struct backup_args *a, char *arg)
+{
+	if (a->bitmaps_from_file) {
+		a->nbitmaps = 0;
+		a->bitmaps_from_file = false;
+	}
+	if (!arg[0] || arg[0] == '=' || arg[strlen(arg) - 1] == '=')
+		return cli_usage(CMD, "--bitmap '%s': expected NAME or DRIVE=NAME", arg);
+	if (push((void **)&a->bitmaps, &a->nbitmaps, sizeof(*a->bitmaps)))
+		return EXIT_USAGE;
+	a->bitmaps[a->nbitmaps++] = arg;
+	return 0;
+}
+
+/* --bitmap NAME is every drive's bitmap, --bitmap DRIVE=NAME one drive's. */
+static int apply_bitmaps(struct backup_args *a)
+{
+	const char *all = NULL;
+
+	for (size_t i = 0; i < a->nbitmaps; i++) {
+		char *eq = strchr(a->bitmaps[i], '=');
+		size_t d;
+
+		if (!eq) {
+			if (all)
+				return cli_usage(CMD, "--bitmap NAME given twice (%s, %s)", all,
+						 a->bitmaps[i]);
+			all = a->bitmaps[i];
+			continue;
+		}
+		for (d = 0; d < a->ndrives; d++)
+			if (strlen(a->drives[d].name) == (size_t)(eq - a->bitmaps[i]) &&
+			    strncmp(a->drives[d].name, a->bitmaps[i], (size_t)(eq - a->bitmaps[i])) == 0)
+				break;
+		if (d == a->ndrives)
+			return cli_usage(CMD, "--bitmap %s: no --drive named %.*s", a->bitmaps[i],
+					 (int)(eq - a->bitmaps[i]), a->bitmaps[i]);
+		if (a->drives[d].bitmap)
+			return cli_usage(CMD, "--bitmap %s: drive %s has a bitmap already",
+					 a->bitmaps[i], a->drives[d].name);
+		a->drives[d].bitmap = eq + 1;
+	}
+	for (size_t d = 0; all && d < a->ndrives; d++)
+		if (!a->drives[d].bitmap)
+			a->drives[d].bitmap = all;
+	return 0;
 }
 
 /* One option; returns 0, -1 for --help, or an exit status. */
@@ -173,6 +224,11 @@ static int option(struct backup_args *a, int ch, char *arg)
 		return 0;
 	case OPT_NO_COMMIT:
 		a->no_commit = true;
+		return 0;
+	case OPT_BITMAP:
+		return add_bitmap(a, arg);
+	case OPT_NO_BITMAP:
+		a->no_bitmap = true;
 		return 0;
 	case OPT_PROGRESS:
 		if (parse_progress(arg, &a->progress) < 0)
@@ -251,14 +307,14 @@ static bool known_key(const char *key)
 static int file_to_argv(struct backup_args *a, json_object *root)
 {
 	static const struct { const char *key, *opt; } lists[] = {
-		{ "drives", "drive" }, { "configs", "config" },
+		{ "drives", "drive" }, { "configs", "config" }, { "bitmaps", "bitmap" },
 	};
 
 	json_object_object_foreach(root, key, v) {
 		const char *opt = key;
 		bool list = false;
 
-		for (size_t i = 0; i < 2; i++)
+		for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
 			if (strcmp(key, lists[i].key) == 0) {
 				opt = lists[i].opt;
 				list = true;
@@ -342,6 +398,7 @@ static int read_config_file(struct backup_args *a)
 	rc = getopt_all(a, a->file_argc, a->file_argv);
 	a->drives_from_file = a->ndrives > 0;
 	a->configs_from_file = a->nconfigs > 0;
+	a->bitmaps_from_file = a->nbitmaps > 0;
 	return rc;
 }
 
@@ -372,9 +429,15 @@ static int check(struct backup_args *a)
 				 "no output given (-o FILE, -o - for standard output, or "
 				 "--output-cmd COMMAND)");
 	if (!a->set && (a->state_dir || a->since || a->checkpoint || a->no_commit ||
+			a->nbitmaps || a->no_bitmap ||
 			a->mode == VB_MODE_INCREMENTAL || a->mode == VB_MODE_DIFFERENTIAL))
-		return cli_usage(CMD, "--state-dir, --since, --checkpoint, --no-commit and "
-				 "incremental or differential modes need --set NAME");
+		return cli_usage(CMD, "--state-dir, --since, --checkpoint, --no-commit, "
+				 "--bitmap, --no-bitmap and incremental or differential modes "
+				 "need --set NAME");
+	if (a->nbitmaps && a->no_bitmap)
+		return cli_usage(CMD, "give either --bitmap or --no-bitmap, not both");
+	if (apply_bitmaps(a))
+		return EXIT_USAGE;
 	if (a->out && strcmp(a->out, "-") == 0 && isatty(STDOUT_FILENO))
 		return cli_usage(CMD, "refusing to write an archive to a terminal");
 	if (a->compress == -1) {
@@ -414,4 +477,5 @@ void backup_args_free(struct backup_args *a)
 	free(a->file_argv);
 	free(a->drives);
 	free(a->configs);
+	free(a->bitmaps);
 }

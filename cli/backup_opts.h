@@ -10,6 +10,9 @@ struct backup_args {
 	size_t ndrives;
 	const char **configs;
 	size_t nconfigs;
+	char **bitmaps;      /* --bitmap NAME (all drives) or DRIVE=NAME */
+	size_t nbitmaps;
+	bool no_bitmap;
 	const char *out, *output_cmd, *log_file, *config_file;
 	bool force, quiet, json;
 	int compress;        /* -1 from the name, 0 none, 1 zstd */
@@ -22,7 +25,7 @@ struct backup_args {
 	/* the config file as arguments; strings the options point into */
 	char **file_argv;
 	int file_argc;
-	bool drives_from_file, configs_from_file;
+	bool drives_from_file, configs_from_file, bitmaps_from_file;
 };
 
 /* 0, -1 for --help, or an exit status after printing the usage error. */

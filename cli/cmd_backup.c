@@ -169,6 +169,7 @@ static int prepare(struct backup_args *a, struct vb_backup_opts *o, struct vb_st
 	o->since = a->since;
 	o->checkpoint = a->checkpoint;
 	o->no_commit = a->no_commit;
+	o->no_source_bitmaps = a->no_bitmap;
 	o->bwlimit = a->bwlimit;
 	start_line(a, o);
 	*b = vb_backup_prepare(o, err);
@@ -240,7 +241,7 @@ const struct command cmd_backup = {
 	.run = run,
 	.summary = "back up drives into one VMA archive",
 	.help =
-	"Usage: vmaback backup --drive NAME=PATH [--drive NAME=PATH ...]\n"
+	"Usage: vmaback backup --drive NAME=SPEC [--drive NAME=SPEC ...]\n"
 	"                      [--config FILE ...] (-o OUT | --output-cmd CMD) [OPTIONS]\n"
 	"       vmaback backup --config-file FILE [OPTIONS]\n"
 	"\n"
@@ -250,10 +251,19 @@ const struct command cmd_backup = {
 	"fails as a whole and nothing is published.\n"
 	"\n"
 	"What to back up:\n"
-	"  -d, --drive NAME=PATH  a drive: NAME becomes the archive's device name\n"
-	"                         (Proxmox uses drive-scsi0, drive-virtio1, ...),\n"
-	"                         PATH a regular file or a block device; repeat for\n"
-	"                         each drive (at most 254), in order\n"
+	"  -d, --drive NAME=SPEC  a drive: NAME becomes the archive's device name\n"
+	"                         (Proxmox uses drive-scsi0, drive-virtio1, ...);\n"
+	"                         repeat for each drive (at most 254), in order.\n"
+	"                         SPEC is one of:\n"
+	"                           PATH         a regular file or a block device\n"
+	"                                        (a qcow2 image if its content is)\n"
+	"                           raw:PATH     a raw file or device, not probed\n"
+	"                           qcow2:PATH   an image file read through qemu-nbd\n"
+	"                                        (also vmdk:, vdi:, vhdx:), with its\n"
+	"                                        backing chain\n"
+	"                           nbd://HOST[:PORT]/EXPORT\n"
+	"                           nbd+unix:///EXPORT?socket=PATH\n"
+	"                                        an NBD export (e.g. a running VM's)\n"
 	"  -c, --config FILE      store FILE (at most 65535 bytes) in the archive\n"
 	"                         under its base name, e.g. qemu-server.conf\n"
 	"\n"
@@ -287,6 +297,13 @@ const struct command cmd_backup = {
 	"      --no-commit        leave the new checkpoint pending until\n"
 	"                         `vmaback commit` (for -o -, where vmaback cannot\n"
 	"                         know that the bytes were stored)\n"
+	"      --bitmap NAME      the sources' dirty bitmap NAME holds the changes\n"
+	"                         since the set's latest checkpoint: only its dirty\n"
+	"                         clusters are read (an NBD export's\n"
+	"                         qemu:dirty-bitmap:NAME, a qcow2 file's persistent\n"
+	"                         bitmap); --bitmap DRIVE=NAME for one drive\n"
+	"      --no-bitmap        find changes by reading the drives (digest maps)\n"
+	"                         even where a source has a dirty bitmap\n"
 	"\n"
 	"What you see:\n"
 	"  -q, --quiet            print only errors\n"
@@ -300,18 +317,34 @@ const struct command cmd_backup = {
 	"                         the command line overrides it\n"
 	"  -h, --help             show this help\n"
 	"\n"
-	"Holes (SEEK_HOLE) are not read and all-zero 4 KiB blocks are not stored.\n"
+	"Holes (SEEK_HOLE, NBD base:allocation) are not read and all-zero 4 KiB\n"
+	"blocks are not stored.\n"
+	"\n"
+	"qcow2 files in a backup set keep one persistent bitmap per checkpoint,\n"
+	"named vmaback/SET/CHECKPOINT: the new one is added before the file is\n"
+	"read, the older ones are disabled after the commit, and the next\n"
+	"incremental reads only what the latest one marks. An image that a\n"
+	"running VM holds is refused (exit 4): back up a running VM through an\n"
+	"NBD export of it with --bitmap. A source bitmap that cannot be used\n"
+	"(missing, or inconsistent after a crash) makes --mode auto take a full\n"
+	"backup; an explicit --mode incremental or differential fails instead\n"
+	"(exit 2 when it is missing, 3 when it is inconsistent).\n"
 	"The checkpoint is committed only after the archive is durable (fsync and\n"
 	"rename, or the output command exited 0); on any failure every bitmap and\n"
 	"checkpoint stays as it was.\n"
 	"\n"
 	"Exit status: 0 success; 1 the backup failed (nothing published, nothing\n"
-	"committed); 2 usage error; 3 damaged state; 4 the set is locked by\n"
-	"another run; 130/143 interrupted by SIGINT/SIGTERM.\n"
+	"committed); 2 usage error; 3 damaged state or an inconsistent source\n"
+	"bitmap; 4 the set is locked by another run, or an image file is in use;\n"
+	"130/143 interrupted by SIGINT/SIGTERM.\n"
 	"\n"
 	"Examples:\n"
 	"  vmaback backup --drive drive-scsi0=/dev/vg0/vm-100-disk-0 \\\n"
 	"      --config qemu-server.conf -o /backup/vm100.vma.zst\n"
 	"  vmaback backup --set vm100 -d drive-scsi0=disk.raw -o - --no-commit \\\n"
-	"      | ssh host 'cat > vm100.vma'\n",
+	"      | ssh host 'cat > vm100.vma'\n"
+	"  vmaback backup --set vm100 -d drive-scsi0=qcow2:/var/lib/vm100.qcow2 \\\n"
+	"      -o /backup/vm100-$(date +%F).vma.zst\n"
+	"  vmaback backup --set vm100 --bitmap backup-vda \\\n"
+	"      -d drive-scsi0='nbd+unix:///vda?socket=/run/vm100-nbd.sock' -o inc.vma\n",
 };

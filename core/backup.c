@@ -165,11 +165,14 @@ static int prepare_drives(struct vb_backup *b, struct vb_error *err)
 	for (size_t i = 0; i < o->ndrives; i++) {
 		struct drive_job *j = &b->jobs[i];
 
-		j->src = vb_source_open(o->drives[i].name, o->drives[i].spec, err);
-		if (!j->src)
-			return -1;
 		b->njobs = i + 1;
 		j->name = o->drives[i].name;
+		if (bk_image_prepare(b, j, &o->drives[i], err) < 0)
+			return -1;
+		j->src = vb_source_open_bitmap(o->drives[i].name, o->drives[i].spec,
+					       j->bitmap_why ? NULL : j->bitmap, err);
+		if (!j->src)
+			return -1;
 		j->spec = o->drives[i].spec;
 		j->dev_id = (unsigned)i + 1;
 		j->size = vb_source_size(j->src);
@@ -366,12 +369,14 @@ struct vb_backup *vb_backup_prepare(const struct vb_backup_opts *o, struct vb_er
 		return NULL;
 	}
 	b->o = *o;
-	if (prepare_drives(b, err) < 0 || prepare_configs(b, err) < 0 ||
-	    pick_checkpoint_name(b, err) < 0)
+	/* The name first: a qcow2 image gets the new checkpoint's bitmap
+	 * before its source opens (backup_qemu.c). */
+	if (pick_checkpoint_name(b, err) < 0 || prepare_drives(b, err) < 0 ||
+	    prepare_configs(b, err) < 0)
 		goto fail;
 	if (o->state && vb_state_discard_pending(o->state, err) < 0)
 		goto fail;
-	if (decide_mode(b, err) < 0)
+	if (decide_mode(b, err) < 0 || bk_source_bitmaps(b, o->mode, err) < 0)
 		goto fail;
 	return b;
 fail:
@@ -399,11 +404,15 @@ void vb_backup_free(struct vb_backup *b)
 	if (!b)
 		return;
 	drop_new_files(b);
+	bk_images_finish(b, BK_FAILED); /* closes the sources */
 	for (size_t i = 0; i < b->njobs; i++) {
-		vb_source_close(b->jobs[i].src);
 		bitmap_free(b->jobs[i].extra);
 		bitmap_free(b->jobs[i].plan);
 		bitmap_free(b->jobs[i].dirty);
+		bitmap_free(b->jobs[i].srcmap);
+		free(b->jobs[i].bitmap);
+		free(b->jobs[i].bitmap_why);
+		free(b->jobs[i].image);
 	}
 	free(b->jobs);
 	for (size_t i = 0; i < b->ncfg; i++) {
@@ -499,8 +508,14 @@ static int scan_all(struct run *r)
 	for (size_t i = 0; i < b->njobs; i++) {
 		struct drive_job *j = &b->jobs[i];
 
-		if (job_scan(r, j) < 0)
+		if (j->srcmap) {
+			/* The source tracked the changes: nothing to read here. */
+			j->dirty = j->srcmap;
+			j->srcmap = NULL;
+			j->from_bitmap = true;
+		} else if (job_scan(r, j) < 0) {
 			return -1;
+		}
 		j->plan = bitmap_dup(j->dirty);
 		if (!j->plan)
 			return vb_error_set(r->err, VB_E_FAIL, ENOMEM, "out of memory");
@@ -695,6 +710,7 @@ fail:
 		vb_writer_discard(r.out);
 	if (rc < 0)
 		drop_new_files(b);
+	bk_images_finish(b, rc < 0 ? BK_FAILED : b->o.no_commit ? BK_PENDING : BK_COMMITTED);
 	vma_writer_free(r.vw);
 	vb_ratelimit_free(r.rl);
 	free(r.buf);

@@ -31,6 +31,15 @@ struct drive_job {
 	char *map_file;            /* the new digest map (a state file) */
 	char *bitmap_file;         /* the new checkpoint's bitmap (a state file) */
 	uint8_t root[DIGEST_LEN];  /* the new digest map's root hash */
+	/* The source's own dirty bitmap (backup_qemu.c) */
+	char *bitmap;              /* its name: --bitmap or the image's checkpoint bitmap */
+	bool bitmap_given;         /* from --bitmap (else vmaback's own) */
+	char *bitmap_why;          /* why it cannot be used, or NULL */
+	bool bitmap_missing;       /* ... because it does not exist */
+	struct bitmap *srcmap;     /* its changes since the latest checkpoint */
+	bool from_bitmap;          /* no scan: j->dirty is the source's bitmap */
+	char *image;               /* qcow2 file whose checkpoint bitmaps vmaback keeps */
+	char *added;               /* the bitmap this run added to it */
 };
 
 struct vb_backup {
@@ -74,5 +83,22 @@ int job_copy(struct run *r, struct drive_job *j);
 int job_check_map(struct vb_state *s, const struct vb_ckpt_drive *d, uint64_t size,
 		  struct vb_error *err);
 void job_hex(const uint8_t *d, size_t n, char *out);
+
+/* Checkpoint bitmaps in qcow2 images and dirty bitmaps from sources
+ * (backup_qemu.c). Before j's source opens: for a qcow2 file in a backup
+ * set, reads its bitmaps (refusing an image in use), chooses the bitmap to
+ * read, and adds the new checkpoint's bitmap. */
+int bk_image_prepare(struct vb_backup *b, struct drive_job *j, const struct vb_drive *d,
+		     struct vb_error *err);
+/* After the mode is decided: reads the source bitmaps an incremental or
+ * differential uses instead of a scan; one that cannot be used makes auto
+ * mode a full backup (a note) and fails an explicit mode. */
+int bk_source_bitmaps(struct vb_backup *b, enum vb_mode asked, struct vb_error *err);
+
+enum bk_outcome { BK_FAILED, BK_PENDING, BK_COMMITTED };
+/* After the run (and in vb_backup_free): closes every source, then
+ * rotates the images' checkpoint bitmaps (committed), keeps the new one
+ * (pending) or removes it (failed). Problems become notes. */
+void bk_images_finish(struct vb_backup *b, enum bk_outcome how);
 
 #endif

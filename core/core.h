@@ -135,11 +135,28 @@ bool vb_safe_file_name(const char *name);
 struct vb_source;
 struct bitmap;
 
-/* Opens a drive's source read-only. spec is a path (a regular file or a
- * block device: "raw"), and later issues add NBD URIs and image formats.
+/* Opens a drive's source read-only. spec is
+ *   PATH         a regular file or a block device ("raw"), or a qcow2 image
+ *                when its content starts with the qcow2 magic (refused if it
+ *                names a backing or data file: give qcow2:PATH for those);
+ *   raw:PATH     a raw file or device, never probed;
+ *   qcow2:PATH, vmdk:PATH, vdi:PATH, vhdx:PATH
+ *                an image file read through a qemu-nbd that libnbd starts
+ *                (read-only, socket activation) and stops at close; kind
+ *                "qcow2", ...; backing chains are read as QEMU reads them;
+ *   nbd://HOST[:PORT]/EXPORT, nbd+unix:///EXPORT?socket=PATH, nbds://...
+ *                an NBD export ("nbd").
+ * Holes and zeros (SEEK_HOLE, NBD base:allocation) are never read.
  * A directory, FIFO, socket or character device, a missing file or a
- * 0-byte source is a VB_E_USAGE error naming the drive. */
+ * 0-byte source is a VB_E_USAGE error naming the drive; an image another
+ * program writes (a running VM) is VB_E_LOCKED. */
 struct vb_source *vb_source_open(const char *drive, const char *spec, struct vb_error *err);
+/* Like vb_source_open, and negotiates the source's dirty bitmap NAME at
+ * connection time (qemu-nbd -B NAME, the qemu:dirty-bitmap:NAME metadata
+ * context), which vb_source_dirty_bitmap then reads; bitmap NULL is
+ * vb_source_open. Sources without bitmaps ignore it. */
+struct vb_source *vb_source_open_bitmap(const char *drive, const char *spec,
+					const char *bitmap, struct vb_error *err);
 uint64_t vb_source_size(const struct vb_source *s);
 const char *vb_source_kind(const struct vb_source *s);   /* "raw", ... */
 /* Describes the range starting at off: *len bytes (>= 1, up to max) that are
@@ -152,7 +169,9 @@ int vb_source_pread(struct vb_source *s, void *buf, size_t len, uint64_t off,
 		    struct vb_error *err);
 /* The source's own dirty bitmap NAME (clusters changed since the bitmap was
  * started), mapped onto 64 KiB clusters: 1 with *out set, 0 when this kind
- * of source has no bitmaps, -1 on error (no such bitmap: VB_E_USAGE). */
+ * of source has no bitmaps, -1 on error (no such bitmap, or one that was not
+ * negotiated by vb_source_open_bitmap: VB_E_USAGE). Reads only the bitmap
+ * (NBD block status), never the data. */
 int vb_source_dirty_bitmap(struct vb_source *s, const char *name, struct bitmap **out,
 			   struct vb_error *err);
 void vb_source_close(struct vb_source *s);
@@ -162,6 +181,12 @@ void vb_source_close(struct vb_source *s);
 struct vb_ratelimit;
 typedef double (*vb_clock_fn)(void *opaque);              /* monotonic seconds */
 typedef void (*vb_sleep_fn)(void *opaque, double seconds);
+
+/* The process's cancel flag (set by a signal handler): a write blocked on a
+ * pipe whose reader stalls returns at the signal instead of resuming, when
+ * the handler is installed without SA_RESTART. */
+void vb_set_cancel(const volatile sig_atomic_t *flag);
+bool vb_canceled(void);
 
 /* A token bucket of rate bytes per second that saves up at most burst bytes
  * while idle; NULL clock/sleep use the real ones. rate 0 returns NULL. */
@@ -176,7 +201,10 @@ void vb_ratelimit_free(struct vb_ratelimit *rl);
 
 struct vb_drive {
 	const char *name;
-	const char *spec;   /* source path */
+	const char *spec;   /* source: see vb_source_open */
+	/* The source's dirty bitmap that holds the changes since the set's
+	 * latest checkpoint (--bitmap), or NULL. */
+	const char *bitmap;
 };
 
 struct vb_progress {
@@ -222,6 +250,9 @@ struct vb_backup_opts {
 	const char *checkpoint;      /* the new checkpoint's name; NULL: a timestamp */
 	bool no_commit;              /* leave the new checkpoint pending */
 	uint64_t bwlimit;            /* bytes per second read from drives; 0: none */
+	/* Find changes with the digest maps even where a source offers a dirty
+	 * bitmap (qcow2 checkpoint bitmaps are still kept up to date). */
+	bool no_source_bitmaps;
 };
 
 struct vb_backup_result {
@@ -426,7 +457,11 @@ int vb_chain_next(struct vb_chain *c, struct vma_cluster *out, struct vb_error *
 
 struct vb_restore_target {
 	const char *name;    /* drive */
-	const char *path;    /* block device or file, written in place */
+	/* A block device or file, written in place; "raw:PATH" the same;
+	 * "qcow2:PATH" (vmdk:, vdi:, vhdx:) a new image file created with
+	 * qemu-img and written through qemu-nbd; an NBD URI, an existing
+	 * export overwritten (needs force). */
+	const char *path;
 };
 
 struct vb_restore_opts {

@@ -223,20 +223,26 @@ static void report(struct run *r, struct drive_job *j, const char *phase, uint64
 		r->b->o.progress(r->b->o.progress_opaque, &r->prog);
 }
 
+static int map_add(struct run *r, struct drive_job *j, struct map_out *mo,
+		   const uint8_t d[DIGEST_LEN])
+{
+	int rc = digest_writer_add(mo->wr, d);
+
+	if (rc < 0)
+		return vb_error_set(r->err, VB_E_FAIL, -rc == BITMAP_ERR_IO ? EIO : 0,
+				    "%s/%s: %s", vb_state_path(r->b->o.state), j->map_file,
+				    bitmap_strerror(rc));
+	return 0;
+}
+
 /* Hashes cluster i and records it in the new map; compares with the old. */
 static int hash_step(struct run *r, struct drive_job *j, struct map_out *mo, struct map_in *mi,
 		     uint64_t i, const uint8_t *data, size_t len, bool has_data)
 {
 	uint8_t d[DIGEST_LEN], old[DIGEST_LEN];
-	int rc;
 
-	if (cluster_digest(r, data, len, has_data, d) < 0)
+	if (cluster_digest(r, data, len, has_data, d) < 0 || map_add(r, j, mo, d) < 0)
 		return -1;
-	rc = digest_writer_add(mo->wr, d);
-	if (rc < 0)
-		return vb_error_set(r->err, VB_E_FAIL, -rc == BITMAP_ERR_IO ? EIO : 0,
-				    "%s/%s: %s", vb_state_path(r->b->o.state), j->map_file,
-				    bitmap_strerror(rc));
 	if (!mi)
 		return 0;
 	if (map_in_get(r, mi, i, old) < 0)
@@ -289,11 +295,27 @@ out:
 
 /* What the copy pass does besides copying, by kind of backup. */
 struct copy_ctx {
-	struct map_out mo;      /* full with a state: the new map */
+	struct map_out mo;      /* full with a state, or patching: the new map */
 	struct map_in mi;       /* full with a state: the old map, when usable */
 	struct map_in check;    /* incremental: the map of the scan */
 	bool hashing, checking;
+	/* The source's bitmap replaced the scan: the new map is the old one
+	 * with the digests of the copied clusters replaced, streamed, so it
+	 * stays exact without reading the rest of the drive. */
+	bool patching;
+	uint64_t next;          /* patching: the next cluster the new map needs */
 };
+
+/* Patching: the old map's digests of clusters [x->next, i) go to the new. */
+static int patch_upto(struct run *r, struct drive_job *j, struct copy_ctx *x, uint64_t i)
+{
+	uint8_t d[DIGEST_LEN];
+
+	for (; x->next < i; x->next++)
+		if (map_in_get(r, &x->mi, x->next, d) < 0 || map_add(r, j, &x->mo, d) < 0)
+			return -1;
+	return 0;
+}
 
 static int copy_cluster(struct run *r, struct drive_job *j, struct copy_ctx *x, uint64_t i,
 			const uint8_t *data, size_t len, bool has_data)
@@ -301,6 +323,14 @@ static int copy_cluster(struct run *r, struct drive_job *j, struct copy_ctx *x, 
 	if (x->hashing &&
 	    hash_step(r, j, &x->mo, j->old_map ? &x->mi : NULL, i, data, len, has_data) < 0)
 		return -1;
+	if (x->patching) {
+		uint8_t d[DIGEST_LEN];
+
+		if (patch_upto(r, j, x, i) < 0 || map_in_get(r, &x->mi, i, d) < 0 ||
+		    cluster_digest(r, data, len, has_data, d) < 0 || map_add(r, j, &x->mo, d) < 0)
+			return -1;
+		x->next = i + 1;
+	}
 	if (x->checking) {
 		uint8_t d[DIGEST_LEN], want[DIGEST_LEN];
 
@@ -374,7 +404,11 @@ int job_copy(struct run *r, struct drive_job *j)
 	int rc = -1;
 
 	x.hashing = r->b->o.state && r->b->mode == VB_MODE_FULL;
-	x.checking = r->b->o.state && r->b->mode != VB_MODE_FULL;
+	x.patching = r->b->o.state && r->b->mode != VB_MODE_FULL && j->from_bitmap;
+	x.checking = r->b->o.state && r->b->mode != VB_MODE_FULL && !j->from_bitmap;
+	if (x.patching && (map_out_open(r, j, &x.mo) < 0 ||
+			   map_in_open(r, &x.mi, j->latest->digests, j->size) < 0))
+		goto out;
 	if (x.hashing) {
 		j->dirty = bitmap_new(j->nclusters);
 		if (!j->dirty) {
@@ -395,6 +429,10 @@ int job_copy(struct run *r, struct drive_job *j)
 			  (j->old_map && map_in_finish(r, &x.mi, j->nclusters) < 0)))
 		goto out;
 	if (x.checking && map_in_finish(r, &x.check, j->nclusters) < 0)
+		goto out;
+	if (x.patching && (patch_upto(r, j, &x, j->nclusters) < 0 ||
+			   map_out_finish(r, j, &x.mo) < 0 ||
+			   map_in_finish(r, &x.mi, j->nclusters) < 0))
 		goto out;
 	rc = 0;
 out:

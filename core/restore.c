@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/core_int.h"
+#include "core/qemu_int.h"
 
 struct rtarget {
 	const struct vb_meta_drive *drive;
@@ -20,6 +20,7 @@ struct rtarget {
 	char *tmp;          /* new file under a temporary name, or NULL (in place) */
 	int fd;
 	bool fresh;         /* a new sparse file: absent blocks need no write */
+	struct vb_nbd_target *nt; /* written over NBD instead of fd */
 };
 
 struct restore {
@@ -133,6 +134,38 @@ static int open_device(struct restore *x, struct rtarget *t, const char *path)
 	return 0;
 }
 
+/* An existing NBD export, overwritten. */
+static int open_nbd(struct restore *x, struct rtarget *t, const char *uri)
+{
+	char what[512];
+
+	if (!x->o->force)
+		return vb_error_set(x->err, VB_E_USAGE, 0, "restoring drive %s onto the NBD export "
+				    "%s overwrites it; add --force", t->drive->name, uri);
+	snprintf(what, sizeof(what), "drive %s: %s", t->drive->name, uri);
+	t->final = strdup(uri);
+	if (!t->final)
+		return vb_error_set(x->err, VB_E_FAIL, ENOMEM, "out of memory");
+	t->nt = vb_nbd_target_uri(what, uri, t->drive->size, x->err);
+	return t->nt ? 0 : -1;
+}
+
+/* A new image file (qcow2, ...): created by qemu-img under the temporary
+ * name, written through qemu-nbd, renamed at the end like a raw file. */
+static int open_image(struct restore *x, struct rtarget *t, const char *format,
+		      const char *path)
+{
+	char what[PATH_MAX + 64];
+
+	if (new_file(x, t, path) < 0)
+		return -1;
+	close(t->fd);
+	t->fd = -1;
+	snprintf(what, sizeof(what), "drive %s: %s", t->drive->name, path);
+	t->nt = vb_nbd_target_image(what, format, t->tmp, t->drive->size, x->err);
+	return t->nt ? 0 : -1;
+}
+
 static int open_target(struct restore *x, struct rtarget *t)
 {
 	const char *path = target_of(x->o, t->drive->name);
@@ -140,6 +173,17 @@ static int open_target(struct restore *x, struct rtarget *t)
 	struct stat st;
 
 	if (path) {
+		struct vb_spec sp;
+
+		vb_spec_split(path, &sp);
+		if (sp.path[0] == '\0')
+			return vb_error_set(x->err, VB_E_USAGE, 0, "--target %s=%s: no path after "
+					    "the format", t->drive->name, path);
+		if (sp.kind == VB_SPEC_NBD)
+			return open_nbd(x, t, path);
+		if (sp.kind == VB_SPEC_IMAGE)
+			return open_image(x, t, sp.format, sp.path);
+		path = sp.path;
 		if (stat(path, &st) == 0 && S_ISBLK(st.st_mode))
 			return open_device(x, t, path);
 		if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
@@ -197,6 +241,11 @@ static int copy(struct restore *x, struct vb_restore_result *res)
 		if (!t)
 			continue;
 		res->clusters++;
+		if (t->nt) {
+			if (vb_nbd_target_put(t->nt, &c, &res->bytes_written, x->err) < 0)
+				return -1;
+			continue;
+		}
 		rc = vb_put_cluster(t->fd, &c, t->drive->size, !t->fresh, &res->bytes_written);
 		if (rc < 0)
 			return vb_error_set(x->err, VB_E_FAIL, -rc, "%s: %s", t->final, strerror(-rc));
@@ -209,7 +258,16 @@ static int publish(struct restore *x)
 {
 	for (size_t i = 0; i < x->nt; i++) {
 		struct rtarget *t = &x->t[i];
-		int rc = fsync(t->fd);
+		int rc;
+
+		if (t->nt) {
+			rc = vb_nbd_target_close(t->nt, x->err);
+			t->nt = NULL;
+			if (rc < 0)
+				return -1;
+			continue;
+		}
+		rc = fsync(t->fd);
 
 		if (close(t->fd) < 0)
 			rc = -1;
@@ -260,6 +318,7 @@ int vb_restore(const struct vb_restore_opts *o, struct vb_restore_result *res,
 	rc = 0;
 out:
 	for (size_t i = 0; i < x.nt; i++) {
+		vb_nbd_target_abort(x.t[i].nt);
 		if (x.t[i].fd >= 0)
 			close(x.t[i].fd);
 		if (x.t[i].tmp)

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/qemu_int.h"
 #include "core/source_int.h"
 
 int vb_source_init(struct vb_source *s, const struct vb_source_ops *ops, const char *drive,
@@ -25,11 +26,28 @@ void vb_source_fini(struct vb_source *s)
 
 struct vb_source *vb_source_open(const char *drive, const char *spec, struct vb_error *err)
 {
+	return vb_source_open_bitmap(drive, spec, NULL, err);
+}
+
+struct vb_source *vb_source_open_bitmap(const char *drive, const char *spec,
+					const char *bitmap, struct vb_error *err)
+{
+	struct vb_spec sp;
+
 	if (spec[0] == '\0') {
 		vb_error_set(err, VB_E_USAGE, 0, "drive %s: empty path", drive);
 		return NULL;
 	}
-	return vb_source_raw_open(drive, spec, err);
+	if (vb_spec_parse(drive, spec, &sp, err) < 0)
+		return NULL;
+	switch (sp.kind) {
+	case VB_SPEC_NBD:
+		return vb_source_nbd_open(drive, spec, spec, bitmap, err);
+	case VB_SPEC_IMAGE:
+		return vb_source_image_open(drive, spec, &sp, bitmap, err);
+	default:
+		return vb_source_raw_open(drive, sp.path, err);
+	}
 }
 
 uint64_t vb_source_size(const struct vb_source *s)
