@@ -35,11 +35,13 @@ void cli_signals_install(void)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = SA_RESTART;
+	/* No SA_RESTART: a write blocked on a stalled pipe must return. */
+	sa.sa_flags = 0;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
+	vb_set_cancel(&cli_interrupted);
 }
 
 void cli_set_temp_path(const char *path)
@@ -76,6 +78,8 @@ void cli_warn(const char *cmd, const char *fmt, ...)
 int cli_fail(const char *cmd, const struct vb_error *err)
 {
 	cli_warn(cmd, "%s", err->msg[0] ? err->msg : "failed");
+	if (cli_interrupted) /* whatever failed, the signal is why */
+		return 128 + cli_interrupted;
 	switch (err->cls) {
 	case VB_E_USAGE:
 		return EXIT_USAGE;

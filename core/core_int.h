@@ -47,7 +47,8 @@ int vb_archive_check_drive(struct vb_archive *a, unsigned dev_id, struct vb_erro
 int vb_put_cluster(int fd, const struct vma_cluster *c, uint64_t size, bool whole,
 		   uint64_t *written);
 
-/* All of buf or -errno (EINTR retried); pwrite_all at an offset. */
+/* All of buf or -errno; EINTR is retried unless vb_canceled() (then
+ * -ECANCELED); pwrite_all at an offset. */
 int vb_write_all(int fd, const void *buf, size_t len);
 int vb_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 /* Callbacks for the streaming readers and writers; opaque points to an int fd. */

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/core.h"
+#include "core/core_int.h"
 #include "core/io_int.h"
 
 extern char **environ;
@@ -195,10 +196,13 @@ static int cmd_write(struct vb_writer *w, const void *buf, size_t len, struct vb
 	if (s->failed)
 		return vb_error_set(err, VB_E_FAIL, 0, "output command '%s': write after a "
 				    "failed write", s->cmd);
-	e = vb_io_write_all(s->fd, buf, len);
+	e = -vb_write_all(s->fd, buf, len);
 	if (e == 0)
 		return 0;
 	s->failed = true;
+	if (e == ECANCELED)
+		return vb_error_set(err, VB_E_CANCELED, e, "output command '%s': interrupted",
+				    s->cmd);
 	if (e != EPIPE)
 		return vb_error_set(err, VB_E_FAIL, e, "output command '%s': write failed: %s",
 				    s->cmd, strerror(e));

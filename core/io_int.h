@@ -10,10 +10,6 @@
  * move extents of up to ~3.8 MiB. */
 #define VB_IO_BUFSIZE ((size_t)1 << 20)
 
-/* Writes all of buf to fd, looping on short writes and EINTR.
- * Returns 0 or an errno value. */
-int vb_io_write_all(int fd, const void *buf, size_t len);
-
 /* Reads until len bytes or the end of the file, looping on short reads and
  * EINTR. Returns the count (less than len only at the end) or -1 with errno
  * set; bytes read before an error are lost, which is fine as it is fatal. */

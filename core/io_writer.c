@@ -10,29 +10,10 @@
 #include <unistd.h>
 
 #include "core/core.h"
+#include "core/core_int.h"
 #include "core/io_int.h"
 
 /* ------------------------------------------------------------ helpers */
-
-int vb_io_write_all(int fd, const void *buf, size_t len)
-{
-	const unsigned char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return errno;
-		}
-		if (n == 0)
-			return EIO; /* no progress and no errno: do not spin */
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 ssize_t vb_io_read_full(int fd, void *buf, size_t len)
 {
@@ -260,11 +241,11 @@ static int file_write(struct vb_writer *w, const void *buf, size_t len, struct v
 
 	if (s->failed)
 		return vb_error_set(err, VB_E_FAIL, 0, "%s: write after a failed write", s->path);
-	e = vb_io_write_all(s->fd, buf, len);
+	e = -vb_write_all(s->fd, buf, len);
 	if (e != 0) {
 		s->failed = true;
-		return vb_error_set(err, VB_E_FAIL, e, "%s: write failed: %s",
-				    s->path, strerror(e));
+		return vb_error_set(err, e == ECANCELED ? VB_E_CANCELED : VB_E_FAIL, e,
+				    "%s: write failed: %s", s->path, strerror(e));
 	}
 	return 0;
 }
@@ -385,8 +366,10 @@ struct vb_writer *vb_sink_fd_new(int fd, const char *what, struct vb_error *err)
 static int fd_write(struct vb_writer *w, const void *buf, size_t len, struct vb_error *err)
 {
 	struct fd_sink *s = (struct fd_sink *)w;
-	int e = vb_io_write_all(s->fd, buf, len);
+	int e = -vb_write_all(s->fd, buf, len);
 
+	if (e == ECANCELED)
+		return vb_error_set(err, VB_E_CANCELED, e, "%s: interrupted", s->what);
 	if (e == EPIPE)
 		return vb_error_set(err, VB_E_FAIL, e,
 				    "%s: the reader closed the pipe (EPIPE)", s->what);

@@ -9,6 +9,18 @@
 
 #include "core/core_int.h"
 
+static const volatile sig_atomic_t *cancel_flag;
+
+void vb_set_cancel(const volatile sig_atomic_t *flag)
+{
+	cancel_flag = flag;
+}
+
+bool vb_canceled(void)
+{
+	return cancel_flag && *cancel_flag;
+}
+
 int vb_write_all(int fd, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
@@ -16,14 +28,21 @@ int vb_write_all(int fd, const void *buf, size_t len)
 	while (len > 0) {
 		ssize_t n = write(fd, p, len);
 
-		if (n < 0 && errno == EINTR)
+		/* A pipe whose reader stalls blocks until a signal, which ends
+		 * the write early: EINTR, or a short count if some went. */
+		if (n < 0 && errno == EINTR) {
+			if (vb_canceled())
+				return -ECANCELED;
 			continue;
+		}
 		if (n < 0)
 			return -errno;
 		if (n == 0)
 			return -EIO;
 		p += n;
 		len -= (size_t)n;
+		if (len > 0 && vb_canceled())
+			return -ECANCELED;
 	}
 	return 0;
 }
