@@ -39,7 +39,7 @@ static int help(int argc, char **argv)
 {
 	const struct command *c;
 
-	if (argc < 2)
+	if (argc < 2 || strcmp(argv[1], "help") == 0)
 		return usage(stdout);
 	c = find(argv[1]);
 	if (!c)

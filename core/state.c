@@ -2,6 +2,7 @@
  * chain) published by one atomic rename, and removal of leftovers. */
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <openssl/rand.h>
@@ -482,6 +483,18 @@ static int make_dirs(const char *dir, struct vb_error *err)
 	return 0;
 }
 
+static bool pid_running(const char *text)
+{
+	char *end;
+	long pid;
+
+	errno = 0;
+	pid = strtol(text, &end, 10);
+	if (errno || end == text || *end != '\0' || pid <= 0 || (pid_t)pid != pid)
+		return false;
+	return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
 static int take_lock(struct vb_state *s, struct vb_error *err)
 {
 	char pid[32], held[32] = "";
@@ -498,6 +511,10 @@ static int take_lock(struct vb_state *s, struct vb_error *err)
 		n = pread(s->lockfd, held, sizeof(held) - 1, 0);
 		held[n > 0 ? n : 0] = '\0';
 		held[strcspn(held, "\n")] = '\0';
+		/* The holder may be another program, or vmaback killed before
+		 * it could clear its pid: name only a pid that still runs. */
+		if (!pid_running(held))
+			held[0] = '\0';
 		return vb_error_set(err, VB_E_LOCKED, EWOULDBLOCK,
 				    "backup set '%s' is locked by another vmaback run%s%s%s",
 				    s->set, held[0] ? " (pid " : "", held, held[0] ? ")" : "");
@@ -558,8 +575,12 @@ void vb_state_close(struct vb_state *s)
 	for (size_t i = 0; i < s->nman; i++)
 		free(s->manifests[i]);
 	free(s->manifests);
-	if (s->lockfd >= 0)
+	if (s->lockfd >= 0) {
+		/* Only the holder writes the pid: clear it, then let go. */
+		if (flock(s->lockfd, LOCK_EX | LOCK_NB) == 0)
+			(void)!ftruncate(s->lockfd, 0);
 		close(s->lockfd); /* releases the flock */
+	}
 	if (s->dirfd >= 0)
 		close(s->dirfd);
 	free(s->notes);
