@@ -1,25 +1,89 @@
-# vmaback.bash: bash completion for vmaback: commands, options, file names,
-# --compress values, and for `extract -d` the drive names of the archive on the line.
+# vmaback.bash: bash completion for vmaback: every command and option, the
+# values of --mode/--progress/--compress, files, backup sets, checkpoints,
+# and drive names of the archive on the line (for -d and --target).
 # Self-contained: works with or without the bash-completion package.
 
-_vmaback_commands="backup list config verify extract help"
+_vmaback_commands="backup restore list verify extract config merge checkpoints commit help"
 
-# The drive names of an archive (its header only: cheap, even for .zst).
-_vmaback_drives() {
-	local prog=$1 archive=$2
+# Options of each command; those in _vmaback_arg_<cmd> take a value.
+_vmaback_opts_backup="--drive -d --config -c --output -o --output-cmd --force --compress
+	--zstd-level --zstd-threads --bwlimit --set --state-dir --mode --since --checkpoint
+	--no-commit --quiet --progress --log-file --json --config-file --help"
+_vmaback_arg_backup="-d --drive -c --config -o --output --output-cmd --compress --zstd-level
+	--zstd-threads --bwlimit --set --state-dir --mode --since --checkpoint --progress
+	--log-file --config-file"
+_vmaback_opts_restore="--to --target --drive -d --force --quiet --help"
+_vmaback_arg_restore="--to --target -d --drive"
+_vmaback_opts_merge="--output -o --force --compress --zstd-level --quiet --help"
+_vmaback_arg_merge="-o --output --compress --zstd-level"
+_vmaback_opts_list="--json --help"
+_vmaback_arg_list=""
+_vmaback_opts_verify="--quiet --deep --set --state-dir --checkpoint --help"
+_vmaback_arg_verify="--set --state-dir --checkpoint"
+_vmaback_opts_extract="--drive -d --quiet --help"
+_vmaback_arg_extract="-d --drive"
+_vmaback_opts_config="--config -c --help"
+_vmaback_arg_config="-c --config"
+_vmaback_opts_checkpoints="--set --state-dir --json --remove --help"
+_vmaback_arg_checkpoints="--set --state-dir --remove"
+_vmaback_opts_commit="--set --state-dir --help"
+_vmaback_arg_commit="--set --state-dir"
+
+# _vmaback_list PROG ARCHIVE KIND: DEV (drive) or CFG (blob) names of an
+# archive, from its header only (cheap, even compressed); not for '-'.
+_vmaback_list() {
+	local prog=$1 archive=$2 kind=$3
 	[ -n "$archive" ] && [ "$archive" != - ] && [ -r "$archive" ] || return 0
 	command -v "$prog" >/dev/null 2>&1 || prog=vmaback
-	timeout 3 "$prog" list "$archive" 2>/dev/null |
-		sed -n 's/^DEV: dev_id=[0-9]* size: [0-9]* devname: //p'
+	if [ "$kind" = DEV ]; then
+		timeout 3 "$prog" list "$archive" 2>/dev/null |
+			sed -n 's/^DEV: dev_id=[0-9]* size: [0-9]* devname: //p'
+	else
+		timeout 3 "$prog" list "$archive" 2>/dev/null | sed -n 's/^CFG: size: [0-9]* name: //p'
+	fi
 }
 
-# The blob names of an archive, for `config -c`.
-_vmaback_configs() {
-	local prog=$1 archive=$2
-	[ -n "$archive" ] && [ "$archive" != - ] && [ -r "$archive" ] || return 0
+# _vmaback_state_dir: the --state-dir on the line, else the default.
+_vmaback_state_dir() {
+	if [ -n "$_vb_state_dir" ]; then
+		echo "$_vb_state_dir"
+	elif [ "$(id -u)" = 0 ]; then
+		echo /var/lib/vmaback
+	else
+		echo "${XDG_STATE_HOME:-$HOME/.local/state}/vmaback"
+	fi
+}
+
+# _vmaback_sets: the backup sets (directories of the state directory).
+_vmaback_sets() {
+	local d
+	d=$(_vmaback_state_dir)
+	[ -d "$d" ] || return 0
+	(cd "$d" 2>/dev/null && for s in */; do [ -d "$s" ] && echo "${s%/}"; done)
+}
+
+# _vmaback_ckpts PROG [pending]: the checkpoints of the --set on the line.
+_vmaback_ckpts() {
+	local prog=$1 only=${2:-}
+	[ -n "$_vb_set" ] || return 0
 	command -v "$prog" >/dev/null 2>&1 || prog=vmaback
-	timeout 3 "$prog" list "$archive" 2>/dev/null |
-		sed -n 's/^CFG: size: [0-9]* name: //p'
+	local -a sd=()
+	[ -n "$_vb_state_dir" ] && sd=(--state-dir "$_vb_state_dir")
+	if [ "$only" = pending ]; then
+		timeout 3 "$prog" checkpoints --set "$_vb_set" "${sd[@]}" 2>/dev/null |
+			awk '/\[pending\]$/ { print $1 }'
+	else
+		timeout 3 "$prog" checkpoints --set "$_vb_set" "${sd[@]}" 2>/dev/null | awk '{ print $1 }'
+	fi
+}
+
+# _vmaback_in WORD LIST: WORD is one of the words of LIST.
+_vmaback_in() {
+	local x
+	for x in $2; do
+		[ "$x" = "$1" ] && return 0
+	done
+	return 1
 }
 
 _vmaback_files() {
@@ -34,8 +98,95 @@ _vmaback_dirs() {
 	COMPREPLY=($(compgen -d -- "$1"))
 }
 
+_vmaback_words() {
+	local IFS=$' \t\n'
+	COMPREPLY=($(compgen -W "$1" -- "$2"))
+}
+
+# _vmaback_names LIST CUR: NAME[,NAME...] completion of the part after the last comma.
+_vmaback_names() {
+	local done_part="" last=$2 IFS=$'\n'
+	if [[ $2 == *,* ]]; then
+		done_part=${2%,*},
+		last=${2##*,}
+	fi
+	COMPREPLY=($(compgen -P "$done_part" -W "$1" -- "$last"))
+}
+
+# _vmaback_scan CMD: from the words before the cursor: the positional
+# arguments (_vb_pos), --set (_vb_set) and --state-dir (_vb_state_dir).
+_vmaback_scan() {
+	local cmd=$1 i w argopts
+	eval "argopts=\$_vmaback_arg_$cmd"
+	_vb_pos=() _vb_set="" _vb_state_dir=""
+	for ((i = _vb_cmd_idx + 1; i < COMP_CWORD; i++)); do
+		w=${COMP_WORDS[i]}
+		if _vmaback_in "$w" "$argopts"; then
+			local v_i=$((i + 1))
+			[ "${COMP_WORDS[v_i]}" = = ] && v_i=$((v_i + 1))
+			[ "$v_i" -lt "$COMP_CWORD" ] || break
+			case $w in
+			--set) _vb_set=${COMP_WORDS[v_i]} ;;
+			--state-dir) _vb_state_dir=${COMP_WORDS[v_i]} ;;
+			esac
+			i=$v_i
+			continue
+		fi
+		case $w in
+		-*) ;;
+		*) _vb_pos+=("$w") ;;
+		esac
+	done
+}
+
+# _vmaback_value CMD OPT CUR: completes the value of OPT; false if OPT takes none.
+_vmaback_value() {
+	local cmd=$1 opt=$2 cur=$3 prog=${COMP_WORDS[0]}
+	case $cmd:$opt in
+	backup:--mode) _vmaback_words "auto full incremental differential" "$cur" ;;
+	backup:--progress) _vmaback_words "auto bar log none" "$cur" ;;
+	*:--compress) _vmaback_words "none zstd" "$cur" ;;
+	*:--zstd-level) _vmaback_words "$(seq 1 19)" "$cur" ;;
+	backup:--zstd-threads) _vmaback_words "0 1 2 4 8" "$cur" ;;
+	backup:--bwlimit) _vmaback_words "800K 10M 50M 100M 1G" "$cur" ;;
+	backup:--drive | backup:-d)
+		if [[ $cur == *=* ]]; then
+			local name=${cur%%=*}
+			_vmaback_files "${cur#*=}"
+			COMPREPLY=("${COMPREPLY[@]/#/$name=}")
+		else
+			compopt -o nospace 2>/dev/null
+			_vmaback_words "drive-scsi0= drive-scsi1= drive-virtio0= drive-virtio1= drive-sata0= drive-ide0= drive-efidisk0=" "$cur"
+		fi
+		;;
+	backup:--output-cmd | backup:--checkpoint) COMPREPLY=() ;;
+	*:--set) _vmaback_words "$(_vmaback_sets)" "$cur" ;;
+	*:--state-dir | restore:--to) _vmaback_dirs "$cur" ;;
+	backup:--since | checkpoints:--remove) _vmaback_words "$(_vmaback_ckpts "$prog")" "$cur" ;;
+	verify:--checkpoint) _vmaback_words "$(_vmaback_ckpts "$prog")" "$cur" ;;
+	extract:-d | extract:--drive | restore:-d | restore:--drive)
+		_vmaback_names "$(_vmaback_list "$prog" "${_vb_pos[0]}" DEV)" "$cur" ;;
+	restore:--target)
+		if [[ $cur == *=* ]]; then
+			local name=${cur%%=*}
+			_vmaback_files "${cur#*=}"
+			COMPREPLY=("${COMPREPLY[@]/#/$name=}")
+		else
+			compopt -o nospace 2>/dev/null
+			local IFS=$'\n'
+			COMPREPLY=($(compgen -S = -W "$(_vmaback_list "$prog" "${_vb_pos[0]}" DEV)" -- "$cur"))
+		fi
+		;;
+	config:-c | config:--config) local IFS=$'\n'
+		COMPREPLY=($(compgen -W "$(_vmaback_list "$prog" "${_vb_pos[0]}" CFG)" -- "$cur")) ;;
+	*) _vmaback_files "$cur" ;; # -o, --config, --log-file, --config-file
+	esac
+}
+
 _vmaback() {
-	local cur prev cmd i w archive="" prog=${COMP_WORDS[0]}
+	local cur prev cmd i w opts argopts prog=${COMP_WORDS[0]}
+	local -a _vb_pos
+	local _vb_set _vb_state_dir _vb_cmd_idx=0
 	COMPREPLY=()
 	cur=${COMP_WORDS[COMP_CWORD]}
 	prev=""
@@ -46,127 +197,65 @@ _vmaback() {
 	for ((i = 1; i < COMP_CWORD; i++)); do
 		case ${COMP_WORDS[i]} in
 		-*) ;;
-		*) cmd=${COMP_WORDS[i]}; break ;;
+		*) cmd=${COMP_WORDS[i]}; _vb_cmd_idx=$i; break ;;
 		esac
 	done
 	if [ -z "$cmd" ]; then
 		case $cur in
-		-*) COMPREPLY=($(compgen -W "--help --version" -- "$cur")) ;;
-		*) COMPREPLY=($(compgen -W "$_vmaback_commands" -- "$cur")) ;;
+		-*) _vmaback_words "--help --version" "$cur" ;;
+		*) _vmaback_words "$_vmaback_commands" "$cur" ;;
 		esac
 		return 0
 	fi
+	case " $_vmaback_commands " in *" $cmd "*) ;; *) return 0 ;; esac
+	if [ "$cmd" = help ]; then
+		[ "$COMP_CWORD" -eq $((_vb_cmd_idx + 1)) ] && _vmaback_words "$_vmaback_commands" "$cur"
+		return 0
+	fi
+	_vmaback_scan "$cmd"
+	eval "opts=\$_vmaback_opts_$cmd; argopts=\$_vmaback_arg_$cmd"
 
+	# --drive NAME=PATH and --target NAME=PATH: bash splits at '='
+	# (COMP_WORDBREAKS): [--drive, NAME, =, PATH].
+	if [ "$prev" = = ] && [ "$COMP_CWORD" -ge 3 ]; then
+		w=${COMP_WORDS[COMP_CWORD - 3]}
+		case $cmd:$w in
+		backup:--drive | backup:-d | restore:--target)
+			_vmaback_files "$cur"
+			return 0
+			;;
+		esac
+		# --opt=VALUE
+		prev=${COMP_WORDS[COMP_CWORD - 2]}
+	elif [ "$cur" = = ]; then
+		cur=""
+	fi
+	if _vmaback_in "$prev" "$argopts"; then
+		_vmaback_value "$cmd" "$prev" "$cur"
+		return 0
+	fi
+
+	case $cur in
+	-*)
+		_vmaback_words "$opts" "$cur"
+		return 0
+		;;
+	esac
+	# Positional arguments.
 	case $cmd in
-	backup)
-		# --drive NAME=PATH: bash splits "NAME=PATH" at '=' (COMP_WORDBREAKS).
-		if [ "$prev" = = ] && [ "$COMP_CWORD" -ge 3 ] &&
-			[ "${COMP_WORDS[COMP_CWORD - 3]}" = --drive ]; then
-			_vmaback_files "$cur"
-			return 0
-		fi
-		if [ "$prev" = --drive ] && [[ $cur == *=* ]]; then
-			local name=${cur%%=*}
-			_vmaback_files "${cur#*=}"
-			COMPREPLY=("${COMPREPLY[@]/#/$name=}")
-			return 0
-		fi
-		case $prev in
-		--drive)
-			compopt -o nospace 2>/dev/null
-			COMPREPLY=($(compgen -W "drive-scsi0= drive-scsi1= drive-virtio0= drive-virtio1= drive-sata0= drive-ide0= drive-efidisk0=" -- "$cur"))
-			return 0
-			;;
-		--config | -o)
-			_vmaback_files "$cur"
-			return 0
-			;;
-		--compress)
-			COMPREPLY=($(compgen -W "none zstd" -- "$cur"))
-			return 0
-			;;
-		--zstd-level)
-			COMPREPLY=($(compgen -W "$(seq 1 19)" -- "$cur"))
-			return 0
-			;;
-		--zstd-threads)
-			COMPREPLY=($(compgen -W "0 1 2 4 8" -- "$cur"))
-			return 0
-			;;
-		esac
-		COMPREPLY=($(compgen -W "--drive --config -o --force --compress --zstd-level --zstd-threads --quiet --json --help" -- "$cur"))
-		return 0
-		;;
-	list)
-		case $cur in
-		-*) COMPREPLY=($(compgen -W "--json --help" -- "$cur")) ;;
-		*) _vmaback_files "$cur" ;;
-		esac
-		return 0
-		;;
-	verify)
-		case $cur in
-		-*) COMPREPLY=($(compgen -W "--quiet --help" -- "$cur")) ;;
-		*) _vmaback_files "$cur" ;;
-		esac
-		return 0
-		;;
-	config)
-		for ((i = 2; i < COMP_CWORD; i++)); do
-			w=${COMP_WORDS[i]}
-			[ "${COMP_WORDS[i - 1]}" = -c ] && continue
-			case $w in -*) ;; *) archive=$w; break ;; esac
-		done
-		if [ "$prev" = -c ]; then
-			local IFS=$'\n'
-			COMPREPLY=($(compgen -W "$(_vmaback_configs "$prog" "$archive")" -- "$cur"))
-			return 0
-		fi
-		case $cur in
-		-*) COMPREPLY=($(compgen -W "-c --help" -- "$cur")) ;;
-		*) _vmaback_files "$cur" ;;
-		esac
-		return 0
-		;;
 	extract)
-		local npos=0
-		for ((i = 2; i < COMP_CWORD; i++)); do
-			w=${COMP_WORDS[i]}
-			[ "${COMP_WORDS[i - 1]}" = -d ] && continue
-			case $w in
-			-*) ;;
-			*)
-				npos=$((npos + 1))
-				[ $npos -eq 1 ] && archive=$w
-				;;
-			esac
-		done
-		if [ "$prev" = -d ]; then
-			# NAME[,NAME...]: complete the part after the last comma.
-			local done_part="" last=$cur
-			if [[ $cur == *,* ]]; then
-				done_part=${cur%,*},
-				last=${cur##*,}
-			fi
-			local IFS=$'\n'
-			COMPREPLY=($(compgen -P "$done_part" -W "$(_vmaback_drives "$prog" "$archive")" -- "$last"))
-			return 0
+		if [ "${#_vb_pos[@]}" -eq 1 ]; then
+			_vmaback_dirs "$cur"
+		else
+			_vmaback_files "$cur"
 		fi
-		case $cur in
-		-*) COMPREPLY=($(compgen -W "-d --help" -- "$cur")) ;;
-		*)
-			if [ $npos -eq 1 ]; then
-				_vmaback_dirs "$cur"
-			else
-				_vmaback_files "$cur"
-			fi
-			;;
-		esac
-		return 0
 		;;
-	help)
-		COMPREPLY=($(compgen -W "$_vmaback_commands" -- "$cur"))
-		return 0
+	commit)
+		_vmaback_words "$(_vmaback_ckpts "$prog" pending)" "$cur"
+		;;
+	checkpoints) ;;
+	*)
+		_vmaback_files "$cur"
 		;;
 	esac
 	return 0

@@ -1,7 +1,13 @@
-# vmaback.fish: fish completion for vmaback: commands, options, file names,
-# --compress values, and for `extract -d` the drive names of the archive on the line.
+# vmaback.fish: fish completion for vmaback: every command and option, the
+# values of --mode/--progress/--compress, files, backup sets, checkpoints,
+# and drive names of the archive on the line (for -d and --target).
 
-set -l __vmaback_commands backup list config verify extract help
+set -l __vmaback_commands backup restore list verify extract config merge checkpoints commit help
+
+# Options that take a value (their values are not positional arguments).
+set -g __vmaback_value_opts -d --drive -c --config -o --output --output-cmd --compress \
+    --zstd-level --zstd-threads --bwlimit --set --state-dir --mode --since --checkpoint \
+    --progress --log-file --config-file --to --target --remove
 
 # The first positional argument after the command (the archive), if any.
 function __vmaback_archive
@@ -14,9 +20,11 @@ function __vmaback_archive
             set skip 0
             continue
         end
+        if contains -- $a $__vmaback_value_opts
+            set skip 1
+            continue
+        end
         switch $a
-            case -d -c
-                set skip 1
             case '-*'
             case '*'
                 if test $seen_cmd = 0
@@ -30,14 +38,36 @@ function __vmaback_archive
     return 1
 end
 
+# The value of option $argv[1] on the line (--opt VALUE or --opt=VALUE).
+function __vmaback_opt_value -a opt
+    set -l args (commandline -opc)
+    set -l n (count $args)
+    for i in (seq $n)
+        if test "$args[$i]" = $opt; and test $i -lt $n
+            echo $args[(math $i + 1)]
+            return 0
+        end
+        if string match -q -- "$opt=*" $args[$i]
+            string replace -- "$opt=" '' $args[$i]
+            return 0
+        end
+    end
+    return 1
+end
+
+function __vmaback_prog
+    set -l prog (commandline -opc)[1]
+    command -q $prog; or set prog vmaback
+    echo $prog
+end
+
 # Names of the archive on the line: DEV (drives) or CFG (config blobs).
 function __vmaback_archive_names -a kind
     set -l archive (__vmaback_archive)
     or return
     test "$archive" != - -a -r "$archive"
     or return
-    set -l prog (commandline -opc)[1]
-    command -q $prog; or set prog vmaback
+    set -l prog (__vmaback_prog)
     if test $kind = DEV
         $prog list $archive 2>/dev/null | string replace -rf '^DEV: dev_id=\d+ size: \d+ devname: ' ''
     else
@@ -57,33 +87,133 @@ function __vmaback_drive_list
     end
 end
 
+# --target NAME=PATH: drive names, then files.
+function __vmaback_target
+    set -l tok (commandline -ct)
+    if string match -q '*=*' -- $tok
+        set -l name (string replace -r '=.*' '' -- $tok)
+        for f in (__fish_complete_path (string replace -r '^[^=]*=' '' -- $tok))
+            echo $name=$f
+        end
+    else
+        for n in (__vmaback_archive_names DEV)
+            echo $n=
+        end
+    end
+end
+
+function __vmaback_state_dir
+    set -l d (__vmaback_opt_value --state-dir)
+    and begin
+        echo $d
+        return
+    end
+    if test (id -u) = 0
+        echo /var/lib/vmaback
+    else if set -q XDG_STATE_HOME
+        echo $XDG_STATE_HOME/vmaback
+    else
+        echo $HOME/.local/state/vmaback
+    end
+end
+
+function __vmaback_sets
+    set -l d (__vmaback_state_dir)
+    test -d $d; or return
+    for s in $d/*/
+        basename $s
+    end
+end
+
+# Checkpoints of the --set on the line ("pending": only those).
+function __vmaback_checkpoints -a only
+    set -l set (__vmaback_opt_value --set); or return
+    set -l sd
+    set -l d (__vmaback_opt_value --state-dir); and set sd --state-dir $d
+    set -l prog (__vmaback_prog)
+    if test "$only" = pending
+        $prog checkpoints --set $set $sd 2>/dev/null | string match -r '^\S+(?=.*\[pending\]$)'
+    else
+        $prog checkpoints --set $set $sd 2>/dev/null | string match -r '^\S+'
+    end
+end
+
 complete -c vmaback -f
-complete -c vmaback -n "not __fish_seen_subcommand_from $__vmaback_commands" -l help -d 'Show help'
-complete -c vmaback -n "not __fish_seen_subcommand_from $__vmaback_commands" -l version -d 'Show the version'
-complete -c vmaback -n "not __fish_seen_subcommand_from $__vmaback_commands" -a backup -d 'Back up drives into a VMA archive'
-complete -c vmaback -n "not __fish_seen_subcommand_from $__vmaback_commands" -a list -d 'List configs and devices of an archive'
-complete -c vmaback -n "not __fish_seen_subcommand_from $__vmaback_commands" -a config -d 'Print a config blob of an archive'
-complete -c vmaback -n "not __fish_seen_subcommand_from $__vmaback_commands" -a verify -d 'Read and check a whole archive'
-complete -c vmaback -n "not __fish_seen_subcommand_from $__vmaback_commands" -a extract -d 'Extract drives and configs into a new directory'
-complete -c vmaback -n "not __fish_seen_subcommand_from $__vmaback_commands" -a help -d 'Show the help of a command'
+set -l nocmd "not __fish_seen_subcommand_from $__vmaback_commands"
+complete -c vmaback -n $nocmd -s h -l help -d 'Show help'
+complete -c vmaback -n $nocmd -s V -l version -d 'Show the version'
+complete -c vmaback -n $nocmd -a backup -d 'Back up drives into one VMA archive'
+complete -c vmaback -n $nocmd -a restore -d 'Restore a full archive and its incrementals'
+complete -c vmaback -n $nocmd -a list -d 'List the configs and drives of an archive'
+complete -c vmaback -n $nocmd -a verify -d 'Check an archive, or a checkpoint chain'
+complete -c vmaback -n $nocmd -a extract -d 'Extract an archive into a new directory'
+complete -c vmaback -n $nocmd -a config -d 'Print a config blob of an archive'
+complete -c vmaback -n $nocmd -a merge -d 'Merge a chain into a synthetic full archive'
+complete -c vmaback -n $nocmd -a checkpoints -d 'List or remove the checkpoints of a set'
+complete -c vmaback -n $nocmd -a commit -d 'Commit a pending checkpoint'
+complete -c vmaback -n $nocmd -a help -d 'Show the help of a command'
 
 complete -c vmaback -n '__fish_seen_subcommand_from help' -a "$__vmaback_commands"
+complete -c vmaback -n "__fish_seen_subcommand_from $__vmaback_commands; and not __fish_seen_subcommand_from help" -s h -l help -d 'Show help'
 
 # backup
-complete -c vmaback -n '__fish_seen_subcommand_from backup' -l drive -r -F -d 'NAME=PATH: a drive (file or block device)'
-complete -c vmaback -n '__fish_seen_subcommand_from backup' -l config -r -F -d 'Store a config file as a blob'
-complete -c vmaback -n '__fish_seen_subcommand_from backup' -s o -r -F -d 'Output archive (- for stdout)'
-complete -c vmaback -n '__fish_seen_subcommand_from backup' -l force -d 'Replace an existing output file'
-complete -c vmaback -n '__fish_seen_subcommand_from backup' -l compress -x -a 'none zstd' -d 'Compression'
-complete -c vmaback -n '__fish_seen_subcommand_from backup' -l zstd-level -x -a '(seq 1 19)' -d 'zstd level (default 3)'
-complete -c vmaback -n '__fish_seen_subcommand_from backup' -l zstd-threads -x -d 'zstd workers (0 = single-threaded)'
-complete -c vmaback -n '__fish_seen_subcommand_from backup' -l quiet -d 'Print no summary'
-complete -c vmaback -n '__fish_seen_subcommand_from backup' -l json -d 'Print the summary as JSON'
+set -l b '__fish_seen_subcommand_from backup'
+complete -c vmaback -n $b -s d -l drive -r -F -d 'NAME=PATH: a drive (file or block device)'
+complete -c vmaback -n $b -s c -l config -r -F -d 'Store a config file as a blob'
+complete -c vmaback -n $b -s o -l output -r -F -d 'Archive file (- for stdout)'
+complete -c vmaback -n $b -l output-cmd -x -d 'Write the archive to this shell command'
+complete -c vmaback -n $b -s f -l force -d 'Replace an existing output file'
+complete -c vmaback -n $b -l compress -x -a 'none zstd' -d 'Compression'
+complete -c vmaback -n $b -l zstd-level -x -a '(seq 1 19)' -d 'zstd level (default 3)'
+complete -c vmaback -n $b -l zstd-threads -x -a '0 1 2 4 8' -d 'zstd workers (0: none)'
+complete -c vmaback -n $b -l bwlimit -x -a '800K 10M 50M 100M 1G' -d 'Read at most RATE per second'
+complete -c vmaback -n $b -l set -x -a '(__vmaback_sets)' -d 'Backup set'
+complete -c vmaback -n $b -l state-dir -x -a '(__fish_complete_directories)' -d 'State directory'
+complete -c vmaback -n $b -l mode -x -a 'auto full incremental differential' -d 'Backup mode'
+complete -c vmaback -n $b -l since -x -a '(__vmaback_checkpoints)' -d 'Base of a differential'
+complete -c vmaback -n $b -l checkpoint -x -d 'Name of the new checkpoint'
+complete -c vmaback -n $b -l no-commit -d 'Leave the checkpoint pending'
+complete -c vmaback -n $b -s q -l quiet -d 'Print only errors'
+complete -c vmaback -n $b -l progress -x -a 'auto bar log none' -d 'Progress display'
+complete -c vmaback -n $b -l log-file -r -F -d 'Append messages to FILE'
+complete -c vmaback -n $b -l json -d 'Print the summary as JSON'
+complete -c vmaback -n $b -l config-file -r -F -d 'Read options from a JSON file'
 
-# list, config, verify, extract: an archive file
-complete -c vmaback -n '__fish_seen_subcommand_from list config verify extract' -F
-complete -c vmaback -n '__fish_seen_subcommand_from list' -l json -d 'Print JSON'
-complete -c vmaback -n '__fish_seen_subcommand_from config' -s c -x -a '(__vmaback_archive_names CFG)' -d 'Blob name (default qemu-server.conf)'
-complete -c vmaback -n '__fish_seen_subcommand_from verify' -l quiet -d 'Print nothing on success'
-complete -c vmaback -n '__fish_seen_subcommand_from extract' -s d -x -a '(__vmaback_drive_list)' -d 'Drives to extract: NAME[,NAME...]'
-complete -c vmaback -n '__fish_seen_subcommand_from backup list config verify extract' -l help -d 'Show help'
+# restore
+set -l r '__fish_seen_subcommand_from restore'
+complete -c vmaback -n $r -F
+complete -c vmaback -n $r -l to -x -a '(__fish_complete_directories)' -d 'Write DIR/disk-NAME.raw'
+complete -c vmaback -n $r -l target -x -a '(__vmaback_target)' -d 'NAME=PATH: write a drive to PATH'
+complete -c vmaback -n $r -s d -l drive -x -a '(__vmaback_drive_list)' -d 'Only these drives'
+complete -c vmaback -n $r -s f -l force -d 'Replace files; write to block devices'
+complete -c vmaback -n $r -s q -l quiet -d 'Print only errors'
+
+# merge
+set -l m '__fish_seen_subcommand_from merge'
+complete -c vmaback -n $m -F
+complete -c vmaback -n $m -s o -l output -r -F -d 'The new archive (- for stdout)'
+complete -c vmaback -n $m -s f -l force -d 'Replace an existing output file'
+complete -c vmaback -n $m -l compress -x -a 'none zstd' -d 'Compression'
+complete -c vmaback -n $m -l zstd-level -x -a '(seq 1 19)' -d 'zstd level (default 3)'
+complete -c vmaback -n $m -s q -l quiet -d 'Print only errors'
+
+# list, verify, extract, config: archives
+complete -c vmaback -n '__fish_seen_subcommand_from list verify extract config' -F
+complete -c vmaback -n '__fish_seen_subcommand_from list' -s j -l json -d 'Print JSON'
+set -l v '__fish_seen_subcommand_from verify'
+complete -c vmaback -n $v -s q -l quiet -d 'Print nothing on success'
+complete -c vmaback -n $v -l deep -d 'Verify a checkpoint chain against the state'
+complete -c vmaback -n $v -l set -x -a '(__vmaback_sets)' -d 'Backup set'
+complete -c vmaback -n $v -l state-dir -x -a '(__fish_complete_directories)' -d 'State directory'
+complete -c vmaback -n $v -l checkpoint -x -a '(__vmaback_checkpoints)' -d 'Checkpoint to verify'
+complete -c vmaback -n '__fish_seen_subcommand_from extract' -s d -l drive -x -a '(__vmaback_drive_list)' -d 'Only these drives: NAME[,NAME...]'
+complete -c vmaback -n '__fish_seen_subcommand_from extract' -s q -l quiet -d 'Print only errors'
+complete -c vmaback -n '__fish_seen_subcommand_from config' -s c -l config -x -a '(__vmaback_archive_names CFG)' -d 'Blob name (default qemu-server.conf)'
+
+# checkpoints, commit
+set -l k '__fish_seen_subcommand_from checkpoints commit'
+complete -c vmaback -n $k -l set -x -a '(__vmaback_sets)' -d 'Backup set'
+complete -c vmaback -n $k -l state-dir -x -a '(__fish_complete_directories)' -d 'State directory'
+complete -c vmaback -n '__fish_seen_subcommand_from checkpoints' -l json -d 'Print the chain as JSON'
+complete -c vmaback -n '__fish_seen_subcommand_from checkpoints' -l remove -x -a '(__vmaback_checkpoints)' -d 'Drop a checkpoint'
+complete -c vmaback -n '__fish_seen_subcommand_from commit' -a '(__vmaback_checkpoints pending)' -d 'Pending checkpoint'

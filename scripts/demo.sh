@@ -1,6 +1,7 @@
 #!/bin/sh
 # demo.sh: `make demo`: backs up a generated VM disk set (two drives and a
-# qemu-server.conf) to .vma.zst, lists, verifies, extracts and compares it.
+# qemu-server.conf) to .vma.zst, lists, verifies, extracts and compares it;
+# then changes a drive, makes an incremental backup and restores the chain.
 set -eu
 
 VMABACK=${VMABACK:-vmaback}
@@ -58,7 +59,8 @@ ls -ls vm100
 
 archive=vzdump-qemu-100-$(date +%Y_%m_%d-%H_%M_%S).vma.zst
 step "Backing up both drives and the config into one zstd-compressed VMA archive"
-show vmaback backup \
+echo "(backup set vm100: its checkpoints are kept in ./state for incremental backups)"
+show vmaback backup --set vm100 --state-dir state --checkpoint monday \
 	--drive drive-scsi0="$img0" \
 	--drive drive-virtio1="$img1" \
 	--config vm100/qemu-server.conf \
@@ -88,5 +90,20 @@ printf '$ %s\n' "cat $archive | vmaback extract - restore2 -d drive-virtio1"
 cat "$archive" | vmaback extract - restore2 -d drive-virtio1 2>&1
 same "$img1" restore2/disk-drive-virtio1.raw
 
+step "The VM writes 1 MiB to drive-scsi0; an incremental backup stores only that"
+head -c 1048576 /dev/urandom | dd of="$img0" bs=1M seek=30 conv=notrunc status=none
+show vmaback backup --set vm100 --state-dir state --checkpoint tuesday \
+	--drive drive-scsi0="$img0" \
+	--drive drive-virtio1="$img1" \
+	--config vm100/qemu-server.conf \
+	-o vm100-tuesday.vma.zst
+ls -l "$archive" vm100-tuesday.vma.zst
+show vmaback checkpoints --set vm100 --state-dir state
+
+step "Restoring Tuesday: the full archive, then the incremental (oldest first)"
+show vmaback restore "$archive" vm100-tuesday.vma.zst --to restore-tuesday
+same "$img0" restore-tuesday/disk-drive-scsi0.raw
+same "$img1" restore-tuesday/disk-drive-virtio1.raw
+
 cd /
-printf '\nDemo finished: every drive restored byte for byte. (%s removed)\n' "$dir"
+printf '\nDemo finished: every drive restored byte for byte, from a full backup and\nfrom a chain. (%s removed)\n' "$dir"

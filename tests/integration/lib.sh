@@ -269,3 +269,62 @@ forge() {
 have_forge() {
 	[ -n "$TOOLS" ] && [ -x "$TOOLS/vma_forge" ]
 }
+
+# ------------------------------------------------------------------ sets
+
+# state_keep SETDIR TAG / state_kept SETDIR TAG: a backup set's state (its
+# file names and state.json bytes) before and after a run that must change
+# nothing; state_kept also fails on hidden temporaries left in SETDIR.
+state_keep() {
+	ls -A "$1" >"$T_WORK/.io/$T_CASE/$2.files"
+	cp "$1/state.json" "$T_WORK/.io/$T_CASE/$2.state"
+}
+state_kept() {
+	local io=$T_WORK/.io/$T_CASE
+	ls -A "$1" >"$io/$2.files2"
+	cmp -s "$io/$2.files" "$io/$2.files2" ||
+		fail "$1 changed: [$(tr '\n' ' ' <"$io/$2.files")] became [$(tr '\n' ' ' <"$io/$2.files2")]"
+	cmp -s "$io/$2.state" "$1/state.json" || fail "$1/state.json changed"
+}
+
+# jq_py FILE EXPR: prints EXPR evaluated in Python with d = the JSON in FILE.
+jq_py() {
+	python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' \
+		"$1" "$2"
+}
+
+# ------------------------------------------------------------------ background
+
+# bg CMD ARGS...: starts CMD in the background (stdout $OUT, stderr $ERR,
+# stdin /dev/null) in its own process group, so SIGINT is not ignored; PID.
+bg() {
+	LAST="$*"
+	set -m
+	"$@" <"${RUN_STDIN:-/dev/null}" >"$OUT" 2>"$ERR" &
+	PID=$!
+	set +m
+}
+
+# bg_wait [SECONDS]: waits for $PID (default 60 s, then SIGKILL and fail);
+# its exit status in RC, the time it took from now in WAITED_MS.
+bg_wait() {
+	local limit=$((${1:-60} * 20)) i t0
+	t0=$(date +%s%N)
+	for ((i = 0; i < limit; i++)); do
+		kill -0 "$PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	if kill -0 "$PID" 2>/dev/null; then
+		kill -9 "$PID" 2>/dev/null
+		wait "$PID" 2>/dev/null
+		fail "\`$LAST\` still ran ${1:-60} s later"
+	fi
+	RC=0
+	wait "$PID" || RC=$?
+	WAITED_MS=$((($(date +%s%N) - t0) / 1000000))
+}
+
+# gone PID: the process has exited (a zombie nobody reaps counts as gone).
+gone() {
+	[ ! -e "/proc/$1" ] || [ "$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" = Z ]
+}

@@ -2,8 +2,8 @@
 # pending checkpoints, damaged state, leftovers, and broken restore chains.
 . "$T_SRCDIR/lib.sh"
 
-# setup: two drives (a: sparse, 1 MiB + 3 bytes; b: 300001 random bytes), the
-# backup set s in ./st, $DRV and $S for the command lines.
+# setup: two drives (a: sparse, 1 MiB + 3 bytes; b: 300001 random bytes) in
+# the array DRV; the backup set s keeps its state in $SD.
 setup() {
 	command -v python3 >/dev/null 2>&1 || skip "python3 is not installed"
 	: >a.raw
@@ -13,14 +13,21 @@ setup() {
 	put a.raw 655360 65536 /dev/zero
 	put a.raw 1048570 6
 	rand b.raw 300001
-	DRV="-d a=a.raw -d b=b.raw"
-	S="--set s --state-dir $PWD/st"
+	DRV=(-d a=a.raw -d b=b.raw)
+	SD=$PWD/st
 }
 
 # bk ARGS...: a backup of set s with the drives of setup.
 bk() {
-	# shellcheck disable=SC2086
-	run vb backup $S $DRV "$@"
+	run vb backup --set s --state-dir "$SD" "${DRV[@]}" "$@"
+}
+
+# ckp ARGS... / cmt ARGS...: vmaback checkpoints / commit on set s.
+ckp() {
+	run vb checkpoints --set s --state-dir "$SD" "$@"
+}
+cmt() {
+	run vb commit --set s --state-dir "$SD" "$@"
 }
 
 # jpy FILE EXPR: EXPR evaluated in Python with d = the JSON in FILE.
@@ -43,7 +50,7 @@ is() {
 
 # chain_json: `vmaback checkpoints --json` of set s into ck.json.
 chain_json() {
-	run vb checkpoints $S --json
+	ckp --json
 	expect_rc 0
 	cp "$OUT" ck.json
 }
@@ -65,6 +72,9 @@ snapshot() {
 	cp st/s/state.json "$1.state"
 }
 unchanged() {
+	local tmp
+	tmp=$(ls -A | grep '^\.' || true)
+	[ -z "$tmp" ] || fail "a temporary file was left behind: $tmp"
 	ls -A st/s >"$1.files2"
 	cmp -s "$1.files" "$1.files2" ||
 		fail "the state directory changed: [$(tr '\n' ' ' <"$1.files")] became [$(tr '\n' ' ' <"$1.files2")]"
@@ -85,17 +95,17 @@ lock() {
 		flock -n st/s/lock true || break
 		sleep 0.05
 	done
-	local t0 t1 rc_b err_b
+	local t0 t1 rc_b
 	t0=$(date +%s%N)
 	bk -o i.vma
 	t1=$(date +%s%N)
 	rc_b=$RC
 	cp "$ERR" err.backup
-	run vb checkpoints $S
+	ckp
 	expect_fail 4 checkpoints 'locked'
-	run vb checkpoints $S --remove n1
+	ckp --remove n1
 	expect_fail 4 checkpoints 'locked'
-	run vb commit $S n1
+	cmt n1
 	expect_fail 4 commit 'locked'
 	kill "$LPID"
 	wait "$LPID" || true
@@ -139,7 +149,7 @@ lock_pid() {
 
 list_json() {
 	setup
-	run vb checkpoints $S
+	ckp
 	expect_rc 0
 	expect_out 'has no checkpoint'
 	bk --checkpoint n1 -o f.vma
@@ -150,13 +160,13 @@ list_json() {
 	put b.raw 200000 10
 	bk --mode differential --since n1 --checkpoint n3 -o d.vma
 	expect_rc 0
-	run vb checkpoints $S
+	ckp
 	expect_rc 0
 	is "n1 full|n2 incremental|n3 differential|" "$(awk '{printf "%s %s|", $1, $2}' "$OUT")" \
 		"the checkpoint list"
 	expect_out "^n1 .* $PWD/f.vma\$"
 	expect_out "^n3 .* $PWD/d.vma\$"
-	grep -q pending "$OUT" && fail "a committed checkpoint is listed as pending"
+	if grep -q pending "$OUT"; then fail "a committed checkpoint is listed as pending"; fi
 	chain_json
 	python3 - ck.json "$PWD" "$(meta f.vma 'd["uuid"]')" "$(meta i.vma.zst 'd["uuid"]')" \
 		"$(meta d.vma 'd["uuid"]')" <<'EOF' || fail "checkpoints --json does not describe the chain"
@@ -179,7 +189,7 @@ EOF
 	is "$(meta f.vma 'd["uuid"]')" "$(meta d.vma 'd["parent_uuid"]')" "d.vma's parent_uuid"
 	is n1 "$(meta d.vma 'd["parent_checkpoint"]')" "d.vma's parent_checkpoint"
 	is None "$(meta f.vma 'd.get("parent_uuid")')" "f.vma's parent_uuid"
-	run vb checkpoints $S extra
+	ckp extra
 	expect_fail 2 checkpoints 'unexpected argument'
 }
 
@@ -196,12 +206,12 @@ remove_middle() {
 	cp a.raw a.n3
 	cp b.raw b.n3
 	put a.raw 900000 5                   # a: cluster 13
-	run vb checkpoints $S --remove n3
+	ckp --remove n3
 	expect_fail 2 checkpoints 'latest'
-	run vb checkpoints $S --remove nosuch
+	ckp --remove nosuch
 	expect_fail 2 checkpoints 'no checkpoint nosuch'
 	snapshot before
-	run vb checkpoints $S --remove n2
+	ckp --remove n2
 	expect_rc 0
 	expect_err 'n2 removed'
 	chain_json
@@ -227,7 +237,7 @@ remove_middle() {
 		"i5.vma's clusters per drive"
 	restored f.vma d4.vma i5.vma
 	# Removing the first checkpoint: differentials since the rest stay right.
-	run vb checkpoints $S --remove n1
+	ckp --remove n1
 	expect_rc 0
 	put a.raw 1048576 3
 	bk --mode differential --since n3 --checkpoint n6 -o d6.vma
@@ -242,25 +252,26 @@ pending() {
 	bk --checkpoint n1 -o f.vma
 	expect_rc 0
 	put a.raw 0 1000
-	run sh -c "\"\$0\" backup $S $DRV --checkpoint p1 --no-commit -o - | cat >i1.vma" "$VMABACK"
+	run bash -c 'set -o pipefail; "$@" | cat >i1.vma' sh "$VMABACK" backup --set s \
+		--state-dir "$SD" "${DRV[@]}" --checkpoint p1 --no-commit -o -
 	expect_rc 0
 	expect_err "checkpoint p1 of set s is pending.*vmaback commit --set s p1"
-	run vb checkpoints $S
+	ckp
 	expect_rc 0
 	expect_out '^p1 .*\[pending\]$'
 	chain_json
 	is n1 "$(jpy ck.json '" ".join(x["name"] for x in d["checkpoints"])')" "the committed chain"
 	is "p1 True" "$(jpy ck.json 'd["pending"]["name"] + " " + str(d["pending"]["pending"])')" \
 		"the pending checkpoint"
-	run vb commit $S nosuch
+	cmt nosuch
 	expect_fail 2 commit 'no pending checkpoint named nosuch'
-	run vb commit $S p1
+	cmt p1
 	expect_rc 0
 	expect_err 'p1 of set s committed'
 	chain_json
 	is "n1 p1 None" "$(jpy ck.json '" ".join(x["name"] for x in d["checkpoints"]) + " " + str(d["pending"])')" \
 		"the chain after commit"
-	run vb commit $S p1
+	cmt p1
 	expect_fail 2 commit 'no pending checkpoint'
 	restored f.vma i1.vma
 	# A pending checkpoint never committed: the next backup discards it and
@@ -279,7 +290,7 @@ pending() {
 	is "n1 p1 n3 None" "$(jpy ck.json '" ".join(x["name"] for x in d["checkpoints"]) + " " + str(d["pending"])')" \
 		"the chain after the discard"
 	restored f.vma i1.vma i3.vma
-	run vb commit $S p2
+	cmt p2
 	expect_fail 2 commit 'no pending checkpoint'
 }
 
@@ -292,9 +303,9 @@ damaged() {
 	expect_fail 3 backup "$re"
 	absent x.vma
 	unchanged "dmg"
-	run vb checkpoints $S
+	ckp
 	expect_fail 3 checkpoints "$re"
-	run vb commit $S n1
+	cmt n1
 	expect_fail 3 commit "$re"
 	unchanged "dmg"
 }
@@ -421,7 +432,7 @@ size_change() {
 	restored a.vma
 	# A drive added: a full backup again.
 	rand c.raw 4097
-	DRV="$DRV -d c=c.raw"
+	DRV+=(-d c=c.raw)
 	bk --mode incremental -o i2.vma
 	expect_fail 2 backup 'added or removed'
 	bk --checkpoint n3 -o a2.vma
@@ -443,13 +454,12 @@ shrink_before_read() {
 	setup
 	rand big.raw 4194304
 	cp b.raw b.orig
-	# shellcheck disable=SC2086
-	run vb backup $S -d big=big.raw $DRV --checkpoint n1 -o f.vma
+	run vb backup --set s --state-dir "$SD" -d big=big.raw "${DRV[@]}" --checkpoint n1 -o f.vma
 	expect_rc 0
 	snapshot before
 	# big is read first, at 4 MiB/s: b is truncated while big is being read.
-	# shellcheck disable=SC2086
-	"$VMABACK" backup $S -d big=big.raw $DRV --mode full --bwlimit 4M -o g.vma \
+	"$VMABACK" backup --set s --state-dir "$SD" -d big=big.raw "${DRV[@]}" --mode full \
+		--bwlimit 4M -o g.vma \
 		>"$OUT" 2>"$ERR" </dev/null &
 	local pid=$!
 	sleep 0.4
@@ -489,12 +499,10 @@ restore_chain_errors() {
 	restored F.vma I1.vma I2.vma.zst D.vma
 	restored F.vma I1.vma D.vma
 	restored F2.vma
-	# shellcheck disable=SC2086
-	run vb backup --set t --state-dir "$PWD/st" $DRV -o G.vma
+	run vb backup --set t --state-dir "$SD" "${DRV[@]}" -o G.vma
 	expect_rc 0
 	put b.raw 99 9
-	# shellcheck disable=SC2086
-	run vb backup --set t --state-dir "$PWD/st" $DRV -o J.vma
+	run vb backup --set t --state-dir "$SD" "${DRV[@]}" -o J.vma
 	expect_rc 0
 	chain_fails() {
 		local re=$1

@@ -26,28 +26,73 @@ expect_comp() {
 	[ "$got" = "$want" ] || fail "completing [vmaback $*] gave [$got], expected [$want]"
 }
 
+ALL_COMMANDS="backup checkpoints commit config extract help list merge restore verify"
+
 bash_commands() {
 	expect_comp "backup" b
-	expect_comp "backup config extract help list verify" ""
+	expect_comp "$ALL_COMMANDS" ""
+	expect_comp "checkpoints commit config" c
 	expect_comp "--help --version" --
 	expect_comp "list" help l
+	expect_comp "$ALL_COMMANDS" help ""
+	expect_comp "" help list ""
 	expect_comp "--help --json" list --
-	expect_comp "--help --quiet" verify --
-	expect_comp "--help -d" extract -
+	expect_comp "--checkpoint --deep --help --quiet --set --state-dir" verify --
+	expect_comp "--drive --help --quiet -d" extract -
+	expect_comp "--drive --force --help --quiet --target --to -d" restore -
+	expect_comp "--compress --force --help --output --quiet --zstd-level -o" merge -
+	expect_comp "--config --help -c" config -
+	expect_comp "--help --json --remove --set --state-dir" checkpoints -
+	expect_comp "--help --set --state-dir" commit -
+	expect_comp "" frobnicate ""
 }
 
 bash_backup_options() {
 	expect_comp "--zstd-level --zstd-threads" backup --drive a=b --zs
-	expect_comp "--compress --config" backup --co
+	expect_comp "--compress --config --config-file" backup --co
+	expect_comp "--bwlimit" backup --bwl
 	expect_comp "none zstd" backup --compress ""
 	expect_comp "zstd" backup --compress z
+	expect_comp "auto differential full incremental" backup --mode ""
+	expect_comp "incremental" backup --mode i
+	expect_comp "auto bar log none" backup --progress ""
+	# --opt=VALUE: bash splits it into --opt, =, VALUE
+	expect_comp "auto differential full incremental" backup --mode = ""
+	expect_comp "differential" backup --mode = d
+	expect_comp "none zstd" merge --compress ""
 	expect_comp "1 10 11 12 13 14 15 16 17 18 19" backup --zstd-level 1
+	# after an option that takes a value, options again
+	expect_comp "--no-commit" backup --mode full --no-
 	local o
-	for o in --drive --config -o --force --compress --zstd-level --zstd-threads --quiet --json --help; do
-		bcomp backup "" | tr ' ' '\n' | grep -qx -- "$o" || fail "backup does not complete $o"
+	for o in --drive --config -o --output --output-cmd --force --compress --zstd-level \
+		--zstd-threads --bwlimit --set --state-dir --mode --since --checkpoint --no-commit \
+		--quiet --progress --log-file --json --config-file --help; do
+		bcomp backup - | tr ' ' '\n' | grep -qx -- "$o" || fail "backup does not complete $o"
 	done
 }
 
+# Sets from the state directory; checkpoints (all, or pending) from the set.
+bash_sets_checkpoints() {
+	rand d1 5000
+	run vb backup --set vm1 --state-dir "$PWD/st" -d a=d1 --checkpoint c1 -o a.vma --quiet
+	expect_rc 0
+	run vb backup --set vm1 --state-dir "$PWD/st" -d a=d1 --checkpoint c2 -o - --no-commit --quiet
+	expect_rc 0
+	mkdir st/vm2
+	expect_comp "vm1 vm2" backup --state-dir "$PWD/st" --set ""
+	expect_comp "vm1 vm2" checkpoints --state-dir = "$PWD/st" --set v
+	expect_comp "c1 c2" checkpoints --state-dir "$PWD/st" --set vm1 --remove ""
+	expect_comp "c1 c2" backup --set vm1 --state-dir "$PWD/st" --since ""
+	expect_comp "c1 c2" verify --deep --set vm1 --state-dir "$PWD/st" --checkpoint c
+	expect_comp "c2" commit --set vm1 --state-dir "$PWD/st" ""
+	# the default state directory: $XDG_STATE_HOME/vmaback when not root
+	if [ "$(id -u)" != 0 ]; then
+		mkdir -p xdg/vmaback/home1
+		XDG_STATE_HOME=$PWD/xdg expect_comp "home1" backup --set ""
+	fi
+	# no --set: no checkpoint names, and no hang
+	expect_comp "" commit ""
+}
 bash_files() {
 	rand disk.img 10
 	rand disk2.img 10
@@ -70,17 +115,25 @@ bash_archive_names() {
 	expect_comp "drive-scsi0 drive-virtio1" extract a.vma.zst x -d ""
 	expect_comp "drive-virtio1" extract a.vma.zst x -d drive-v
 	expect_comp "drive-scsi0,drive-virtio1" extract a.vma.zst x -d drive-scsi0,drive-v
+	expect_comp "drive-scsi0 drive-virtio1" restore a.vma.zst inc.vma -d ""
+	expect_comp "drive-virtio1" restore a.vma.zst --drive drive-v
+	expect_comp "drive-scsi0= drive-virtio1=" restore a.vma.zst --target ""
+	expect_comp "drive-scsi0=d1 drive-scsi0=d2" restore a.vma.zst --target drive-scsi0=d
+	expect_comp "d1 d2" restore a.vma.zst --target drive-scsi0 = d
 	expect_comp "qemu-server.conf vmaback.json" config a.vma.zst -c ""
 	# No archive on the line, or standard input: nothing, and no hang.
 	expect_comp "" extract - x -d ""
+	expect_comp "" restore --target ""
 }
 
 # Every command and option of the CLI is named in the zsh and fish scripts.
 all_shells_cover_cli() {
 	local f w
 	for f in _vmaback vmaback.fish vmaback.bash; do
-		for w in backup list config verify extract help drive config force compress \
-			zstd-level zstd-threads quiet json version; do
+		for w in $ALL_COMMANDS drive config output output-cmd force compress zstd-level \
+			zstd-threads bwlimit set state-dir mode since checkpoint no-commit quiet \
+			progress log-file json config-file version to target deep remove \
+			incremental differential auto bar log none; do
 			grep -q -- "$w" "$COMPDIR/$f" || fail "$f does not mention $w"
 		done
 	done
@@ -100,10 +153,15 @@ fish_parses() {
 	local got
 	got=$(fish -c "source $COMPDIR/vmaback.fish; complete -C'vmaback ver'" | cut -f1)
 	[ "$got" = verify ] || fail "fish completes 'vmaback ver' as [$got]"
+	got=$(fish -c "source $COMPDIR/vmaback.fish; complete -C'vmaback backup --mode '" | cut -f1 | sort | tr '\n' ' ')
+	[ "$got" = "auto differential full incremental " ] || fail "fish completes --mode as [$got]"
+	got=$(fish -c "source $COMPDIR/vmaback.fish; complete -C'vmaback c'" | cut -f1 | sort | tr '\n' ' ')
+	[ "$got" = "checkpoints commit config " ] || fail "fish completes 'vmaback c' as [$got]"
 }
 
 tcase bash_commands bash_commands
 tcase bash_backup_options bash_backup_options
+tcase bash_sets_checkpoints bash_sets_checkpoints
 tcase bash_files bash_files
 tcase bash_archive_names bash_archive_names
 tcase all_shells_cover_cli all_shells_cover_cli

@@ -131,8 +131,10 @@ verify_ok() {
 	# The exact line of the CLI contract.
 	run vb verify a.vma
 	expect_rc 0
-	[ "$(cat "$OUT")" = "a.vma: OK (2 drives, 3 clusters)" ] ||
-		fail "verify printed '$(cat "$OUT")', expected 'a.vma: OK (2 drives, 3 clusters)'"
+	# 1 + 2 clusters; 1 + 16 + 2 blocks of 4 KiB hold data (random, never zero).
+	local want="a.vma: OK (full, 2 drives, 3 clusters, 76.0 KiB stored)"
+	[ "$(cat "$OUT")" = "$want" ] ||
+		fail "verify printed '$(cat "$OUT")', expected '$want'"
 }
 
 # An archive without drives (configs only) is valid.
