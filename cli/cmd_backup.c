@@ -76,6 +76,7 @@ static void summary_json(const struct backup_args *a, const struct vb_backup_res
 	json_object_object_add(o, "total_size", json_object_new_uint64(r->total_size));
 	json_object_object_add(o, "bytes_read", json_object_new_uint64(r->bytes_read));
 	json_object_object_add(o, "bytes_zero", json_object_new_uint64(r->bytes_zero));
+	json_object_object_add(o, "bytes_unchanged", json_object_new_uint64(r->bytes_unchanged));
 	json_object_object_add(o, "clusters", json_object_new_uint64(r->clusters));
 	json_object_object_add(o, "dirty_clusters", json_object_new_uint64(r->dirty_clusters));
 	json_object_object_add(o, "archive_bytes", json_object_new_uint64(r->archive_bytes));
@@ -103,9 +104,13 @@ static void summary(const struct backup_args *a, const struct vb_backup_result *
 	cli_format_size(r->bytes_read, rd, sizeof(rd));
 	cli_format_size(r->bytes_zero, zero, sizeof(zero));
 	cli_format_size(r->output_bytes, arch, sizeof(arch));
-	if (strcmp(r->kind, "full") != 0)
-		snprintf(dirty, sizeof(dirty), ", %llu changed clusters",
+	if (strcmp(r->kind, "full") != 0) {
+		char same[32];
+
+		cli_format_size(r->bytes_unchanged, same, sizeof(same));
+		snprintf(dirty, sizeof(dirty), ", %s unchanged, %llu changed clusters", same,
 			 (unsigned long long)r->dirty_clusters);
+	}
 	cli_info(a->quiet, "INFO: %s backup of %u drive%s (%s) finished in %.1fs: read %s, "
 		 "%s zero or holes not stored%s", r->kind, r->drives, r->drives == 1 ? "" : "s",
 		 total, r->seconds, rd, zero, dirty);

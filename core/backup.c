@@ -678,10 +678,16 @@ int vb_backup_run(struct vb_backup *b, struct vb_writer *sink, struct vb_backup_
 		goto fail;
 	}
 	res->archive_bytes = vma_writer_bytes(r.vw);
-	res->bytes_zero = res->total_size -
-		vma_writer_stored_blocks(r.vw) * (uint64_t)VMA_BLOCK_SIZE;
-	if (res->total_size < vma_writer_stored_blocks(r.vw) * (uint64_t)VMA_BLOCK_SIZE)
-		res->bytes_zero = 0;
+	{
+		/* What the copy pass covered (all of a full backup, the planned
+		 * clusters of another) is stored, zero, or a hole. */
+		uint64_t covered = r.prog.total_size < res->total_size ? r.prog.total_size
+									: res->total_size;
+		uint64_t stored = vma_writer_stored_blocks(r.vw) * (uint64_t)VMA_BLOCK_SIZE;
+
+		res->bytes_unchanged = res->total_size - covered;
+		res->bytes_zero = covered > stored ? covered - stored : 0;
+	}
 	{
 		struct vb_writer *out = r.out;
 

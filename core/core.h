@@ -261,6 +261,7 @@ struct vb_backup_result {
 	uint64_t total_size;     /* sum of drive sizes */
 	uint64_t bytes_read;     /* read from the sources */
 	uint64_t bytes_zero;     /* holes and all-zero blocks, not stored */
+	uint64_t bytes_unchanged; /* not read or not stored: unchanged since the base */
 	uint64_t clusters;       /* clusters in the archive */
 	uint64_t dirty_clusters; /* clusters changed since the base (incremental) */
 	uint64_t archive_bytes;  /* VMA bytes, before compression */

@@ -150,6 +150,13 @@ EOF
 	expect_rc 0
 	[ "$(jq_py "$OUT" 'd["checkpoint"] + " " + d["checkpoint_state"] + " " + d["kind"]')" = "k1 committed full" ] ||
 		fail "--json with a set: $(cat "$OUT")"
+	# an incremental: one changed cluster, the rest unchanged (not zeros)
+	rand one.bin 65536
+	dd if=one.bin of=disk.raw bs=64K seek=1 conv=notrunc status=none
+	run vb backup --set s --state-dir st -d drive-scsi0=disk.raw -o i.vma --json --quiet --checkpoint k2
+	expect_rc 0
+	[ "$(jq_py "$OUT" '"%d %d %d" % (d["dirty_clusters"], d["bytes_unchanged"], d["bytes_zero"])')" = \
+		"1 $((6 * 1048576 - 65536)) 0" ] || fail "--json of an incremental: $(cat "$OUT")"
 	# -o -: the JSON on stderr (alone, with --quiet), the archive on stdout
 	run vb backup -d drive-scsi0=disk.raw -o - --json --quiet
 	expect_rc 0
