@@ -39,7 +39,7 @@ UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 TOOL_BINS = $(TOOL_SRCS:tests/tools/%.c=$(B)/tools/%)
 HEADERS = $(wildcard */*.h) $(wildcard tests/unit/*.h)
 
-.PHONY: all deps check check-fast check-san unit integration demo bench fuzz \
+.PHONY: man all deps check check-fast check-san unit integration demo bench fuzz \
 	install uninstall clean tools
 
 all: $(B)/vmaback
@@ -127,6 +127,12 @@ install: $(B)/vmaback
 	install -m 0644 completions/vmaback.bash $(DESTDIR)$(BASHCOMPDIR)/vmaback
 	install -m 0644 completions/_vmaback $(DESTDIR)$(ZSHCOMPDIR)/_vmaback
 	install -m 0644 completions/vmaback.fish $(DESTDIR)$(FISHCOMPDIR)/vmaback.fish
+
+# The man page carries every command's --help: regenerate after changing one
+# (tests/integration/t_man.sh fails when it is out of date).
+man: $(B)/vmaback
+	sh scripts/gen-man.sh $(B)/vmaback doc/vmaback.1.in >doc/vmaback.1.tmp
+	mv doc/vmaback.1.tmp doc/vmaback.1
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/vmaback $(DESTDIR)$(MANDIR)/vmaback.1 \
