@@ -147,6 +147,23 @@ zsh_parses() {
 		fail "zsh cannot load _vmaback"
 }
 
+# zcomp LINE: zsh's completions for LINE, sorted, on one line.
+zcomp() {
+	timeout 20 zsh -f "$T_SRCDIR/zsh_complete.zsh" "$COMPDIR" "$(dirname "$VMABACK")" "$1" |
+		sort -u | tr '\n' ' ' | sed 's/ $//'
+}
+
+zsh_completes() {
+	command -v zsh >/dev/null 2>&1 || skip "zsh is not installed"
+	local got
+	got=$(zcomp 'vmaback c')
+	[ "$got" = "checkpoints commit config" ] || fail "zsh completes 'vmaback c' as [$got]"
+	got=$(zcomp 'vmaback backup --mode ')
+	[ "$got" = "auto differential full incremental" ] || fail "zsh completes --mode as [$got]"
+	got=$(zcomp 'vmaback backup --zstd-')
+	[ "$got" = "--zstd-level --zstd-threads" ] || fail "zsh completes --zstd- as [$got]"
+}
+
 fish_parses() {
 	command -v fish >/dev/null 2>&1 || skip "fish is not installed"
 	fish -n "$COMPDIR/vmaback.fish" || fail "fish -n rejects vmaback.fish"
@@ -166,4 +183,5 @@ tcase bash_files bash_files
 tcase bash_archive_names bash_archive_names
 tcase all_shells_cover_cli all_shells_cover_cli
 tcase zsh_parses zsh_parses
+tcase zsh_completes zsh_completes
 tcase fish_parses fish_parses
