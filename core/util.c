@@ -21,12 +21,13 @@ bool vb_canceled(void)
 	return cancel_flag && *cancel_flag;
 }
 
-int vb_write_all(int fd, const void *buf, size_t len)
+/* Writes all of buf at off, or at the file position when off < 0. */
+static int write_loop(int fd, const void *buf, size_t len, int64_t off)
 {
 	const uint8_t *p = buf;
 
 	while (len > 0) {
-		ssize_t n = write(fd, p, len);
+		ssize_t n = off < 0 ? write(fd, p, len) : pwrite(fd, p, len, (off_t)off);
 
 		/* A pipe whose reader stalls blocks until a signal, which ends
 		 * the write early: EINTR, or a short count if some went. */
@@ -41,30 +42,24 @@ int vb_write_all(int fd, const void *buf, size_t len)
 			return -EIO;
 		p += n;
 		len -= (size_t)n;
+		if (off >= 0)
+			off += n;
 		if (len > 0 && vb_canceled())
 			return -ECANCELED;
 	}
 	return 0;
 }
 
+int vb_write_all(int fd, const void *buf, size_t len)
+{
+	return write_loop(fd, buf, len, -1);
+}
+
 int vb_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 {
-	const uint8_t *p = buf;
-
-	while (len > 0) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
+	if (off > INT64_MAX)
+		return -EFBIG;
+	return write_loop(fd, buf, len, (int64_t)off);
 }
 
 ssize_t vb_fd_read_cb(void *opaque, void *buf, size_t len)
