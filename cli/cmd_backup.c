@@ -146,6 +146,9 @@ static void start_line(const struct backup_args *a, const struct vb_backup_opts 
 		cli_info(a->quiet, "INFO: drive %s: %s", o->drives[i].name, o->drives[i].spec);
 }
 
+/* How much of the state's notes prepare() printed. */
+static size_t state_notes_shown;
+
 static int prepare(struct backup_args *a, struct vb_backup_opts *o, struct vb_state **state,
 		   struct vb_backup **b, struct vb_error *err)
 {
@@ -178,8 +181,10 @@ static int prepare(struct backup_args *a, struct vb_backup_opts *o, struct vb_st
 	o->bwlimit = a->bwlimit;
 	start_line(a, o);
 	*b = vb_backup_prepare(o, err);
-	if (*state)
+	if (*state) {
 		print_notes(a, vb_state_notes(*state));
+		state_notes_shown = strlen(vb_state_notes(*state));
+	}
 	if (!*b)
 		return cli_fail(CMD, err);
 	print_notes(a, vb_backup_notes(*b));
@@ -232,6 +237,9 @@ static int run(int argc, char **argv)
 	cli_set_consumer(0);
 	cli_progress_done(&prog);
 	summary(&a, &res);
+	/* What the commit itself noted (a pending checkpoint it replaced). */
+	if (state)
+		print_notes(&a, vb_state_notes(state) + state_notes_shown);
 	status = cli_close_stdout(EXIT_OK);
 out:
 	vb_backup_free(b);

@@ -37,24 +37,8 @@ static double now_seconds(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static __attribute__((format(printf, 2, 3))) void note(struct vb_backup *b, const char *fmt, ...)
-{
-	size_t old = b->notes ? strlen(b->notes) : 0;
-	char line[512];
-	va_list ap;
-	char *p;
-
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	p = realloc(b->notes, old + strlen(line) + 2);
-	if (!p)
-		return;
-	memcpy(p + old, line, strlen(line));
-	p[old + strlen(line)] = '\n';
-	p[old + strlen(line) + 1] = '\0';
-	b->notes = p;
-}
+/* A line for the person running the backup (printed after prepare). */
+#define note(b, ...) vb_notes_add(&(b)->notes, __VA_ARGS__)
 
 const char *vb_backup_notes(const struct vb_backup *b)
 {
@@ -373,8 +357,6 @@ struct vb_backup *vb_backup_prepare(const struct vb_backup_opts *o, struct vb_er
 	 * before its source opens (backup_qemu.c). */
 	if (pick_checkpoint_name(b, err) < 0 || prepare_drives(b, err) < 0 ||
 	    prepare_configs(b, err) < 0)
-		goto fail;
-	if (o->state && vb_state_discard_pending(o->state, err) < 0)
 		goto fail;
 	if (decide_mode(b, err) < 0 || bk_source_bitmaps(b, o->mode, err) < 0)
 		goto fail;

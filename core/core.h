@@ -427,8 +427,6 @@ void vb_state_unlink(struct vb_state *s, const char *file);
  * directory. The state object takes a copy. */
 int vb_state_commit(struct vb_state *s, const struct vb_ckpt *c, bool pending,
 		    struct vb_error *err);
-/* Drops a pending checkpoint that was never committed (a note says so). */
-int vb_state_discard_pending(struct vb_state *s, struct vb_error *err);
 /* Commits the pending checkpoint NAME. */
 int vb_state_commit_pending(struct vb_state *s, const char *name, struct vb_error *err);
 /* Removes checkpoint NAME from the chain, merging its bitmaps into its

@@ -866,6 +866,10 @@ int vb_state_commit(struct vb_state *s, const struct vb_ckpt *c, bool pending,
 		return -1;
 	}
 	if (s->pending) {
+		/* Replaced only now that a newer backup succeeded: a failed run
+		 * leaves it, still committable. */
+		vb_notes_add(&s->notes, "discarded checkpoint %s of set %s: it was never "
+			     "committed (vmaback commit)", s->pending->name, s->set);
 		ckpt_clear(s->pending);
 		free(s->pending);
 		s->pending = NULL;
@@ -904,26 +908,6 @@ int vb_state_commit_pending(struct vb_state *s, const char *name, struct vb_erro
 	free(s->pending);
 	s->pending = NULL;
 	return publish_or_reload(s, err);
-}
-
-int vb_state_discard_pending(struct vb_state *s, struct vb_error *err)
-{
-	char *name;
-
-	if (!s->pending)
-		return 0;
-	name = strdup(s->pending->name);
-	ckpt_clear(s->pending);
-	free(s->pending);
-	s->pending = NULL;
-	if (publish_or_reload(s, err) < 0) {
-		free(name);
-		return -1;
-	}
-	vb_notes_add(&s->notes, "discarded checkpoint %s of set %s: it was never committed "
-	     "(vmaback commit)", name ? name : "?", s->set);
-	free(name);
-	return 0;
 }
 
 /* child.bitmap |= removed.bitmap for one drive, into a new file. */

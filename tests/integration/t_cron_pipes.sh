@@ -181,6 +181,11 @@ pending_discarded() {
 	expect_rc 0
 	cp "$OUT" n2.vma
 	put disk.raw $((2 * 1048576)) 5000  # changed after n2
+	# a run that fails leaves the pending checkpoint as it was
+	cp "$SD/s/state.json" before.json
+	bk --checkpoint f -o nodir/f.vma
+	expect_fail 2 backup 'nodir'
+	cmp -s before.json "$SD/s/state.json" || fail "a failed backup changed the state"
 	bk --checkpoint c3 -o c3.vma
 	expect_rc 0
 	expect_err '^INFO: .*discarded checkpoint n2 .*never committed'
