@@ -388,6 +388,13 @@ struct vb_state;
  * Removes leftovers of interrupted runs. */
 struct vb_state *vb_state_open(const char *dir, const char *set, struct vb_error *err);
 void vb_state_close(struct vb_state *s);
+/* The state of set parsed from the text of a state.json (len bytes and a
+ * NUL), with every check vb_state_open makes, but no directory or lock:
+ * for the fuzz target. vb_state_text: the state.json text it would write
+ * (malloc'd). */
+struct vb_state *vb_state_parse(const char *set, const char *text, size_t len,
+				struct vb_error *err);
+char *vb_state_text(const struct vb_state *s);
 /* Default state directory: /var/lib/vmaback for root, else
  * $XDG_STATE_HOME/vmaback or ~/.local/state/vmaback. malloc'd. */
 char *vb_state_default_dir(void);
