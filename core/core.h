@@ -127,6 +127,9 @@ void vb_reader_free(struct vb_reader *r);
  * 1..255 bytes, no '/', no control characters, not "." or "..", and not
  * "vmstate" (Proxmox's RAM state). Returns 0 or -1 with a VB_E_USAGE error. */
 int vb_drive_name_check(const char *name, struct vb_error *err);
+/* NAME with control characters and '\\' shown as \\xNN, cut to fit SIZE:
+ * for messages and logs. */
+void vb_name_printable(const char *name, char *out, size_t size);
 /* A name that is safe as one file name inside a directory. */
 bool vb_safe_file_name(const char *name);
 
