@@ -39,8 +39,8 @@ UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 TOOL_BINS = $(TOOL_SRCS:tests/tools/%.c=$(B)/tools/%)
 HEADERS = $(wildcard */*.h) $(wildcard tests/unit/*.h)
 
-.PHONY: all deps check check-fast check-san unit integration demo bench fuzz \
-	install uninstall clean tools
+.PHONY: all deps check check-fast check-san check-valgrind unit integration demo bench \
+	fuzz stress install uninstall clean tools
 
 all: $(B)/vmaback
 
@@ -83,15 +83,25 @@ integration: $(B)/vmaback $(TOOL_BINS)
 
 check-fast: unit integration
 
-# The whole suite, plain and under ASan+UBSan.
+# The whole suite, plain and under ASan+UBSan (the kill loop runs fewer
+# times there: KILL_RUNS, default 30).
 check-san:
-	@$(MAKE) --no-print-directory B=build-san EXTRA_CFLAGS="$(SAN_FLAGS) -O1" EXTRA_LDFLAGS="$(SAN_FLAGS)" check-fast
+	@KILL_RUNS=$${KILL_RUNS:-30} $(MAKE) --no-print-directory B=build-san \
+		EXTRA_CFLAGS="$(SAN_FLAGS) -O1" EXTRA_LDFLAGS="$(SAN_FLAGS)" check-fast
 
 # The last line printed is the sanitizer run's "N passed, N failed".
 check: deps
 	@$(MAKE) --no-print-directory check-fast
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		$(MAKE) --no-print-directory check-san
+
+# The kill loop's long mode: STRESS_RUNS backups SIGKILLed at random points
+# (seed STRESS_SEED), every committed checkpoint restored after each kill.
+STRESS_RUNS ?= 400
+STRESS_SEED ?= 6
+stress: all
+	python3 tests/stress/kill_loop.py --vmaback $(B)/vmaback --runs $(STRESS_RUNS) \
+		--seed $(STRESS_SEED) --full-restore
 
 demo: deps
 	$(MAKE) all
