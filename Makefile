@@ -39,8 +39,8 @@ UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 TOOL_BINS = $(TOOL_SRCS:tests/tools/%.c=$(B)/tools/%)
 HEADERS = $(wildcard */*.h) $(wildcard tests/unit/*.h)
 
-.PHONY: man all deps check check-fast check-san unit integration demo bench fuzz \
-	install uninstall clean tools
+.PHONY: man all deps check check-fast check-san check-valgrind unit integration demo bench \
+	fuzz stress install uninstall clean tools
 
 all: $(B)/vmaback
 
@@ -83,15 +83,38 @@ integration: $(B)/vmaback $(TOOL_BINS)
 
 check-fast: unit integration
 
-# The whole suite, plain and under ASan+UBSan.
+# The whole suite, plain and under ASan+UBSan (the kill loop runs fewer
+# times there: KILL_RUNS, default 15).
 check-san:
-	@$(MAKE) --no-print-directory B=build-san EXTRA_CFLAGS="$(SAN_FLAGS) -O1" EXTRA_LDFLAGS="$(SAN_FLAGS)" check-fast
+	@KILL_RUNS=$${KILL_RUNS:-15} $(MAKE) --no-print-directory B=build-san \
+		EXTRA_CFLAGS="$(SAN_FLAGS) -O1" EXTRA_LDFLAGS="$(SAN_FLAGS)" check-fast
+
+# valgrind memcheck over the unit tests and a smaller integration suite
+# (VALGRIND_TESTS; `make check` runs the unit tests only), vmaback wrapped so
+# that any error or definite leak exits 99 and prints on stderr (which the
+# tests' one-message checks see).
+VALGRIND = valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
+VALGRIND_TESTS ?= t_roundtrip t_bad_archives t_list_config_verify
+check-valgrind: $(B)/vmaback $(UNIT_BINS) $(TOOL_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== valgrind $$t"; $(VALGRIND) $$t >/dev/null; done
+	@[ -n "$(VALGRIND_TESTS)" ] || exit 0; mkdir -p $(B)/valgrind; printf '#!/bin/sh\nexec %s %s "$$@"\n' "$(VALGRIND)" "$(CURDIR)/$(B)/vmaback" >$(B)/valgrind/vmaback
+	@[ -n "$(VALGRIND_TESTS)" ] || exit 0; chmod +x $(B)/valgrind/vmaback; VMABACK=$(CURDIR)/$(B)/valgrind/vmaback TOOLS=$(CURDIR)/$(B)/tools VB_TIMEOUT=600 \
+		sh tests/integration/run.sh $(VALGRIND_TESTS)
 
 # The last line printed is the sanitizer run's "N passed, N failed".
 check: deps
 	@$(MAKE) --no-print-directory check-fast
+	@$(MAKE) --no-print-directory check-valgrind VALGRIND_TESTS=
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		$(MAKE) --no-print-directory check-san
+
+# The kill loop's long mode: STRESS_RUNS backups SIGKILLed at random points
+# (seed STRESS_SEED), every committed checkpoint restored after each kill.
+STRESS_RUNS ?= 400
+STRESS_SEED ?= 6
+stress: all
+	python3 tests/stress/kill_loop.py --vmaback $(B)/vmaback --runs $(STRESS_RUNS) \
+		--seed $(STRESS_SEED) --full-restore
 
 demo: deps
 	$(MAKE) all

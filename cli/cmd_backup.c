@@ -142,8 +142,13 @@ static void start_line(const struct backup_args *a, const struct vb_backup_opts 
 	cli_info(a->quiet, "INFO: starting backup of %zu drive%s%s%s to %s", o->ndrives,
 		 o->ndrives == 1 ? "" : "s", a->set ? ", set " : "", a->set ? a->set : "",
 		 out_name(a));
-	for (size_t i = 0; i < o->ndrives; i++)
-		cli_info(a->quiet, "INFO: drive %s: %s", o->drives[i].name, o->drives[i].spec);
+	for (size_t i = 0; i < o->ndrives; i++) {
+		char name[200], spec[600];
+
+		vb_name_printable(o->drives[i].name, name, sizeof(name));
+		vb_name_printable(o->drives[i].spec, spec, sizeof(spec));
+		cli_info(a->quiet, "INFO: drive %s: %s", name, spec);
+	}
 }
 
 /* How much of the state's notes prepare() printed. */

@@ -127,6 +127,9 @@ void vb_reader_free(struct vb_reader *r);
  * 1..255 bytes, no '/', no control characters, not "." or "..", and not
  * "vmstate" (Proxmox's RAM state). Returns 0 or -1 with a VB_E_USAGE error. */
 int vb_drive_name_check(const char *name, struct vb_error *err);
+/* NAME with control characters and '\\' shown as \\xNN, cut to fit SIZE:
+ * for messages and logs. */
+void vb_name_printable(const char *name, char *out, size_t size);
 /* A name that is safe as one file name inside a directory. */
 bool vb_safe_file_name(const char *name);
 
@@ -389,6 +392,13 @@ struct vb_state;
  * Removes leftovers of interrupted runs. */
 struct vb_state *vb_state_open(const char *dir, const char *set, struct vb_error *err);
 void vb_state_close(struct vb_state *s);
+/* The state of set parsed from the text of a state.json (len bytes and a
+ * NUL), with every check vb_state_open makes, but no directory or lock:
+ * for the fuzz target. vb_state_text: the state.json text it would write
+ * (malloc'd). */
+struct vb_state *vb_state_parse(const char *set, const char *text, size_t len,
+				struct vb_error *err);
+char *vb_state_text(const struct vb_state *s);
 /* Default state directory: /var/lib/vmaback for root, else
  * $XDG_STATE_HOME/vmaback or ~/.local/state/vmaback. malloc'd. */
 char *vb_state_default_dir(void);

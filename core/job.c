@@ -10,6 +10,7 @@
 
 struct fdio {
 	int fd;
+	int err;        /* errno of a failed write: the map writer keeps only "I/O error" */
 };
 
 static int fd_write_cb(void *opaque, const void *buf, size_t len)
@@ -22,8 +23,10 @@ static int fd_write_cb(void *opaque, const void *buf, size_t len)
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0)
+		if (n < 0) {
+			io->err = errno;
 			return -errno;
+		}
 		p += n;
 		len -= (size_t)n;
 	}
@@ -133,8 +136,9 @@ static int map_out_finish(struct run *r, struct drive_job *j, struct map_out *m)
 	int rc = digest_writer_finish(m->wr, j->root);
 
 	if (rc < 0)
-		return vb_error_set(r->err, VB_E_FAIL, 0, "%s/%s: %s", vb_state_path(r->b->o.state),
-				    j->map_file, bitmap_strerror(rc));
+		return vb_error_set(r->err, VB_E_FAIL, m->io.err, "%s/%s: %s",
+				    vb_state_path(r->b->o.state), j->map_file,
+				    m->io.err ? strerror(m->io.err) : bitmap_strerror(rc));
 	if (fsync(m->io.fd) < 0)
 		return vb_error_set(r->err, VB_E_FAIL, errno, "%s/%s: %s",
 				    vb_state_path(r->b->o.state), j->map_file, strerror(errno));
@@ -229,9 +233,9 @@ static int map_add(struct run *r, struct drive_job *j, struct map_out *mo,
 	int rc = digest_writer_add(mo->wr, d);
 
 	if (rc < 0)
-		return vb_error_set(r->err, VB_E_FAIL, -rc == BITMAP_ERR_IO ? EIO : 0,
+		return vb_error_set(r->err, VB_E_FAIL, mo->io.err ? mo->io.err : EIO,
 				    "%s/%s: %s", vb_state_path(r->b->o.state), j->map_file,
-				    bitmap_strerror(rc));
+				    mo->io.err ? strerror(mo->io.err) : bitmap_strerror(rc));
 	return 0;
 }
 

@@ -30,7 +30,17 @@ struct restore {
 	size_t nt;
 	struct rtarget *by_dev[256];
 	struct vb_error *err;
+	bool made_dir;      /* --to DIR was created: removed again on failure */
 };
+
+/* Something is there, a dangling symbolic link included (access() follows
+ * links, so it would let a planted link be replaced without --force). */
+static bool taken(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0 || errno != ENOENT;
+}
 
 static bool wanted(const struct vb_restore_opts *o, const char *name)
 {
@@ -86,7 +96,7 @@ static int new_file(struct restore *x, struct rtarget *t, const char *path)
 	char tmp[PATH_MAX];
 	int n;
 
-	if (!x->o->force && access(path, F_OK) == 0)
+	if (!x->o->force && taken(path))
 		return vb_error_set(x->err, VB_E_USAGE, EEXIST, "%s exists (use --force to "
 				    "replace it)", path);
 	if (slash)
@@ -210,7 +220,9 @@ static int open_targets(struct restore *x)
 	x->t = calloc(m->ndrives + 1, sizeof(*x->t));
 	if (!x->t)
 		return vb_error_set(x->err, VB_E_FAIL, ENOMEM, "out of memory");
-	if (x->o->dir && mkdir(x->o->dir, 0700) < 0 && errno != EEXIST)
+	if (x->o->dir && mkdir(x->o->dir, 0700) == 0)
+		x->made_dir = true;
+	else if (x->o->dir && errno != EEXIST)
 		return vb_error_set(x->err, errno == ENOENT ? VB_E_USAGE : VB_E_FAIL, errno,
 				    "cannot create %s: %s", x->o->dir, strerror(errno));
 	for (size_t i = 0; i < m->ndrives; i++) {
@@ -226,6 +238,17 @@ static int open_targets(struct restore *x)
 		x->by_dev[t->drive->dev_id] = t;
 	}
 	return 0;
+}
+
+/* Without force, never over something that appeared meanwhile (where the
+ * file system can tell: RENAME_NOREPLACE). */
+static int put_in_place(const char *tmp, const char *final, bool force)
+{
+	if (!force && renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (!force && errno != EINVAL)
+		return -1;
+	return rename(tmp, final);
 }
 
 static int copy(struct restore *x, struct vb_restore_result *res)
@@ -281,10 +304,10 @@ static int publish(struct restore *x)
 
 		if (!t->tmp)
 			continue;
-		if (!x->o->force && access(t->final, F_OK) == 0)
+		if (!x->o->force && taken(t->final))
 			return vb_error_set(x->err, VB_E_USAGE, EEXIST, "%s appeared during the "
 					    "restore; not replaced", t->final);
-		if (rename(t->tmp, t->final) < 0)
+		if (put_in_place(t->tmp, t->final, x->o->force) < 0)
 			return vb_error_set(x->err, VB_E_FAIL, errno, "%s: %s", t->final,
 					    strerror(errno));
 		free(t->tmp);
@@ -327,6 +350,8 @@ out:
 		free(x.t[i].final);
 	}
 	free(x.t);
+	if (rc < 0 && x.made_dir)
+		rmdir(x.o->dir); /* only if empty: nothing of another program goes */
 	vb_chain_free(x.chain);
 	return rc;
 }

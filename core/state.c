@@ -355,22 +355,18 @@ static int load_checkpoints(struct vb_state *s, json_object *root, struct vb_err
 	return 0;
 }
 
-static int load_state(struct vb_state *s, struct vb_error *err)
+/* The checks of a loaded state.json, on its text (len bytes, NUL after). */
+static int parse_state(struct vb_state *s, const char *text, size_t len, struct vb_error *err)
 {
-	char *text = NULL;
-	size_t len;
 	json_object *root = NULL;
 	struct json_tokener *tok;
 	const char *fmt, *set;
 	int64_t version;
 	int rc = -1;
 
-	if (read_whole(s->dirfd, STATE_FILE, &text, &len) < 0) {
-		if (errno == ENOENT)
-			return 0;
-		return vb_error_set(err, VB_E_FAIL, errno, "%s/%s: %s", s->path, STATE_FILE,
-				    strerror(errno));
-	}
+	if (len > INT_MAX)
+		return vb_error_set(err, VB_E_INVALID, 0, "%s/%s is damaged (too large)",
+				    s->path, STATE_FILE);
 	tok = json_tokener_new();
 	if (tok)
 		root = json_tokener_parse_ex(tok, text, (int)len);
@@ -408,8 +404,53 @@ static int load_state(struct vb_state *s, struct vb_error *err)
 out:
 	json_object_put(root);
 	json_tokener_free(tok);
+	return rc;
+}
+
+static int load_state(struct vb_state *s, struct vb_error *err)
+{
+	char *text = NULL;
+	size_t len;
+	int rc;
+
+	if (read_whole(s->dirfd, STATE_FILE, &text, &len) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return vb_error_set(err, VB_E_FAIL, errno, "%s/%s: %s", s->path, STATE_FILE,
+				    strerror(errno));
+	}
+	rc = parse_state(s, text, len, err);
 	free(text);
 	return rc;
+}
+
+struct vb_state *vb_state_parse(const char *set, const char *text, size_t len,
+				struct vb_error *err)
+{
+	struct vb_state *s = calloc(1, sizeof(*s));
+
+	if (!s) {
+		vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
+		return NULL;
+	}
+	s->dirfd = s->lockfd = -1;
+	s->path = strdup("(text)");
+	s->set = strdup(set);
+	if (!s->path || !s->set) {
+		vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
+		goto fail;
+	}
+	if (parse_state(s, text, len, err) < 0)
+		goto fail;
+	return s;
+fail:
+	vb_state_close(s);
+	return NULL;
+}
+
+char *vb_state_text(const struct vb_state *s)
+{
+	return state_to_string(s);
 }
 
 static bool referenced(const struct vb_state *s, const char *f)
