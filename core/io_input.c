@@ -447,8 +447,8 @@ static void *ahead_thread(void *opaque)
 			a->len[h] = (size_t)n;
 			a->head = (h + 1) % AHEAD_SLOTS;
 			a->pending++;
-			a->raw_bytes = r->raw_bytes;
 		}
+		a->raw_bytes = r->raw_bytes;
 		if (n < 0) {
 			a->err = err;
 			a->error = true;
