@@ -36,6 +36,7 @@ struct hash_writer {
 	unsigned pending;       /* full slots not yet hashed */
 	size_t fill;            /* bytes in the head slot */
 	bool stop;              /* no more slots will come */
+	bool abandon;           /* ... and the queued ones are not wanted */
 	bool failed;            /* EVP_DigestUpdate failed in the helper */
 };
 
@@ -49,7 +50,7 @@ static void *hash_thread(void *opaque)
 
 		while (h->pending == 0 && !h->stop)
 			pthread_cond_wait(&h->work, &h->lock);
-		if (h->pending == 0)
+		if (h->pending == 0 || h->abandon)
 			break;
 		t = h->tail;
 		pthread_mutex_unlock(&h->lock);
@@ -103,8 +104,7 @@ static void stop_thread(struct hash_writer *h, bool drain)
 	if (drain && h->fill > 0)
 		submit(h);
 	pthread_mutex_lock(&h->lock);
-	if (!drain)
-		h->pending = 0;
+	h->abandon = !drain;
 	h->stop = true;
 	pthread_cond_signal(&h->work);
 	pthread_mutex_unlock(&h->lock);
