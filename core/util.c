@@ -25,6 +25,10 @@ int vb_write_all(int fd, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
 
+	/* A signal that came before this write cannot end it: the write may
+	 * block for good on a stalled pipe. */
+	if (len > 0 && vb_canceled())
+		return -ECANCELED;
 	while (len > 0) {
 		ssize_t n = write(fd, p, len);
 
