@@ -16,6 +16,12 @@ struct raw_source {
 	int fd;
 	bool block;
 	bool seek_data;         /* SEEK_DATA/SEEK_HOLE usable */
+	/* The last extent the file system reported, whole: the job asks about
+	 * 4 MiB at a time, and on tmpfs each SEEK_HOLE walks the page cache up
+	 * to the next hole, so asking again inside a long data extent would
+	 * read the cache's index quadratically often. */
+	uint64_t ext_start, ext_end;
+	bool ext_data;
 };
 
 static int raw_extent(struct vb_source *src, uint64_t off, uint64_t max, uint64_t *len,
@@ -121,6 +127,12 @@ static int raw_extent(struct vb_source *src, uint64_t off, uint64_t max, uint64_
 	*len = max;
 	if (!r->seek_data)
 		return 0;
+	if (off >= r->ext_start && off < r->ext_end) {
+		*data = r->ext_data;
+		if (r->ext_end < end)
+			*len = r->ext_end - off;
+		return 0;
+	}
 	next = lseek(r->fd, (off_t)off, SEEK_DATA);
 	if (next < 0 && errno == ENXIO) {
 		*data = false; /* only a hole remains, unless the file shrank */
@@ -133,6 +145,9 @@ static int raw_extent(struct vb_source *src, uint64_t off, uint64_t max, uint64_
 		*data = false;
 		if ((uint64_t)next < end)
 			*len = (uint64_t)next - off;
+		r->ext_start = off;
+		r->ext_end = (uint64_t)next;
+		r->ext_data = false;
 		return 0;
 	}
 	next = lseek(r->fd, (off_t)off, SEEK_HOLE);
@@ -141,6 +156,11 @@ static int raw_extent(struct vb_source *src, uint64_t off, uint64_t max, uint64_
 				    src->drive, (unsigned long long)off, strerror(errno));
 	if ((uint64_t)next > off && (uint64_t)next < end)
 		*len = (uint64_t)next - off;
+	if ((uint64_t)next > off) {
+		r->ext_start = off;
+		r->ext_end = (uint64_t)next;
+		r->ext_data = true;
+	}
 	return 0;
 }
 

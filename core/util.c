@@ -26,6 +26,10 @@ static int write_loop(int fd, const void *buf, size_t len, int64_t off)
 {
 	const uint8_t *p = buf;
 
+	/* A signal that came before this write cannot end it: the write may
+	 * block for good on a stalled pipe. */
+	if (len > 0 && vb_canceled())
+		return -ECANCELED;
 	while (len > 0) {
 		ssize_t n = off < 0 ? write(fd, p, len) : pwrite(fd, p, len, (off_t)off);
 

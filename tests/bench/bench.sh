@@ -1,25 +1,33 @@
 #!/bin/sh
-# bench.sh: `make bench`: throughput of vmaback backup (plain, zstd) and
-# extract on one generated image, as ratios to cat, cp, zstd in the same run.
+# bench.sh: `make bench`: vmaback against the physical limit (cat) and the
+# tools users would pick instead (cp, zstd, qemu-img), measured in one run.
 #
-# Env: VMABACK (the binary), BENCH_SIZE (image size in MiB, default 2048, a
-# multiple of 64), BENCH_ROUNDS (default 3), BENCH_DIR (scratch parent),
-# BENCH_OUT (the results file, default bench-results.md next to the binary).
-# Figures are warm-cache: the image is read from the page cache (or tmpfs).
+# Env: VMABACK (the binary), BENCH_SIZE (image size in MiB, default 4096, a
+# multiple of 64), BENCH_QUICK=1 (512 MiB, for iterating), BENCH_ROUNDS
+# (default 3), BENCH_DIR (scratch parent; default /dev/shm, else $TMPDIR),
+# BENCH_OUT (results file, default bench-results.md next to the binary),
+# BENCH_BIG (size of the sparse RSS drive in MiB, default 16384).
+# Every file lives in the scratch directory: on tmpfs all reads and writes
+# are page-cache speed, the same for vmaback and the references.
 set -eu
 
 VMABACK=${VMABACK:-vmaback}
 command -v "$VMABACK" >/dev/null 2>&1 || { echo "bench: no vmaback binary (set VMABACK)" >&2; exit 1; }
-command -v zstd >/dev/null 2>&1 || { echo "bench: zstd is needed" >&2; exit 1; }
-SIZE_MIB=${BENCH_SIZE:-2048}
+for p in zstd qemu-img qemu-io qemu-nbd python3; do
+	command -v $p >/dev/null 2>&1 || { echo "bench: $p is needed (make deps)" >&2; exit 1; }
+done
+[ -x /usr/bin/time ] || { echo "bench: /usr/bin/time is needed (package time)" >&2; exit 1; }
+if [ "${BENCH_QUICK:-0}" = 1 ]; then SIZE_MIB=${BENCH_SIZE:-512}; else SIZE_MIB=${BENCH_SIZE:-4096}; fi
 ROUNDS=${BENCH_ROUNDS:-3}
-case $SIZE_MIB in *[!0-9]* | '') echo "bench: BENCH_SIZE must be MiB" >&2; exit 2 ;; esac
-[ $((SIZE_MIB % 64)) -eq 0 ] && [ "$SIZE_MIB" -ge 64 ] ||
-	{ echo "bench: BENCH_SIZE must be a multiple of 64 (MiB)" >&2; exit 2; }
+BIG_MIB=${BENCH_BIG:-16384}
+case $SIZE_MIB$ROUNDS$BIG_MIB in *[!0-9]* | '') echo "bench: BENCH_SIZE, BENCH_ROUNDS, BENCH_BIG are numbers" >&2; exit 2 ;; esac
+[ $((SIZE_MIB % 64)) -eq 0 ] && [ "$SIZE_MIB" -ge 128 ] ||
+	{ echo "bench: BENCH_SIZE must be a multiple of 64 (MiB), at least 128" >&2; exit 2; }
 OUTFILE=${BENCH_OUT:-$(dirname "$(command -v "$VMABACK")")/bench-results.md}
 
-# Scratch: the image plus every output at once, about 3.5 x the image.
-need_kib=$((SIZE_MIB * 1024 * 7 / 2 + 262144))
+# Peak scratch use: the image (3/4 allocated), its qcow2 copy (1/2), two
+# archives (1/2 each) and one restored copy (1/2): about 2.75 x the image.
+need_kib=$((SIZE_MIB * 1024 * 11 / 4 + 524288))
 avail_kib() { df -Pk "$1" 2>/dev/null | awk 'NR == 2 { print $4 }'; }
 parent=${BENCH_DIR:-}
 if [ -z "$parent" ]; then
@@ -35,100 +43,247 @@ if [ -z "$parent" ]; then
 	echo "bench: no scratch space with $((need_kib / 1024)) MiB free (/dev/shm, ${TMPDIR:-/tmp}); set BENCH_DIR or BENCH_SIZE" >&2
 	exit 1
 fi
-dir=$(mktemp -d "$parent/vmaback-bench.XXXXXX")
+# Short: qemu-nbd's socket path must stay under 108 bytes.
+dir=$(mktemp -d "$parent/vbb.XXXXXX")
 trap 'rm -rf "$dir"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+fs=$(df -PT "$dir" | awk 'NR == 2 { print $2 }')
 
+V=$VMABACK
 img=$dir/img.raw
-echo "bench: making a $SIZE_MIB MiB image in $dir (1/2 random, 1/4 zeros, 1/4 holes)"
-: >"$img"
+CL=65536
+NCL=$((SIZE_MIB * 16))                  # 64 KiB clusters in the image
+export V img dir
+
+echo "bench: $SIZE_MIB MiB image in $dir ($fs): 1/2 random, 1/4 written zeros, 1/4 holes"
 truncate -s "${SIZE_MIB}M" "$img"
 i=0
 while [ $i -lt $((SIZE_MIB / 64)) ]; do
-	# each 64 MiB: 32 MiB random, 16 MiB of written zeros, 16 MiB hole
 	dd if=/dev/urandom of="$img" bs=1M count=32 seek=$((i * 64)) conv=notrunc status=none iflag=fullblock
 	dd if=/dev/zero of="$img" bs=1M count=16 seek=$((i * 64 + 32)) conv=notrunc status=none
 	i=$((i + 1))
 done
-sync
-cat "$img" >/dev/null   # warm the cache
 
 now() { date +%s.%N; }
-# timed LABEL PREP CMD: runs sh -c PREP (untimed) then sh -c CMD, ROUNDS times;
-# records the median seconds in $dir/t.LABEL.
-timed() {
-	label=$1 prep=$2 cmd=$3 r=0
-	: >"$dir/rounds"
+# group ROUND_PREP LABEL PREP CMD [LABEL PREP CMD ...]: ROUNDS rounds; in each
+# round ROUND_PREP, then every LABEL's PREP (untimed) and CMD (timed), in
+# turn, so that the machine's noise falls on all of them alike. The median
+# lands in $dir/t.LABEL, each round's seconds in $dir/r.LABEL.
+group() {
+	gprep=$1
+	shift
+	for l in $(printf '%s\n' "$@" | awk 'NR % 3 == 1'); do : >"$dir/r.$l"; done
+	r=0
 	while [ $r -lt "$ROUNDS" ]; do
-		sh -c "$prep"
-		t0=$(now)
-		if ! sh -c "$cmd" 2>"$dir/log"; then
-			echo "bench: '$label' failed: $cmd" >&2
-			cat "$dir/log" >&2
-			exit 1
-		fi
-		t1=$(now)
-		awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f\n", b - a }' >>"$dir/rounds"
+		ROUND=$r
+		export ROUND
+		sh -c "$gprep"
+		n=$#
+		k=0
+		while [ $k -lt $n ]; do
+			eval "label=\${$((k + 1))} prep=\${$((k + 2))} cmd=\${$((k + 3))}"
+			sh -c "$prep"
+			t0=$(now)
+			if ! sh -c "$cmd" >"$dir/log" 2>&1; then
+				echo "bench: '$label' failed: $cmd" >&2
+				cat "$dir/log" >&2
+				exit 1
+			fi
+			t1=$(now)
+			awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f\n", b - a }' >>"$dir/r.$label"
+			k=$((k + 3))
+		done
 		r=$((r + 1))
 	done
-	sort -g "$dir/rounds" | awk '{ v[NR] = $1 } END { n = NR; if (n % 2) m = v[(n + 1) / 2]; else m = (v[n / 2] + v[n / 2 + 1]) / 2; printf "%.3f\n", m }' \
-		>"$dir/t.$label"
-	printf '  %-18s %8.3f s (median of %s)\n' "$label" "$(cat "$dir/t.$label")" "$ROUNDS"
+	for l in $(printf '%s\n' "$@" | awk 'NR % 3 == 1'); do
+		sort -g "$dir/r.$l" | awk '{ v[NR] = $1 } END { n = NR; if (n % 2) m = v[(n + 1) / 2]; else m = (v[n / 2] + v[n / 2 + 1]) / 2; printf "%.3f\n", m }' >"$dir/t.$l"
+		printf '  %-22s %8.3f s  (median of %s:%s)\n' "$l" "$(cat "$dir/t.$l")" "$ROUNDS" \
+			"$(tr '\n' ' ' <"$dir/r.$l" | awk '{ for (i = 1; i <= NF; i++) printf " %.2f", $i }')"
+	done
 }
+t() { cat "$dir/t.$1"; }
+# speed of A over speed of B (= time B / time A) on the same data
+ratio() { awk -v a="$(t "$1")" -v b="$(t "$2")" 'BEGIN { if (a > 0) printf "%.2f", b / a; else print "inf" }'; }
+# time A as a fraction of time B
+frac() { awk -v a="$(t "$1")" -v b="$(t "$2")" 'BEGIN { if (b > 0) printf "%.4f", a / b; else print "inf" }'; }
+mibs() { awk -v s="$2" -v t="$(t "$1")" 'BEGIN { if (t > 0) printf "%.0f", s / t; else print "inf" }'; }
+ok() { awk -v v="$1" -v w="$2" -v op="$3" 'BEGIN { m = (op == ">=") ? v >= w : v <= w; print m ? "met" : "**missed**" }'; }
 
-V=$VMABACK
-export V img dir
-echo "bench: $ROUNDS rounds each, warm cache"
-timed cat ':' 'cat "$img" >/dev/null'
-timed cp_sparse 'rm -f "$dir/cp.raw"' 'cp --sparse=always "$img" "$dir/cp.raw"'
+echo "bench: $ROUNDS rounds each, everything on $fs"
+
+echo "== full backup, no compression"
+group ':' \
+	cat ':' 'cat "$img" >/dev/null' \
+	vb_null ':' '"$V" backup --quiet -d d="$img" -o - >/dev/null' \
+	cp_sparse 'rm -f "$dir/cp.raw"' 'cp --sparse=always "$img" "$dir/cp.raw"' \
+	vb_file 'rm -f "$dir/a.vma"' '"$V" backup --quiet -d d="$img" -o "$dir/a.vma"'
 rm -f "$dir/cp.raw"
-timed zstd_T0 'rm -f "$dir/ref.zst"' 'zstd -q -T0 -3 -c "$img" >"$dir/ref.zst"'
-timed vb_backup 'rm -f "$dir/a.vma"' '"$V" backup --quiet --drive drive-scsi0="$img" -o "$dir/a.vma"'
-timed vb_backup_zstd 'rm -f "$dir/a.vma.zst"' '"$V" backup --quiet --drive drive-scsi0="$img" -o "$dir/a.vma.zst"'
-timed vb_extract 'rm -rf "$dir/x"' '"$V" extract "$dir/a.vma" "$dir/x"'
-cmp "$img" "$dir/x/disk-drive-scsi0.raw" || { echo "bench: extract differs from the image" >&2; exit 1; }
-rm -rf "$dir/x"
-timed vb_extract_zstd 'rm -rf "$dir/x"' '"$V" extract "$dir/a.vma.zst" "$dir/x"'
-cmp "$img" "$dir/x/disk-drive-scsi0.raw" || { echo "bench: extract differs from the image" >&2; exit 1; }
-rm -rf "$dir/x"
-timed zstd_d 'rm -f "$dir/ref.raw"' 'zstd -q -d "$dir/ref.zst" -o "$dir/ref.raw"'
-rm -f "$dir/ref.raw"
 
+echo "== restore of the plain archive to a sparse file"
+group ':' \
+	qemu_convert 'rm -f "$dir/q.raw"' 'qemu-img convert -f raw -O raw "$img" "$dir/q.raw"' \
+	vb_restore 'rm -f "$dir/x.raw"' '"$V" restore --quiet "$dir/a.vma" --target d="$dir/x.raw"' \
+	vb_extract 'rm -rf "$dir/x"' '"$V" extract --quiet "$dir/a.vma" "$dir/x"'
+cmp "$img" "$dir/x.raw" || { echo "bench: the restored drive differs from the image" >&2; exit 1; }
+cmp "$img" "$dir/x/disk-d.raw" || { echo "bench: the extracted drive differs from the image" >&2; exit 1; }
+sz_vb=$(stat -c %s "$dir/a.vma")
+rm -rf "$dir/q.raw" "$dir/x.raw" "$dir/x" "$dir/a.vma"
+
+echo "== full backup with zstd, and its restore"
+group ':' \
+	zstd_T0 'rm -f "$dir/ref.zst"' 'zstd -q -T0 -3 -c "$img" >"$dir/ref.zst"' \
+	vb_zstd 'rm -f "$dir/a.vma.zst"' '"$V" backup --quiet -d d="$img" -o "$dir/a.vma.zst"'
 sz_ref=$(stat -c %s "$dir/ref.zst")
 sz_vbz=$(stat -c %s "$dir/a.vma.zst")
-sz_vb=$(stat -c %s "$dir/a.vma")
+group ':' \
+	zstd_d 'rm -f "$dir/ref.raw"' 'zstd -q -d "$dir/ref.zst" -o "$dir/ref.raw"' \
+	vb_restore_zst 'rm -f "$dir/x.raw"' '"$V" restore --quiet "$dir/a.vma.zst" --target d="$dir/x.raw"'
+cmp "$img" "$dir/x.raw" || { echo "bench: the restored drive differs from the image" >&2; exit 1; }
+rm -f "$dir/ref.raw" "$dir/x.raw" "$dir/ref.zst" "$dir/a.vma.zst"
 
-t() { cat "$dir/t.$1"; }
-mibs() { awk -v s="$SIZE_MIB" -v t="$(t "$1")" 'BEGIN { if (t > 0) printf "%.0f", s / t; else print "inf" }'; }
-# ratio A B: speed of A over speed of B (= time B / time A)
-ratio() { awk -v a="$(t "$1")" -v b="$(t "$2")" 'BEGIN { if (a > 0) printf "%.2f", b / a; else print "inf" }'; }
-sratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
+# 1% of the clusters, spread over the whole drive, get new data (the
+# round number picks the qcow2 pattern, so every round changes them).
+cat >"$dir/dirty_raw.py" <<'EOF'
+import os, sys
+with open(sys.argv[1], "r+b") as f:
+    for c in range(0, int(sys.argv[2]), 100):
+        f.seek(c * 65536)
+        f.write(os.urandom(65536))
+EOF
+awk -v n="$NCL" -v cl="$CL" 'BEGIN { printf "qemu-io -f qcow2"; for (c = 0; c < n; c += 100) printf " -c \"write -P $1 %d 64k\"", c * cl; print " \"$2\" >/dev/null" }' >"$dir/dirty_q.sh"
+dirty_raw='python3 "$dir/dirty_raw.py" "$img" '$NCL
+dirty_q='sh "$dir/dirty_q.sh" $((ROUND % 200 + 1)) "$qimg"'
+echo "== incremental, 1% dirty, through digest maps (raw file, set R)"
+st=$dir/st
+export st
+group ':' \
+	vb_full_set 'rm -f "$dir/f.vma"' '"$V" backup --quiet --set R --state-dir "$st" --mode full -d d="$img" -o "$dir/f.vma"' \
+	vb_inc_digest "rm -f \"\$dir/i.vma\"; $dirty_raw" '"$V" backup --quiet --set R --state-dir "$st" --mode incremental -d d="$img" -o "$dir/i.vma"'
+rm -f "$dir/f.vma" "$dir/i.vma"
+
+echo "== incremental, 1% dirty, through a qcow2 checkpoint bitmap (set Q)"
+qimg=$dir/img.qcow2
+qemu-img convert -f raw -O qcow2 "$img" "$qimg"
+export qimg
+group ':' \
+	vb_full_qcow2 'rm -f "$dir/f.vma"' '"$V" backup --quiet --set Q --state-dir "$st" --mode full -d d=qcow2:"$qimg" -o "$dir/f.vma"' \
+	vb_inc_bitmap "rm -f \"\$dir/i.vma\"; $dirty_q" '"$V" backup --quiet --set Q --state-dir "$st" --mode incremental -d d=qcow2:"$qimg" -o "$dir/i.vma"'
+ROUND=0 sh -c "$dirty_q"
+"$V" backup --set Q --state-dir "$st" --mode incremental -d d=qcow2:"$qimg" -o "$dir/i2.vma" --json >"$dir/inc.json" 2>"$dir/log" || { cat "$dir/log" >&2; exit 1; }
+inc_read=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("bytes_read", "?"))' "$dir/inc.json" 2>/dev/null || echo "?")
+rm -f "$dir/f.vma" "$dir/i.vma" "$dir/i2.vma" "$qimg"
+rm -rf "$st"
+
+echo "== --bwlimit 20M on 40 MiB of data"
+bw=$dir/bw.raw
+dd if=/dev/urandom of="$bw" bs=1M count=40 status=none iflag=fullblock
+export bw
+group ':' vb_bwlimit ':' '"$V" backup --quiet --bwlimit 20M -d d="$bw" -o - >/dev/null'
+rm -f "$bw"
+
+echo "== compressible image ($((SIZE_MIB / 4)) MiB of system files)"
+cimg=$dir/comp.raw
+find /usr/lib /usr/bin /usr/share -xdev -type f -size +4k 2>/dev/null | sort |
+	xargs cat 2>/dev/null | head -c $((SIZE_MIB / 4 * 1048576)) >"$cimg" || true
+truncate -s $((SIZE_MIB / 4))M "$cimg"
+export cimg
+group ':' \
+	zstd_T0_comp 'rm -f "$dir/ref.zst"' 'zstd -q -T0 -3 -c "$cimg" >"$dir/ref.zst"' \
+	vb_zstd_comp 'rm -f "$dir/a.vma.zst"' '"$V" backup --quiet -d d="$cimg" -o "$dir/a.vma.zst"'
+csz_ref=$(stat -c %s "$dir/ref.zst")
+csz_vbz=$(stat -c %s "$dir/a.vma.zst")
+rm -f "$dir/ref.zst" "$dir/a.vma.zst" "$cimg"
+
+echo "== peak RSS"
+big=$dir/big.raw
+truncate -s "${BIG_MIB}M" "$big"
+i=0
+while [ $i -lt 16 ]; do  # 16 x 4 MiB of data spread over the drive
+	dd if=/dev/urandom of="$big" bs=1M count=4 seek=$((i * BIG_MIB / 16)) conv=notrunc status=none iflag=fullblock
+	i=$((i + 1))
+done
+rss() { # LABEL CMD...: peak RSS in KiB of CMD, into $dir/m.LABEL
+	l=$1
+	shift
+	/usr/bin/time -f %M -o "$dir/m.$l" "$@" >/dev/null 2>"$dir/log" ||
+		{ echo "bench: rss $l failed" >&2; cat "$dir/log" >&2; exit 1; }
+	printf '  %-22s %8s KiB\n' "$l" "$(cat "$dir/m.$l")"
+}
+m() { awk -v k="$(cat "$dir/m.$1")" 'BEGIN { printf "%.1f", k / 1024 }'; }
+for d in img big; do
+	eval "f=\$$d"
+	rss "plain_$d" "$V" backup --quiet -d d="$f" -o -
+	rss "zstd_$d" "$V" backup --quiet --compress zstd -d d="$f" -o -
+	rss "set_$d" "$V" backup --quiet --set "S$d" --state-dir "$dir/st" --compress zstd -d d="$f" -o "$dir/s.vma.zst"
+	rss "restore_$d" "$V" restore --quiet "$dir/s.vma.zst" --target d="$dir/r.raw"
+	rm -f "$dir/s.vma.zst" "$dir/r.raw"
+done
+rm -rf "$big" "$dir/st"
+
+budget() { awk -v mib="$1" 'BEGIN { printf "%.1f", 64 + 2 * mib / 1048576 }'; }
+worst() { # the largest of the RSS of one drive, in MiB
+	for l in plain_$1 zstd_$1 set_$1 restore_$1; do cat "$dir/m.$l"; done |
+		sort -n | tail -1 | awk '{ printf "%.1f", $1 / 1024 }'
+}
+size_ratio=$(awk -v a="$sz_vbz" -v b="$sz_ref" 'BEGIN { printf "%.3f", a / b }')
+csize_ratio=$(awk -v a="$csz_vbz" -v b="$csz_ref" 'BEGIN { printf "%.3f", a / b }')
+bw_rate=$(awk -v t="$(t vb_bwlimit)" 'BEGIN { printf "%.2f", 40 / t }')
+bw_acc=$(awk -v t="$(t vb_bwlimit)" 'BEGIN { printf "%.3f", 2.0 / t }')
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || echo unknown)
 load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
-fs=$(df -PT "$dir" | awk 'NR == 2 { print $2 }')
 
 {
 	echo "# vmaback benchmark"
 	echo
-	echo "$("$V" --version 2>/dev/null | head -1); $(date -u +%Y-%m-%dT%H:%M:%SZ); $(nproc) CPUs ($cpu); scratch on $fs."
-	echo "Image: $SIZE_MIB MiB (1/2 random, 1/4 written zeros, 1/4 holes). Median of $ROUNDS rounds;"
-	echo "warm cache (caches cannot be dropped reliably here). MiB/s = image size / time."
+	echo "$("$V" --version 2>/dev/null | head -1); $(date -u +%Y-%m-%dT%H:%M:%SZ); $(nproc) CPUs ($cpu)."
+	echo "Image: $SIZE_MIB MiB (1/2 random, 1/4 written zeros, 1/4 holes); compressible image:"
+	echo "$((SIZE_MIB / 4)) MiB of /usr files. Every file on $fs (page-cache speed for all). Median of"
+	echo "$ROUNDS rounds, each round running vmaback and its references in turn. MiB/s = image size / time."
 	echo "Load average at the end: $load (other work on the machine skews the figures)."
 	echo
-	echo "| operation | command | seconds | MiB/s | ratio |"
-	echo "| --- | --- | ---: | ---: | --- |"
-	echo "| read reference | \`cat img > /dev/null\` | $(t cat) | $(mibs cat) | |"
-	echo "| copy reference | \`cp --sparse=always\` | $(t cp_sparse) | $(mibs cp_sparse) | |"
-	echo "| zstd reference | \`zstd -T0 -3 -c img > out\` | $(t zstd_T0) | $(mibs zstd_T0) | |"
-	echo "| unzstd reference | \`zstd -d\` | $(t zstd_d) | $(mibs zstd_d) | |"
-	echo "| backup, plain | \`vmaback backup -o a.vma\` | $(t vb_backup) | $(mibs vb_backup) | $(ratio vb_backup cat) x cat |"
-	echo "| backup, zstd | \`vmaback backup -o a.vma.zst\` | $(t vb_backup_zstd) | $(mibs vb_backup_zstd) | $(ratio vb_backup_zstd zstd_T0) x zstd -T0; size $(sratio "$sz_vbz" "$sz_ref") x |"
-	echo "| extract, plain | \`vmaback extract a.vma x\` | $(t vb_extract) | $(mibs vb_extract) | $(ratio vb_extract cp_sparse) x cp --sparse |"
-	echo "| extract, zstd | \`vmaback extract a.vma.zst x\` | $(t vb_extract_zstd) | $(mibs vb_extract_zstd) | $(ratio vb_extract_zstd zstd_d) x zstd -d |"
+	echo "| operation | command | seconds | MiB/s |"
+	echo "| --- | --- | ---: | ---: |"
+	echo "| read limit | \`cat img > /dev/null\` | $(t cat) | $(mibs cat "$SIZE_MIB") |"
+	echo "| backup, plain, to /dev/null | \`vmaback backup -d d=img -o - > /dev/null\` | $(t vb_null) | $(mibs vb_null "$SIZE_MIB") |"
+	echo "| sparse copy | \`cp --sparse=always img out\` | $(t cp_sparse) | $(mibs cp_sparse "$SIZE_MIB") |"
+	echo "| backup, plain, to a file | \`vmaback backup -d d=img -o a.vma\` | $(t vb_file) | $(mibs vb_file "$SIZE_MIB") |"
+	echo "| convert | \`qemu-img convert -O raw img out\` | $(t qemu_convert) | $(mibs qemu_convert "$SIZE_MIB") |"
+	echo "| restore, plain | \`vmaback restore a.vma --target d=out\` | $(t vb_restore) | $(mibs vb_restore "$SIZE_MIB") |"
+	echo "| extract, plain | \`vmaback extract a.vma dir\` | $(t vb_extract) | $(mibs vb_extract "$SIZE_MIB") |"
+	echo "| compress | \`zstd -T0 -3 -c img > out\` | $(t zstd_T0) | $(mibs zstd_T0 "$SIZE_MIB") |"
+	echo "| backup, zstd | \`vmaback backup -d d=img -o a.vma.zst\` | $(t vb_zstd) | $(mibs vb_zstd "$SIZE_MIB") |"
+	echo "| decompress | \`zstd -d ref.zst -o out\` | $(t zstd_d) | $(mibs zstd_d "$SIZE_MIB") |"
+	echo "| restore, zstd | \`vmaback restore a.vma.zst --target d=out\` | $(t vb_restore_zst) | $(mibs vb_restore_zst "$SIZE_MIB") |"
+	echo "| compress, compressible | \`zstd -T0 -3 -c comp > out\` | $(t zstd_T0_comp) | $(mibs zstd_T0_comp $((SIZE_MIB / 4))) |"
+	echo "| backup, zstd, compressible | \`vmaback backup -d d=comp -o a.vma.zst\` | $(t vb_zstd_comp) | $(mibs vb_zstd_comp $((SIZE_MIB / 4))) |"
+	echo "| full backup with digest map | \`vmaback backup --set R --mode full\` | $(t vb_full_set) | $(mibs vb_full_set "$SIZE_MIB") |"
+	echo "| incremental, 1% dirty, digest map | \`vmaback backup --set R --mode incremental\` | $(t vb_inc_digest) | |"
+	echo "| full backup of the qcow2 | \`vmaback backup --set Q -d d=qcow2:img.qcow2\` | $(t vb_full_qcow2) | $(mibs vb_full_qcow2 "$SIZE_MIB") |"
+	echo "| incremental, 1% dirty, qcow2 bitmap | \`... --set Q --mode incremental\` | $(t vb_inc_bitmap) | |"
+	echo "| 40 MiB at --bwlimit 20M | \`vmaback backup --bwlimit 20M\` | $(t vb_bwlimit) | $bw_rate |"
 	echo
-	echo "Sizes: a.vma $sz_vb bytes, a.vma.zst $sz_vbz bytes, zstd -T0 -3 of the image $sz_ref bytes."
-	echo "A ratio above 1 means vmaback is faster than the reference."
+	echo "| target | measured | goal | |"
+	echo "| --- | ---: | ---: | --- |"
+	echo "| backup plain vs cat (speed ratio, to /dev/null) | $(ratio vb_null cat) | >= 1 | $(ok "$(ratio vb_null cat)" 1 '>=') |"
+	echo "| backup plain to a file vs cp --sparse=always (speed ratio) | $(ratio vb_file cp_sparse) | | |"
+	echo "| backup zstd vs zstd -T0 -3 (speed ratio) | $(ratio vb_zstd zstd_T0) | >= 0.95 | $(ok "$(ratio vb_zstd zstd_T0)" 0.95 '>=') |"
+	echo "| backup zstd vs zstd -T0 -3 (size ratio) | $size_ratio | <= 1.02 | $(ok "$size_ratio" 1.02 '<=') |"
+	echo "| compressible: backup zstd vs zstd -T0 -3 (speed ratio) | $(ratio vb_zstd_comp zstd_T0_comp) | >= 0.95 | $(ok "$(ratio vb_zstd_comp zstd_T0_comp)" 0.95 '>=') |"
+	echo "| compressible: backup zstd vs zstd -T0 -3 (size ratio) | $csize_ratio | <= 1.02 | $(ok "$csize_ratio" 1.02 '<=') |"
+	echo "| restore plain to a sparse file vs qemu-img convert (speed ratio) | $(ratio vb_restore qemu_convert) | >= 1 | $(ok "$(ratio vb_restore qemu_convert)" 1 '>=') |"
+	echo "| restore zstd vs zstd -d (speed ratio) | $(ratio vb_restore_zst zstd_d) | | |"
+	echo "| incremental 1% via digest map / full with digest map (time) | $(frac vb_inc_digest vb_full_set) | | |"
+	echo "| incremental 1% via qcow2 bitmap / full (time) | $(frac vb_inc_bitmap vb_full_qcow2) | <= 0.03 | $(ok "$(frac vb_inc_bitmap vb_full_qcow2)" 0.03 '<=') |"
+	echo "| --bwlimit 20M: limit / achieved rate | $bw_acc | ~1 | |"
+	echo "| peak RSS, $SIZE_MIB MiB drive (MiB, worst of plain, zstd, set, restore) | $(worst img) | <= $(budget "$SIZE_MIB") | $(ok "$(worst img)" "$(budget "$SIZE_MIB")" '<=') |"
+	echo "| peak RSS, $BIG_MIB MiB sparse drive (MiB, same) | $(worst big) | <= $(budget "$BIG_MIB") | $(ok "$(worst big)" "$(budget "$BIG_MIB")" '<=') |"
+	echo
+	echo "Sizes: a.vma $sz_vb, a.vma.zst $sz_vbz, zstd -T0 -3 of the image $sz_ref bytes;"
+	echo "compressible: a.vma.zst $csz_vbz, zstd $csz_ref bytes. The last qcow2 incremental read $inc_read bytes."
+	echo "Peak RSS in MiB (plain / zstd / set+zstd / restore): $SIZE_MIB MiB drive $(m plain_img) / $(m zstd_img) / $(m set_img) / $(m restore_img);"
+	echo "$BIG_MIB MiB sparse drive $(m plain_big) / $(m zstd_big) / $(m set_big) / $(m restore_big)."
+	echo "Speed ratio above 1: vmaback is faster than the reference."
 } >"$dir/results.md"
 
 echo
