@@ -120,6 +120,45 @@ static void summary(const struct backup_args *a, const struct vb_backup_result *
 			 r->checkpoint);
 }
 
+/* ARCHIVE.notes (as Proxmox: the text and a newline) and ARCHIVE.protected,
+ * once the archive is published. */
+static int write_siblings(const struct backup_args *a)
+{
+	struct vb_error err = { 0 };
+
+	if (a->notes) {
+		char *path = vb_dumpdir_sibling(a->out, "notes");
+		struct vb_writer *w = path ? vb_sink_file_new(path, true, &err) : NULL;
+		size_t len = strlen(a->notes);
+		bool nl = len && a->notes[len - 1] == '\n';
+
+		int rc = w ? 0 : -1;
+
+		if (rc == 0 && (vb_writer_write(w, a->notes, len, &err) < 0 ||
+				(!nl && vb_writer_write(w, "\n", 1, &err) < 0))) {
+			vb_writer_discard(w);
+			rc = -1;
+		} else if (rc == 0) {
+			rc = vb_writer_close(w, &err);
+		}
+		free(path);
+		if (rc < 0)
+			return cli_fail(CMD, &err);
+	}
+	if (a->protect) {
+		char *path = vb_dumpdir_sibling(a->out, "protected");
+		FILE *f = path ? fopen(path, "we") : NULL;
+
+		if (!f || fclose(f) != 0) {
+			cli_warn(CMD, "%s: %s", path ? path : "?", strerror(errno));
+			free(path);
+			return EXIT_FAIL;
+		}
+		free(path);
+	}
+	return 0;
+}
+
 static void print_notes(const struct backup_args *a, const char *notes)
 {
 	const char *p = notes;
@@ -227,6 +266,8 @@ static int run(int argc, char **argv)
 	cli_set_consumer(0);
 	cli_progress_done(&prog);
 	summary(&a, &res);
+	if ((status = write_siblings(&a)) != 0)
+		goto out;
 	status = cli_close_stdout(EXIT_OK);
 out:
 	vb_backup_free(b);
