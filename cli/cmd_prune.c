@@ -2,6 +2,7 @@
  * rules (and every archive a kept backup's restore needs), removes the rest
  * from the state, atomically, then deletes their files. */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,6 +172,14 @@ static int run(int argc, char **argv)
 		goto out;
 	}
 	if (vb_prune_apply(s, &l, &res, &err) < 0) {
+		status = cli_fail(CMD, &err);
+		goto out;
+	}
+	/* Test only: a crash between the state change and the deletions. */
+	if (getenv("VMABACK_TEST_KILL_AFTER_STATE"))
+		raise(SIGKILL);
+	/* The state is durable without them: now the files may go. */
+	if (vb_prune_finish(s, &res, &err) < 0) {
 		status = cli_fail(CMD, &err);
 		goto out;
 	}

@@ -625,9 +625,9 @@ struct vb_prune_result {
 	size_t removed;         /* checkpoints removed from the state */
 	size_t files;           /* archive files deleted */
 };
-/* Removes the checkpoints marked VB_KEEP_NO in one state change, then
- * their archives and sibling files; first finishes what an interrupted
- * prune left (vb_prune_finish). */
+/* Finishes what an interrupted prune left (vb_prune_finish), then removes
+ * the checkpoints marked VB_KEEP_NO in one state change, recording them as
+ * pruned: vb_prune_finish then deletes their files. */
 int vb_prune_apply(struct vb_state *s, const struct vb_backup_list *l,
 		   struct vb_prune_result *res, struct vb_error *err);
 /* Deletes the archives of the state's pruned records, then drops them. */

@@ -285,8 +285,7 @@ int vb_prune_apply(struct vb_state *s, const struct vb_backup_list *l,
 	if (n && vb_state_prune(s, names, n, err) < 0)
 		goto out;
 	res->removed = n;
-	/* The state is durable without them: now the files may go. */
-	rc = vb_prune_finish(s, res, err);
+	rc = 0;
 out:
 	free(names);
 	return rc;

@@ -93,8 +93,11 @@ static int chain_of(const struct vb_state *s, const struct vb_ckpt *c, const cha
 	return vb_error_set(err, VB_E_INVALID, 0, "the checkpoint chain of %s loops", c->name);
 }
 
+/* Each archive's bytes against its manifest. A file that differs is named
+ * in *bad (the first one) and the chain is still decoded, so the damage is
+ * also found by drive and offset where it touches restored data. */
 static int check_manifests(const struct vb_state *s, const char *const *paths, size_t n,
-			   struct vb_error *err)
+			   char *bad, size_t badlen, struct vb_error *err)
 {
 	for (size_t i = 0; i < n; i++) {
 		const struct vb_ckpt *c = NULL;
@@ -108,12 +111,30 @@ static int check_manifests(const struct vb_state *s, const char *const *paths, s
 			continue;
 		if (file_sha256(paths[i], sha, err) < 0)
 			return -1;
-		if (strcmp(sha, c->archive_sha256) != 0)
-			return vb_error_set(err, VB_E_INVALID, 0, "%s: its SHA-256 differs from the "
-					    "manifest of checkpoint %s: the file changed or was "
-					    "damaged after it was written", paths[i], c->name);
+		if (strcmp(sha, c->archive_sha256) != 0 && !bad[0])
+			snprintf(bad, badlen, "%s: its SHA-256 differs from the manifest of "
+				 "checkpoint %s: the file changed or was damaged after it was "
+				 "written", paths[i], c->name);
 	}
 	return 0;
+}
+
+/* The data check failed (err) or passed; a damaged file is reported too. */
+static int manifest_verdict(const char *bad, const char *ckpt, int rc, struct vb_error *err)
+{
+	size_t len;
+
+	if (!bad[0] || (rc < 0 && err->cls == VB_E_CANCELED))
+		return rc;
+	if (rc < 0) {
+		len = strlen(err->msg);
+		snprintf(err->msg + len, sizeof(err->msg) - len, "; %s", bad);
+		err->cls = VB_E_INVALID;
+		return -1;
+	}
+	return vb_error_set(err, VB_E_INVALID, 0, "%s (what checkpoint %s restores is intact: "
+			    "the damage is in clusters later archives replace, or in the "
+			    "archive's headers)", bad, ckpt);
 }
 
 struct drive_check {
@@ -212,6 +233,7 @@ int vb_verify_deep(const struct vb_deep_opts *o, struct vb_deep_result *res,
 	struct vb_chain *chain = NULL;
 	struct vma_cluster cl;
 	size_t n = o->narchives;
+	char bad[512] = "";
 	int rc = -1, r;
 
 	memset(res, 0, sizeof(*res));
@@ -222,7 +244,7 @@ int vb_verify_deep(const struct vb_deep_opts *o, struct vb_deep_result *res,
 	snprintf(res->checkpoint, sizeof(res->checkpoint), "%s", c->name);
 	if (n == 0) {
 		if (chain_of(o->state, c, &paths, &n, err) < 0 ||
-		    check_manifests(o->state, paths, n, err) < 0)
+		    check_manifests(o->state, paths, n, bad, sizeof(bad), err) < 0)
 			goto out;
 	}
 	chain = vb_chain_open(n == o->narchives ? o->archives : paths, n, err);
@@ -265,5 +287,5 @@ out:
 	free(dc);
 	free(paths);
 	vb_chain_free(chain);
-	return rc;
+	return manifest_verdict(bad, res->checkpoint, rc, err);
 }
