@@ -47,7 +47,7 @@ bash_commands() {
 	expect_comp "--dumpdir --help --json --set --state-dir" ls -
 	expect_comp "--keep-daily --keep-hourly --keep-last --keep-monthly --keep-weekly --keep-yearly" prune --keep
 	expect_comp "--dry-run --dumpdir" prune --d
-	expect_comp "0 1 2 3 4 5 6 7 12 24 30" prune --keep-daily ""
+	expect_comp "0 1 12 2 24 3 30 4 5 6 7" prune --keep-daily ""
 	expect_comp "--dumpdir" backup --du
 	expect_comp "" frobnicate ""
 }
