@@ -367,6 +367,7 @@ struct vb_ckpt_drive {
 	char *bitmap;           /* file in the state directory: changes since parent */
 	char *digests;          /* digest map file (latest and pending only), or NULL */
 	char *digest_root;      /* hex SHA-256 root of the digest map */
+	char *archive_digests;  /* digests of the clusters its archive holds, or NULL */
 };
 
 struct vb_ckpt {

@@ -53,6 +53,7 @@ static void ckpt_clear(struct vb_ckpt *c)
 		free(c->drives[i].bitmap);
 		free(c->drives[i].digests);
 		free(c->drives[i].digest_root);
+		free(c->drives[i].archive_digests);
 	}
 	free(c->drives);
 	free(c->name);
@@ -90,6 +91,7 @@ static int ckpt_copy(struct vb_ckpt *dst, const struct vb_ckpt *src)
 		d->bitmap = xstrdup(e->bitmap);
 		d->digests = xstrdup(e->digests);
 		d->digest_root = xstrdup(e->digest_root);
+		d->archive_digests = xstrdup(e->archive_digests);
 		if (!d->name || !d->bitmap)
 			goto fail;
 	}
@@ -194,6 +196,8 @@ static json_object *ckpt_to_json(const struct vb_ckpt *c)
 		jadd(x, "bitmap", d->bitmap);
 		jadd(x, "digests", d->digests);
 		jadd(x, "digest_root", d->digest_root);
+		if (d->archive_digests)
+			jadd(x, "archive_digests", d->archive_digests);
 		json_object_array_add(arr, x);
 	}
 	json_object_object_add(o, "drives", arr);
@@ -236,7 +240,8 @@ static int ckpt_from_json(struct vb_ckpt *c, json_object *o)
 		if (!jstr(x, "name") || !file_name_ok(jstr(x, "bitmap")) ||
 		    jint(x, "size", &size) < 0 || size <= 0)
 			goto fail;
-		if (jstr(x, "digests") && !file_name_ok(jstr(x, "digests")))
+		if ((jstr(x, "digests") && !file_name_ok(jstr(x, "digests"))) ||
+		    (jstr(x, "archive_digests") && !file_name_ok(jstr(x, "archive_digests"))))
 			goto fail;
 		d->size = (uint64_t)size;
 		d->name = xstrdup(jstr(x, "name"));
@@ -244,6 +249,7 @@ static int ckpt_from_json(struct vb_ckpt *c, json_object *o)
 		d->bitmap = xstrdup(jstr(x, "bitmap"));
 		d->digests = xstrdup(jstr(x, "digests"));
 		d->digest_root = xstrdup(jstr(x, "digest_root"));
+		d->archive_digests = xstrdup(jstr(x, "archive_digests"));
 		if (!d->name || !d->bitmap)
 			goto fail;
 	}
@@ -486,7 +492,9 @@ static bool referenced(const struct vb_state *s, const char *f)
 
 		for (size_t j = 0; c && j < c->ndrives; j++) {
 			if (strcmp(c->drives[j].bitmap, f) == 0 ||
-			    (c->drives[j].digests && strcmp(c->drives[j].digests, f) == 0))
+			    (c->drives[j].digests && strcmp(c->drives[j].digests, f) == 0) ||
+			    (c->drives[j].archive_digests &&
+			     strcmp(c->drives[j].archive_digests, f) == 0))
 				return true;
 		}
 	}
@@ -919,6 +927,11 @@ int vb_state_commit(struct vb_state *s, const struct vb_ckpt *c, bool pending,
 
 	if (ckpt_copy(&copy, c) < 0)
 		return vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
+	/* Best effort: without them, verify --deep still finds damage, but
+	 * names the drive and offset only where the chain's data is hit. */
+	for (size_t i = 0; i < copy.ndrives && !copy.drives[i].archive_digests; i++)
+		(void)vb_adigests_write(s, &copy, i, &copy.drives[i].archive_digests,
+					&(struct vb_error){ 0 });
 	grown = realloc(s->ck, (s->n + 2) * sizeof(*s->ck));
 	if (!grown) {
 		ckpt_clear(&copy);
