@@ -7,11 +7,16 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "bitmap/bitmap.h"
 #include "core/core.h"
+
+#include "tests/unit/test_support.h"
 
 #define DAY 86400
 /* 2024-01-01 00:00:00 UTC, a Monday */
@@ -212,6 +217,73 @@ static void test_dumpdir_names(void **st)
 	assert_false(vb_dumpdir_is_archive_name(".vma"));
 }
 
+/* A checkpoint of one drive "a" (4 clusters) whose bitmap marks cluster bit. */
+static void commit_one(struct vb_state *s, const char *name, const char *uuid, unsigned bit)
+{
+	struct bitmap *b = bitmap_new(4);
+	struct vb_error err = { 0 };
+	struct vb_ckpt_drive d = { .name = "a", .size = 4 * 65536 };
+	struct vb_ckpt c = { .name = (char *)name, .kind = "incremental", .uuid = (char *)uuid,
+			     .time = T0, .ndrives = 1, .drives = &d,
+			     .archive = "/nonexistent/x.vma" };
+	uint8_t *enc;
+	size_t len;
+
+	assert_non_null(b);
+	assert_int_equal(bitmap_set_range(b, bit, 1), 0);
+	assert_int_equal(bitmap_encode(b, &enc, &len), 0);
+	assert_int_equal(vb_state_write_file(s, "bitmap", enc, len, &d.bitmap, &err), 0);
+	assert_int_equal(vb_state_commit(s, &c, false, &err), 0);
+	free(d.bitmap);
+	free(enc);
+	bitmap_free(b);
+}
+
+/* vb_state_prune: one atomic change that removes checkpoints, merges their
+ * bitmaps into the next one and records them until forgotten. */
+static void test_state_prune(void **st)
+{
+	const char *dir = ((struct tdir *)*st)->path;
+	struct vb_error err = { 0 };
+	struct vb_state *s;
+	struct bitmap *b = NULL;
+	const char *names[] = { "c1", "c2" };
+
+	s = vb_state_open(dir, "s", &err);
+	assert_non_null(s);
+	commit_one(s, "c1", "u1", 0);
+	commit_one(s, "c2", "u2", 1);
+	commit_one(s, "c3", "u3", 2);
+	commit_one(s, "c4", "u4", 3);
+	assert_int_equal(vb_state_prune(s, (const char *const[]){ "c4" }, 1, &err), -1);
+	assert_int_equal(err.cls, VB_E_USAGE); /* the latest */
+	vb_error_clear(&err);
+	assert_int_equal(vb_state_pruned_count(s), 0);
+	assert_int_equal(vb_state_count(s), 4);
+	assert_int_equal(vb_state_prune(s, names, 2, &err), 0);
+	vb_state_close(s);
+	/* reopened: the records survived, c3 holds the changes of c1..c3 */
+	s = vb_state_open(dir, "s", &err);
+	assert_non_null(s);
+	assert_int_equal(vb_state_count(s), 2);
+	assert_int_equal(vb_state_pruned_count(s), 2);
+	assert_string_equal(vb_state_pruned_get(s, 1)->uuid, "u2");
+	assert_string_equal(vb_state_pruned_get(s, 0)->archive, "/nonexistent/x.vma");
+	assert_null(vb_state_find(s, "c1"));
+	assert_null(vb_state_find(s, "c3")->parent);
+	assert_int_equal(vb_state_load_bitmap(s, vb_state_find(s, "c3")->drives[0].bitmap, &b,
+					      &err), 0);
+	assert_true(bitmap_test(b, 0) && bitmap_test(b, 1) && bitmap_test(b, 2));
+	assert_false(bitmap_test(b, 3));
+	bitmap_free(b);
+	assert_int_equal(vb_state_forget_pruned(s, &err), 0);
+	vb_state_close(s);
+	s = vb_state_open(dir, "s", &err);
+	assert_non_null(s);
+	assert_int_equal(vb_state_pruned_count(s), 0);
+	vb_state_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -224,6 +296,7 @@ int main(void)
 		cmocka_unit_test(test_plan_dependencies),
 		cmocka_unit_test(test_plan_latest),
 		cmocka_unit_test(test_dumpdir_names),
+		cmocka_unit_test_setup_teardown(test_state_prune, tdir_setup, tdir_teardown),
 	};
 
 	setenv("TZ", "UTC", 1);
