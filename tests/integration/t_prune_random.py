@@ -316,18 +316,22 @@ class Test:
                 self.fail("a dry run changed something")
             self.stats["dry_runs"] += 1
         kill = self.rng.random() < 0.15
+        out = "(killed)"
         if kill:
-            rc, _, _ = self.run("KILL", *args, ok=(-9, 137))
+            self.run("KILL", *args, ok=(-9, 137))
             self.stats["kills"] += 1
         else:
-            self.run(*args)
+            _, out, _ = self.run(*args)
         self.backups = [b for b in self.backups if marks[b["ck"]] is not None]
-        self.leftover = (self.leftover + gone) if kill else []
+        # A prune first deletes what an interrupted one left, then changes
+        # the state: killed after that, only its own removals are left.
+        self.leftover = gone if kill else []
         self.stats["prunes"] += 1
         self.stats["removed"] += len(gone)
         if self.files() != self.expected_files(self.leftover):
-            self.fail("files left: %s\nexpected: %s" % (self.files(),
-                                                        self.expected_files(self.leftover)))
+            self.fail("files left: %s\nexpected: %s\nmodel: %s\nprune said:\n%s" % (
+                self.files(), self.expected_files(self.leftover),
+                " ".join("%s=%s" % (b["ck"], marks[b["ck"]]) for b in self.backups), out))
         self.check_ls()
         for b in self.backups:
             self.restore(b)
