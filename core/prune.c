@@ -247,15 +247,20 @@ int vb_prune_finish(struct vb_state *s, struct vb_prune_result *res, struct vb_e
 	for (size_t i = 0; i < vb_state_pruned_count(s); i++) {
 		const struct vb_pruned *p = vb_state_pruned_get(s, i);
 
-		if (!p->archive || access(p->archive, F_OK) != 0 ||
+		char *prot = p->archive ? vb_dumpdir_sibling(p->archive, "protected") : NULL;
+		bool keep = prot && access(prot, F_OK) == 0;
+
+		free(prot);
+		/* Gone already, not ours to delete, or protected since the plan
+		 * (then it stays as an archive outside the set's state). */
+		if (!p->archive || keep || access(p->archive, F_OK) != 0 ||
 		    !same_archive(p->archive, p->uuid))
-			continue; /* gone already, or not ours to delete */
+			continue;
 		if (unlink(p->archive) < 0)
 			return vb_error_set(err, VB_E_FAIL, errno, "%s: %s", p->archive,
 					    strerror(errno));
 		res->files++;
 		if (unlink_sibling(p->archive, "notes", err) < 0 ||
-		    unlink_sibling(p->archive, "protected", err) < 0 ||
 		    unlink_sibling(p->archive, "log", err) < 0)
 			return -1;
 		fsync_dir_of(p->archive);
