@@ -203,7 +203,7 @@ deep_flipped_bits() {
 	run vb verify --deep "$inc" --state-dir "$SD"
 	expect_rc 0
 	expect_out 'OK'
-	for ((i = 0; i < 32; i++)); do
+	for ((i = 0; i < 24; i++)); do
 		if ((i % 3 == 0)); then f=$full; o=full.orig; else f=$inc; o=inc.orig; fi
 		size=$(stat -c %s "$f")
 		pos=$(((RANDOM * 32768 + RANDOM) % size))

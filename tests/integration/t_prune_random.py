@@ -4,8 +4,9 @@
 """Seeded random test of vmaback's prune.
 
 Environment: VMABACK (the binary), T_WORK (a scratch directory), SEED (default:
-random, always printed), BUDGET (seconds, default 30; 15 under the sanitizers,
-where ASAN_OPTIONS is set), MIN_SERIES (default 2), VERBOSE=1.
+random, always printed), BUDGET (seconds, default 20; 10 under the sanitizers,
+where ASAN_OPTIONS is set, with shorter series), MIN_SERIES (default 2; 1
+under the sanitizers), VERBOSE=1.
 
 Each series is a new backup set with one or two drives. Backups are taken at
 times the test sets (VMABACK_TEST_NOW, the test-only clock), a few hours to a
@@ -99,8 +100,9 @@ class Test:
         self.seed = int(os.environ.get("SEED") or random.randrange(1 << 30))
         self.rng = random.Random(self.seed)
         san = bool(os.environ.get("ASAN_OPTIONS"))
-        self.budget = float(os.environ.get("BUDGET") or (15 if san else 30))
-        self.min_series = int(os.environ.get("MIN_SERIES", "2"))
+        self.budget = float(os.environ.get("BUDGET") or (10 if san else 20))
+        self.min_series = int(os.environ.get("MIN_SERIES") or (1 if san else 2))
+        self.series_len = (8, 16) if san else (10, 30)
         self.verbose = os.environ.get("VERBOSE") == "1"
         self.where = ""
         self.stats = dict(series=0, backups=0, fulls=0, differentials=0, protected=0,
@@ -345,7 +347,7 @@ class Test:
     def series(self, no):
         self.new_series(no)
         self.where = "series %d" % no
-        n = self.rng.randrange(10, 30)
+        n = self.rng.randrange(*self.series_len)
         next_prune = self.rng.randrange(2, 7)
         for i in range(n):
             self.where = "series %d, backup %d" % (no, i)
