@@ -19,6 +19,7 @@ enum {
 	OPT_COMPRESS = 256, OPT_ZLEVEL, OPT_ZTHREADS, OPT_JSON, OPT_SET, OPT_STATE_DIR,
 	OPT_MODE, OPT_SINCE, OPT_CHECKPOINT, OPT_NO_COMMIT, OPT_BWLIMIT, OPT_OUTPUT_CMD,
 	OPT_LOG_FILE, OPT_PROGRESS, OPT_CONFIG_FILE, OPT_BITMAP, OPT_NO_BITMAP,
+	OPT_DUMPDIR, OPT_VMID, OPT_NAME_TEMPLATE, OPT_NOTES, OPT_PROTECTED,
 };
 
 static const struct option options[] = {
@@ -27,6 +28,11 @@ static const struct option options[] = {
 	{ "output", required_argument, NULL, 'o' },
 	{ "output-cmd", required_argument, NULL, OPT_OUTPUT_CMD },
 	{ "force", no_argument, NULL, 'f' },
+	{ "dumpdir", required_argument, NULL, OPT_DUMPDIR },
+	{ "vmid", required_argument, NULL, OPT_VMID },
+	{ "name-template", required_argument, NULL, OPT_NAME_TEMPLATE },
+	{ "notes", required_argument, NULL, OPT_NOTES },
+	{ "protected", no_argument, NULL, OPT_PROTECTED },
 	{ "compress", required_argument, NULL, OPT_COMPRESS },
 	{ "zstd-level", required_argument, NULL, OPT_ZLEVEL },
 	{ "zstd-threads", required_argument, NULL, OPT_ZTHREADS },
@@ -175,6 +181,23 @@ static int option(struct backup_args *a, int ch, char *arg)
 		return 0;
 	case OPT_OUTPUT_CMD:
 		a->output_cmd = arg;
+		return 0;
+	case OPT_DUMPDIR:
+		a->dumpdir = arg;
+		return 0;
+	case OPT_VMID:
+		if (!cli_parse_uint(arg, 1, 999999999, &v))
+			return cli_usage(CMD, "--vmid %s: expected a number, 1 to 999999999", arg);
+		a->vmid = arg;
+		return 0;
+	case OPT_NAME_TEMPLATE:
+		a->name_template = arg;
+		return 0;
+	case OPT_NOTES:
+		a->notes = arg;
+		return 0;
+	case OPT_PROTECTED:
+		a->protect = true;
 		return 0;
 	case 'f':
 		a->force = true;
@@ -418,12 +441,58 @@ static const char *find_config_file(int argc, char **argv)
 	return found;
 }
 
+/* --dumpdir: the archive's name from the template and the time. */
+static int dumpdir_name(struct backup_args *a)
+{
+	struct vb_error err = { 0 };
+	char *name, *dir;
+	int n;
+
+	if (!a->vmid && !a->name_template)
+		return cli_usage(CMD, "--dumpdir needs --vmid ID (vzdump's names) or "
+				 "--name-template TEMPLATE");
+	if (a->compress == -1)
+		a->compress = 1;
+	name = vb_dumpdir_name(a->name_template, a->vmid, a->set, vb_clock_now(),
+			       a->compress == 1, &err);
+	if (!name)
+		return cli_fail(CMD, &err);
+	/* The state records where the archive is: an absolute path, so prune
+	 * finds it from any directory. */
+	dir = realpath(a->dumpdir, NULL);
+	if (!dir) {
+		free(name);
+		return cli_usage(CMD, "--dumpdir %s: %s", a->dumpdir, strerror(errno));
+	}
+	n = asprintf(&a->generated_out, "%s/%s", dir, name);
+	free(dir);
+	free(name);
+	if (n < 0)
+		return cli_usage(CMD, "out of memory");
+	a->out = a->generated_out;
+	if (!a->log_file) {
+		a->generated_log = vb_dumpdir_sibling(a->out, "log");
+		a->log_file = a->generated_log;
+	}
+	return 0;
+}
+
 static int check(struct backup_args *a)
 {
-	int targets = !!a->out + !!a->output_cmd;
+	int targets = !!a->out + !!a->output_cmd + !!a->dumpdir;
+	int rc;
 
 	if (a->ndrives == 0)
 		return cli_usage(CMD, "no drive given (--drive NAME=PATH)");
+	if (!a->dumpdir && (a->vmid || a->name_template))
+		return cli_usage(CMD, "--vmid and --name-template go with --dumpdir DIR");
+	if ((a->notes || a->protect) && (a->output_cmd || (a->out && strcmp(a->out, "-") == 0)))
+		return cli_usage(CMD, "--notes and --protected need an archive file (-o FILE or "
+				 "--dumpdir DIR)");
+	if (targets > 1)
+		return cli_usage(CMD, "give one of -o, --output-cmd and --dumpdir");
+	if (a->dumpdir && (rc = dumpdir_name(a)) != 0)
+		return rc;
 	if (targets != 1)
 		return cli_usage(CMD, "%s", targets ? "give either -o or --output-cmd, not both" :
 				 "no output given (-o FILE, -o - for standard output, or "
@@ -478,4 +547,6 @@ void backup_args_free(struct backup_args *a)
 	free(a->drives);
 	free(a->configs);
 	free(a->bitmaps);
+	free(a->generated_out);
+	free(a->generated_log);
 }

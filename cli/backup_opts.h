@@ -22,6 +22,10 @@ struct backup_args {
 	bool no_commit;
 	uint64_t bwlimit;
 	enum cli_progress_mode progress;
+	/* a dump directory: the archive's name is generated */
+	const char *dumpdir, *vmid, *name_template, *notes;
+	bool protect;
+	char *generated_out, *generated_log;
 	/* the config file as arguments; strings the options point into */
 	char **file_argv;
 	int file_argc;

@@ -26,7 +26,7 @@ struct command {
 };
 
 extern const struct command cmd_backup, cmd_list, cmd_config, cmd_verify, cmd_extract,
-	cmd_restore, cmd_merge, cmd_checkpoints, cmd_commit;
+	cmd_restore, cmd_merge, cmd_checkpoints, cmd_commit, cmd_ls, cmd_prune;
 
 /* Set by SIGINT/SIGTERM: the signal number. Checked by the engine. */
 extern volatile sig_atomic_t cli_interrupted;
@@ -85,5 +85,14 @@ struct cli_progress {
 void cli_progress_init(struct cli_progress *p, enum cli_progress_mode mode);
 void cli_progress_cb(void *opaque, const struct vb_progress *g);
 void cli_progress_done(struct cli_progress *p);
+
+/* Many backups (cmd_ls.c): opens (and locks) a set's state, printing its
+ * notes; NULL with *status set. */
+struct vb_state *cli_open_set(const char *cmd, const char *set, const char *state_dir,
+			      int *status);
+const char *cli_backup_status(const struct vb_backup_info *b, bool with_state);
+const char *cli_backup_parent(const struct vb_backup_list *l, const struct vb_backup_info *b);
+/* "2024-01-31 23:00:00", local time */
+void cli_format_time(int64_t t, char *buf, size_t len);
 
 #endif

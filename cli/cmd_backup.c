@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -123,6 +124,46 @@ static void summary(const struct backup_args *a, const struct vb_backup_result *
 		cli_info(a->quiet, "INFO: checkpoint %s of set %s is pending: run 'vmaback commit "
 			 "--set %s %s' once the archive is stored", r->checkpoint, a->set, a->set,
 			 r->checkpoint);
+}
+
+/* ARCHIVE.notes (as Proxmox: the text and a newline) and ARCHIVE.protected,
+ * once the archive is published. */
+static int write_siblings(const struct backup_args *a)
+{
+	struct vb_error err = { 0 };
+
+	if (a->notes) {
+		char *path = vb_dumpdir_sibling(a->out, "notes");
+		struct vb_writer *w = path ? vb_sink_file_new(path, true, &err) : NULL;
+		size_t len = strlen(a->notes);
+		bool nl = len && a->notes[len - 1] == '\n';
+
+		int rc = w ? 0 : -1;
+
+		if (rc == 0 && (vb_writer_write(w, a->notes, len, &err) < 0 ||
+				(!nl && vb_writer_write(w, "\n", 1, &err) < 0))) {
+			vb_writer_discard(w);
+			rc = -1;
+		} else if (rc == 0) {
+			rc = vb_writer_close(w, &err);
+		}
+		free(path);
+		if (rc < 0)
+			return cli_fail(CMD, &err);
+	}
+	if (a->protect) {
+		char *path = vb_dumpdir_sibling(a->out, "protected");
+		int fd = path ? open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+				     0600) : -1;
+
+		if (fd < 0 || close(fd) != 0) {
+			cli_warn(CMD, "%s: %s", path ? path : "?", strerror(errno));
+			free(path);
+			return EXIT_FAIL;
+		}
+		free(path);
+	}
+	return 0;
 }
 
 static void print_notes(const struct backup_args *a, const char *notes)
@@ -245,6 +286,8 @@ static int run(int argc, char **argv)
 	/* What the commit itself noted (a pending checkpoint it replaced). */
 	if (state)
 		print_notes(&a, vb_state_notes(state) + state_notes_shown);
+	if ((status = write_siblings(&a)) != 0)
+		goto out;
 	status = cli_close_stdout(EXIT_OK);
 out:
 	vb_backup_free(b);
@@ -293,6 +336,16 @@ const struct command cmd_backup = {
 	"                         standard input; the backup succeeds only if CMD\n"
 	"                         exits 0 (it is killed if the backup fails)\n"
 	"  -f, --force            replace OUT if it exists\n"
+	"      --dumpdir DIR      write the archive into DIR under a generated name,\n"
+	"                         by default vzdump's vzdump-qemu-ID-YYYY_MM_DD-\n"
+	"                         HH_MM_SS.vma.zst (local time; zstd unless\n"
+	"                         --compress none), with the run's log beside it\n"
+	"                         (vzdump-qemu-ID-YYYY_MM_DD-HH_MM_SS.log)\n"
+	"      --vmid ID          the VM id in generated names\n"
+	"      --name-template T  the name without .vma[.zst]: {vmid}, {set} and\n"
+	"                         {date} are replaced\n"
+	"      --notes TEXT       write ARCHIVE.notes (Proxmox's notes) after success\n"
+	"      --protected        create ARCHIVE.protected: prune never removes it\n"
 	"      --compress none|zstd\n"
 	"                         compression (default: zstd when OUT ends in .zst)\n"
 	"      --zstd-level N     zstd level, 1 to 19 (default 3)\n"
@@ -361,6 +414,8 @@ const struct command cmd_backup = {
 	"      --config qemu-server.conf -o /backup/vm100.vma.zst\n"
 	"  vmaback backup --set vm100 -d drive-scsi0=disk.raw -o - --no-commit \\\n"
 	"      | ssh host 'cat > vm100.vma'\n"
+	"  vmaback backup --set vm100 --dumpdir /backup --vmid 100 \\\n"
+	"      -d drive-scsi0=/dev/vg0/vm-100-disk-0 --notes 'nightly'\n"
 	"  vmaback backup --set vm100 -d drive-scsi0=qcow2:/var/lib/vm100.qcow2 \\\n"
 	"      -o /backup/vm100-$(date +%F).vma.zst\n"
 	"  vmaback backup --set vm100 --bitmap backup-vda \\\n"

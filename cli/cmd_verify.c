@@ -73,6 +73,44 @@ static int verify_deep(const char *set, const char *state_dir, const char *ckpt,
 	return status;
 }
 
+/* --deep ARCHIVE: the set and checkpoint come from the archive's
+ * vmaback.json, and its chain from the state (one archive given) or the
+ * archives given. */
+static int deep_args(const char *set, const char *state_dir, const char *ckpt, char **archives,
+		     size_t n, bool quiet)
+{
+	struct vb_error err = { 0 };
+	struct vb_archive *a;
+	const struct vb_meta *m;
+	char *aset = NULL, *ack = NULL;
+	int status;
+
+	if (n == 0) {
+		if (!set)
+			return cli_usage("verify", "--deep needs --set NAME or an ARCHIVE of a "
+					 "backup set (the digests are in the set's state)");
+		return verify_deep(set, state_dir, ckpt, archives, 0, quiet);
+	}
+	if (!(a = vb_archive_open(archives[n - 1], &err)))
+		return cli_fail("verify", &err);
+	m = vb_archive_meta(a);
+	if (!set && (!m->set || !m->checkpoint)) {
+		vb_archive_free(a);
+		return cli_usage("verify", "%s is not an archive of a backup set: --deep needs "
+				 "--set NAME", archives[n - 1]);
+	}
+	aset = m->set ? strdup(m->set) : NULL;
+	ack = m->checkpoint ? strdup(m->checkpoint) : NULL;
+	vb_archive_free(a);
+	if (!ckpt)
+		ckpt = ack;
+	/* One archive: its checkpoint's chain as the state records it. */
+	status = verify_deep(set ? set : aset, state_dir, ckpt, archives, n == 1 ? 0 : n, quiet);
+	free(aset);
+	free(ack);
+	return status;
+}
+
 static int run(int argc, char **argv)
 {
 	const char *set = NULL, *state_dir = NULL, *ckpt = NULL;
@@ -102,13 +140,9 @@ static int run(int argc, char **argv)
 			return cli_bad_option("verify", argv, ch);
 		}
 	}
-	if (deep) {
-		if (!set)
-			return cli_usage("verify", "--deep needs --set NAME (the digests are in "
-					 "the set's state)");
-		return verify_deep(set, state_dir, ckpt, argv + optind, (size_t)(argc - optind),
-				   quiet);
-	}
+	if (deep)
+		return deep_args(set, state_dir, ckpt, argv + optind, (size_t)(argc - optind),
+				 quiet);
 	if (set || state_dir || ckpt)
 		return cli_usage("verify", "--set, --state-dir and --checkpoint go with --deep");
 	if (optind + 1 != argc)
@@ -124,6 +158,7 @@ const struct command cmd_verify = {
 	"Usage: vmaback verify [--quiet] ARCHIVE\n"
 	"       vmaback verify --deep --set NAME [--state-dir DIR] [--checkpoint C]\n"
 	"                      [ARCHIVE...]\n"
+	"       vmaback verify --deep [--state-dir DIR] ARCHIVE\n"
 	"\n"
 	"Reads the whole archive (a file or '-', any supported compression) and\n"
 	"runs every check of the VMA format: header and extent checksums, uuids,\n"
@@ -139,6 +174,12 @@ const struct command cmd_verify = {
 	"digest map (the latest checkpoint: a difference is reported with its\n"
 	"drive and offset) or with the map's root hash (older checkpoints). The\n"
 	"archives are those the state recorded, or the chain given, oldest first.\n"
+	"One ARCHIVE of a set (e.g. in a dump directory) names its set and\n"
+	"checkpoint itself: its chain is the one the state records. A file whose\n"
+	"SHA-256 differs does not stop the check: the chain is still decoded, and\n"
+	"that file's clusters are compared with the digests the state keeps for\n"
+	"its archive, so damage is reported with its drive and offset even where\n"
+	"a later archive replaces those clusters (or as a damaged header).\n"
 	"\n"
 	"      --deep             verify a checkpoint's chain against the state\n"
 	"      --set NAME         the backup set (with --deep)\n"

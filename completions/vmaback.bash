@@ -3,15 +3,16 @@
 # and drive names of the archive on the line (for -d and --target).
 # Self-contained: works with or without the bash-completion package.
 
-_vmaback_commands="backup restore list verify extract config merge checkpoints commit help"
+_vmaback_commands="backup restore list verify extract config merge checkpoints commit ls prune help"
 
 # Options of each command; those in _vmaback_arg_<cmd> take a value.
 _vmaback_opts_backup="--drive -d --config -c --output -o --output-cmd --force --compress
 	--zstd-level --zstd-threads --bwlimit --set --state-dir --mode --since --checkpoint
-	--no-commit --quiet --progress --log-file --json --config-file --help"
+	--no-commit --quiet --progress --log-file --json --config-file --help
+	--dumpdir --vmid --name-template --notes --protected"
 _vmaback_arg_backup="-d --drive -c --config -o --output --output-cmd --compress --zstd-level
 	--zstd-threads --bwlimit --set --state-dir --mode --since --checkpoint --progress
-	--log-file --config-file"
+	--log-file --config-file --dumpdir --vmid --name-template --notes"
 _vmaback_opts_restore="--to --target --drive -d --force --quiet --help"
 _vmaback_arg_restore="--to --target -d --drive"
 _vmaback_opts_merge="--output -o --force --compress --zstd-level --quiet --help"
@@ -28,6 +29,12 @@ _vmaback_opts_checkpoints="--set --state-dir --json --remove --help"
 _vmaback_arg_checkpoints="--set --state-dir --remove"
 _vmaback_opts_commit="--set --state-dir --help"
 _vmaback_arg_commit="--set --state-dir"
+_vmaback_opts_ls="--dumpdir --set --state-dir --json --help"
+_vmaback_arg_ls="--dumpdir --set --state-dir"
+_vmaback_opts_prune="--set --state-dir --dumpdir --keep-last --keep-hourly --keep-daily
+	--keep-weekly --keep-monthly --keep-yearly --dry-run --quiet --help"
+_vmaback_arg_prune="--set --state-dir --dumpdir --keep-last --keep-hourly --keep-daily
+	--keep-weekly --keep-monthly --keep-yearly"
 
 # _vmaback_list PROG ARCHIVE KIND: DEV (drive) or CFG (blob) names of an
 # archive, from its header only (cheap, even compressed); not for '-'.
@@ -159,9 +166,11 @@ _vmaback_value() {
 			_vmaback_words "drive-scsi0= drive-scsi1= drive-virtio0= drive-virtio1= drive-sata0= drive-ide0= drive-efidisk0=" "$cur"
 		fi
 		;;
-	backup:--output-cmd | backup:--checkpoint) COMPREPLY=() ;;
+	backup:--output-cmd | backup:--checkpoint | backup:--vmid | backup:--name-template | \
+		backup:--notes) COMPREPLY=() ;;
+	prune:--keep-*) _vmaback_words "0 1 2 3 4 5 6 7 12 24 30" "$cur" ;;
 	*:--set) _vmaback_words "$(_vmaback_sets)" "$cur" ;;
-	*:--state-dir | restore:--to) _vmaback_dirs "$cur" ;;
+	*:--state-dir | *:--dumpdir | restore:--to) _vmaback_dirs "$cur" ;;
 	backup:--since | checkpoints:--remove) _vmaback_words "$(_vmaback_ckpts "$prog")" "$cur" ;;
 	verify:--checkpoint) _vmaback_words "$(_vmaback_ckpts "$prog")" "$cur" ;;
 	extract:-d | extract:--drive | restore:-d | restore:--drive)
@@ -253,7 +262,7 @@ _vmaback() {
 	commit)
 		_vmaback_words "$(_vmaback_ckpts "$prog" pending)" "$cur"
 		;;
-	checkpoints) ;;
+	checkpoints | ls | prune) ;;
 	*)
 		_vmaback_files "$cur"
 		;;

@@ -2,12 +2,14 @@
 # values of --mode/--progress/--compress, files, backup sets, checkpoints,
 # and drive names of the archive on the line (for -d and --target).
 
-set -l __vmaback_commands backup restore list verify extract config merge checkpoints commit help
+set -l __vmaback_commands backup restore list verify extract config merge checkpoints commit ls prune help
 
 # Options that take a value (their values are not positional arguments).
 set -g __vmaback_value_opts -d --drive -c --config -o --output --output-cmd --compress \
     --zstd-level --zstd-threads --bwlimit --set --state-dir --mode --since --checkpoint \
-    --progress --log-file --config-file --to --target --remove
+    --progress --log-file --config-file --to --target --remove --dumpdir --vmid \
+    --name-template --notes --keep-last --keep-hourly --keep-daily --keep-weekly \
+    --keep-monthly --keep-yearly
 
 # The first positional argument after the command (the archive), if any.
 function __vmaback_archive
@@ -151,6 +153,8 @@ complete -c vmaback -n $nocmd -a config -d 'Print a config blob of an archive'
 complete -c vmaback -n $nocmd -a merge -d 'Merge a chain into a synthetic full archive'
 complete -c vmaback -n $nocmd -a checkpoints -d 'List or remove the checkpoints of a set'
 complete -c vmaback -n $nocmd -a commit -d 'Commit a pending checkpoint'
+complete -c vmaback -n $nocmd -a ls -d 'List the backups of a dump directory or a set'
+complete -c vmaback -n $nocmd -a prune -d 'Remove old backups of a set by keep rules'
 complete -c vmaback -n $nocmd -a help -d 'Show the help of a command'
 
 complete -c vmaback -n '__fish_seen_subcommand_from help' -a "$__vmaback_commands"
@@ -178,6 +182,11 @@ complete -c vmaback -n $b -l progress -x -a 'auto bar log none' -d 'Progress dis
 complete -c vmaback -n $b -l log-file -r -F -d 'Append messages to FILE'
 complete -c vmaback -n $b -l json -d 'Print the summary as JSON'
 complete -c vmaback -n $b -l config-file -r -F -d 'Read options from a JSON file'
+complete -c vmaback -n $b -l dumpdir -x -a '(__fish_complete_directories)' -d 'Write the archive into DIR, named as vzdump'
+complete -c vmaback -n $b -l vmid -x -d 'VM id in the archive name'
+complete -c vmaback -n $b -l name-template -x -d 'Archive name: {vmid}, {set}, {date}'
+complete -c vmaback -n $b -l notes -x -d 'Write ARCHIVE.notes'
+complete -c vmaback -n $b -l protected -d 'Create ARCHIVE.protected (prune keeps it)'
 
 # restore
 set -l r '__fish_seen_subcommand_from restore'
@@ -217,3 +226,19 @@ complete -c vmaback -n $k -l state-dir -x -a '(__fish_complete_directories)' -d 
 complete -c vmaback -n '__fish_seen_subcommand_from checkpoints' -l json -d 'Print the chain as JSON'
 complete -c vmaback -n '__fish_seen_subcommand_from checkpoints' -l remove -x -a '(__vmaback_checkpoints)' -d 'Drop a checkpoint'
 complete -c vmaback -n '__fish_seen_subcommand_from commit' -a '(__vmaback_checkpoints pending)' -d 'Pending checkpoint'
+
+# ls, prune
+set -l lp '__fish_seen_subcommand_from ls prune'
+complete -c vmaback -n $lp -l set -x -a '(__vmaback_sets)' -d 'Backup set'
+complete -c vmaback -n $lp -l state-dir -x -a '(__fish_complete_directories)' -d 'State directory'
+complete -c vmaback -n $lp -l dumpdir -x -a '(__fish_complete_directories)' -d 'Dump directory'
+complete -c vmaback -n '__fish_seen_subcommand_from ls' -l json -d 'Print JSON'
+set -l p '__fish_seen_subcommand_from prune'
+complete -c vmaback -n $p -l keep-last -x -a '0 1 2 3 5 7 10' -d 'Keep the N newest'
+complete -c vmaback -n $p -l keep-hourly -x -a '0 1 2 3 6 12 24' -d 'Newest of N hours'
+complete -c vmaback -n $p -l keep-daily -x -a '0 1 2 3 7 14 30' -d 'Newest of N days'
+complete -c vmaback -n $p -l keep-weekly -x -a '0 1 2 4 8 12' -d 'Newest of N weeks'
+complete -c vmaback -n $p -l keep-monthly -x -a '0 1 2 3 6 12' -d 'Newest of N months'
+complete -c vmaback -n $p -l keep-yearly -x -a '0 1 2 3 5 10' -d 'Newest of N years'
+complete -c vmaback -n $p -l dry-run -d 'Print what would go, and why'
+complete -c vmaback -n $p -s q -l quiet -d 'Print only what is removed'

@@ -317,7 +317,7 @@ static int decide_mode(struct vb_backup *b, struct vb_error *err)
 static int pick_checkpoint_name(struct vb_backup *b, struct vb_error *err)
 {
 	struct vb_state *s = b->o.state;
-	time_t t = time(NULL);
+	time_t t = (time_t)vb_clock_now();
 	struct tm tm;
 	char base[64];
 
@@ -622,7 +622,7 @@ int vb_backup_run(struct vb_backup *b, struct vb_writer *sink, struct vb_backup_
 		  struct vb_error *err)
 {
 	struct run r = { .b = b, .err = err, .res = res };
-	int64_t ctime = (int64_t)time(NULL);
+	int64_t ctime = vb_clock_now();
 	double t0 = now_seconds();
 	int rc = -1;
 

@@ -65,4 +65,18 @@ static inline uint64_t vb_round_sector(uint64_t size)
 	return (size + 511) & ~(uint64_t)511;
 }
 
+/* adigests.c: the digests of the clusters one archive holds, per drive. */
+struct vb_adigests {
+	uint64_t size;          /* the drive's size */
+	uint64_t n;
+	uint8_t *entries;       /* n x (u64 cluster, digest), by cluster */
+};
+/* Writes the list for drive di of checkpoint c (from its digest map and the
+ * state's bitmaps) into a new state file; *name NULL without a digest map. */
+int vb_adigests_write(struct vb_state *s, const struct vb_ckpt *c, size_t di, char **name,
+		      struct vb_error *err);
+int vb_adigests_load(struct vb_state *s, const char *file, struct vb_adigests *out,
+		     struct vb_error *err);
+const uint8_t *vb_adigests_find(const struct vb_adigests *a, uint64_t i);
+
 #endif

@@ -51,10 +51,7 @@ static json_object *drive_json(const struct vb_meta_drive_in *d)
 /* Orders the archives of a chain even within one second. */
 static int64_t now_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	return vb_clock_now_ns();
 }
 
 static int add_opt(json_object *o, const char *key, const char *v)

@@ -33,6 +33,8 @@ struct vb_state {
 	struct vb_ckpt *pending;
 	char **manifests;
 	size_t nman;
+	struct vb_pruned *pruned;  /* removed checkpoints whose archives may remain */
+	size_t npruned;
 	char *notes;
 };
 
@@ -51,6 +53,7 @@ static void ckpt_clear(struct vb_ckpt *c)
 		free(c->drives[i].bitmap);
 		free(c->drives[i].digests);
 		free(c->drives[i].digest_root);
+		free(c->drives[i].archive_digests);
 	}
 	free(c->drives);
 	free(c->name);
@@ -88,6 +91,7 @@ static int ckpt_copy(struct vb_ckpt *dst, const struct vb_ckpt *src)
 		d->bitmap = xstrdup(e->bitmap);
 		d->digests = xstrdup(e->digests);
 		d->digest_root = xstrdup(e->digest_root);
+		d->archive_digests = xstrdup(e->archive_digests);
 		if (!d->name || !d->bitmap)
 			goto fail;
 	}
@@ -192,6 +196,8 @@ static json_object *ckpt_to_json(const struct vb_ckpt *c)
 		jadd(x, "bitmap", d->bitmap);
 		jadd(x, "digests", d->digests);
 		jadd(x, "digest_root", d->digest_root);
+		if (d->archive_digests)
+			jadd(x, "archive_digests", d->archive_digests);
 		json_object_array_add(arr, x);
 	}
 	json_object_object_add(o, "drives", arr);
@@ -234,7 +240,8 @@ static int ckpt_from_json(struct vb_ckpt *c, json_object *o)
 		if (!jstr(x, "name") || !file_name_ok(jstr(x, "bitmap")) ||
 		    jint(x, "size", &size) < 0 || size <= 0)
 			goto fail;
-		if (jstr(x, "digests") && !file_name_ok(jstr(x, "digests")))
+		if ((jstr(x, "digests") && !file_name_ok(jstr(x, "digests"))) ||
+		    (jstr(x, "archive_digests") && !file_name_ok(jstr(x, "archive_digests"))))
 			goto fail;
 		d->size = (uint64_t)size;
 		d->name = xstrdup(jstr(x, "name"));
@@ -242,6 +249,7 @@ static int ckpt_from_json(struct vb_ckpt *c, json_object *o)
 		d->bitmap = xstrdup(jstr(x, "bitmap"));
 		d->digests = xstrdup(jstr(x, "digests"));
 		d->digest_root = xstrdup(jstr(x, "digest_root"));
+		d->archive_digests = xstrdup(jstr(x, "archive_digests"));
 		if (!d->name || !d->bitmap)
 			goto fail;
 	}
@@ -249,6 +257,21 @@ static int ckpt_from_json(struct vb_ckpt *c, json_object *o)
 fail:
 	ckpt_clear(c);
 	return -1;
+}
+
+static json_object *pruned_to_json(const struct vb_state *s)
+{
+	json_object *arr = json_object_new_array();
+
+	for (size_t i = 0; i < s->npruned; i++) {
+		json_object *x = json_object_new_object();
+
+		jadd(x, "checkpoint", s->pruned[i].checkpoint);
+		jadd(x, "uuid", s->pruned[i].uuid);
+		jadd(x, "archive", s->pruned[i].archive);
+		json_object_array_add(arr, x);
+	}
+	return arr;
 }
 
 static char *state_to_string(const struct vb_state *s)
@@ -267,6 +290,8 @@ static char *state_to_string(const struct vb_state *s)
 	for (size_t i = 0; i < s->nman; i++)
 		json_object_array_add(man, json_object_new_string(s->manifests[i]));
 	json_object_object_add(o, "manifests", man);
+	if (s->npruned)
+		json_object_object_add(o, "pruned", pruned_to_json(s));
 	out = xstrdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
 							JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
@@ -311,6 +336,49 @@ static int read_whole(int dirfd, const char *name, char **out, size_t *len)
 	return 0;
 }
 
+static void pruned_clear(struct vb_state *s)
+{
+	for (size_t i = 0; i < s->npruned; i++) {
+		free(s->pruned[i].checkpoint);
+		free(s->pruned[i].uuid);
+		free(s->pruned[i].archive);
+	}
+	free(s->pruned);
+	s->pruned = NULL;
+	s->npruned = 0;
+}
+
+/* "pruned": checkpoints a prune removed, whose archives it had still to
+ * delete; absent in states of older versions and when there are none. */
+static int load_pruned(struct vb_state *s, json_object *root)
+{
+	json_object *arr;
+	size_t n;
+
+	if (!json_object_object_get_ex(root, "pruned", &arr) || !arr)
+		return 0;
+	if (!json_object_is_type(arr, json_type_array))
+		return -1;
+	n = json_object_array_length(arr);
+	s->pruned = calloc(n + 1, sizeof(*s->pruned));
+	if (!s->pruned)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		json_object *x = json_object_array_get_idx(arr, i);
+		struct vb_pruned *p = &s->pruned[s->npruned];
+
+		if (!jstr(x, "checkpoint") || !jstr(x, "uuid"))
+			return -1;
+		p->checkpoint = xstrdup(jstr(x, "checkpoint"));
+		p->uuid = xstrdup(jstr(x, "uuid"));
+		p->archive = xstrdup(jstr(x, "archive"));
+		s->npruned++;
+		if (!p->checkpoint || !p->uuid)
+			return -1;
+	}
+	return 0;
+}
+
 static int load_checkpoints(struct vb_state *s, json_object *root, struct vb_error *err)
 {
 	json_object *arr, *p, *man;
@@ -352,7 +420,7 @@ static int load_checkpoints(struct vb_state *s, json_object *root, struct vb_err
 		}
 	}
 	(void)err;
-	return 0;
+	return load_pruned(s, root);
 }
 
 /* The checks of a loaded state.json, on its text (len bytes, NUL after). */
@@ -465,7 +533,9 @@ static bool referenced(const struct vb_state *s, const char *f)
 
 		for (size_t j = 0; c && j < c->ndrives; j++) {
 			if (strcmp(c->drives[j].bitmap, f) == 0 ||
-			    (c->drives[j].digests && strcmp(c->drives[j].digests, f) == 0))
+			    (c->drives[j].digests && strcmp(c->drives[j].digests, f) == 0) ||
+			    (c->drives[j].archive_digests &&
+			     strcmp(c->drives[j].archive_digests, f) == 0))
 				return true;
 		}
 	}
@@ -616,6 +686,7 @@ void vb_state_close(struct vb_state *s)
 	for (size_t i = 0; i < s->nman; i++)
 		free(s->manifests[i]);
 	free(s->manifests);
+	pruned_clear(s);
 	if (s->lockfd >= 0) {
 		/* Only the holder writes the pid: clear it, then let go. */
 		if (flock(s->lockfd, LOCK_EX | LOCK_NB) == 0)
@@ -872,6 +943,7 @@ static void clear_memory(struct vb_state *s)
 	free(s->manifests);
 	s->manifests = NULL;
 	s->nman = 0;
+	pruned_clear(s);
 }
 
 /* Publishes the state in memory; on failure memory goes back to what the
@@ -896,6 +968,11 @@ int vb_state_commit(struct vb_state *s, const struct vb_ckpt *c, bool pending,
 
 	if (ckpt_copy(&copy, c) < 0)
 		return vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
+	/* Best effort: without them, verify --deep still finds damage, but
+	 * names the drive and offset only where the chain's data is hit. */
+	for (size_t i = 0; i < copy.ndrives && !copy.drives[i].archive_digests; i++)
+		(void)vb_adigests_write(s, &copy, i, &copy.drives[i].archive_digests,
+					&(struct vb_error){ 0 });
 	grown = realloc(s->ck, (s->n + 2) * sizeof(*s->ck));
 	if (!grown) {
 		ckpt_clear(&copy);
@@ -984,7 +1061,8 @@ out:
 	return rc;
 }
 
-int vb_state_remove(struct vb_state *s, const char *name, struct vb_error *err)
+/* Removes checkpoint name in memory only; on failure the caller reloads. */
+static int remove_one(struct vb_state *s, const char *name, struct vb_error *err)
 {
 	struct vb_ckpt *gone = NULL, *child;
 	size_t i;
@@ -1005,11 +1083,8 @@ int vb_state_remove(struct vb_state *s, const char *name, struct vb_error *err)
 		for (size_t k = 0; k < gone->ndrives; k++) {
 			if (strcmp(child->drives[j].name, gone->drives[k].name) != 0)
 				continue;
-			if (merge_bitmap(s, &child->drives[j], &gone->drives[k], err) < 0) {
-				clear_memory(s);
-				(void)load_state(s, &(struct vb_error){ 0 });
+			if (merge_bitmap(s, &child->drives[j], &gone->drives[k], err) < 0)
 				return -1;
-			}
 		}
 	}
 	free(child->parent);
@@ -1017,5 +1092,71 @@ int vb_state_remove(struct vb_state *s, const char *name, struct vb_error *err)
 	ckpt_clear(gone);
 	memmove(gone, gone + 1, (size_t)(s->n - i) * sizeof(*gone));
 	s->n--;
+	return 0;
+}
+
+static void reload(struct vb_state *s)
+{
+	clear_memory(s);
+	(void)load_state(s, &(struct vb_error){ 0 });
+}
+
+int vb_state_remove(struct vb_state *s, const char *name, struct vb_error *err)
+{
+	if (remove_one(s, name, err) < 0) {
+		reload(s);
+		return -1;
+	}
+	return publish_or_reload(s, err);
+}
+
+static int add_pruned(struct vb_state *s, const struct vb_ckpt *c)
+{
+	struct vb_pruned *p = realloc(s->pruned, (s->npruned + 1) * sizeof(*p));
+
+	if (!p)
+		return -1;
+	s->pruned = p;
+	p = &s->pruned[s->npruned];
+	p->checkpoint = xstrdup(c->name);
+	p->uuid = xstrdup(c->uuid);
+	p->archive = xstrdup(c->archive);
+	s->npruned++;
+	return p->checkpoint && p->uuid && (p->archive || !c->archive) ? 0 : -1;
+}
+
+int vb_state_prune(struct vb_state *s, const char *const *names, size_t n,
+		   struct vb_error *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct vb_ckpt *c = vb_state_find(s, names[i]);
+
+		if (c && add_pruned(s, c) < 0) {
+			reload(s);
+			return vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
+		}
+		if (remove_one(s, names[i], err) < 0) {
+			reload(s);
+			return -1;
+		}
+	}
+	return publish_or_reload(s, err);
+}
+
+size_t vb_state_pruned_count(const struct vb_state *s)
+{
+	return s->npruned;
+}
+
+const struct vb_pruned *vb_state_pruned_get(const struct vb_state *s, size_t i)
+{
+	return i < s->npruned ? &s->pruned[i] : NULL;
+}
+
+int vb_state_forget_pruned(struct vb_state *s, struct vb_error *err)
+{
+	if (!s->npruned)
+		return 0;
+	pruned_clear(s);
 	return publish_or_reload(s, err);
 }

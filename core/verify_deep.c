@@ -93,7 +93,11 @@ static int chain_of(const struct vb_state *s, const struct vb_ckpt *c, const cha
 	return vb_error_set(err, VB_E_INVALID, 0, "the checkpoint chain of %s loops", c->name);
 }
 
+/* Each archive's bytes against its manifest. A file that differs is named
+ * in *bad (the first one) and the chain is still decoded, so the damage is
+ * also found by drive and offset where it touches restored data. */
 static int check_manifests(const struct vb_state *s, const char *const *paths, size_t n,
+			   const struct vb_ckpt **damaged, char *bad, size_t badlen,
 			   struct vb_error *err)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -109,11 +113,76 @@ static int check_manifests(const struct vb_state *s, const char *const *paths, s
 		if (file_sha256(paths[i], sha, err) < 0)
 			return -1;
 		if (strcmp(sha, c->archive_sha256) != 0)
-			return vb_error_set(err, VB_E_INVALID, 0, "%s: its SHA-256 differs from the "
-					    "manifest of checkpoint %s: the file changed or was "
-					    "damaged after it was written", paths[i], c->name);
+			damaged[i] = c;
+		if (strcmp(sha, c->archive_sha256) != 0 && !bad[0])
+			snprintf(bad, badlen, "%s: its SHA-256 differs from the manifest of "
+				 "checkpoint %s: the file changed or was damaged after it was "
+				 "written", paths[i], c->name);
 	}
 	return 0;
+}
+
+/* Where one archive differs from what it held when written: its clusters
+ * against the digests recorded for that archive. Appends what it finds. */
+static void locate(struct vb_state *s, const struct vb_ckpt *c, const char *path, char *out,
+		   size_t outlen)
+{
+	struct vb_error err = { 0 };
+	struct vb_archive *a = vb_archive_open(path, &err);
+	struct vb_adigests *ad = calloc(c->ndrives + 1, sizeof(*ad));
+	struct vma_cluster cl;
+	size_t len = strlen(out);
+	int r = -1;
+
+	for (size_t i = 0; a && ad && i < c->ndrives; i++)
+		if (!c->drives[i].archive_digests ||
+		    vb_adigests_load(s, c->drives[i].archive_digests, &ad[i], &err) < 0)
+			goto out;
+	while (a && ad && (r = vb_archive_next_cluster(a, &cl, &err)) == 1) {
+		const struct vb_ckpt_drive *d;
+		const uint8_t *want;
+		uint8_t got[DIGEST_LEN];
+		uint64_t off = (uint64_t)cl.cluster_num * VMA_CLUSTER_SIZE;
+
+		if (cl.dev_id == 0 || cl.dev_id > c->ndrives)
+			break;
+		d = &c->drives[cl.dev_id - 1];
+		want = vb_adigests_find(&ad[cl.dev_id - 1], cl.cluster_num);
+		if (!want || off >= d->size ||
+		    digest_cluster(cl.data, d->size - off < VMA_CLUSTER_SIZE ?
+				   (size_t)(d->size - off) : VMA_CLUSTER_SIZE, got) < 0 ||
+		    memcmp(got, want, DIGEST_LEN) == 0)
+			continue;
+		snprintf(out + len, outlen - len, "; in %s: drive %s: the data at offset %" PRIu64
+			 " (cluster %" PRIu32 ") differs from what was backed up", path, d->name,
+			 off, cl.cluster_num);
+		goto out;
+	}
+	if (r < 0 && err.msg[0] && !strstr(out, err.msg))
+		snprintf(out + len, outlen - len, "; %.400s", err.msg);
+out:
+	for (size_t i = 0; ad && i < c->ndrives; i++)
+		free(ad[i].entries);
+	free(ad);
+	vb_archive_free(a);
+}
+
+/* The data check failed (err) or passed; a damaged file is reported too. */
+static int manifest_verdict(const char *bad, const char *ckpt, int rc, struct vb_error *err)
+{
+	size_t len;
+
+	if (!bad[0] || (rc < 0 && err->cls == VB_E_CANCELED))
+		return rc;
+	if (rc < 0) {
+		len = strlen(err->msg);
+		snprintf(err->msg + len, sizeof(err->msg) - len, "; %s", bad);
+		err->cls = VB_E_INVALID;
+		return -1;
+	}
+	return vb_error_set(err, VB_E_INVALID, 0, "%s (what checkpoint %s restores is intact: "
+			    "the damage is in clusters later archives replace, or in the "
+			    "archive's headers)", bad, ckpt);
 }
 
 struct drive_check {
@@ -212,6 +281,8 @@ int vb_verify_deep(const struct vb_deep_opts *o, struct vb_deep_result *res,
 	struct vb_chain *chain = NULL;
 	struct vma_cluster cl;
 	size_t n = o->narchives;
+	const struct vb_ckpt **damaged = NULL;
+	char bad[900] = "";
 	int rc = -1, r;
 
 	memset(res, 0, sizeof(*res));
@@ -222,8 +293,17 @@ int vb_verify_deep(const struct vb_deep_opts *o, struct vb_deep_result *res,
 	snprintf(res->checkpoint, sizeof(res->checkpoint), "%s", c->name);
 	if (n == 0) {
 		if (chain_of(o->state, c, &paths, &n, err) < 0 ||
-		    check_manifests(o->state, paths, n, err) < 0)
+		    !(damaged = calloc(n + 1, sizeof(*damaged))) ||
+		    check_manifests(o->state, paths, n, damaged, bad, sizeof(bad), err) < 0) {
+			if (!damaged)
+				vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
 			goto out;
+		}
+		for (size_t i = 0; i < n; i++)
+			if (damaged[i]) {
+				locate(o->state, damaged[i], paths[i], bad, sizeof(bad));
+				break;
+			}
 	}
 	chain = vb_chain_open(n == o->narchives ? o->archives : paths, n, err);
 	dc = calloc(c->ndrives + 1, sizeof(*dc));
@@ -263,7 +343,8 @@ out:
 			close(dc[i].fd);
 	}
 	free(dc);
+	free(damaged);
 	free(paths);
 	vb_chain_free(chain);
-	return rc;
+	return manifest_verdict(bad, res->checkpoint, rc, err);
 }

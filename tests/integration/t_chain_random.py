@@ -192,6 +192,7 @@ class Test:
             for dr in c["drives"]:
                 used.add(dr.get("bitmap"))
                 used.add(dr.get("digests"))
+                used.add(dr.get("archive_digests"))
         return sorted(names - used)
 
     # ------------------------------------------------------------ disks

@@ -402,7 +402,7 @@ st = json.load(open(os.path.join(d, "state.json")))
 used = {"state.json", "lock"} | set(st["manifests"])
 for c in st["checkpoints"] + ([st["pending"]] if st["pending"] else []):
     for x in c["drives"]:
-        used |= {x["bitmap"], x["digests"]} - {None}
+        used |= {x["bitmap"], x["digests"], x.get("archive_digests")} - {None}
 extra = set(os.listdir(d)) - used
 assert not extra, extra
 missing = used - set(os.listdir(d))

@@ -26,14 +26,14 @@ expect_comp() {
 	[ "$got" = "$want" ] || fail "completing [vmaback $*] gave [$got], expected [$want]"
 }
 
-ALL_COMMANDS="backup checkpoints commit config extract help list merge restore verify"
+ALL_COMMANDS="backup checkpoints commit config extract help list ls merge prune restore verify"
 
 bash_commands() {
 	expect_comp "backup" b
 	expect_comp "$ALL_COMMANDS" ""
 	expect_comp "checkpoints commit config" c
 	expect_comp "--help --version" --
-	expect_comp "list" help l
+	expect_comp "list ls" help l
 	expect_comp "$ALL_COMMANDS" help ""
 	expect_comp "" help list ""
 	expect_comp "--help --json" list --
@@ -44,6 +44,11 @@ bash_commands() {
 	expect_comp "--config --help -c" config -
 	expect_comp "--help --json --remove --set --state-dir" checkpoints -
 	expect_comp "--help --set --state-dir" commit -
+	expect_comp "--dumpdir --help --json --set --state-dir" ls -
+	expect_comp "--keep-daily --keep-hourly --keep-last --keep-monthly --keep-weekly --keep-yearly" prune --keep
+	expect_comp "--dry-run --dumpdir" prune --d
+	expect_comp "0 1 12 2 24 3 30 4 5 6 7" prune --keep-daily ""
+	expect_comp "--dumpdir" backup --du
 	expect_comp "" frobnicate ""
 }
 
@@ -66,7 +71,8 @@ bash_backup_options() {
 	local o
 	for o in --drive --config -o --output --output-cmd --force --compress --zstd-level \
 		--zstd-threads --bwlimit --set --state-dir --mode --since --checkpoint --no-commit \
-		--quiet --progress --log-file --json --config-file --help; do
+		--quiet --progress --log-file --json --config-file --help --dumpdir --vmid \
+		--name-template --notes --protected; do
 		bcomp backup - | tr ' ' '\n' | grep -qx -- "$o" || fail "backup does not complete $o"
 	done
 }
@@ -133,7 +139,9 @@ all_shells_cover_cli() {
 		for w in $ALL_COMMANDS drive config output output-cmd force compress zstd-level \
 			zstd-threads bwlimit set state-dir mode since checkpoint no-commit quiet \
 			progress log-file json config-file version to target deep remove \
-			incremental differential auto bar log none; do
+			incremental differential auto bar log none dumpdir vmid name-template notes \
+			protected keep-last keep-hourly keep-daily keep-weekly keep-monthly keep-yearly \
+			dry-run; do
 			grep -q -- "$w" "$COMPDIR/$f" || fail "$f does not mention $w"
 		done
 	done
