@@ -289,7 +289,7 @@ class Loop:
         used = set(st.get("manifests") or [])
         for c in st["checkpoints"] + ([st["pending"]] if st.get("pending") else []):
             for x in c["drives"]:
-                used |= {x["bitmap"], x.get("digests")} - {None}
+                used |= {x["bitmap"], x.get("digests"), x.get("archive_digests")} - {None}
         missing = used - set(os.listdir(d))
         if missing:
             raise Violation("state.json names files that do not exist: %s" % sorted(missing))
