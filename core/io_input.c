@@ -502,6 +502,16 @@ static ssize_t ahead_read(struct vb_reader *r, unsigned char *buf, size_t len,
 	return (ssize_t)done;
 }
 
+/* The helper's memory, once its thread ended (or never started). */
+static void ahead_destroy(struct ahead *a)
+{
+	pthread_mutex_destroy(&a->lock);
+	pthread_cond_destroy(&a->filled);
+	pthread_cond_destroy(&a->freed);
+	free(a->ring);
+	free(a);
+}
+
 static void ahead_free(struct vb_reader *r)
 {
 	struct ahead *a = r->ahead;
@@ -513,11 +523,7 @@ static void ahead_free(struct vb_reader *r)
 	pthread_cond_signal(&a->freed);
 	pthread_mutex_unlock(&a->lock);
 	pthread_join(a->thread, NULL);
-	pthread_mutex_destroy(&a->lock);
-	pthread_cond_destroy(&a->filled);
-	pthread_cond_destroy(&a->freed);
-	free(a->ring);
-	free(a);
+	ahead_destroy(a);
 	r->ahead = NULL;
 }
 
@@ -551,11 +557,7 @@ static void ahead_start(struct vb_reader *r)
 	rc = pthread_create(&a->thread, NULL, ahead_thread, r);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc != 0) {
-		pthread_mutex_destroy(&a->lock);
-		pthread_cond_destroy(&a->filled);
-		pthread_cond_destroy(&a->freed);
-		free(a->ring);
-		free(a);
+		ahead_destroy(a);
 		r->ahead = NULL;
 	}
 }
