@@ -211,6 +211,12 @@ modes() {
 	run vb merge -o m.vma a.vma
 	expect_rc 0
 	mode_is m.vma 600
+	# A dump directory's archive and its .notes, .protected and .log.
+	mkdir dump
+	run vb backup -d a=a.raw --dumpdir dump --vmid 7 --notes n --protected --quiet
+	expect_rc 0
+	for f in dump/*; do mode_is "$f" 600; done
+	[ "$(ls dump | wc -l)" = 4 ] || fail "dump directory holds $(ls dump)"
 }
 
 # Links planted in the target: never followed, never replaced without --force.
