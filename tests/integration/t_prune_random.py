@@ -4,7 +4,7 @@
 """Seeded random test of vmaback's prune.
 
 Environment: VMABACK (the binary), T_WORK (a scratch directory), SEED (default:
-random, always printed), BUDGET (seconds, default 20; 10 under the sanitizers,
+20261123; SEED=random picks one; always printed), BUDGET (seconds, default 20; 10 under the sanitizers,
 where ASAN_OPTIONS is set, with shorter series), MIN_SERIES (default 2; 1
 under the sanitizers), VERBOSE=1.
 
@@ -97,7 +97,13 @@ class Test:
         self.mounted = os.geteuid() == 0 and subprocess.run(
             ["mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", self.work],
             capture_output=True).returncode == 0
-        self.seed = int(os.environ.get("SEED") or random.randrange(1 << 30))
+        # Fixed by default, so that CI runs the same series every time;
+        # SEED=random explores new ones.
+        seed = os.environ.get("SEED")
+        if seed == "random":
+            self.seed = random.SystemRandom().randrange(1, 1 << 30)
+        else:
+            self.seed = int(seed) if seed else 20261123
         self.rng = random.Random(self.seed)
         san = bool(os.environ.get("ASAN_OPTIONS"))
         self.budget = float(os.environ.get("BUDGET") or (10 if san else 20))
