@@ -110,6 +110,20 @@ _vmaback_words() {
 	COMPREPLY=($(compgen -W "$1" -- "$2"))
 }
 
+# _vmaback_name_file NAMES CUR: NAME=FILE: a name of NAMES (one per line)
+# followed by '=', then a file name after the '='.
+_vmaback_name_file() {
+	if [[ $2 == *=* ]]; then
+		local name=${2%%=*}
+		_vmaback_files "${2#*=}"
+		COMPREPLY=("${COMPREPLY[@]/#/$name=}")
+	else
+		compopt -o nospace 2>/dev/null
+		local IFS=$'\n'
+		COMPREPLY=($(compgen -S = -W "$1" -- "$2"))
+	fi
+}
+
 # _vmaback_names LIST CUR: NAME[,NAME...] completion of the part after the last comma.
 _vmaback_names() {
 	local done_part="" last=$2 IFS=$'\n'
@@ -157,35 +171,17 @@ _vmaback_value() {
 	backup:--zstd-threads) _vmaback_words "0 1 2 4 8" "$cur" ;;
 	backup:--bwlimit) _vmaback_words "800K 10M 50M 100M 1G" "$cur" ;;
 	backup:--drive | backup:-d)
-		if [[ $cur == *=* ]]; then
-			local name=${cur%%=*}
-			_vmaback_files "${cur#*=}"
-			COMPREPLY=("${COMPREPLY[@]/#/$name=}")
-		else
-			compopt -o nospace 2>/dev/null
-			_vmaback_words "drive-scsi0= drive-scsi1= drive-virtio0= drive-virtio1= drive-sata0= drive-ide0= drive-efidisk0=" "$cur"
-		fi
-		;;
+		_vmaback_name_file $'drive-scsi0\ndrive-scsi1\ndrive-virtio0\ndrive-virtio1\ndrive-sata0\ndrive-ide0\ndrive-efidisk0' "$cur" ;;
 	backup:--output-cmd | backup:--checkpoint | backup:--vmid | backup:--name-template | \
 		backup:--notes) COMPREPLY=() ;;
 	prune:--keep-*) _vmaback_words "0 1 2 3 4 5 6 7 12 24 30" "$cur" ;;
 	*:--set) _vmaback_words "$(_vmaback_sets)" "$cur" ;;
 	*:--state-dir | *:--dumpdir | restore:--to) _vmaback_dirs "$cur" ;;
-	backup:--since | checkpoints:--remove) _vmaback_words "$(_vmaback_ckpts "$prog")" "$cur" ;;
-	verify:--checkpoint) _vmaback_words "$(_vmaback_ckpts "$prog")" "$cur" ;;
+	backup:--since | checkpoints:--remove | verify:--checkpoint)
+		_vmaback_words "$(_vmaback_ckpts "$prog")" "$cur" ;;
 	extract:-d | extract:--drive | restore:-d | restore:--drive)
 		_vmaback_names "$(_vmaback_list "$prog" "${_vb_pos[0]}" DEV)" "$cur" ;;
-	restore:--target)
-		if [[ $cur == *=* ]]; then
-			local name=${cur%%=*}
-			_vmaback_files "${cur#*=}"
-			COMPREPLY=("${COMPREPLY[@]/#/$name=}")
-		else
-			compopt -o nospace 2>/dev/null
-			local IFS=$'\n'
-			COMPREPLY=($(compgen -S = -W "$(_vmaback_list "$prog" "${_vb_pos[0]}" DEV)" -- "$cur"))
-		fi
-		;;
+	restore:--target) _vmaback_name_file "$(_vmaback_list "$prog" "${_vb_pos[0]}" DEV)" "$cur" ;;
 	config:-c | config:--config) local IFS=$'\n'
 		COMPREPLY=($(compgen -W "$(_vmaback_list "$prog" "${_vb_pos[0]}" CFG)" -- "$cur")) ;;
 	*) _vmaback_files "$cur" ;; # -o, --config, --log-file, --config-file

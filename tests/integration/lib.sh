@@ -253,11 +253,11 @@ extent_offsets() {
 	done
 }
 
-# flip FILE OFFSET: inverts every bit of one byte.
+# flip FILE OFFSET [MASK]: inverts the bits of MASK (default 255: all) in one byte.
 flip() {
 	local b
 	b=$(od -An -tu1 -j "$2" -N 1 "$1" | tr -d ' ')
-	printf "$(printf '\\%03o' $((b ^ 255)))" |
+	printf "$(printf '\\%03o' $((b ^ ${3:-255})))" |
 		dd of="$1" bs=1 seek="$2" conv=notrunc status=none
 }
 

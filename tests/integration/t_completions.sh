@@ -103,6 +103,7 @@ bash_files() {
 	rand disk.img 10
 	rand disk2.img 10
 	mkdir dir
+	expect_comp "drive-sata0= drive-scsi0= drive-scsi1=" backup --drive drive-s
 	expect_comp "disk.img disk2.img" backup --drive drive-scsi0 = dis
 	expect_comp "drive-scsi0=disk.img drive-scsi0=disk2.img" backup --drive drive-scsi0=dis
 	expect_comp "disk.img disk2.img" backup --config dis

@@ -179,14 +179,6 @@ prune_locked() {
 	expect_out 'no keep rule given'
 }
 
-# flipbit FILE OFFSET BIT: inverts one bit.
-flipbit() {
-	local b
-	b=$(od -An -tu1 -j "$2" -N 1 "$1" | tr -d ' ')
-	printf "$(printf '\\%03o' $((b ^ (1 << $3))))" |
-		dd of="$1" bs=1 seek="$2" conv=notrunc status=none
-}
-
 # One flipped bit anywhere in a chain's archives: verify --deep exits 3 and
 # names the damaged file, and the drive and offset of damaged data (also in
 # clusters the newer archive replaces), or the damaged header or extent.
@@ -207,7 +199,7 @@ deep_flipped_bits() {
 		if ((i % 3 == 0)); then f=$full; o=full.orig; else f=$inc; o=inc.orig; fi
 		size=$(stat -c %s "$f")
 		pos=$(((RANDOM * 32768 + RANDOM) % size))
-		flipbit "$f" "$pos" $((i % 8))
+		flip "$f" "$pos" $((1 << (i % 8)))
 		run vb verify --deep "$inc" --state-dir "$SD"
 		expect_rc 3
 		expect_err "$(basename "$f")"
