@@ -33,19 +33,6 @@ static int fd_write_cb(void *opaque, const void *buf, size_t len)
 	return 0;
 }
 
-static ssize_t fd_read_cb(void *opaque, void *buf, size_t len)
-{
-	struct fdio *io = opaque;
-
-	for (;;) {
-		ssize_t n = read(io->fd, buf, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		return n < 0 ? -errno : n;
-	}
-}
-
 /* A digest map being read in cluster order. */
 struct map_in {
 	struct fdio io;
@@ -61,7 +48,7 @@ static int map_in_open(struct run *r, struct map_in *m, const char *file, uint64
 	m->io.fd = vb_state_open_file(r->b->o.state, file, r->err);
 	if (m->io.fd < 0)
 		return -1;
-	m->rd = digest_reader_new(fd_read_cb, &m->io);
+	m->rd = digest_reader_new(vb_fd_read_cb, &m->io.fd);
 	if (!m->rd)
 		return vb_error_set(r->err, VB_E_FAIL, ENOMEM, "out of memory");
 	rc = digest_reader_start(m->rd, &msize, &nclusters);
@@ -473,7 +460,7 @@ int job_check_map(struct vb_state *s, const struct vb_ckpt_drive *d, uint64_t si
 	io.fd = vb_state_open_file(s, d->digests, err);
 	if (io.fd < 0)
 		return -1;
-	rd = digest_reader_new(fd_read_cb, &io);
+	rd = digest_reader_new(vb_fd_read_cb, &io.fd);
 	if (!rd) {
 		vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
 		goto out;
