@@ -26,51 +26,82 @@ CFLAGS += -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
 LDFLAGS += $(EXTRA_LDFLAGS)
 LDLIBS += $(PKG_LIBS) -lpthread
 
-LIB_SRCS = $(wildcard vma/*.c) $(wildcard bitmap/*.c) $(wildcard core/*.c)
-CLI_SRCS = $(wildcard cli/*.c)
+# The modules, from the bottom up, and what each may use (design.md §2):
+# each builds into its own static library; a module's unit test links only
+# it and the libraries below it, so a wrong dependency fails to link, and
+# its private header (*_int.h) refuses to be included from outside it.
+EMPTY :=
+SPACE := $(EMPTY) $(EMPTY)
+MODULES = vma bitmap base io source store archive backup restore catalog cli
+DEPS_vma =
+DEPS_bitmap =
+DEPS_base =
+DEPS_io = base
+DEPS_source = io base bitmap
+DEPS_store = io base bitmap
+DEPS_archive = io base vma
+DEPS_backup = source archive store io base vma bitmap
+DEPS_restore = archive source store io base bitmap vma
+DEPS_catalog = archive store io base bitmap vma
+DEPS_cli = catalog restore backup archive store source io base bitmap vma
+DIR_vma = vma
+DIR_bitmap = bitmap
+DIR_cli = cli
+$(foreach m,base io source store archive backup restore catalog,$(eval DIR_$(m) = core/$(m)))
+
+SRCS_OF = $(filter-out cli/main.c,$(wildcard $(DIR_$(1))/*.c))
+LIB_OF = $(B)/lib/libvb_$(1).a
+# A module's library followed by those it may use, in link order.
+LIBS_FOR = $(call LIB_OF,$(1)) $(foreach d,$(DEPS_$(1)),$(call LIB_OF,$(d)))
+ALL_LIBS = $(call LIBS_FOR,cli)
+
 UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 TOOL_SRCS = $(wildcard tests/tools/*.c)
-
-LIB_OBJS = $(LIB_SRCS:%.c=$(B)/%.o)
-CLI_OBJS = $(filter-out $(B)/cli/main.o,$(CLI_SRCS:%.c=$(B)/%.o))
-# Everything but main(): the binary, the unit tests and the fuzz targets link it.
-LIBS_A = $(B)/libvmaback_cli.a $(B)/libvmaback.a
 UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 TOOL_BINS = $(TOOL_SRCS:tests/tools/%.c=$(B)/tools/%)
-HEADERS = $(wildcard */*.h) $(wildcard tests/unit/*.h)
+HEADERS = $(wildcard */*.h) $(wildcard core/*/*.h) $(wildcard tests/unit/*.h)
 
-.PHONY: man all deps check check-fast check-san check-valgrind unit integration demo bench \
-	fuzz stress install uninstall clean tools
+.PHONY: man all deps check check-fast check-san check-valgrind check-layers unit integration \
+	demo bench fuzz stress install uninstall clean tools
 
 all: $(B)/vmaback
 
 deps:
 	@sh scripts/deps.sh
 
-$(B)/%.o: %.c $(HEADERS)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+# Objects of module M are built with -DVB_MODULE_M: the key to its private header.
+define MODULE_RULES
+$(B)/$(DIR_$(1))/%.o: $(DIR_$(1))/%.c $$(HEADERS)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS) -DVB_MODULE_$(1) -c -o $$@ $$<
 
-$(B)/libvmaback.a: $(LIB_OBJS)
-	@mkdir -p $(dir $@)
-	rm -f $@
-	$(AR) rcs $@ $^
+$(call LIB_OF,$(1)): $(patsubst %.c,$(B)/%.o,$(call SRCS_OF,$(1)))
+	@mkdir -p $$(dir $$@)
+	rm -f $$@
+	$$(AR) rcs $$@ $$^
 
-$(B)/libvmaback_cli.a: $(CLI_OBJS)
-	@mkdir -p $(dir $@)
-	rm -f $@
-	$(AR) rcs $@ $^
+# test_M.c is module M's unit test: inside the module, linked with M and below.
+$(B)/tests/test_$(1): tests/unit/test_$(1).c $(call LIBS_FOR,$(1)) $$(HEADERS)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS) -DVB_MODULE_$(1) $$(LDFLAGS) -o $$@ $$< $(call LIBS_FOR,$(1)) \
+		$$(LDLIBS) $$(CMOCKA_LIBS) $$(TEST_LDFLAGS_$(1))
+endef
+$(foreach m,$(MODULES),$(eval $(call MODULE_RULES,$(m))))
 
-$(B)/vmaback: $(B)/cli/main.o $(LIBS_A)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(B)/cli/main.o $(LIBS_A) $(LDLIBS)
-
-$(B)/tests/%: tests/unit/%.c $(LIBS_A) $(HEADERS)
+$(B)/cli/main.o: cli/main.c $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBS_A) $(LDLIBS) $(CMOCKA_LIBS)
+	$(CC) $(CFLAGS) -DVB_MODULE_cli -c -o $@ $<
 
-$(B)/tools/%: tests/tools/%.c $(LIBS_A) $(HEADERS)
+$(B)/vmaback: $(B)/cli/main.o $(ALL_LIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(B)/cli/main.o $(ALL_LIBS) $(LDLIBS)
+
+$(B)/tools/%: tests/tools/%.c $(ALL_LIBS) $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBS_A) $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(ALL_LIBS) $(LDLIBS)
+
+# Every #include of a module names only itself and the modules it may use.
+check-layers:
+	@sh scripts/check-layers.sh $(foreach m,$(MODULES),$(m):$(DIR_$(m)):$(subst $(SPACE),+,$(DEPS_$(m))))
 
 tools: $(TOOL_BINS)
 
@@ -81,7 +112,7 @@ unit: $(UNIT_BINS)
 integration: $(B)/vmaback $(TOOL_BINS)
 	@VMABACK=$(CURDIR)/$(B)/vmaback TOOLS=$(CURDIR)/$(B)/tools sh tests/integration/run.sh
 
-check-fast: unit integration
+check-fast: check-layers unit integration
 
 # The whole suite, plain and under ASan+UBSan (the kill loop runs fewer
 # times there: KILL_RUNS, default 15).
@@ -128,13 +159,16 @@ bench: deps
 FUZZ_SECONDS ?= 30
 FUZZ_FLAGS = -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer -g -O1
 FUZZ_SRCS = $(wildcard tests/fuzz/fuzz_*.c)
+# A fuzz target reaching into a module's private interface names it here.
+FUZZ_MODULE_fuzz_state_loader = store
 fuzz: deps
 	$(MAKE) B=build-fuzz CC=clang EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined" \
-		build-fuzz/libvmaback.a build-fuzz/libvmaback_cli.a
+		$(subst $(B)/,build-fuzz/,$(ALL_LIBS))
 	@set -e; mkdir -p build-fuzz/bin; for f in $(FUZZ_SRCS); do \
 		n=$$(basename $$f .c); \
-		clang $(CFLAGS) $(FUZZ_FLAGS) -o build-fuzz/bin/$$n $$f build-fuzz/libvmaback_cli.a \
-			build-fuzz/libvmaback.a $(LDLIBS); \
+		mod=$$(sed -n "s/^FUZZ_MODULE_$$n = //p" Makefile); \
+		clang $(CFLAGS) $${mod:+-DVB_MODULE_$$mod} $(FUZZ_FLAGS) -o build-fuzz/bin/$$n $$f \
+			$(subst $(B)/,build-fuzz/,$(ALL_LIBS)) $(LDLIBS); \
 		mkdir -p tests/fuzz/corpus/$$n build-fuzz/corpus/$$n; \
 		echo "== $$n for $(FUZZ_SECONDS)s"; \
 		build-fuzz/bin/$$n -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \

@@ -3,6 +3,10 @@
 #ifndef VMABACK_BITMAP_INT_H
 #define VMABACK_BITMAP_INT_H
 
+#ifndef VB_MODULE_bitmap
+#error "bitmap/bitmap_int.h is private to bitmap/: include bitmap/bitmap.h"
+#endif
+
 #include <stdint.h>
 
 #define BITMAP_MAGIC "VBBM"

@@ -7,7 +7,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "core/core.h"
+#include "core/archive/archive.h"
+#include "core/backup/backup.h"
+#include "core/base/base.h"
+#include "core/catalog/catalog.h"
+#include "core/io/io.h"
+#include "core/restore/restore.h"
+#include "core/source/source.h"
+#include "core/store/store.h"
 
 enum exit_status {
 	EXIT_OK = 0,

@@ -42,12 +42,6 @@ static const char *out_name(const struct backup_args *a)
 	return strcmp(a->out, "-") == 0 ? "(standard output)" : a->out;
 }
 
-static void hexstr(const uint8_t *d, size_t n, char *out)
-{
-	for (size_t i = 0; i < n; i++)
-		snprintf(out + 2 * i, 3, "%02x", d[i]);
-}
-
 static const char *ckpt_state(const struct vb_backup_result *r)
 {
 	if (!r->checkpoint[0])
@@ -94,11 +88,8 @@ static void summary(const struct backup_args *a, const struct vb_backup_result *
 {
 	char total[32], rd[32], zero[32], arch[32], uuid[40], sha[65], dirty[64] = "";
 
-	snprintf(uuid, sizeof(uuid), "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-		 "%02x%02x%02x%02x%02x%02x", r->uuid[0], r->uuid[1], r->uuid[2], r->uuid[3],
-		 r->uuid[4], r->uuid[5], r->uuid[6], r->uuid[7], r->uuid[8], r->uuid[9],
-		 r->uuid[10], r->uuid[11], r->uuid[12], r->uuid[13], r->uuid[14], r->uuid[15]);
-	hexstr(r->sha256, 32, sha);
+	vb_uuid_format(r->uuid, uuid);
+	vb_hex(r->sha256, 32, sha);
 	if (a->json)
 		summary_json(a, r, uuid, sha);
 	cli_format_size(r->total_size, total, sizeof(total));

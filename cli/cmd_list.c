@@ -15,13 +15,6 @@ static const struct option list_options[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-static void uuid_str(const uint8_t u[VMA_UUID_LEN], char out[37])
-{
-	snprintf(out, 37,
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-		 u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11],
-		 u[12], u[13], u[14], u[15]);
-}
 
 static void list_text(struct vb_archive *a)
 {
@@ -63,7 +56,7 @@ static void list_json(struct vb_archive *a)
 	uint8_t uuid[VMA_UUID_LEN];
 
 	vma_reader_uuid(r, uuid);
-	uuid_str(uuid, u);
+	vb_uuid_format(uuid, u);
 	json_object_object_add(o, "uuid", json_object_new_string(u));
 	json_object_object_add(o, "ctime", json_object_new_int64(vma_reader_ctime(r)));
 	json_object_object_add(o, "compression", json_object_new_string(

@@ -3,6 +3,10 @@
 #ifndef VMABACK_VMA_INT_H
 #define VMABACK_VMA_INT_H
 
+#ifndef VB_MODULE_vma
+#error "vma/vma_int.h is private to vma/: include vma/vma.h"
+#endif
+
 #include <stdarg.h>
 #include <stdint.h>
 #include <string.h>

@@ -3,6 +3,10 @@
 #ifndef VMABACK_VMA_READER_INT_H
 #define VMABACK_VMA_READER_INT_H
 
+#ifndef VB_MODULE_vma
+#error "vma/vma_reader_int.h is private to vma/: include vma/vma.h"
+#endif
+
 #include "vma/vma_int.h"
 
 /* Seen clusters of one device: a three-level radix of bitmaps allocated on

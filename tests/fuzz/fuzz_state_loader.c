@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/core.h"
+#include "core/store/store_int.h"
 
 static void walk(const struct vb_state *s)
 {

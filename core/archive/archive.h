@@ -1,0 +1,125 @@
+/* archive.h: opening and checking archives (one, or a chain of them read as one
+ * merged stream), vmaback.json, the archive header builder. Uses io, vma. */
+#ifndef VMABACK_ARCHIVE_H
+#define VMABACK_ARCHIVE_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/base/base.h"
+#include "core/io/io.h"
+#include "vma/vma.h"
+
+/* ============================================================== archives */
+
+/* What vmaback.json says about one drive (or, for a foreign archive, what
+ * the header says). */
+struct vb_meta_drive {
+	char *name;
+	unsigned dev_id;
+	uint64_t size;        /* exact size in bytes */
+	uint64_t clusters;    /* clusters the archive holds; UINT64_MAX if unknown */
+};
+
+struct vb_meta {
+	bool ours;            /* the archive carries vmaback.json */
+	char *kind;           /* "full", "incremental", "differential"; "proxmox"
+			       * for archives without vmaback.json */
+	char *tool_version;
+	char uuid[37];        /* the header's uuid */
+	int64_t ctime;
+	int64_t time_ns;      /* creation time in ns (vmaback.json), 0 if unknown */
+	char *set;            /* backup set, or NULL */
+	char *checkpoint;     /* checkpoint this archive created, or NULL */
+	char *parent_checkpoint; /* incremental/differential: the base checkpoint */
+	char *parent_uuid;    /* ... and the uuid of the archive that made it */
+	size_t ndrives;
+	struct vb_meta_drive *drives;
+};
+
+struct vb_archive;
+
+/* Opens an archive (file or "-"), detects compression, reads and checks the
+ * header and vmaback.json. Errors: VB_E_USAGE (missing file), VB_E_INVALID. */
+struct vb_archive *vb_archive_open(const char *path, struct vb_error *err);
+void vb_archive_free(struct vb_archive *a);
+struct vma_reader *vb_archive_vma(struct vb_archive *a);
+const struct vb_meta *vb_archive_meta(const struct vb_archive *a);
+enum vb_compression vb_archive_compression(const struct vb_archive *a);
+const char *vb_archive_path(const struct vb_archive *a);
+/* Next cluster: 1, 0 at the end, -1 with a VB_E_INVALID/VB_E_FAIL error. */
+int vb_archive_next_cluster(struct vb_archive *a, struct vma_cluster *c, struct vb_error *err);
+
+struct vb_verify_result {
+	unsigned drives;
+	uint64_t clusters;
+	uint64_t stored_bytes;
+	uint64_t stream_bytes;
+};
+/* Reads the whole stream with every check, then checks completeness: every
+ * cluster of every drive for full and foreign archives (but "vmstate"), the
+ * cluster counts of vmaback.json for every archive of ours. */
+int vb_verify(struct vb_archive *a, const volatile sig_atomic_t *cancel,
+	      struct vb_verify_result *res, struct vb_error *err);
+
+
+/* ============================================================== chains
+ * A full archive and the incremental/differential archives after it,
+ * checked to be one chain before anything is written, read as one merged
+ * stream in which each cluster comes once, from the newest archive. */
+
+struct vb_chain;
+
+/* Opens and checks: the first is full, every later one is incremental or
+ * differential of the same set and drives, its parent is an earlier archive
+ * of the list, the archives are in time order, none is repeated. A chain of
+ * one archive may be any full archive (Proxmox's too). */
+struct vb_chain *vb_chain_open(const char *const *paths, size_t n, struct vb_error *err);
+void vb_chain_free(struct vb_chain *c);
+/* The drives (and kind, set, checkpoint) as of the newest archive. */
+const struct vb_meta *vb_chain_meta(const struct vb_chain *c);
+size_t vb_chain_length(const struct vb_chain *c);
+struct vb_archive *vb_chain_archive(struct vb_chain *c, size_t i);
+/* The next cluster of the merged stream: 1, 0 at the end (after every
+ * archive's completeness was checked), -1 with err set. */
+int vb_chain_next(struct vb_chain *c, struct vma_cluster *out, struct vb_error *err);
+
+
+/* Completeness of one drive after the end of the stream (see vb_verify). */
+int vb_archive_check_drive(struct vb_archive *a, unsigned dev_id, struct vb_error *err);
+
+/* ============================================================== vmaback.json */
+
+#define VB_META_NAME "vmaback.json"
+
+struct vb_meta_drive_in {
+	const char *name;
+	unsigned dev_id;
+	uint64_t size;
+	uint64_t clusters;
+	const char *source;   /* "file", "block" */
+	const char *path;
+};
+
+/* What vmaback.json says of the archive as a whole. */
+struct vb_meta_archive_in {
+	const char *kind;
+	const char *set;                /* NULL: no backup set */
+	const char *checkpoint;
+	const char *parent_checkpoint;
+	const char *parent_uuid;
+};
+
+/* Builds vmaback.json for an archive. Returns a malloc'd string or NULL. */
+char *vb_meta_build(const struct vb_meta_archive_in *a, const uint8_t uuid[VMA_UUID_LEN],
+		    int64_t ctime, const struct vb_meta_drive_in *drives, size_t ndrives,
+		    struct vb_error *err);
+/* Reads the archive's metadata: vmaback.json when present (checked against
+ * the header), else the header's devices. */
+int vb_meta_load(struct vb_meta *m, struct vma_reader *r, const char *what,
+		 struct vb_error *err);
+void vb_meta_clear(struct vb_meta *m);
+
+#endif

@@ -1,0 +1,110 @@
+/* backup.h: the backup transaction: prepare every drive, one job per drive in
+ * order into one archive, grouped completion, the commit; and merge. Uses
+ * source, archive, store, io, vma, bitmap. */
+#ifndef VMABACK_BACKUP_H
+#define VMABACK_BACKUP_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/base/base.h"
+#include "core/io/io.h"
+#include "core/store/store.h"
+#include "vma/vma.h"
+
+/* ============================================================== backup */
+
+struct vb_drive {
+	const char *name;
+	const char *spec;   /* source: see vb_source_open */
+	/* The source's dirty bitmap that holds the changes since the set's
+	 * latest checkpoint (--bitmap), or NULL. */
+	const char *bitmap;
+};
+
+struct vb_progress {
+	const char *phase;          /* "scan" (finding changes) or "copy" */
+	unsigned drive_index;       /* 0-based */
+	unsigned drive_count;
+	const char *drive_name;
+	uint64_t drive_done;        /* bytes of this drive processed */
+	uint64_t drive_size;
+	uint64_t total_done;        /* bytes of all drives processed in this phase */
+	uint64_t total_size;
+	uint64_t bytes_read;        /* read from sources so far */
+	uint64_t bytes_zero;        /* holes and zero blocks not stored */
+	uint64_t bytes_out;         /* archive bytes produced (before compression) */
+};
+
+typedef void (*vb_progress_fn)(void *opaque, const struct vb_progress *p);
+
+
+struct vb_backup_opts {
+	const struct vb_drive *drives;
+	size_t ndrives;
+	const char *const *configs; /* user config files, stored by basename */
+	size_t nconfigs;
+	const volatile sig_atomic_t *cancel; /* non-zero: stop at the next cluster */
+	vb_progress_fn progress;     /* called about every 4 MiB; may be NULL */
+	void *progress_opaque;
+	/* output */
+	bool compress;               /* zstd */
+	int zstd_level, zstd_threads;
+	const char *archive_path;    /* recorded in the state; NULL if not a file */
+	/* checkpoints: without a state, a plain full backup */
+	struct vb_state *state;
+	enum vb_mode mode;
+	const char *since;           /* differential: the base checkpoint */
+	const char *checkpoint;      /* the new checkpoint's name; NULL: a timestamp */
+	bool no_commit;              /* leave the new checkpoint pending */
+	uint64_t bwlimit;            /* bytes per second read from drives; 0: none */
+	/* Find changes with the digest maps even where a source offers a dirty
+	 * bitmap (qcow2 checkpoint bitmaps are still kept up to date). */
+	bool no_source_bitmaps;
+};
+
+struct vb_backup_result {
+	const char *kind;        /* "full", "incremental", "differential" */
+	unsigned drives;
+	uint64_t total_size;     /* sum of drive sizes */
+	uint64_t bytes_read;     /* read from the sources */
+	uint64_t bytes_zero;     /* holes and all-zero blocks, not stored */
+	uint64_t bytes_unchanged; /* not read or not stored: unchanged since the base */
+	uint64_t clusters;       /* clusters in the archive */
+	uint64_t dirty_clusters; /* clusters changed since the base (incremental) */
+	uint64_t archive_bytes;  /* VMA bytes, before compression */
+	uint64_t output_bytes;   /* bytes written to the output */
+	uint8_t uuid[VMA_UUID_LEN];
+	uint8_t sha256[32];      /* of the output bytes */
+	char checkpoint[132];    /* the new checkpoint, "" without a state */
+	bool committed;          /* the checkpoint is now the latest */
+	bool pending;            /* the checkpoint waits for `vmaback commit` */
+	double seconds;
+};
+
+struct vb_backup;
+
+/* Prepares the transaction: checks every drive name, opens and sizes every
+ * source, reads every config file, decides the mode and loads the state it
+ * needs. Nothing is written. */
+struct vb_backup *vb_backup_prepare(const struct vb_backup_opts *o, struct vb_error *err);
+/* What prepare decided that a person should know, one line each, or "". */
+const char *vb_backup_notes(const struct vb_backup *b);
+/* Runs one job per drive, in order, into sink (consumed: published only when
+ * every job succeeded, discarded otherwise), then commits the checkpoint.
+ * If the archive was published but the commit failed, res->committed is
+ * false and -1 is returned. */
+int vb_backup_run(struct vb_backup *b, struct vb_writer *sink, struct vb_backup_result *res,
+		  struct vb_error *err);
+void vb_backup_free(struct vb_backup *b);
+
+/* ============================================================== merge */
+
+/* Writes the synthetic full archive of a chain into sink (consumed), which
+ * Proxmox's `vma extract` reads like any full backup. */
+int vb_merge(const char *const *paths, size_t n, struct vb_writer *sink, bool compress,
+	     int zstd_level, int zstd_threads, struct vb_error *err);
+
+#endif

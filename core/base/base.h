@@ -1,0 +1,90 @@
+/* base.h: what every module of vmaback needs: errors, the clock, names and
+ * their checks, the kinds and modes, hex and uuid formatting. Uses libc only. */
+#ifndef VMABACK_BASE_H
+#define VMABACK_BASE_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define VB_VERSION "0.1.0"
+
+/* ============================================================== errors */
+
+/* Error classes: decide the exit status in cli/. */
+enum vb_errclass {
+	VB_OK = 0,
+	VB_E_FAIL = 1,      /* an operation failed (I/O, source, output, consumer) */
+	VB_E_USAGE = 2,     /* bad arguments or bad input given by the user */
+	VB_E_INVALID = 3,   /* an archive is corrupt, truncated, or not an archive */
+	VB_E_LOCKED = 4,    /* another run holds the lock */
+	VB_E_CANCELED = 5,  /* stopped by a signal */
+};
+
+struct vb_error {
+	enum vb_errclass cls;
+	int sys_errno;      /* 0 when not a system error */
+	char msg[1024];
+};
+
+/* Sets err (when err is not NULL and holds no error yet: the first error
+ * wins) and returns -1. */
+int vb_error_set(struct vb_error *err, enum vb_errclass cls, int sys_errno,
+		 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void vb_error_clear(struct vb_error *err);
+
+/* ============================================================== clock */
+
+/* Now, in seconds and nanoseconds since the epoch: the time backups
+ * record. For tests only, VMABACK_TEST_NOW=SECONDS sets it. */
+int64_t vb_clock_now(void);
+int64_t vb_clock_now_ns(void);
+
+/* ============================================================== cancel */
+
+/* The process's cancel flag (set by a signal handler): a write blocked on a
+ * pipe whose reader stalls returns at the signal instead of resuming, when
+ * the handler is installed without SA_RESTART. */
+void vb_set_cancel(const volatile sig_atomic_t *flag);
+bool vb_canceled(void);
+
+/* ============================================================== names */
+
+/* Drive names become archive device names and file names on extraction:
+ * 1..255 bytes, no '/', no control characters, not "." or "..", and not
+ * "vmstate" (Proxmox's RAM state). Returns 0 or -1 with a VB_E_USAGE error. */
+int vb_drive_name_check(const char *name, struct vb_error *err);
+/* NAME with control characters and '\\' shown as \\xNN, cut to fit SIZE:
+ * for messages and logs. */
+void vb_name_printable(const char *name, char *out, size_t size);
+/* A name that is safe as one file name inside a directory. */
+bool vb_safe_file_name(const char *name);
+
+/* ============================================================== modes */
+
+enum vb_mode {
+	VB_MODE_AUTO = 0,    /* full when there is no usable checkpoint, else incremental */
+	VB_MODE_FULL,
+	VB_MODE_INCREMENTAL, /* changes since the latest checkpoint */
+	VB_MODE_DIFFERENTIAL /* changes since an older checkpoint (since) */
+};
+const char *vb_mode_name(enum vb_mode m);
+
+/* ============================================================== formatting */
+
+/* n bytes as 2n lowercase hex digits and a NUL. */
+void vb_hex(const uint8_t *d, size_t n, char *out);
+/* Formats a 16-byte uuid as 8-4-4-4-12 lowercase hex into out[37]. */
+void vb_uuid_format(const uint8_t uuid[16], char out[37]);
+/* Appends one line to a malloc'd string of notes for a person to read. */
+void vb_notes_add(char **notes, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Rounds a drive size up to a whole 512-byte sector, as Proxmox declares it. */
+static inline uint64_t vb_round_sector(uint64_t size)
+{
+	return (size + 511) & ~(uint64_t)511;
+}
+
+#endif

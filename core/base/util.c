@@ -1,0 +1,76 @@
+/* util.c: small helpers every module needs alike: the cancel flag, hex
+ * and uuid formatting, notes for a person to read. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/base/base.h"
+
+static const volatile sig_atomic_t *cancel_flag;
+
+void vb_set_cancel(const volatile sig_atomic_t *flag)
+{
+	cancel_flag = flag;
+}
+
+bool vb_canceled(void)
+{
+	return cancel_flag && *cancel_flag;
+}
+
+void vb_hex(const uint8_t *d, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[d[i] >> 4];
+		out[2 * i + 1] = digits[d[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+void vb_notes_add(char **notes, const char *fmt, ...)
+{
+	size_t old = *notes ? strlen(*notes) : 0;
+	char line[512];
+	va_list ap;
+	char *p;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	p = realloc(*notes, old + strlen(line) + 2);
+	if (!p)
+		return; /* a note is advice: losing it is better than failing */
+	memcpy(p + old, line, strlen(line));
+	p[old + strlen(line)] = '\n';
+	p[old + strlen(line) + 1] = '\0';
+	*notes = p;
+}
+
+void vb_uuid_format(const uint8_t u[16], char out[37])
+{
+	snprintf(out, 37,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11],
+		 u[12], u[13], u[14], u[15]);
+}
+
+const char *vb_mode_name(enum vb_mode m)
+{
+	switch (m) {
+	case VB_MODE_FULL:
+		return "full";
+	case VB_MODE_INCREMENTAL:
+		return "incremental";
+	case VB_MODE_DIFFERENTIAL:
+		return "differential";
+	default:
+		return "auto";
+	}
+}

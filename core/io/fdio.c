@@ -1,0 +1,92 @@
+/* fdio.c: the one write loop (whole writes and positioned writes, EINTR
+ * and the cancel flag) and the file-descriptor callbacks of the streaming
+ * readers and writers. */
+#include <errno.h>
+#include <stdint.h>
+#include <limits.h>
+#include <unistd.h>
+
+#include "core/io/io.h"
+
+/* Writes all of buf at off, or at the file position when off < 0. */
+static int write_loop(int fd, const void *buf, size_t len, int64_t off)
+{
+	const uint8_t *p = buf;
+
+	/* A signal that came before this write cannot end it: the write may
+	 * block for good on a stalled pipe. */
+	if (len > 0 && vb_canceled())
+		return -ECANCELED;
+	while (len > 0) {
+		ssize_t n = off < 0 ? write(fd, p, len) : pwrite(fd, p, len, (off_t)off);
+
+		/* A pipe whose reader stalls blocks until a signal, which ends
+		 * the write early: EINTR, or a short count if some went. */
+		if (n < 0 && errno == EINTR) {
+			if (vb_canceled())
+				return -ECANCELED;
+			continue;
+		}
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+		if (off >= 0)
+			off += n;
+		if (len > 0 && vb_canceled())
+			return -ECANCELED;
+	}
+	return 0;
+}
+
+int vb_write_all(int fd, const void *buf, size_t len)
+{
+	return write_loop(fd, buf, len, -1);
+}
+
+int vb_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+	if (off > INT64_MAX)
+		return -EFBIG;
+	return write_loop(fd, buf, len, (int64_t)off);
+}
+
+ssize_t vb_fd_read_cb(void *opaque, void *buf, size_t len)
+{
+	const int *fd = opaque;
+	ssize_t n;
+
+	do
+		n = read(*fd, buf, len);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n;
+}
+
+int vb_fd_write_cb(void *opaque, const void *buf, size_t len)
+{
+	return vb_write_all(*(const int *)opaque, buf, len);
+}
+
+ssize_t vb_io_read_full(int fd, void *buf, size_t len)
+{
+	unsigned char *p = buf;
+	size_t done = 0;
+
+	if (len > SSIZE_MAX)
+		len = SSIZE_MAX;
+	while (done < len) {
+		ssize_t n = read(fd, p + done, len - done);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
+}

@@ -1,0 +1,115 @@
+/* io.h: the output stack (file, descriptor and command sinks, zstd and
+ * hash filters), the input stack (detection, decompression), whole writes,
+ * the rate limiter. Uses base. */
+#ifndef VMABACK_IO_H
+#define VMABACK_IO_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/base/base.h"
+
+/* ============================================================== output stack
+ * A writer is one layer of the output: a filter (zstd, hash) or a sink
+ * (file, fd, command). Layers own the layer below them. */
+
+struct vb_writer;
+
+/* All of buf or an error; returns 0 or -1. */
+int vb_writer_write(struct vb_writer *w, const void *buf, size_t len, struct vb_error *err);
+/* Finishes the whole stack from this layer down; on failure the rest of the
+ * stack is discarded. Frees w in every case. */
+int vb_writer_close(struct vb_writer *w, struct vb_error *err);
+/* Discards the stack from this layer down and frees it; NULL is a no-op. */
+void vb_writer_discard(struct vb_writer *w);
+
+/* A regular file published atomically: written as a hidden temporary in the
+ * same directory (mode 0600), fsynced, renamed to path (refusing to replace
+ * an existing file unless force), then the directory is fsynced. The file
+ * is created at once, so a missing directory fails here. */
+struct vb_writer *vb_sink_file_new(const char *path, bool force, struct vb_error *err);
+/* The temporary's path (for a signal handler's last-resort unlink()). */
+const char *vb_sink_file_temp_path(const struct vb_writer *w);
+
+/* A file descriptor that is not owned (standard output). close flushes and
+ * reports EPIPE and write errors; it does not close fd. */
+struct vb_writer *vb_sink_fd_new(int fd, const char *what, struct vb_error *err);
+
+/* `/bin/sh -c command` in its own process group, reading the stream on its
+ * standard input (stdout and stderr are inherited). SIGPIPE must be ignored
+ * (cli/ does): a command that stops reading is an EPIPE error naming it.
+ * close succeeds only if the command exits 0; discard sends SIGTERM to its
+ * process group before closing the pipe (SIGKILL after 5 s) and reaps it. */
+struct vb_writer *vb_sink_cmd_new(const char *command, struct vb_error *err);
+/* The command's process id, also its process group (for a last-resort kill). */
+pid_t vb_sink_cmd_pid(const struct vb_writer *w);
+
+/* zstd compression filter in front of next: one frame, checksum on,
+ * level 1..19, threads 0 (single) or more workers. Owns next on success;
+ * on failure next stays the caller's (to discard). */
+struct vb_writer *vb_zstd_writer_new(struct vb_writer *next, int level, int threads,
+				     struct vb_error *err);
+
+/* SHA-256 of the bytes passing through, written to digest (32 bytes), and
+ * their count to *bytes (if not NULL), when the stack closes successfully.
+ * Owns next on success; on failure next stays the caller's. */
+struct vb_writer *vb_hash_writer_new(struct vb_writer *next, uint8_t digest[32],
+				     uint64_t *bytes, struct vb_error *err);
+
+/* ============================================================== input stack */
+
+enum vb_compression {
+	VB_COMP_NONE = 0,
+	VB_COMP_ZSTD,
+	VB_COMP_GZIP,
+	VB_COMP_LZO,
+};
+const char *vb_compression_name(enum vb_compression c);
+
+struct vb_reader;
+
+/* Opens path ("-" is standard input) and detects by content whether it is
+ * plain VMA, zstd, gzip or lzop; fails with VB_E_INVALID for anything else,
+ * including an empty input. */
+struct vb_reader *vb_input_open(const char *path, struct vb_error *err);
+/* Decompressed bytes: returns the count (0 only at the end) or -1 with err set.
+ * A truncated or corrupt compressed stream is VB_E_INVALID. */
+ssize_t vb_reader_read(struct vb_reader *r, void *buf, size_t len, struct vb_error *err);
+enum vb_compression vb_reader_compression(const struct vb_reader *r);
+/* Compressed bytes consumed from the underlying file so far. */
+uint64_t vb_reader_raw_bytes(const struct vb_reader *r);
+void vb_reader_free(struct vb_reader *r);
+
+/* ============================================================== descriptors */
+
+/* All of buf or -errno; EINTR is retried unless vb_canceled() (then
+ * -ECANCELED); pwrite_all at an offset. */
+int vb_write_all(int fd, const void *buf, size_t len);
+int vb_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
+/* Reads until len bytes or the end of the file, looping on short reads and
+ * EINTR. Returns the count (less than len only at the end) or -1 with errno
+ * set; bytes read before an error are lost, which is fine as it is fatal. */
+ssize_t vb_io_read_full(int fd, void *buf, size_t len);
+/* Callbacks for the streaming readers and writers; opaque points to an int fd. */
+ssize_t vb_fd_read_cb(void *opaque, void *buf, size_t len);
+int vb_fd_write_cb(void *opaque, const void *buf, size_t len);
+
+/* ============================================================== rate limit */
+
+struct vb_ratelimit;
+typedef double (*vb_clock_fn)(void *opaque);              /* monotonic seconds */
+typedef void (*vb_sleep_fn)(void *opaque, double seconds);
+
+/* A token bucket of rate bytes per second that saves up at most burst bytes
+ * while idle; NULL clock/sleep use the real ones. rate 0 returns NULL. */
+struct vb_ratelimit *vb_ratelimit_new(uint64_t rate, uint64_t burst, vb_clock_fn clock,
+				      vb_sleep_fn sleep_fn, void *opaque);
+/* Accounts n bytes, sleeping as long as the rate requires; -1 if cancel was
+ * set while waiting. NULL rl is no limit. */
+int vb_ratelimit_take(struct vb_ratelimit *rl, uint64_t n, const volatile sig_atomic_t *cancel);
+void vb_ratelimit_free(struct vb_ratelimit *rl);
+
+#endif

@@ -1,0 +1,30 @@
+/* io_int.h: the implementer interface of the output stack and what the
+ * layers of core/io share; private to core/io (and its unit test). */
+#ifndef VMABACK_IO_INT_H
+#define VMABACK_IO_INT_H
+
+#ifndef VB_MODULE_io
+#error "core/io/io_int.h is private to core/io: include core/io/io.h"
+#endif
+
+#include "core/io/io.h"
+
+/* Size of the buffers of the I/O layers: large, as the VMA writer and reader
+ * move extents of up to ~3.8 MiB. */
+#define VB_IO_BUFSIZE ((size_t)1 << 20)
+
+struct vb_writer_ops {
+	int (*write)(struct vb_writer *w, const void *buf, size_t len, struct vb_error *err);
+	/* success: flush, make durable, publish; releases the layer */
+	int (*close)(struct vb_writer *w, struct vb_error *err);
+	/* failure: remove anything that could look valid; releases the layer */
+	void (*discard)(struct vb_writer *w);
+};
+
+/* Every layer starts with this. */
+struct vb_writer {
+	const struct vb_writer_ops *ops;
+	uint64_t bytes_in;  /* bytes given to this layer */
+};
+
+#endif

@@ -1,0 +1,357 @@
+/* restore.c: a chain of archives restored into sparse files in a
+ * directory or onto existing block devices and files, each byte written
+ * once, new files published by rename only when everything succeeded. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/restore/restore_int.h"
+
+struct rtarget {
+	const struct vb_meta_drive *drive;
+	char *final;        /* the path the user sees */
+	char *tmp;          /* new file under a temporary name, or NULL (in place) */
+	int fd;
+	bool fresh;         /* a new sparse file: absent blocks need no write */
+	struct vb_nbd_target *nt; /* written over NBD instead of fd */
+};
+
+struct restore {
+	const struct vb_restore_opts *o;
+	struct vb_chain *chain;
+	struct rtarget *t;
+	size_t nt;
+	struct rtarget *by_dev[256];
+	struct vb_error *err;
+	bool made_dir;      /* --to DIR was created: removed again on failure */
+};
+
+/* Something is there, a dangling symbolic link included (access() follows
+ * links, so it would let a planted link be replaced without --force). */
+static bool taken(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0 || errno != ENOENT;
+}
+
+static bool wanted(const struct vb_restore_opts *o, const char *name)
+{
+	if (o->nselect == 0)
+		return true;
+	for (size_t i = 0; i < o->nselect; i++)
+		if (strcmp(o->select[i], name) == 0)
+			return true;
+	return false;
+}
+
+static const char *target_of(const struct vb_restore_opts *o, const char *name)
+{
+	for (size_t i = 0; i < o->ntargets; i++)
+		if (strcmp(o->targets[i].name, name) == 0)
+			return o->targets[i].path;
+	return NULL;
+}
+
+static bool has_drive(const struct vb_meta *m, const char *name)
+{
+	for (size_t i = 0; i < m->ndrives; i++)
+		if (strcmp(m->drives[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+static int check_names(struct restore *x)
+{
+	const struct vb_meta *m = vb_chain_meta(x->chain);
+
+	for (size_t i = 0; i < x->o->nselect; i++)
+		if (!has_drive(m, x->o->select[i]))
+			return vb_error_set(x->err, VB_E_USAGE, 0, "the archive has no drive named %s",
+					    x->o->select[i]);
+	for (size_t i = 0; i < x->o->ntargets; i++) {
+		if (!has_drive(m, x->o->targets[i].name))
+			return vb_error_set(x->err, VB_E_USAGE, 0, "--target %s: the archive has no "
+					    "drive named %s", x->o->targets[i].name,
+					    x->o->targets[i].name);
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(x->o->targets[i].name, x->o->targets[j].name) == 0)
+				return vb_error_set(x->err, VB_E_USAGE, 0, "two targets for drive %s",
+						    x->o->targets[i].name);
+	}
+	return 0;
+}
+
+/* A new file at path: a hidden temporary beside it, renamed at the end. */
+static int new_file(struct restore *x, struct rtarget *t, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char tmp[PATH_MAX];
+	int n;
+
+	if (!x->o->force && taken(path))
+		return vb_error_set(x->err, VB_E_USAGE, EEXIST, "%s exists (use --force to "
+				    "replace it)", path);
+	if (slash)
+		n = snprintf(tmp, sizeof(tmp), "%.*s/.%s.XXXXXX", (int)(slash - path), path,
+			     slash + 1);
+	else
+		n = snprintf(tmp, sizeof(tmp), ".%s.XXXXXX", path);
+	if (n < 0 || (size_t)n >= sizeof(tmp))
+		return vb_error_set(x->err, VB_E_USAGE, 0, "%s: path too long", path);
+	t->fd = mkostemp(tmp, O_CLOEXEC);
+	if (t->fd < 0)
+		return vb_error_set(x->err, errno == ENOENT ? VB_E_USAGE : VB_E_FAIL, errno,
+				    "%s: cannot create: %s", path, strerror(errno));
+	t->tmp = strdup(tmp);
+	t->final = strdup(path);
+	t->fresh = true;
+	if (!t->tmp || !t->final)
+		return vb_error_set(x->err, VB_E_FAIL, ENOMEM, "out of memory");
+	if (fchmod(t->fd, 0600) < 0 || ftruncate(t->fd, (off_t)t->drive->size) < 0)
+		return vb_error_set(x->err, VB_E_FAIL, errno, "%s: %s", path, strerror(errno));
+	return 0;
+}
+
+/* An existing block device, overwritten in place. */
+static int open_device(struct restore *x, struct rtarget *t, const char *path)
+{
+	uint64_t size = 0;
+
+	if (!x->o->force)
+		return vb_error_set(x->err, VB_E_USAGE, 0, "%s is a block device: restoring "
+				    "drive %s onto it overwrites it; add --force", path,
+				    t->drive->name);
+	t->fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (t->fd < 0)
+		return vb_error_set(x->err, VB_E_USAGE, errno, "%s: %s", path, strerror(errno));
+	if (ioctl(t->fd, BLKGETSIZE64, &size) < 0)
+		return vb_error_set(x->err, VB_E_FAIL, errno, "%s: %s", path, strerror(errno));
+	if (size < t->drive->size)
+		return vb_error_set(x->err, VB_E_USAGE, 0, "%s holds %llu bytes, drive %s needs "
+				    "%llu", path, (unsigned long long)size, t->drive->name,
+				    (unsigned long long)t->drive->size);
+	t->final = strdup(path);
+	if (!t->final)
+		return vb_error_set(x->err, VB_E_FAIL, ENOMEM, "out of memory");
+	return 0;
+}
+
+/* An existing NBD export, overwritten. */
+static int open_nbd(struct restore *x, struct rtarget *t, const char *uri)
+{
+	char what[512];
+
+	if (!x->o->force)
+		return vb_error_set(x->err, VB_E_USAGE, 0, "restoring drive %s onto the NBD export "
+				    "%s overwrites it; add --force", t->drive->name, uri);
+	snprintf(what, sizeof(what), "drive %s: %s", t->drive->name, uri);
+	t->final = strdup(uri);
+	if (!t->final)
+		return vb_error_set(x->err, VB_E_FAIL, ENOMEM, "out of memory");
+	t->nt = vb_nbd_target_uri(what, uri, t->drive->size, x->err);
+	return t->nt ? 0 : -1;
+}
+
+/* A new image file (qcow2, ...): created by qemu-img under the temporary
+ * name, written through qemu-nbd, renamed at the end like a raw file. */
+static int open_image(struct restore *x, struct rtarget *t, const char *format,
+		      const char *path)
+{
+	char what[PATH_MAX + 64];
+
+	if (new_file(x, t, path) < 0)
+		return -1;
+	close(t->fd);
+	t->fd = -1;
+	snprintf(what, sizeof(what), "drive %s: %s", t->drive->name, path);
+	t->nt = vb_nbd_target_image(what, format, t->tmp, t->drive->size, x->err);
+	return t->nt ? 0 : -1;
+}
+
+static int open_target(struct restore *x, struct rtarget *t)
+{
+	const char *path = target_of(x->o, t->drive->name);
+	char buf[PATH_MAX];
+	struct stat st;
+
+	if (path) {
+		struct vb_spec sp;
+
+		vb_spec_split(path, &sp);
+		if (sp.path[0] == '\0')
+			return vb_error_set(x->err, VB_E_USAGE, 0, "--target %s=%s: no path after "
+					    "the format", t->drive->name, path);
+		if (sp.kind == VB_SPEC_NBD)
+			return open_nbd(x, t, path);
+		if (sp.kind == VB_SPEC_IMAGE)
+			return open_image(x, t, sp.format, sp.path);
+		path = sp.path;
+		if (stat(path, &st) == 0 && S_ISBLK(st.st_mode))
+			return open_device(x, t, path);
+		if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+			return vb_error_set(x->err, VB_E_USAGE, 0, "%s is not a regular file or a "
+					    "block device", path);
+		return new_file(x, t, path);
+	}
+	if (!x->o->dir)
+		return vb_error_set(x->err, VB_E_USAGE, 0, "drive %s has no target: give --to DIR "
+				    "or --target %s=PATH", t->drive->name, t->drive->name);
+	if (!vb_safe_file_name(t->drive->name))
+		return vb_error_set(x->err, VB_E_INVALID, 0, "drive name '%s' is not a safe file "
+				    "name; refused", t->drive->name);
+	if ((size_t)snprintf(buf, sizeof(buf), "%s/disk-%s.raw", x->o->dir, t->drive->name) >=
+	    sizeof(buf))
+		return vb_error_set(x->err, VB_E_USAGE, 0, "%s: path too long", x->o->dir);
+	return new_file(x, t, buf);
+}
+
+static int open_targets(struct restore *x)
+{
+	const struct vb_meta *m = vb_chain_meta(x->chain);
+
+	x->t = calloc(m->ndrives + 1, sizeof(*x->t));
+	if (!x->t)
+		return vb_error_set(x->err, VB_E_FAIL, ENOMEM, "out of memory");
+	if (x->o->dir && mkdir(x->o->dir, 0700) == 0)
+		x->made_dir = true;
+	else if (x->o->dir && errno != EEXIST)
+		return vb_error_set(x->err, errno == ENOENT ? VB_E_USAGE : VB_E_FAIL, errno,
+				    "cannot create %s: %s", x->o->dir, strerror(errno));
+	for (size_t i = 0; i < m->ndrives; i++) {
+		struct rtarget *t = &x->t[x->nt];
+
+		if (!wanted(x->o, m->drives[i].name) || strcmp(m->drives[i].name, "vmstate") == 0)
+			continue;
+		t->fd = -1;
+		t->drive = &m->drives[i];
+		x->nt++;
+		if (open_target(x, t) < 0)
+			return -1;
+		x->by_dev[t->drive->dev_id] = t;
+	}
+	return 0;
+}
+
+/* Without force, never over something that appeared meanwhile (where the
+ * file system can tell: RENAME_NOREPLACE). */
+static int put_in_place(const char *tmp, const char *final, bool force)
+{
+	if (!force && renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (!force && errno != EINVAL)
+		return -1;
+	return rename(tmp, final);
+}
+
+static int copy(struct restore *x, struct vb_restore_result *res)
+{
+	struct vma_cluster c;
+	int rc;
+
+	while ((rc = vb_chain_next(x->chain, &c, x->err)) == 1) {
+		struct rtarget *t = x->by_dev[c.dev_id];
+
+		if (x->o->cancel && *x->o->cancel)
+			return vb_error_set(x->err, VB_E_CANCELED, EINTR, "interrupted");
+		if (!t)
+			continue;
+		res->clusters++;
+		if (t->nt) {
+			if (vb_nbd_target_put(t->nt, &c, &res->bytes_written, x->err) < 0)
+				return -1;
+			continue;
+		}
+		rc = vb_put_cluster(t->fd, &c, t->drive->size, !t->fresh, &res->bytes_written);
+		if (rc < 0)
+			return vb_error_set(x->err, VB_E_FAIL, -rc, "%s: %s", t->final, strerror(-rc));
+	}
+	return rc;
+}
+
+/* Everything written: flush, and give the new files their names. */
+static int publish(struct restore *x)
+{
+	for (size_t i = 0; i < x->nt; i++) {
+		struct rtarget *t = &x->t[i];
+		int rc;
+
+		if (t->nt) {
+			rc = vb_nbd_target_close(t->nt, x->err);
+			t->nt = NULL;
+			if (rc < 0)
+				return -1;
+			continue;
+		}
+		rc = fsync(t->fd);
+
+		if (close(t->fd) < 0)
+			rc = -1;
+		t->fd = -1;
+		if (rc < 0)
+			return vb_error_set(x->err, VB_E_FAIL, errno, "%s: %s", t->final,
+					    strerror(errno));
+	}
+	for (size_t i = 0; i < x->nt; i++) {
+		struct rtarget *t = &x->t[i];
+
+		if (!t->tmp)
+			continue;
+		if (!x->o->force && taken(t->final))
+			return vb_error_set(x->err, VB_E_USAGE, EEXIST, "%s appeared during the "
+					    "restore; not replaced", t->final);
+		if (put_in_place(t->tmp, t->final, x->o->force) < 0)
+			return vb_error_set(x->err, VB_E_FAIL, errno, "%s: %s", t->final,
+					    strerror(errno));
+		free(t->tmp);
+		t->tmp = NULL;
+	}
+	if (x->o->dir) {
+		int dfd = open(x->o->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		if (dfd >= 0) {
+			fsync(dfd);
+			close(dfd);
+		}
+	}
+	return 0;
+}
+
+int vb_restore(const struct vb_restore_opts *o, struct vb_restore_result *res,
+	       struct vb_error *err)
+{
+	struct restore x = { .o = o, .err = err };
+	int rc = -1;
+
+	memset(res, 0, sizeof(*res));
+	x.chain = vb_chain_open(o->archives, o->narchives, err);
+	if (!x.chain)
+		return -1;
+	res->archives = (unsigned)vb_chain_length(x.chain);
+	if (check_names(&x) < 0 || open_targets(&x) < 0 || copy(&x, res) < 0 || publish(&x) < 0)
+		goto out;
+	res->drives = (unsigned)x.nt;
+	rc = 0;
+out:
+	for (size_t i = 0; i < x.nt; i++) {
+		vb_nbd_target_abort(x.t[i].nt);
+		if (x.t[i].fd >= 0)
+			close(x.t[i].fd);
+		if (x.t[i].tmp)
+			unlink(x.t[i].tmp);
+		free(x.t[i].tmp);
+		free(x.t[i].final);
+	}
+	free(x.t);
+	if (rc < 0 && x.made_dir)
+		rmdir(x.o->dir); /* only if empty: nothing of another program goes */
+	vb_chain_free(x.chain);
+	return rc;
+}

@@ -1,0 +1,140 @@
+/* source.h: the drives a backup reads: raw files and block devices, NBD
+ * exports, image files QEMU understands (through qemu-nbd), and the QEMU
+ * helpers restore targets share with them. Uses bitmap, io, base. */
+#ifndef VMABACK_SOURCE_H
+#define VMABACK_SOURCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/base/base.h"
+
+struct bitmap;
+struct vb_source;
+
+/* ============================================================== sources */
+
+/* Opens a drive's source read-only. spec is
+ *   PATH         a regular file or a block device ("raw"), or a qcow2 image
+ *                when its content starts with the qcow2 magic (refused if it
+ *                names a backing or data file: give qcow2:PATH for those);
+ *   raw:PATH     a raw file or device, never probed;
+ *   qcow2:PATH, vmdk:PATH, vdi:PATH, vhdx:PATH
+ *                an image file read through a qemu-nbd that libnbd starts
+ *                (read-only, socket activation) and stops at close; kind
+ *                "qcow2", ...; backing chains are read as QEMU reads them;
+ *   nbd://HOST[:PORT]/EXPORT, nbd+unix:///EXPORT?socket=PATH, nbds://...
+ *                an NBD export ("nbd").
+ * Holes and zeros (SEEK_HOLE, NBD base:allocation) are never read.
+ * A directory, FIFO, socket or character device, a missing file or a
+ * 0-byte source is a VB_E_USAGE error naming the drive; an image another
+ * program writes (a running VM) is VB_E_LOCKED. */
+struct vb_source *vb_source_open(const char *drive, const char *spec, struct vb_error *err);
+/* Like vb_source_open, and negotiates the source's dirty bitmap NAME at
+ * connection time (qemu-nbd -B NAME, the qemu:dirty-bitmap:NAME metadata
+ * context), which vb_source_dirty_bitmap then reads; bitmap NULL is
+ * vb_source_open. Sources without bitmaps ignore it. */
+struct vb_source *vb_source_open_bitmap(const char *drive, const char *spec,
+					const char *bitmap, struct vb_error *err);
+uint64_t vb_source_size(const struct vb_source *s);
+const char *vb_source_kind(const struct vb_source *s);   /* "raw", ... */
+/* Describes the range starting at off: *len bytes (>= 1, up to max) that are
+ * all data (*data true) or all known zero (holes). */
+int vb_source_extent(struct vb_source *s, uint64_t off, uint64_t max, uint64_t *len,
+		     bool *data, struct vb_error *err);
+/* Reads exactly len bytes at off; a short read (the source shrank) or an I/O
+ * error is a VB_E_FAIL naming the drive and offset. */
+int vb_source_pread(struct vb_source *s, void *buf, size_t len, uint64_t off,
+		    struct vb_error *err);
+/* The source's own dirty bitmap NAME (clusters changed since the bitmap was
+ * started), mapped onto 64 KiB clusters: 1 with *out set, 0 when this kind
+ * of source has no bitmaps, -1 on error (no such bitmap, or one that was not
+ * negotiated by vb_source_open_bitmap: VB_E_USAGE). Reads only the bitmap
+ * (NBD block status), never the data. */
+int vb_source_dirty_bitmap(struct vb_source *s, const char *name, struct bitmap **out,
+			   struct vb_error *err);
+void vb_source_close(struct vb_source *s);
+
+/* ============================================================== specs */
+
+/* What a --drive or --target spec names. */
+enum vb_spec_kind {
+	VB_SPEC_RAW,    /* a regular file or block device, read with pread */
+	VB_SPEC_NBD,    /* an NBD URI (nbd://, nbd+unix://, nbds://, ...) */
+	VB_SPEC_IMAGE,  /* an image file served by qemu-nbd */
+};
+
+struct vb_spec {
+	enum vb_spec_kind kind;
+	const char *format;   /* image: "qcow2", "vmdk", "vdi", "vhdx" */
+	const char *path;     /* raw and image: the file (points into the spec) */
+	bool detected;        /* image: a plain path found to be qcow2 by content */
+};
+
+/* Splits spec: "FMT:PATH" for the image formats and "raw:PATH", NBD URIs,
+ * else a path, which is qcow2 if its content starts with the qcow2 magic
+ * (unreadable paths are left to the raw source to report). A detected
+ * qcow2 with a backing or external data file is refused: a raw disk whose
+ * guest wrote a qcow2 header must not make vmaback read host files. */
+int vb_spec_parse(const char *drive, const char *spec, struct vb_spec *out,
+		  struct vb_error *err);
+/* The same without looking at the file (no detection, no checks). */
+void vb_spec_split(const char *spec, struct vb_spec *out);
+bool vb_spec_is_nbd(const char *spec);
+
+/* ============================================================== QEMU's tools */
+
+/* A path qemu-img and qemu-nbd read as a file name, never as "proto:...":
+ * relative paths get "./". malloc'd, NULL if out of memory. */
+char *vb_qemu_path(const char *path);
+
+/* A temporary file (unlinked, close-on-exec) for a child's output; -1. */
+int vb_tmpfile(void);
+/* The end of what a child wrote to fd, as one line ("; " between its
+ * lines), or "". */
+void vb_text_line(int fd, char *buf, size_t len);
+/* Whether a QEMU tool's message says another program holds the image. */
+bool vb_qemu_locked(const char *why);
+/* `qemu-img create -f FORMAT PATH SIZE`; 0 or -1 naming what. */
+int vb_qemu_img_create(const char *what, const char *format, const char *path, uint64_t size,
+		       struct vb_error *err);
+
+/* A connected libnbd handle and what it is for messages. */
+struct nbd_handle;
+struct vb_nbd_conn {
+	struct nbd_handle *h;
+	int log_fd;           /* qemu-nbd's stderr (a temporary file), or -1 */
+	uint64_t size;
+	uint64_t max_io;      /* the largest request the server takes */
+};
+
+/* Connects to uri, or (uri NULL) starts argv (qemu-nbd) by socket
+ * activation with its stderr in a temporary file. contexts: metadata
+ * contexts to ask for (NULL-terminated, may be NULL). what names the drive
+ * or target in messages. A failure to start qemu-nbd because another
+ * program holds the image is VB_E_LOCKED. */
+int vb_nbd_connect(struct vb_nbd_conn *c, const char *what, const char *uri,
+		   char **argv, const char *const *contexts, struct vb_error *err);
+/* Shuts the connection down and waits for qemu-nbd; NULL handle: no-op. */
+void vb_nbd_disconnect(struct vb_nbd_conn *c);
+/* libnbd's last error, with qemu-nbd's own message when it printed one. */
+void vb_nbd_why(const struct vb_nbd_conn *c, char *buf, size_t len);
+
+struct vb_qbitmap {
+	char *name;
+	bool enabled;         /* "auto": recording writes */
+	bool in_use;          /* "in-use": a writer has it open or crashed with it */
+};
+
+/* The persistent bitmaps of a qcow2 file (`qemu-img info`), which also
+ * fails with VB_E_LOCKED when another program writes the image. */
+int vb_qcow2_bitmaps(const char *what, const char *path, struct vb_qbitmap **out, size_t *n,
+		     struct vb_error *err);
+void vb_qcow2_bitmaps_free(struct vb_qbitmap *b, size_t n);
+/* `qemu-img bitmap OP -f qcow2 PATH NAME`; OP "--add" (enabled, 64 KiB
+ * granularity), "--disable" or "--remove". */
+int vb_qcow2_bitmap_op(const char *what, const char *path, const char *op, const char *name,
+		       struct vb_error *err);
+
+#endif

@@ -1,0 +1,200 @@
+/* adigests.c: per archive and drive, the digests of the clusters that
+ * archive holds (a sparse list kept in the state), so verify --deep can
+ * name the drive and offset of damage even in clusters later archives
+ * replace, for which the latest digest map says nothing. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bitmap/bitmap.h"
+#include "core/store/store_int.h"
+
+#define AD_MAGIC "VBADIG1\n"
+#define AD_ENTRY (8 + DIGEST_LEN)
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static const struct vb_ckpt_drive *drive_of(const struct vb_ckpt *c, const char *name)
+{
+	for (size_t i = 0; c && i < c->ndrives; i++)
+		if (strcmp(c->drives[i].name, name) == 0)
+			return &c->drives[i];
+	return NULL;
+}
+
+/* ORs the bitmap file into *acc (all set when sizes differ). */
+static int add_bitmap(struct vb_state *s, const char *file, uint64_t nbits, struct bitmap *acc,
+		      struct vb_error *err)
+{
+	struct bitmap *b = NULL;
+
+	if (vb_state_load_bitmap(s, file, &b, err) < 0)
+		return -1;
+	if (bitmap_size(b) == nbits)
+		bitmap_union(acc, b);
+	else
+		bitmap_set_all(acc);
+	bitmap_free(b);
+	return 0;
+}
+
+/* The clusters the archive of c holds for drive d: all of them (full), the
+ * changes since its parent (incremental), or since its base: the union of
+ * the bitmaps of the checkpoints after the base (differential). */
+static struct bitmap *archive_clusters(struct vb_state *s, const struct vb_ckpt *c,
+				       const struct vb_ckpt_drive *d, struct vb_error *err)
+{
+	uint64_t n = bitmap_clusters(d->size);
+	struct bitmap *acc = bitmap_new(n);
+	size_t i, count = vb_state_count(s);
+	bool after = false;
+
+	if (!acc) {
+		vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
+		return NULL;
+	}
+	if (strcmp(c->kind, "full") == 0 || !c->base_uuid) {
+		bitmap_set_all(acc);
+		return acc;
+	}
+	if (add_bitmap(s, d->bitmap, n, acc, err) < 0)
+		goto fail;
+	if (strcmp(c->kind, "differential") != 0)
+		return acc;
+	for (i = 0; i < count; i++) {
+		const struct vb_ckpt *k = vb_state_get(s, i);
+		const struct vb_ckpt_drive *kd = drive_of(k, d->name);
+
+		if (after && k != c && (!kd || add_bitmap(s, kd->bitmap, n, acc, err) < 0)) {
+			if (!kd)
+				bitmap_set_all(acc);
+			else
+				goto fail;
+		}
+		if (strcmp(k->uuid, c->base_uuid) == 0)
+			after = true;
+	}
+	if (!after) {
+		vb_error_set(err, VB_E_USAGE, 0, "the base of %s is not in the state", c->name);
+		goto fail;
+	}
+	return acc;
+fail:
+	bitmap_free(acc);
+	return NULL;
+}
+
+int vb_adigests_write(struct vb_state *s, const struct vb_ckpt *c, size_t di, char **name,
+		      struct vb_error *err)
+{
+	const struct vb_ckpt_drive *d = &c->drives[di];
+	struct digest_reader *rd = NULL;
+	struct bitmap *set = NULL;
+	uint8_t *buf = NULL, dg[DIGEST_LEN];
+	uint64_t size, n, count = 0;
+	size_t len = 0;
+	int fd = -1, rc = -1;
+
+	*name = NULL;
+	if (!d->digests)
+		return 0;
+	if (!(set = archive_clusters(s, c, d, err)))
+		goto out;
+	fd = vb_state_open_file(s, d->digests, err);
+	if (fd < 0)
+		goto out;
+	rd = digest_reader_new(vb_fd_read_cb, &fd);
+	buf = malloc(24 + (size_t)bitmap_count(set) * AD_ENTRY);
+	if (!rd || !buf || digest_reader_start(rd, &size, &n) < 0 || size != d->size) {
+		vb_error_set(err, VB_E_INVALID, 0, "drive %s: the digest map is damaged", d->name);
+		goto out;
+	}
+	len = 24;
+	for (uint64_t i = 0; i < n; i++) {
+		if (digest_reader_next(rd, dg) != 1) {
+			vb_error_set(err, VB_E_INVALID, 0, "drive %s: the digest map is damaged",
+				     d->name);
+			goto out;
+		}
+		if (!bitmap_test(set, i))
+			continue;
+		put64(buf + len, i);
+		memcpy(buf + len + 8, dg, DIGEST_LEN);
+		len += AD_ENTRY;
+		count++;
+	}
+	memcpy(buf, AD_MAGIC, 8);
+	put64(buf + 8, d->size);
+	put64(buf + 16, count);
+	rc = vb_state_write_file(s, "adigests", buf, len, name, err);
+out:
+	if (fd >= 0)
+		close(fd);
+	digest_reader_free(rd);
+	bitmap_free(set);
+	free(buf);
+	return rc;
+}
+
+int vb_adigests_load(struct vb_state *s, const char *file, struct vb_adigests *out,
+		     struct vb_error *err)
+{
+	int fd = vb_state_open_file(s, file, err);
+	uint8_t head[24];
+	ssize_t got;
+	size_t want;
+
+	memset(out, 0, sizeof(*out));
+	if (fd < 0)
+		return -1;
+	got = read(fd, head, sizeof(head));
+	if (got != (ssize_t)sizeof(head) || memcmp(head, AD_MAGIC, 8) != 0 ||
+	    get64(head + 16) > (uint64_t)1 << 40) {
+		close(fd);
+		return vb_error_set(err, VB_E_INVALID, 0, "%s: damaged archive digests", file);
+	}
+	out->size = get64(head + 8);
+	out->n = get64(head + 16);
+	want = (size_t)out->n * AD_ENTRY;
+	out->entries = malloc(want + 1);
+	got = out->entries ? read(fd, out->entries, want + 1) : -1;
+	close(fd);
+	if (got != (ssize_t)want) {
+		free(out->entries);
+		out->entries = NULL;
+		return vb_error_set(err, VB_E_INVALID, 0, "%s: damaged archive digests", file);
+	}
+	return 0;
+}
+
+/* The digest recorded for cluster i, or NULL (entries are sorted). */
+const uint8_t *vb_adigests_find(const struct vb_adigests *a, uint64_t i)
+{
+	uint64_t lo = 0, hi = a->n;
+
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2, k = get64(a->entries + mid * AD_ENTRY);
+
+		if (k == i)
+			return a->entries + mid * AD_ENTRY + 8;
+		if (k < i)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}

@@ -1,0 +1,126 @@
+/* store.h: a backup set's state directory: checkpoints, bitmaps, digest maps,
+ * manifests, archive digests, the lock, the atomic commit. Uses io, bitmap. */
+#ifndef VMABACK_STORE_H
+#define VMABACK_STORE_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/base/base.h"
+#include "core/io/io.h"
+
+/* ============================================================== state
+ * A backup set's state directory: the checkpoint chain (state.json), per
+ * checkpoint and drive the dirty bitmap since its parent, per drive the
+ * digest map of the latest checkpoint, a manifest per backup, a lock. Every
+ * change is published by one rename of state.json; files it does not name
+ * are leftovers of an interrupted run and are removed by the next one. */
+
+struct bitmap;
+
+struct vb_ckpt_drive {
+	char *name;
+	uint64_t size;
+	char *source;           /* what --drive said */
+	char *bitmap;           /* file in the state directory: changes since parent */
+	char *digests;          /* digest map file (latest and pending only), or NULL */
+	char *digest_root;      /* hex SHA-256 root of the digest map */
+	char *archive_digests;  /* digests of the clusters its archive holds, or NULL */
+};
+
+struct vb_ckpt {
+	char *name;
+	int64_t time;
+	char *kind;             /* "full", "incremental", "differential" */
+	char *parent;           /* previous checkpoint in the chain, or NULL */
+	char *uuid;             /* archive uuid */
+	char *base_uuid;        /* archive the new archive's content builds on, or NULL */
+	char *archive;          /* where it was written, or NULL (stdout, command) */
+	char *archive_sha256;   /* of the bytes as written */
+	size_t ndrives;
+	struct vb_ckpt_drive *drives;
+};
+
+struct vb_state;
+
+/* Creates (0700) and locks DIR/SET; VB_E_LOCKED when another run holds it.
+ * Removes leftovers of interrupted runs. */
+struct vb_state *vb_state_open(const char *dir, const char *set, struct vb_error *err);
+void vb_state_close(struct vb_state *s);
+/* Default state directory: /var/lib/vmaback for root, else
+ * $XDG_STATE_HOME/vmaback or ~/.local/state/vmaback. malloc'd. */
+char *vb_state_default_dir(void);
+int vb_set_name_check(const char *set, struct vb_error *err);
+/* What opening did that a person should know (leftovers removed, a pending
+ * checkpoint discarded), one line each, or "" . */
+const char *vb_state_notes(const struct vb_state *s);
+const char *vb_state_path(const struct vb_state *s);
+const char *vb_state_set(const struct vb_state *s);
+
+/* The committed chain, oldest first, and the checkpoint awaiting commit. */
+size_t vb_state_count(const struct vb_state *s);
+const struct vb_ckpt *vb_state_get(const struct vb_state *s, size_t i);
+const struct vb_ckpt *vb_state_latest(const struct vb_state *s);
+const struct vb_ckpt *vb_state_find(const struct vb_state *s, const char *name);
+const struct vb_ckpt *vb_state_pending(const struct vb_state *s);
+int vb_ckpt_name_check(const char *name, struct vb_error *err);
+
+/* Reading state files. */
+int vb_state_load_bitmap(struct vb_state *s, const char *file, struct bitmap **out,
+			 struct vb_error *err);
+/* Opens a state file for reading; returns an fd or -1. */
+int vb_state_open_file(struct vb_state *s, const char *file, struct vb_error *err);
+/* Creates a new state file (unreferenced until published); returns an fd
+ * and its malloc'd name in *name. */
+int vb_state_create_file(struct vb_state *s, const char *prefix, char **name,
+			 struct vb_error *err);
+/* Writes a whole new file from a buffer, fsynced. */
+int vb_state_write_file(struct vb_state *s, const char *prefix, const void *buf, size_t len,
+			char **name, struct vb_error *err);
+/* Removes a file this run created and did not publish. */
+void vb_state_unlink(struct vb_state *s, const char *file);
+
+/* Publishes c as the new latest checkpoint (or as the pending one): writes
+ * its manifest, state.json through a temporary, fsync, rename, fsync of the
+ * directory. The state object takes a copy. */
+int vb_state_commit(struct vb_state *s, const struct vb_ckpt *c, bool pending,
+		    struct vb_error *err);
+/* Commits the pending checkpoint NAME. */
+int vb_state_commit_pending(struct vb_state *s, const char *name, struct vb_error *err);
+/* Removes checkpoint NAME from the chain, merging its bitmaps into its
+ * child's so later differentials stay right. The latest cannot be removed. */
+int vb_state_remove(struct vb_state *s, const char *name, struct vb_error *err);
+
+/* A checkpoint that a prune removed from the state; its archive is deleted
+ * after the state change is durable, then the record is dropped. */
+struct vb_pruned {
+	char *checkpoint;
+	char *uuid;
+	char *archive;          /* NULL: not written to a file by vmaback */
+};
+
+/* Removes the checkpoints names (never the latest) in one atomic state
+ * change, each as vb_state_remove does, and records them as pruned. */
+int vb_state_prune(struct vb_state *s, const char *const *names, size_t n,
+		   struct vb_error *err);
+size_t vb_state_pruned_count(const struct vb_state *s);
+const struct vb_pruned *vb_state_pruned_get(const struct vb_state *s, size_t i);
+/* Drops the pruned records (their archives are gone). */
+int vb_state_forget_pruned(struct vb_state *s, struct vb_error *err);
+
+
+/* ============================================================== archive digests
+ * The digests of the clusters one archive holds, per drive (written at
+ * commit from the digest map and the bitmaps; read by verify --deep). */
+struct vb_adigests {
+	uint64_t size;          /* the drive's size */
+	uint64_t n;
+	uint8_t *entries;       /* n x (u64 cluster, digest), by cluster */
+};
+int vb_adigests_load(struct vb_state *s, const char *file, struct vb_adigests *out,
+		     struct vb_error *err);
+const uint8_t *vb_adigests_find(const struct vb_adigests *a, uint64_t i);
+
+#endif
