@@ -93,8 +93,21 @@ void cli_progress_init(struct cli_progress *p, enum cli_progress_mode mode);
 void cli_progress_cb(void *opaque, const struct vb_progress *g);
 void cli_progress_done(struct cli_progress *p);
 
-/* Many backups (cmd_ls.c): opens (and locks) a set's state, printing its
- * notes; NULL with *status set. */
+/* The options of the commands on a backup set (set.c): --set NAME,
+ * --state-dir DIR, --json, as entries of a getopt_long table. */
+enum { CLI_OPT_SET = 0x1000, CLI_OPT_STATE_DIR, CLI_OPT_JSON };
+#define CLI_SET_OPTIONS                                                   \
+	{ "set", required_argument, NULL, CLI_OPT_SET },                  \
+	{ "state-dir", required_argument, NULL, CLI_OPT_STATE_DIR }
+#define CLI_JSON_OPTION { "json", no_argument, NULL, CLI_OPT_JSON }
+struct cli_set_opts {
+	const char *set, *state_dir;
+	bool json;
+};
+/* Takes getopt's ch (and its argument) if it is one of those: 1, else 0. */
+int cli_set_option(int ch, const char *arg, struct cli_set_opts *o);
+
+/* Opens (and locks) a set's state, printing its notes; NULL with *status set. */
 struct vb_state *cli_open_set(const char *cmd, const char *set, const char *state_dir,
 			      int *status);
 const char *cli_backup_status(const struct vb_backup_info *b, bool with_state);

@@ -1,5 +1,5 @@
-/* cmd_list.c: `vmaback list` (Proxmox's `vma list` lines, or JSON) and
- * `vmaback config` (one config blob, raw): both read only the header. */
+/* cmd_list.c: `vmaback list`: Proxmox's `vma list` lines, or JSON; reads
+ * only the header. */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -135,76 +135,4 @@ const struct command cmd_list = {
 	"  -h, --help   show this help\n"
 	"\n"
 	"Exit status: 0 success, 2 usage error, 3 not a valid archive.\n",
-};
-
-static const struct option config_options[] = {
-	{ "config", required_argument, NULL, 'c' },
-	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
-};
-
-static int config_missing(struct vma_reader *r, const char *name)
-{
-	char names[1024] = "";
-	size_t used = 0;
-
-	for (unsigned i = 0; i < vma_reader_config_count(r) && used < sizeof(names); i++) {
-		int n = snprintf(names + used, sizeof(names) - used, "%s%s", i ? ", " : "",
-				 vma_reader_config(r, i)->name);
-		if (n < 0)
-			break;
-		used += (size_t)n;
-	}
-	cli_warn("config", "no config blob named %s (blobs: %s)", name,
-		 names[0] ? names : "none");
-	return EXIT_FAIL;
-}
-
-static int config_run(int argc, char **argv)
-{
-	const char *name = "qemu-server.conf";
-	const struct vma_config_info *c;
-	struct vb_error err = { 0 };
-	struct vb_archive *a;
-	int ch, status;
-
-	while ((ch = getopt_long(argc, argv, ":c:h", config_options, NULL)) != -1) {
-		if (ch == 'c')
-			name = optarg;
-		else if (ch == 'h')
-			return cli_help(&cmd_config);
-		else
-			return cli_bad_option("config", argv, ch);
-	}
-	if (optind + 1 != argc)
-		return cli_usage("config", "expected one ARCHIVE (a file, or - for standard input)");
-	a = vb_archive_open(argv[optind], &err);
-	if (!a)
-		return cli_fail("config", &err);
-	c = vma_reader_config_by_name(vb_archive_vma(a), name);
-	if (c) {
-		fwrite(c->data, 1, c->len, stdout);
-		status = cli_close_stdout(EXIT_OK);
-	} else {
-		status = config_missing(vb_archive_vma(a), name);
-	}
-	vb_archive_free(a);
-	return status;
-}
-
-const struct command cmd_config = {
-	.name = "config",
-	.run = config_run,
-	.summary = "print a config blob of an archive",
-	.help =
-	"Usage: vmaback config [-c NAME] ARCHIVE\n"
-	"\n"
-	"Prints the config blob NAME of the archive, byte for byte, on standard\n"
-	"output. ARCHIVE is a file or '-' (any supported compression).\n"
-	"\n"
-	"  -c, --config NAME  the blob (default qemu-server.conf, as Proxmox's\n"
-	"                     `vma config`; vmaback's own metadata is vmaback.json)\n"
-	"  -h, --help         show this help\n"
-	"\n"
-	"Exit status: 0 success, 1 no such blob, 2 usage error, 3 not a valid archive.\n",
 };

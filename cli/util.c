@@ -1,5 +1,5 @@
-/* util.c: messages, exit statuses, signal handling and parsers shared by
- * every command of the command line. */
+/* util.c: messages, exit statuses and parsers shared by every command of
+ * the command line. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,57 +10,6 @@
 #include <limits.h>
 
 #include "cli/cli.h"
-
-volatile sig_atomic_t cli_interrupted;
-static char temp_path[PATH_MAX];
-static volatile pid_t consumer_pgid;
-
-static void on_signal(int sig)
-{
-	if (cli_interrupted) {
-		/* Second signal: leave nothing that looks valid, exit at once. */
-		if (temp_path[0])
-			unlink(temp_path);
-		if (consumer_pgid > 0)
-			kill(-consumer_pgid, SIGTERM);
-		_exit(128 + sig);
-	}
-	cli_interrupted = sig;
-}
-
-void cli_signals_install(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	/* No SA_RESTART: a write blocked on a stalled pipe must return. */
-	sa.sa_flags = 0;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
-	vb_set_cancel(&cli_interrupted);
-}
-
-void cli_set_temp_path(const char *path)
-{
-	sigset_t all, old;
-
-	sigfillset(&all);
-	sigprocmask(SIG_BLOCK, &all, &old);
-	if (path && strlen(path) < sizeof(temp_path))
-		memcpy(temp_path, path, strlen(path) + 1);
-	else
-		temp_path[0] = '\0';
-	sigprocmask(SIG_SETMASK, &old, NULL);
-}
-
-void cli_set_consumer(pid_t pgid)
-{
-	consumer_pgid = pgid;
-}
 
 void cli_warn(const char *cmd, const char *fmt, ...)
 {

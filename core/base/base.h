@@ -61,6 +61,10 @@ int vb_drive_name_check(const char *name, struct vb_error *err);
 void vb_name_printable(const char *name, char *out, size_t size);
 /* A name that is safe as one file name inside a directory. */
 bool vb_safe_file_name(const char *name);
+/* Backup set and checkpoint names: 1..128 letters, digits and - _ . : +,
+ * not starting with '.' or '-'. 0 or -1 with a VB_E_USAGE error. */
+int vb_set_name_check(const char *set, struct vb_error *err);
+int vb_ckpt_name_check(const char *name, struct vb_error *err);
 
 /* ============================================================== modes */
 

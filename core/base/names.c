@@ -54,3 +54,32 @@ int vb_drive_name_check(const char *name, struct vb_error *err)
 				    "characters, '.' or '..')", shown);
 	return 0;
 }
+
+static int name_check(const char *what, const char *name, struct vb_error *err)
+{
+	if (!name[0] || strlen(name) > 128)
+		return vb_error_set(err, VB_E_USAGE, 0, "%s name must be 1 to 128 characters",
+				    what);
+	for (const char *p = name; *p; p++) {
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.' ||
+		      *p == ':' || *p == '+'))
+			return vb_error_set(err, VB_E_USAGE, 0,
+					    "%s name '%s': only letters, digits and - _ . : + "
+					    "are allowed", what, name);
+	}
+	if (name[0] == '.' || name[0] == '-')
+		return vb_error_set(err, VB_E_USAGE, 0, "%s name '%s' may not start with '%c'",
+				    what, name, name[0]);
+	return 0;
+}
+
+int vb_set_name_check(const char *set, struct vb_error *err)
+{
+	return name_check("backup set", set, err);
+}
+
+int vb_ckpt_name_check(const char *name, struct vb_error *err)
+{
+	return name_check("checkpoint", name, err);
+}

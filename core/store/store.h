@@ -52,7 +52,6 @@ void vb_state_close(struct vb_state *s);
 /* Default state directory: /var/lib/vmaback for root, else
  * $XDG_STATE_HOME/vmaback or ~/.local/state/vmaback. malloc'd. */
 char *vb_state_default_dir(void);
-int vb_set_name_check(const char *set, struct vb_error *err);
 /* What opening did that a person should know (leftovers removed, a pending
  * checkpoint discarded), one line each, or "" . */
 const char *vb_state_notes(const struct vb_state *s);
@@ -65,7 +64,6 @@ const struct vb_ckpt *vb_state_get(const struct vb_state *s, size_t i);
 const struct vb_ckpt *vb_state_latest(const struct vb_state *s);
 const struct vb_ckpt *vb_state_find(const struct vb_state *s, const char *name);
 const struct vb_ckpt *vb_state_pending(const struct vb_state *s);
-int vb_ckpt_name_check(const char *name, struct vb_error *err);
 
 /* Reading state files. */
 int vb_state_load_bitmap(struct vb_state *s, const char *file, struct bitmap **out,

@@ -10,6 +10,55 @@
 
 #include "core/store/store.h"
 
+#define STATE_FILE "state.json"
+#define LOCK_FILE "lock"
+#define STATE_VERSION 1
+
+struct vb_state {
+	char *path;             /* DIR/SET */
+	char *set;
+	int dirfd;
+	int lockfd;
+	struct vb_ckpt *ck;
+	size_t n;
+	struct vb_ckpt *pending;
+	char **manifests;
+	size_t nman;
+	struct vb_pruned *pruned;  /* removed checkpoints whose archives may remain */
+	size_t npruned;
+	char *notes;
+};
+
+/* state.c: memory */
+char *st_strdup(const char *s);          /* NULL stays NULL */
+void st_ckpt_clear(struct vb_ckpt *c);
+int st_ckpt_copy(struct vb_ckpt *dst, const struct vb_ckpt *src);
+void st_pruned_clear(struct vb_state *s);
+/* Forgets the chain in memory (before a reload). */
+void st_clear_memory(struct vb_state *s);
+/* Reads state.json into s (no file: an empty chain). */
+int st_load(struct vb_state *s, struct vb_error *err);
+
+/* state_json.c */
+/* The checks of a loaded state.json, on its text (len bytes, NUL after). */
+int st_parse(struct vb_state *s, const char *text, size_t len, struct vb_error *err);
+/* The text of state.json, or of checkpoint c's manifest; malloc'd or NULL. */
+char *st_state_text(const struct vb_state *s);
+char *st_manifest_text(const struct vb_state *s, const struct vb_ckpt *c);
+
+/* state_files.c */
+/* A name state.json may give a file of its directory. */
+bool st_file_name_ok(const char *f);
+/* A whole regular file (at most 64 MiB) of dirfd, NUL-terminated; -1 with errno. */
+int st_read_whole(int dirfd, const char *name, char **out, size_t *len);
+
+/* state_lock.c */
+int st_lock_take(struct vb_state *s, struct vb_error *err);
+void st_lock_release(struct vb_state *s);
+
+/* state_gc.c: removes every file state.json does not name; report: a note. */
+void st_collect_garbage(struct vb_state *s, bool report);
+
 /* The state of set parsed from the text of a state.json (len bytes and a
  * NUL), with every check vb_state_open makes, but no directory or lock:
  * for the fuzz target. vb_state_text: the state.json text it would write

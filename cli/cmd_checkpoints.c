@@ -1,5 +1,5 @@
-/* cmd_state.c: `vmaback checkpoints` (the chain of a backup set, and
- * removing a checkpoint) and `vmaback commit` (a pending checkpoint). */
+/* cmd_checkpoints.c: `vmaback checkpoints`: the chain of a backup set, and
+ * removing a checkpoint from it. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,72 +10,15 @@
 
 #include "cli/cli.h"
 
-enum { OPT_SET = 256, OPT_STATE_DIR, OPT_REMOVE, OPT_JSON };
+enum { OPT_REMOVE = 256 };
 
 static const struct option options[] = {
-	{ "set", required_argument, NULL, OPT_SET },
-	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
+	CLI_SET_OPTIONS,
+	CLI_JSON_OPTION,
 	{ "remove", required_argument, NULL, OPT_REMOVE },
-	{ "json", no_argument, NULL, OPT_JSON },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
-
-struct state_args {
-	const char *set, *state_dir, *remove;
-	bool json;
-};
-
-/* Parses the shared options; returns -1 for --help, else an exit status. */
-static int parse(const char *cmd, const struct command *c, int argc, char **argv,
-		 struct state_args *a)
-{
-	int ch;
-
-	while ((ch = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
-		switch (ch) {
-		case OPT_SET:
-			a->set = optarg;
-			break;
-		case OPT_STATE_DIR:
-			a->state_dir = optarg;
-			break;
-		case OPT_REMOVE:
-			a->remove = optarg;
-			break;
-		case OPT_JSON:
-			a->json = true;
-			break;
-		case 'h':
-			cli_help(c);
-			return -1;
-		default:
-			return cli_bad_option(cmd, argv, ch);
-		}
-	}
-	if (!a->set)
-		return cli_usage(cmd, "expected --set NAME");
-	return 0;
-}
-
-static struct vb_state *open_state(const char *cmd, const struct state_args *a, int *status)
-{
-	struct vb_error err = { 0 };
-	char *dir = a->state_dir ? strdup(a->state_dir) : vb_state_default_dir();
-	struct vb_state *s;
-
-	if (!dir) {
-		*status = cli_usage(cmd, "no state directory: give --state-dir DIR");
-		return NULL;
-	}
-	s = vb_state_open(dir, a->set, &err);
-	free(dir);
-	if (!s)
-		*status = cli_fail(cmd, &err);
-	else if (vb_state_notes(s)[0])
-		fprintf(stderr, "vmaback: %s: %s", cmd, vb_state_notes(s));
-	return s;
-}
 
 static json_object *ckpt_json(const struct vb_ckpt *c, bool pending)
 {
@@ -143,23 +86,34 @@ static int list(const struct vb_state *s, bool json)
 
 static int checkpoints_run(int argc, char **argv)
 {
-	struct state_args a = { 0 };
+	struct cli_set_opts a = { 0 };
 	struct vb_error err = { 0 };
+	const char *remove = NULL;
 	struct vb_state *s;
-	int status = parse("checkpoints", &cmd_checkpoints, argc, argv, &a);
+	int ch, status;
 
-	if (status)
-		return status < 0 ? EXIT_OK : status;
+	while ((ch = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+		if (cli_set_option(ch, optarg, &a))
+			continue;
+		if (ch == OPT_REMOVE)
+			remove = optarg;
+		else if (ch == 'h')
+			return cli_help(&cmd_checkpoints);
+		else
+			return cli_bad_option("checkpoints", argv, ch);
+	}
+	if (!a.set)
+		return cli_usage("checkpoints", "expected --set NAME");
 	if (optind != argc)
 		return cli_usage("checkpoints", "unexpected argument '%s'", argv[optind]);
-	s = open_state("checkpoints", &a, &status);
+	s = cli_open_set("checkpoints", a.set, a.state_dir, &status);
 	if (!s)
 		return status;
-	if (a.remove) {
-		status = vb_state_remove(s, a.remove, &err) < 0 ? cli_fail("checkpoints", &err)
-								   : EXIT_OK;
+	if (remove) {
+		status = vb_state_remove(s, remove, &err) < 0 ? cli_fail("checkpoints", &err)
+								 : EXIT_OK;
 		if (status == EXIT_OK)
-			fprintf(stderr, "vmaback: checkpoints: %s removed from set %s\n", a.remove,
+			fprintf(stderr, "vmaback: checkpoints: %s removed from set %s\n", remove,
 				a.set);
 	} else {
 		status = list(s, a.json);
@@ -194,55 +148,4 @@ const struct command cmd_checkpoints = {
 	"\n"
 	"Exit status: 0 success, 2 usage error (no such checkpoint), 3 damaged\n"
 	"state, 4 the set is locked by a running backup.\n",
-};
-
-static int commit_run(int argc, char **argv)
-{
-	struct state_args a = { 0 };
-	struct vb_error err = { 0 };
-	struct vb_state *s;
-	int status = parse("commit", &cmd_commit, argc, argv, &a);
-
-	if (status)
-		return status < 0 ? EXIT_OK : status;
-	if (optind + 1 != argc)
-		return cli_usage("commit", "expected the name of the pending CHECKPOINT");
-	s = open_state("commit", &a, &status);
-	if (!s)
-		return status;
-	if (vb_state_commit_pending(s, argv[optind], &err) < 0) {
-		status = cli_fail("commit", &err);
-	} else {
-		fprintf(stderr, "vmaback: commit: checkpoint %s of set %s committed\n",
-			argv[optind], a.set);
-		status = EXIT_OK;
-	}
-	vb_state_close(s);
-	return status;
-}
-
-const struct command cmd_commit = {
-	.name = "commit",
-	.run = commit_run,
-	.summary = "commit a pending checkpoint",
-	.help =
-	"Usage: vmaback commit --set NAME [--state-dir DIR] CHECKPOINT\n"
-	"\n"
-	"A backup run with --no-commit (for example one writing to standard\n"
-	"output, where vmaback cannot know whether the bytes were stored) leaves\n"
-	"its checkpoint pending. Once the archive is safely stored, commit it: it\n"
-	"becomes the base of the next incremental backup. A pending checkpoint\n"
-	"that is never committed is discarded when the next backup of the set\n"
-	"succeeds; that backup again includes every change since the last\n"
-	"committed checkpoint. A backup that fails leaves it pending.\n"
-	"\n"
-	"      --set NAME        the backup set\n"
-	"      --state-dir DIR   where sets keep their state\n"
-	"  -h, --help            show this help\n"
-	"\n"
-	"Exit status: 0 success, 2 no such pending checkpoint, 4 the set is locked.\n"
-	"\n"
-	"Example:\n"
-	"  vmaback backup --set vm100 --no-commit --checkpoint n42 -d d=disk.raw -o - \\\n"
-	"      | ssh host 'cat > /b/vm100.vma' && vmaback commit --set vm100 n42\n",
 };

@@ -1,0 +1,108 @@
+/* cmd_merge.c: `vmaback merge`: a chain of archives into one synthetic full
+ * archive. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+enum { OPT_COMPRESS = 256, OPT_ZLEVEL };
+
+static const struct option merge_options[] = {
+	{ "output", required_argument, NULL, 'o' },
+	{ "force", no_argument, NULL, 'f' },
+	{ "compress", required_argument, NULL, OPT_COMPRESS },
+	{ "zstd-level", required_argument, NULL, OPT_ZLEVEL },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int merge_run(int argc, char **argv)
+{
+	const char *out = NULL;
+	bool force = false, quiet = false;
+	int compress = -1, ch;
+	uint64_t level = 3;
+	struct vb_writer *sink;
+	struct vb_error err = { 0 };
+
+	while ((ch = getopt_long(argc, argv, ":o:fqh", merge_options, NULL)) != -1) {
+		switch (ch) {
+		case 'o':
+			out = optarg;
+			break;
+		case 'f':
+			force = true;
+			break;
+		case 'q':
+			quiet = true;
+			break;
+		case OPT_COMPRESS:
+			if (strcmp(optarg, "none") != 0 && strcmp(optarg, "zstd") != 0)
+				return cli_usage("merge", "--compress %s: expected none or zstd",
+						 optarg);
+			compress = strcmp(optarg, "zstd") == 0;
+			break;
+		case OPT_ZLEVEL:
+			if (!cli_parse_uint(optarg, 1, 19, &level))
+				return cli_usage("merge", "--zstd-level %s: expected 1 to 19", optarg);
+			break;
+		case 'h':
+			return cli_help(&cmd_merge);
+		default:
+			return cli_bad_option("merge", argv, ch);
+		}
+	}
+	if (!out || optind >= argc)
+		return cli_usage("merge", "expected -o OUT and the archives of a chain");
+	if (strcmp(out, "-") == 0 && isatty(STDOUT_FILENO))
+		return cli_usage("merge", "refusing to write an archive to a terminal");
+	if (compress < 0)
+		compress = strlen(out) > 4 && strcmp(out + strlen(out) - 4, ".zst") == 0;
+	if (strcmp(out, "-") == 0) {
+		sink = vb_sink_fd_new(STDOUT_FILENO, "standard output", &err);
+	} else {
+		sink = vb_sink_file_new(out, force, &err);
+		if (sink)
+			cli_set_temp_path(vb_sink_file_temp_path(sink));
+	}
+	if (!sink)
+		return cli_fail("merge", &err);
+	if (vb_merge((const char *const *)argv + optind, (size_t)(argc - optind), sink,
+		     compress, (int)level, (int)sysconf(_SC_NPROCESSORS_ONLN), &err) < 0) {
+		cli_set_temp_path(NULL);
+		return cli_fail("merge", &err);
+	}
+	cli_set_temp_path(NULL);
+	if (!quiet)
+		fprintf(stderr, "vmaback: merge: synthetic full archive %s written\n",
+			strcmp(out, "-") == 0 ? "(standard output)" : out);
+	return cli_close_stdout(EXIT_OK);
+}
+
+const struct command cmd_merge = {
+	.name = "merge",
+	.run = merge_run,
+	.summary = "merge a chain into one synthetic full archive",
+	.help =
+	"Usage: vmaback merge -o OUT FULL [INCREMENTAL|DIFFERENTIAL ...]\n"
+	"\n"
+	"Writes the full archive of the drives as they were at the newest archive\n"
+	"of the chain, without reading the drives again. The result is a normal\n"
+	"full archive: Proxmox's `vma extract` reads it, and it can start a new\n"
+	"chain for restores. The chain is checked as `vmaback restore` does.\n"
+	"\n"
+	"  -o, --output OUT        the new archive ('-' for standard output); written\n"
+	"                          under a temporary name, renamed on success\n"
+	"  -f, --force             replace OUT if it exists\n"
+	"      --compress none|zstd  (default: zstd when OUT ends in .zst)\n"
+	"      --zstd-level N      1 to 19 (default 3)\n"
+	"  -q, --quiet             print only errors\n"
+	"  -h, --help              show this help\n"
+	"\n"
+	"Exit status: 0 success, 1 failure, 2 usage error or a broken chain,\n"
+	"3 invalid or corrupt archive.\n",
+};

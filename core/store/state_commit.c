@@ -1,0 +1,300 @@
+/* state_commit.c: changes of the chain, each published by one atomic rename
+ * of state.json: commit, commit of a pending checkpoint, removal, prune. */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bitmap/bitmap.h"
+#include "core/store/store_int.h"
+
+
+/* Writes state.json through a temporary, fsync, rename, fsync of the dir. */
+static int publish(struct vb_state *s, struct vb_error *err)
+{
+	char tmp[PATH_MAX], *text = st_state_text(s);
+	int fd, rc = -1;
+
+	if (!text)
+		return vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
+	snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", s->path, STATE_FILE);
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		vb_error_set(err, VB_E_FAIL, errno, "%s: %s", s->path, strerror(errno));
+		goto out;
+	}
+	if (fchmod(fd, 0600) < 0 || vb_write_all(fd, text, strlen(text)) < 0 || fsync(fd) < 0) {
+		vb_error_set(err, VB_E_FAIL, errno, "%s/%s: %s", s->path, STATE_FILE,
+			     strerror(errno));
+		close(fd);
+		unlink(tmp);
+		goto out;
+	}
+	if (close(fd) < 0 || renameat(AT_FDCWD, tmp, s->dirfd, STATE_FILE) < 0) {
+		vb_error_set(err, VB_E_FAIL, errno, "%s/%s: %s", s->path, STATE_FILE,
+			     strerror(errno));
+		unlink(tmp);
+		goto out;
+	}
+	if (fsync(s->dirfd) < 0) {
+		vb_error_set(err, VB_E_FAIL, errno, "%s: fsync: %s", s->path, strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	free(text);
+	return rc;
+}
+
+static int add_manifest(struct vb_state *s, const struct vb_ckpt *c, struct vb_error *err)
+{
+	char *text = st_manifest_text(s, c), *name = NULL, **m;
+	int rc;
+
+	if (!text)
+		return vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
+	rc = vb_state_write_file(s, "manifest", text, strlen(text), &name, err);
+	free(text);
+	if (rc < 0)
+		return -1;
+	m = realloc(s->manifests, (s->nman + 1) * sizeof(*m));
+	if (!m) {
+		vb_state_unlink(s, name);
+		free(name);
+		return vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
+	}
+	s->manifests = m;
+	s->manifests[s->nman++] = name;
+	return 0;
+}
+
+/* Digest maps belong to the latest checkpoint (and a pending one) only. */
+static void drop_digests(struct vb_ckpt *c)
+{
+	for (size_t i = 0; c && i < c->ndrives; i++) {
+		free(c->drives[i].digests);
+		c->drives[i].digests = NULL;
+	}
+}
+
+/* Publishes the state in memory; on failure memory goes back to what the
+ * disk holds, so both always agree. */
+static int publish_or_reload(struct vb_state *s, struct vb_error *err)
+{
+	struct vb_error ignored = { 0 };
+
+	if (publish(s, err) == 0) {
+		st_collect_garbage(s, false);
+		return 0;
+	}
+	st_clear_memory(s);
+	(void)st_load(s, &ignored);
+	return -1;
+}
+
+int vb_state_commit(struct vb_state *s, const struct vb_ckpt *c, bool pending,
+		    struct vb_error *err)
+{
+	struct vb_ckpt copy, *grown;
+
+	if (st_ckpt_copy(&copy, c) < 0)
+		return vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
+	/* Best effort: without them, verify --deep still finds damage, but
+	 * names the drive and offset only where the chain's data is hit. */
+	for (size_t i = 0; i < copy.ndrives && !copy.drives[i].archive_digests; i++)
+		(void)vb_adigests_write(s, &copy, i, &copy.drives[i].archive_digests,
+					&(struct vb_error){ 0 });
+	grown = realloc(s->ck, (s->n + 2) * sizeof(*s->ck));
+	if (!grown) {
+		st_ckpt_clear(&copy);
+		return vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
+	}
+	s->ck = grown;
+	if (add_manifest(s, c, err) < 0) {
+		st_ckpt_clear(&copy);
+		return -1;
+	}
+	if (s->pending) {
+		/* Replaced only now that a newer backup succeeded: a failed run
+		 * leaves it, still committable. */
+		vb_notes_add(&s->notes, "discarded checkpoint %s of set %s: it was never "
+			     "committed (vmaback commit)", s->pending->name, s->set);
+		st_ckpt_clear(s->pending);
+		free(s->pending);
+		s->pending = NULL;
+	}
+	if (pending) {
+		s->pending = malloc(sizeof(*s->pending));
+		if (!s->pending) {
+			st_ckpt_clear(&copy);
+			return vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
+		}
+		*s->pending = copy;
+	} else {
+		if (s->n)
+			drop_digests(&s->ck[s->n - 1]);
+		s->ck[s->n++] = copy;
+	}
+	return publish_or_reload(s, err);
+}
+
+int vb_state_commit_pending(struct vb_state *s, const char *name, struct vb_error *err)
+{
+	struct vb_ckpt *grown;
+
+	if (!s->pending || strcmp(s->pending->name, name) != 0)
+		return vb_error_set(err, VB_E_USAGE, 0,
+				    "backup set '%s' has no pending checkpoint named %s%s%s%s",
+				    s->set, name, s->pending ? " (pending: " : "",
+				    s->pending ? s->pending->name : "", s->pending ? ")" : "");
+	grown = realloc(s->ck, (s->n + 1) * sizeof(*s->ck));
+	if (!grown)
+		return vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
+	s->ck = grown;
+	if (s->n)
+		drop_digests(&s->ck[s->n - 1]);
+	s->ck[s->n++] = *s->pending;
+	free(s->pending);
+	s->pending = NULL;
+	return publish_or_reload(s, err);
+}
+
+
+/* child.bitmap |= removed.bitmap for one drive, into a new file. */
+static int merge_bitmap(struct vb_state *s, struct vb_ckpt_drive *child,
+			const struct vb_ckpt_drive *gone, struct vb_error *err)
+{
+	struct bitmap *a = NULL, *b = NULL;
+	uint8_t *enc = NULL;
+	size_t len;
+	char *name = NULL;
+	int rc = -1;
+
+	if (vb_state_load_bitmap(s, child->bitmap, &a, err) < 0 ||
+	    vb_state_load_bitmap(s, gone->bitmap, &b, err) < 0)
+		goto out;
+	if (bitmap_size(a) == bitmap_size(b))
+		bitmap_union(a, b);
+	else
+		bitmap_set_all(a); /* the drive changed size: all of it changed */
+	if (bitmap_encode(a, &enc, &len) < 0) {
+		vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
+		goto out;
+	}
+	if (vb_state_write_file(s, "bitmap", enc, len, &name, err) < 0)
+		goto out;
+	free(child->bitmap);
+	child->bitmap = name;
+	rc = 0;
+out:
+	free(enc);
+	bitmap_free(a);
+	bitmap_free(b);
+	return rc;
+}
+
+
+/* Removes checkpoint name in memory only; on failure the caller reloads. */
+static int remove_one(struct vb_state *s, const char *name, struct vb_error *err)
+{
+	struct vb_ckpt *gone = NULL, *child;
+	size_t i;
+
+	for (i = 0; i < s->n && !gone; i++)
+		if (strcmp(s->ck[i].name, name) == 0)
+			gone = &s->ck[i];
+	if (!gone)
+		return vb_error_set(err, VB_E_USAGE, 0, "backup set '%s' has no checkpoint %s",
+				    s->set, name);
+	if (i == s->n)
+		return vb_error_set(err, VB_E_USAGE, 0,
+				    "%s is the latest checkpoint of set '%s': the next "
+				    "incremental backup builds on it, so it cannot be removed",
+				    name, s->set);
+	child = &s->ck[i];
+	for (size_t j = 0; j < child->ndrives; j++) {
+		for (size_t k = 0; k < gone->ndrives; k++) {
+			if (strcmp(child->drives[j].name, gone->drives[k].name) != 0)
+				continue;
+			if (merge_bitmap(s, &child->drives[j], &gone->drives[k], err) < 0)
+				return -1;
+		}
+	}
+	free(child->parent);
+	child->parent = st_strdup(gone->parent);
+	st_ckpt_clear(gone);
+	memmove(gone, gone + 1, (size_t)(s->n - i) * sizeof(*gone));
+	s->n--;
+	return 0;
+}
+
+static void reload(struct vb_state *s)
+{
+	st_clear_memory(s);
+	(void)st_load(s, &(struct vb_error){ 0 });
+}
+
+int vb_state_remove(struct vb_state *s, const char *name, struct vb_error *err)
+{
+	if (remove_one(s, name, err) < 0) {
+		reload(s);
+		return -1;
+	}
+	return publish_or_reload(s, err);
+}
+
+static int add_pruned(struct vb_state *s, const struct vb_ckpt *c)
+{
+	struct vb_pruned *p = realloc(s->pruned, (s->npruned + 1) * sizeof(*p));
+
+	if (!p)
+		return -1;
+	s->pruned = p;
+	p = &s->pruned[s->npruned];
+	p->checkpoint = st_strdup(c->name);
+	p->uuid = st_strdup(c->uuid);
+	p->archive = st_strdup(c->archive);
+	s->npruned++;
+	return p->checkpoint && p->uuid && (p->archive || !c->archive) ? 0 : -1;
+}
+
+int vb_state_prune(struct vb_state *s, const char *const *names, size_t n,
+		   struct vb_error *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct vb_ckpt *c = vb_state_find(s, names[i]);
+
+		if (c && add_pruned(s, c) < 0) {
+			reload(s);
+			return vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
+		}
+		if (remove_one(s, names[i], err) < 0) {
+			reload(s);
+			return -1;
+		}
+	}
+	return publish_or_reload(s, err);
+}
+
+size_t vb_state_pruned_count(const struct vb_state *s)
+{
+	return s->npruned;
+}
+
+const struct vb_pruned *vb_state_pruned_get(const struct vb_state *s, size_t i)
+{
+	return i < s->npruned ? &s->pruned[i] : NULL;
+}
+
+int vb_state_forget_pruned(struct vb_state *s, struct vb_error *err)
+{
+	if (!s->npruned)
+		return 0;
+	st_pruned_clear(s);
+	return publish_or_reload(s, err);
+}
