@@ -39,8 +39,6 @@ extern const struct command cmd_backup, cmd_list, cmd_config, cmd_verify, cmd_ex
 extern volatile sig_atomic_t cli_interrupted;
 
 void cli_signals_install(void);
-/* The temporary archive a second signal unlinks before exiting at once. */
-void cli_set_temp_path(const char *path);
 /* The output command's process group, which a second signal kills (0: none). */
 void cli_set_consumer(pid_t pgid);
 

@@ -29,10 +29,7 @@ static struct vb_writer *open_sink(const struct backup_args *a, struct vb_error 
 	}
 	if (strcmp(a->out, "-") == 0)
 		return vb_sink_fd_new(STDOUT_FILENO, "standard output", err);
-	sink = vb_sink_file_new(a->out, a->force, err);
-	if (sink)
-		cli_set_temp_path(vb_sink_file_temp_path(sink));
-	return sink;
+	return vb_sink_file_new(a->out, a->force, err);
 }
 
 static const char *out_name(const struct backup_args *a)
@@ -261,7 +258,6 @@ static int run(int argc, char **argv)
 		goto out;
 	}
 	if (vb_backup_run(b, sink, &res, &err) < 0) {
-		cli_set_temp_path(NULL);
 		cli_set_consumer(0);
 		cli_progress_done(&prog);
 		status = cli_fail(CMD, &err);
@@ -270,7 +266,6 @@ static int run(int argc, char **argv)
 				 a.set ? " and the checkpoints are unchanged" : "");
 		goto out;
 	}
-	cli_set_temp_path(NULL);
 	cli_set_consumer(0);
 	cli_progress_done(&prog);
 	summary(&a, &res);

@@ -66,17 +66,13 @@ static int merge_run(int argc, char **argv)
 		sink = vb_sink_fd_new(STDOUT_FILENO, "standard output", &err);
 	} else {
 		sink = vb_sink_file_new(out, force, &err);
-		if (sink)
-			cli_set_temp_path(vb_sink_file_temp_path(sink));
 	}
 	if (!sink)
 		return cli_fail("merge", &err);
 	if (vb_merge((const char *const *)argv + optind, (size_t)(argc - optind), sink,
 		     compress, (int)level, (int)sysconf(_SC_NPROCESSORS_ONLN), &err) < 0) {
-		cli_set_temp_path(NULL);
 		return cli_fail("merge", &err);
 	}
-	cli_set_temp_path(NULL);
 	if (!quiet)
 		fprintf(stderr, "vmaback: merge: synthetic full archive %s written\n",
 			strcmp(out, "-") == 0 ? "(standard output)" : out);

@@ -8,15 +8,13 @@
 #include "cli/cli.h"
 
 volatile sig_atomic_t cli_interrupted;
-static char temp_path[PATH_MAX];
 static volatile pid_t consumer_pgid;
 
 static void on_signal(int sig)
 {
 	if (cli_interrupted) {
 		/* Second signal: leave nothing that looks valid, exit at once. */
-		if (temp_path[0])
-			unlink(temp_path);
+		vb_tempfile_remove_all();
 		if (consumer_pgid > 0)
 			kill(-consumer_pgid, SIGTERM);
 		_exit(128 + sig);
@@ -38,19 +36,6 @@ void cli_signals_install(void)
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
 	vb_set_cancel(&cli_interrupted);
-}
-
-void cli_set_temp_path(const char *path)
-{
-	sigset_t all, old;
-
-	sigfillset(&all);
-	sigprocmask(SIG_BLOCK, &all, &old);
-	if (path && strlen(path) < sizeof(temp_path))
-		memcpy(temp_path, path, strlen(path) + 1);
-	else
-		temp_path[0] = '\0';
-	sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
 void cli_set_consumer(pid_t pgid)

@@ -90,3 +90,13 @@ ssize_t vb_io_read_full(int fd, void *buf, size_t len)
 	}
 	return (ssize_t)done;
 }
+
+int vb_fsync(int fd)
+{
+	int r;
+
+	do
+		r = fsync(fd);
+	while (r < 0 && errno == EINTR);
+	return r;
+}

@@ -12,6 +12,38 @@
 
 #include "core/base/base.h"
 
+/* ============================================================== temporary files
+ * Every file vmaback makes is written as a registered temporary beside its
+ * final name (".NAME" + VB_TEMPFILE_MARK + 6 random characters; created
+ * O_EXCL|O_NOFOLLOW|O_CLOEXEC, mode 0600, flock held while its writer
+ * lives) and published by fsync, rename, fsync of the directory. Whatever
+ * is still registered is removed at exit and by vb_tempfile_remove_all()
+ * (async-signal-safe, for fatal-signal handlers), only by the process that
+ * created it. */
+
+#define VB_TEMPFILE_MARK ".vbtmp."
+
+struct vb_tempfile;
+
+/* A new temporary for final (its directory must exist). */
+struct vb_tempfile *vb_tempfile_new(const char *final, struct vb_error *err);
+int vb_tempfile_fd(const struct vb_tempfile *t);
+const char *vb_tempfile_path(const struct vb_tempfile *t);
+const char *vb_tempfile_final(const struct vb_tempfile *t);
+/* fsync and close the file, rename it to its final name (an existing file
+ * is replaced only if replace; else EEXIST is a VB_E_USAGE error), fsync
+ * the directory. Returns 0 when published and durable; 1 when published
+ * but the directory's fsync failed (err says so: the file is there under
+ * its final name, and may not survive a crash); -1 when not published (the
+ * temporary is removed). Frees t in every case. */
+int vb_tempfile_publish(struct vb_tempfile *t, bool replace, struct vb_error *err);
+/* Removes the temporary and frees t; NULL is a no-op. */
+void vb_tempfile_discard(struct vb_tempfile *t);
+/* Unlinks every registered temporary of this process: async-signal-safe. */
+void vb_tempfile_remove_all(void);
+/* Whether a file name has the form of vmaback's temporaries. */
+bool vb_tempfile_is_ours(const char *name);
+
 /* ============================================================== output stack
  * A writer is one layer of the output: a filter (zstd, hash) or a sink
  * (file, fd, command). Layers own the layer below them. */
@@ -93,6 +125,8 @@ int vb_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
  * EINTR. Returns the count (less than len only at the end) or -1 with errno
  * set; bytes read before an error are lost, which is fine as it is fatal. */
 ssize_t vb_io_read_full(int fd, void *buf, size_t len);
+/* fsync, retried on EINTR: 0 or -1 with errno. */
+int vb_fsync(int fd);
 /* Callbacks for the streaming readers and writers; opaque points to an int fd. */
 ssize_t vb_fd_read_cb(void *opaque, void *buf, size_t len);
 int vb_fd_write_cb(void *opaque, const void *buf, size_t len);

@@ -292,7 +292,10 @@ read_only() {
 	bg "$VMABACK" backup -d a=qcow2:a.qcow2 --bwlimit 2M -o y.vma
 	local args=""
 	for ((i = 0; i < 100; i++)); do
-		args=$(ps -o args= --ppid "$PID" 2>/dev/null | grep qemu-nbd || true)
+		# "[qemu-nbd]": caught inside execve, before its argv is
+		# mapped; look again until the arguments are there.
+		args=$(ps -o args= --ppid "$PID" 2>/dev/null |
+			grep qemu-nbd | grep -v '^\[' || true)
 		[ -n "$args" ] && break
 		sleep 0.02
 	done

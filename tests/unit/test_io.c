@@ -114,6 +114,153 @@ static int group_error(void)
 	return cmocka_run_group_tests_name("error", tests, NULL, NULL);
 }
 
+/* ============================================================ group: tempfile */
+
+static void test_tempfile_publish(void **state)
+{
+	char *path = tpath(state, "a.vma");
+	struct vb_error err = { 0 };
+	struct vb_tempfile *t = vb_tempfile_new(path, &err);
+	const char *slash;
+	struct stat st;
+
+	assert_non_null(t);
+	slash = strrchr(vb_tempfile_path(t), '/');
+	assert_true(vb_tempfile_is_ours(slash + 1));
+	assert_int_equal(stat(vb_tempfile_path(t), &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_int_equal(write(vb_tempfile_fd(t), "abc", 3), 3);
+	assert_int_equal(access(path, F_OK), -1);
+	assert_int_equal(vb_tempfile_publish(t, false, &err), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 3);
+	assert_int_equal(count_entries(((struct tdir *)*state)->path), 1);
+	free(path);
+}
+
+static void test_tempfile_noreplace(void **state)
+{
+	char *path = tpath(state, "a.vma");
+	struct vb_error err = { 0 };
+	struct vb_tempfile *t = vb_tempfile_new(path, &err);
+	size_t len;
+	unsigned char *d;
+
+	assert_non_null(t);
+	write_file(path, "old", 3); /* appeared while the temporary was written */
+	assert_int_equal(write(vb_tempfile_fd(t), "new", 3), 3);
+	assert_int_equal(vb_tempfile_publish(t, false, &err), -1);
+	assert_int_equal(err.sys_errno, EEXIST);
+	d = read_file(path, &len);
+	assert_memory_equal(d, "old", 3);
+	free(d);
+	assert_int_equal(count_entries(((struct tdir *)*state)->path), 1);
+	vb_error_clear(&err);
+	t = vb_tempfile_new(path, &err);
+	assert_non_null(t);
+	assert_int_equal(write(vb_tempfile_fd(t), "new", 3), 3);
+	assert_int_equal(vb_tempfile_publish(t, true, &err), 0);
+	d = read_file(path, &len);
+	assert_memory_equal(d, "new", 3);
+	free(d);
+	free(path);
+}
+
+/* What a fatal signal's handler does: every registered temporary goes,
+ * published files stay; a child (another process) removes nothing. */
+static void test_tempfile_remove_all(void **state)
+{
+	char *a = tpath(state, "a"), *b = tpath(state, "b"), *c = tpath(state, "c");
+	struct vb_error err = { 0 };
+	struct vb_tempfile *ta = vb_tempfile_new(a, &err), *tb = vb_tempfile_new(b, &err);
+	struct vb_tempfile *tc = vb_tempfile_new(c, &err);
+	char pa[256];
+	int status;
+	pid_t pid;
+
+	assert_non_null(ta);
+	assert_non_null(tb);
+	assert_non_null(tc);
+	assert_int_equal(vb_tempfile_publish(tc, false, &err), 0);
+	snprintf(pa, sizeof(pa), "%s", vb_tempfile_path(ta));
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		vb_tempfile_remove_all();
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_int_equal(count_entries(((struct tdir *)*state)->path), 3);
+	vb_tempfile_remove_all();
+	assert_int_equal(count_entries(((struct tdir *)*state)->path), 1);
+	assert_int_equal(access(c, F_OK), 0);
+	vb_tempfile_discard(ta);
+	vb_tempfile_discard(tb);
+	/* A node is reused only once it was given back. */
+	ta = vb_tempfile_new(a, &err);
+	assert_non_null(ta);
+	vb_tempfile_discard(ta);
+	assert_int_equal(access(pa, F_OK), -1);
+	free(a);
+	free(b);
+	free(c);
+}
+
+static void test_tempfile_long_name(void **state)
+{
+	char name[256], *path;
+	struct vb_error err = { 0 };
+	struct vb_tempfile *t;
+
+	memset(name, 'n', 255);
+	name[255] = '\0';
+	path = tpath(state, name);
+	t = vb_tempfile_new(path, &err);
+	assert_non_null(t);
+	assert_int_equal(vb_tempfile_publish(t, false, &err), 0);
+	assert_int_equal(access(path, F_OK), 0);
+	free(path);
+}
+
+static void test_tempfile_names(void **state)
+{
+	assert_true(vb_tempfile_is_ours(".a.vma" VB_TEMPFILE_MARK "Ab3xYz"));
+	assert_false(vb_tempfile_is_ours("a.vma" VB_TEMPFILE_MARK "Ab3xYz"));
+	assert_false(vb_tempfile_is_ours(".a.vma.Ab3xYz"));
+	assert_false(vb_tempfile_is_ours(".a.vma" VB_TEMPFILE_MARK "Ab3xY"));
+	assert_false(vb_tempfile_is_ours(".a.vma" VB_TEMPFILE_MARK "Ab3x-z"));
+	assert_false(vb_tempfile_is_ours("state.json"));
+}
+
+static void test_tempfile_bad_dir(void **state)
+{
+	char *path = tpath(state, "no/such/a.vma");
+	struct vb_error err = { 0 };
+
+	assert_null(vb_tempfile_new(path, &err));
+	assert_int_equal(err.cls, VB_E_USAGE);
+	vb_error_clear(&err);
+	assert_null(vb_tempfile_new("", &err));
+	vb_error_clear(&err);
+	free(path);
+	path = tpath(state, "");
+	assert_null(vb_tempfile_new(path, &err));
+	free(path);
+}
+
+static int group_tempfile(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_tempfile_publish, tdir_setup, tdir_teardown),
+		cmocka_unit_test_setup_teardown(test_tempfile_noreplace, tdir_setup, tdir_teardown),
+		cmocka_unit_test_setup_teardown(test_tempfile_remove_all, tdir_setup, tdir_teardown),
+		cmocka_unit_test_setup_teardown(test_tempfile_long_name, tdir_setup, tdir_teardown),
+		cmocka_unit_test(test_tempfile_names),
+		cmocka_unit_test_setup_teardown(test_tempfile_bad_dir, tdir_setup, tdir_teardown),
+	};
+	return cmocka_run_group_tests_name("tempfile", tests, NULL, NULL);
+}
+
 /* ============================================================ group: file sink */
 
 static void check_sink_mode(void **state, mode_t mask)
@@ -146,7 +293,7 @@ static void test_file_sink_mode(void **state)
 static void test_file_sink_temp_discard(void **state)
 {
 	struct tdir *t = *state;
-	char *path = tpath(state, "out.vma"), *prefix = tpath(state, ".out.vma.");
+	char *path = tpath(state, "out.vma"), *prefix = tpath(state, ".out.vma" VB_TEMPFILE_MARK);
 	struct vb_error err = { 0 };
 	struct vb_writer *w = vb_sink_file_new(path, false, &err);
 	const char *tmp;
@@ -1488,6 +1635,7 @@ static int group_input(void)
 /* Add a group here; each returns its number of failed tests. */
 static int (*const groups[])(void) = {
 	group_error,
+	group_tempfile,
 	group_file_sink,
 	group_fd_sink,
 	group_cmd_sink,
