@@ -17,7 +17,7 @@
 
 enum {
 	OPT_COMPRESS = 256, OPT_ZLEVEL, OPT_ZTHREADS, OPT_JSON, OPT_SET, OPT_STATE_DIR,
-	OPT_MODE, OPT_SINCE, OPT_CHECKPOINT, OPT_NO_COMMIT, OPT_BWLIMIT, OPT_OUTPUT_CMD,
+	OPT_MODE, OPT_SINCE, OPT_CHECKPOINT, OPT_NO_COMMIT, OPT_COMMIT, OPT_BWLIMIT, OPT_OUTPUT_CMD,
 	OPT_LOG_FILE, OPT_PROGRESS, OPT_CONFIG_FILE, OPT_BITMAP, OPT_NO_BITMAP,
 	OPT_DUMPDIR, OPT_VMID, OPT_NAME_TEMPLATE, OPT_NOTES, OPT_PROTECTED,
 };
@@ -43,6 +43,7 @@ static const struct option options[] = {
 	{ "since", required_argument, NULL, OPT_SINCE },
 	{ "checkpoint", required_argument, NULL, OPT_CHECKPOINT },
 	{ "no-commit", no_argument, NULL, OPT_NO_COMMIT },
+	{ "commit", no_argument, NULL, OPT_COMMIT },
 	{ "bitmap", required_argument, NULL, OPT_BITMAP },
 	{ "no-bitmap", no_argument, NULL, OPT_NO_BITMAP },
 	{ "quiet", no_argument, NULL, 'q' },
@@ -247,6 +248,9 @@ static int option(struct backup_args *a, int ch, char *arg)
 		return 0;
 	case OPT_NO_COMMIT:
 		a->no_commit = true;
+		return 0;
+	case OPT_COMMIT:
+		a->commit = true;
 		return 0;
 	case OPT_BITMAP:
 		return add_bitmap(a, arg);
@@ -497,12 +501,18 @@ static int check(struct backup_args *a)
 		return cli_usage(CMD, "%s", targets ? "give either -o or --output-cmd, not both" :
 				 "no output given (-o FILE, -o - for standard output, or "
 				 "--output-cmd COMMAND)");
-	if (!a->set && (a->state_dir || a->since || a->checkpoint || a->no_commit ||
+	if (!a->set && (a->state_dir || a->since || a->checkpoint || a->no_commit || a->commit ||
 			a->nbitmaps || a->no_bitmap ||
 			a->mode == VB_MODE_INCREMENTAL || a->mode == VB_MODE_DIFFERENTIAL))
-		return cli_usage(CMD, "--state-dir, --since, --checkpoint, --no-commit, "
+		return cli_usage(CMD, "--state-dir, --since, --checkpoint, --commit, --no-commit, "
 				 "--bitmap, --no-bitmap and incremental or differential modes "
 				 "need --set NAME");
+	if (a->commit && a->no_commit)
+		return cli_usage(CMD, "give either --commit or --no-commit, not both");
+	/* vmaback cannot know whether a pipeline stored what went to standard
+	 * output: the checkpoint waits for `vmaback commit` unless told. */
+	if (a->set && a->out && strcmp(a->out, "-") == 0 && !a->commit)
+		a->no_commit = true;
 	if (a->nbitmaps && a->no_bitmap)
 		return cli_usage(CMD, "give either --bitmap or --no-bitmap, not both");
 	if (apply_bitmaps(a))

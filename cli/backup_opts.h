@@ -20,6 +20,7 @@ struct backup_args {
 	const char *set, *state_dir, *since, *checkpoint;
 	enum vb_mode mode;
 	bool no_commit;
+	bool commit;             /* --commit: commit even after -o - */
 	uint64_t bwlimit;
 	enum cli_progress_mode progress;
 	/* a dump directory: the archive's name is generated */

@@ -50,9 +50,9 @@ const struct command cmd_commit = {
 	.help =
 	"Usage: vmaback commit --set NAME [--state-dir DIR] CHECKPOINT\n"
 	"\n"
-	"A backup run with --no-commit (for example one writing to standard\n"
-	"output, where vmaback cannot know whether the bytes were stored) leaves\n"
-	"its checkpoint pending. Once the archive is safely stored, commit it: it\n"
+	"A backup run with --no-commit, or one writing to standard output (-o -,\n"
+	"where vmaback cannot know whether the bytes were stored) without\n"
+	"--commit, leaves its checkpoint pending. Once the archive is safely stored, commit it: it\n"
 	"becomes the base of the next incremental backup. A pending checkpoint\n"
 	"that is never committed is discarded when the next backup of the set\n"
 	"succeeds; that backup again includes every change since the last\n"
@@ -65,6 +65,6 @@ const struct command cmd_commit = {
 	"Exit status: 0 success, 2 no such pending checkpoint, 4 the set is locked.\n"
 	"\n"
 	"Example:\n"
-	"  vmaback backup --set vm100 --no-commit --checkpoint n42 -d d=disk.raw -o - \\\n"
+	"  vmaback backup --set vm100 --checkpoint n42 -d d=disk.raw -o - \\\n"
 	"      | ssh host 'cat > /b/vm100.vma' && vmaback commit --set vm100 n42\n",
 };

@@ -8,7 +8,7 @@ _vmaback_commands="backup restore list verify extract config merge checkpoints c
 # Options of each command; those in _vmaback_arg_<cmd> take a value.
 _vmaback_opts_backup="--drive -d --config -c --output -o --output-cmd --force --compress
 	--zstd-level --zstd-threads --bwlimit --set --state-dir --mode --since --checkpoint
-	--no-commit --quiet --progress --log-file --json --config-file --help
+	--no-commit --commit --quiet --progress --log-file --json --config-file --help
 	--dumpdir --vmid --name-template --notes --protected"
 _vmaback_arg_backup="-d --drive -c --config -o --output --output-cmd --compress --zstd-level
 	--zstd-threads --bwlimit --set --state-dir --mode --since --checkpoint --progress

@@ -177,6 +177,7 @@ complete -c vmaback -n $b -l mode -x -a 'auto full incremental differential' -d 
 complete -c vmaback -n $b -l since -x -a '(__vmaback_checkpoints)' -d 'Base of a differential'
 complete -c vmaback -n $b -l checkpoint -x -d 'Name of the new checkpoint'
 complete -c vmaback -n $b -l no-commit -d 'Leave the checkpoint pending'
+complete -c vmaback -n $b -l commit -d 'Commit the checkpoint after -o - too'
 complete -c vmaback -n $b -s q -l quiet -d 'Print only errors'
 complete -c vmaback -n $b -l progress -x -a 'auto bar log none' -d 'Progress display'
 complete -c vmaback -n $b -l log-file -r -F -d 'Append messages to FILE'

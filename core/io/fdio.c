@@ -4,9 +4,15 @@
 #include <errno.h>
 #include <stdint.h>
 #include <limits.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/io/io.h"
+#include "core/io/io_int.h"
+
+/* How often a drain wait looks at the pipe again. */
+#define DRAIN_POLL_MS 20
 
 /* Writes all of buf at off, or at the file position when off < 0. */
 static int write_loop(int fd, const void *buf, size_t len, int64_t off)
@@ -99,4 +105,40 @@ int vb_fsync(int fd)
 		r = fsync(fd);
 	while (r < 0 && errno == EINTR);
 	return r;
+}
+
+/* A reader that exits 0 after part of the stream leaves the rest in the
+ * pipe: only the pipe itself knows (FIONREAD counts what is buffered, a
+ * write end polls POLLERR once no reader is left). */
+int vb_pipe_wait_drained(int fd, uint64_t *unread)
+{
+	struct stat st;
+
+	*unread = 0;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISFIFO(st.st_mode))
+		return 0;
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = 0 };
+		int n = 0, r;
+
+		if (ioctl(fd, FIONREAD, &n) < 0)
+			return -errno;
+		if (n <= 0)
+			return 0;
+		if (vb_canceled())
+			return -ECANCELED;
+		/* events 0: wakes only when the last reader leaves; a reader
+		 * that keeps reading is seen at the next look */
+		r = poll(&p, 1, DRAIN_POLL_MS);
+		if (r < 0 && errno != EINTR)
+			return -errno;
+		if (r > 0 && (p.revents & (POLLERR | POLLHUP | POLLNVAL))) {
+			if (ioctl(fd, FIONREAD, &n) < 0)
+				return -errno;
+			*unread = n > 0 ? (uint64_t)n : 0;
+			return n > 0 ? 1 : 0;
+		}
+	}
 }

@@ -27,4 +27,10 @@ struct vb_writer {
 	uint64_t bytes_in;  /* bytes given to this layer */
 };
 
+/* Waits until the reader of the pipe fd (our write end) has read every
+ * byte still in it: 0 when drained (or fd is not a pipe), 1 when the last
+ * reader went away with *unread bytes never read, -ECANCELED on a signal,
+ * -errno when the pipe cannot be asked. */
+int vb_pipe_wait_drained(int fd, uint64_t *unread);
+
 #endif

@@ -214,7 +214,8 @@ static int cmd_write(struct vb_writer *w, const void *buf, size_t len, struct vb
 static int cmd_close(struct vb_writer *w, struct vb_error *err)
 {
 	struct cmd_sink *s = (struct cmd_sink *)w;
-	int ret = -1, e = 0;
+	int ret = -1, e = 0, unread_rc;
+	uint64_t unread;
 	char how[128];
 
 	if (s->failed) {
@@ -224,12 +225,27 @@ static int cmd_close(struct vb_writer *w, struct vb_error *err)
 		cmd_discard(w);
 		return -1;
 	}
+	/* Exit 0 is not enough: the command must have read every byte. */
+	unread_rc = vb_pipe_wait_drained(s->fd, &unread);
+	if (unread_rc == -ECANCELED) {
+		vb_error_set(err, VB_E_CANCELED, ECANCELED, "output command '%s': interrupted",
+			     s->cmd);
+		cmd_discard(w);
+		return -1;
+	}
 	if (close(s->fd) < 0 && errno != EINTR) /* EINTR: closed anyway */
 		e = errno;
 	s->fd = -1;
 	(void)cmd_reap(s, false);
 	status_text(s, how, sizeof(how));
-	if (!cmd_succeeded(s))
+	if (unread_rc == 1)
+		vb_error_set(err, VB_E_FAIL, 0, "output command '%s' ended (%s) without reading "
+			     "the whole archive: %llu of its %llu bytes were never read", s->cmd,
+			     how, (unsigned long long)unread, (unsigned long long)s->w.bytes_in);
+	else if (unread_rc < 0)
+		vb_error_set(err, VB_E_FAIL, -unread_rc, "output command '%s': cannot tell "
+			     "whether it read the whole archive: %s", s->cmd, strerror(-unread_rc));
+	else if (!cmd_succeeded(s))
 		vb_error_set(err, VB_E_FAIL, s->wait_errno, "output command '%s' failed: %s",
 			     s->cmd, how);
 	else if (e != 0)

@@ -215,6 +215,23 @@ static int fd_close(struct vb_writer *w, struct vb_error *err)
 		vb_error_set(err, VB_E_FAIL, e, "%s: %s", s->what, strerror(e));
 		goto out;
 	}
+	/* A pipe's reader that stopped early left the rest unread. */
+	if (S_ISFIFO(st.st_mode)) {
+		uint64_t unread;
+		int r = vb_pipe_wait_drained(s->fd, &unread);
+
+		if (r == -ECANCELED) {
+			vb_error_set(err, VB_E_CANCELED, ECANCELED, "%s: interrupted", s->what);
+			goto out;
+		}
+		if (r == 1) {
+			vb_error_set(err, VB_E_FAIL, 0, "%s: the reader of the pipe went away "
+				     "without reading the whole archive: %llu of its %llu bytes "
+				     "were never read", s->what, (unsigned long long)unread,
+				     (unsigned long long)w->bytes_in);
+			goto out;
+		}
+	}
 	/* Durable when it is a file or a disk; pipes and ttys cannot be synced. */
 	if ((S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) && vb_fsync(s->fd) < 0 &&
 	    errno != EINVAL && errno != EROFS) {

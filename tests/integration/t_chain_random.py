@@ -367,6 +367,8 @@ class Test:
             args += ["--checkpoint", ckname]
         if no_commit:
             args += ["--no-commit"]
+        elif out_mode != "file":
+            args += ["--commit"]  # -o - leaves it pending unless asked
         if zst and out_mode != "file":
             args += ["--compress", "zstd"]
         args += ["-o", out if out_mode == "file" else "-"]

@@ -155,6 +155,63 @@ consumer_closes() {
 	done
 }
 
+# Consumers that exit 0 after reading only part of the stream, the rest of
+# which still sits in the pipe (an incremental archive smaller than the
+# pipe): fail with the count of bytes never read, nothing committed. The
+# same for a reader of -o - (with --commit, which a pipeline must ask for).
+consumer_stops_early() {
+	rand a.raw 3000000
+	run vb backup --set s --state-dir "$PWD/st" -d a=a.raw --checkpoint n1 -o f.vma
+	expect_rc 0
+	put a.raw 100 100
+	state_keep st/s before
+	local c
+	for c in 'head -c 1000 > part' 'head -c 1 >/dev/null' 'exit 0'; do
+		run vb backup --set s --state-dir "$PWD/st" -d a=a.raw --output-cmd "$c"
+		expect_fail 1 backup 'output command .*(never read|exited before the end)'
+		state_kept st/s before
+	done
+	run vb backup --set s --state-dir "$PWD/st" -d a=a.raw --output-cmd 'head -c 1000 > part'
+	expect_err '[0-9]+ of its [0-9]+ bytes were never read'
+	# (an archive that fits the 64 KiB of a shell's pipe)
+	rand b.raw 8192
+	{ RC=0; vb backup --set t --state-dir "$PWD/st" -d b=b.raw --commit -o - 2>"$ERR" ||
+		RC=$?; echo "$RC" >rc; } | { head -c 1000 >/dev/null; exec sleep 0.3 <&-; }
+	RC=$(cat rc)
+	LAST="backup --commit -o - | head -c 1000"
+	expect_fail 1 backup 'standard output: the reader of the pipe went away.*[0-9]+ of its [0-9]+ bytes were never read'
+	run vb checkpoints --set t --state-dir "$PWD/st" --json
+	[ "$(jq_py "$OUT" 'len(d["checkpoints"])')" = 0 ] || fail "a checkpoint was committed"
+	state_kept st/s before
+	# a consumer that reads it all still succeeds and commits
+	run vb backup --set s --state-dir "$PWD/st" -d a=a.raw --output-cmd 'cat > whole.vma'
+	expect_rc 0
+	run vb restore f.vma whole.vma --to r
+	expect_rc 0
+	same a.raw r/disk-a.raw
+}
+
+# -o - with --set: the checkpoint stays pending unless --commit.
+stdout_pending() {
+	rand a.raw 300000
+	vb backup --set s --state-dir "$PWD/st" -d a=a.raw --checkpoint p1 -o - 2>"$ERR" |
+		cat >p1.vma
+	LAST="backup --set s -o - | cat"
+	expect_err 'checkpoint p1 of set s is pending'
+	run vb checkpoints --set s --state-dir "$PWD/st" --json
+	[ "$(jq_py "$OUT" 'len(d["checkpoints"])')" = 0 ] || fail "-o - committed without --commit"
+	run vb commit --set s --state-dir "$PWD/st" p1
+	expect_rc 0
+	vb backup --set s --state-dir "$PWD/st" -d a=a.raw --checkpoint c2 --commit -o - \
+		2>"$ERR" | cat >c2.vma
+	LAST="backup --set s --commit -o - | cat"
+	expect_err 'checkpoint c2 of set s committed'
+	run vb backup --set s --state-dir "$PWD/st" -d a=a.raw --commit --no-commit -o x.vma
+	expect_fail 2 backup 'either --commit or --no-commit'
+	run vb backup -d a=a.raw --commit -o x.vma
+	expect_fail 2 backup 'need --set'
+}
+
 # Five backups of one set started at once: one proceeds, four exit 4 at once.
 concurrent() {
 	rand a.raw 4194304
@@ -314,6 +371,8 @@ tcase read_error_mid_drive read_error_mid_drive
 tcase dm_error dm_error
 tcase stdout_closed stdout_closed
 tcase consumer_closes consumer_closes
+tcase consumer_stops_early consumer_stops_early
+tcase stdout_pending stdout_pending
 tcase concurrent concurrent
 tcase modes modes
 tcase planted_links planted_links
