@@ -334,6 +334,28 @@ static int pick_checkpoint_name(struct vb_backup *b, struct vb_error *err)
 	return 0;
 }
 
+/* -o onto one of the backup's own sources would replace the disk with its
+ * archive: refused, with --force too, by device and inode (a block device
+ * by the disk it names), before anything is written, qcow2 bitmaps included. */
+static int check_output(const struct vb_backup *b, struct vb_error *err)
+{
+	struct stat out, st;
+
+	if (!b->o.archive_path || stat(b->o.archive_path, &out) < 0)
+		return 0; /* a new file cannot be a source */
+	for (size_t i = 0; i < b->o.ndrives; i++) {
+		const struct vb_drive *d = &b->o.drives[i];
+		struct vb_spec sp;
+
+		vb_spec_split(d->spec, &sp);
+		if (sp.kind != VB_SPEC_NBD && stat(sp.path, &st) == 0 && vb_same_object(&out, &st))
+			return vb_error_set(err, VB_E_USAGE, 0, "the output %s is drive %s's source "
+					    "%s: writing the archive there would destroy the disk; "
+					    "refused", b->o.archive_path, d->name, sp.path);
+	}
+	return 0;
+}
+
 struct vb_backup *vb_backup_prepare(const struct vb_backup_opts *o, struct vb_error *err)
 {
 	struct vb_backup *b = calloc(1, sizeof(*b));
@@ -345,7 +367,8 @@ struct vb_backup *vb_backup_prepare(const struct vb_backup_opts *o, struct vb_er
 	b->o = *o;
 	/* The name first: a qcow2 image gets the new checkpoint's bitmap
 	 * before its source opens (image_bitmaps.c). */
-	if (pick_checkpoint_name(b, err) < 0 || prepare_drives(b, err) < 0 ||
+	if (check_output(b, err) < 0 || pick_checkpoint_name(b, err) < 0 ||
+	    prepare_drives(b, err) < 0 ||
 	    prepare_configs(b, err) < 0)
 		goto fail;
 	if (decide_mode(b, err) < 0 || bk_source_bitmaps(b, o->mode, err) < 0)

@@ -16,6 +16,7 @@
 
 struct rtarget {
 	const struct vb_meta_drive *drive;
+	char *spec;         /* the --target spec, or DIR/disk-NAME.raw */
 	char *final;        /* the path the user sees */
 	char *tmp;          /* new file under a temporary name, or NULL (in place) */
 	int fd;
@@ -176,11 +177,11 @@ static int open_image(struct restore *x, struct rtarget *t, const char *format,
 	return t->nt ? 0 : -1;
 }
 
-static int open_target(struct restore *x, struct rtarget *t)
+/* Where drive t goes: its --target spec, or DIR/disk-NAME.raw (malloc'd in
+ * t->spec). Nothing is looked at or written. */
+static int target_spec(struct restore *x, struct rtarget *t)
 {
 	const char *path = target_of(x->o, t->drive->name);
-	char buf[PATH_MAX];
-	struct stat st;
 
 	if (path) {
 		struct vb_spec sp;
@@ -189,28 +190,107 @@ static int open_target(struct restore *x, struct rtarget *t)
 		if (sp.path[0] == '\0')
 			return vb_error_set(x->err, VB_E_USAGE, 0, "--target %s=%s: no path after "
 					    "the format", t->drive->name, path);
-		if (sp.kind == VB_SPEC_NBD)
-			return open_nbd(x, t, path);
-		if (sp.kind == VB_SPEC_IMAGE)
-			return open_image(x, t, sp.format, sp.path);
-		path = sp.path;
-		if (stat(path, &st) == 0 && S_ISBLK(st.st_mode))
-			return open_device(x, t, path);
-		if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
-			return vb_error_set(x->err, VB_E_USAGE, 0, "%s is not a regular file or a "
-					    "block device", path);
-		return new_file(x, t, path);
+		t->spec = strdup(path);
+	} else {
+		if (!x->o->dir)
+			return vb_error_set(x->err, VB_E_USAGE, 0, "drive %s has no target: give "
+					    "--to DIR or --target %s=PATH", t->drive->name,
+					    t->drive->name);
+		if (!vb_safe_file_name(t->drive->name))
+			return vb_error_set(x->err, VB_E_INVALID, 0, "drive name '%s' is not a safe "
+					    "file name; refused", t->drive->name);
+		if (asprintf(&t->spec, "%s/disk-%s.raw", x->o->dir, t->drive->name) < 0)
+			t->spec = NULL;
 	}
-	if (!x->o->dir)
-		return vb_error_set(x->err, VB_E_USAGE, 0, "drive %s has no target: give --to DIR "
-				    "or --target %s=PATH", t->drive->name, t->drive->name);
-	if (!vb_safe_file_name(t->drive->name))
-		return vb_error_set(x->err, VB_E_INVALID, 0, "drive name '%s' is not a safe file "
-				    "name; refused", t->drive->name);
-	if ((size_t)snprintf(buf, sizeof(buf), "%s/disk-%s.raw", x->o->dir, t->drive->name) >=
-	    sizeof(buf))
-		return vb_error_set(x->err, VB_E_USAGE, 0, "%s: path too long", x->o->dir);
-	return new_file(x, t, buf);
+	if (!t->spec)
+		return vb_error_set(x->err, VB_E_FAIL, ENOMEM, "out of memory");
+	return 0;
+}
+
+static int open_target(struct restore *x, struct rtarget *t)
+{
+	struct stat st;
+	struct vb_spec sp;
+
+	vb_spec_split(t->spec, &sp);
+	if (sp.kind == VB_SPEC_NBD)
+		return open_nbd(x, t, t->spec);
+	if (sp.kind == VB_SPEC_IMAGE)
+		return open_image(x, t, sp.format, sp.path);
+	if (stat(sp.path, &st) == 0 && S_ISBLK(st.st_mode))
+		return open_device(x, t, sp.path);
+	if (stat(sp.path, &st) == 0 && !S_ISREG(st.st_mode))
+		return vb_error_set(x->err, VB_E_USAGE, 0, "%s is not a regular file or a "
+				    "block device", sp.path);
+	if (strlen(sp.path) >= PATH_MAX)
+		return vb_error_set(x->err, VB_E_USAGE, 0, "%s: path too long", sp.path);
+	return new_file(x, t, sp.path);
+}
+
+/* What a target is on the system: an existing object (vb_same_object), a
+ * new name in an existing directory, or (directory missing) its text. */
+struct tkey {
+	int kind;             /* 'o' object, 'n' new name, 's' text */
+	struct stat st;
+	const char *name;
+};
+
+static void target_key(const char *spec, struct tkey *k)
+{
+	struct vb_spec sp;
+	const char *slash;
+	char *dir;
+
+	vb_spec_split(spec, &sp);
+	*k = (struct tkey){ .kind = 's', .name = spec };
+	if (sp.kind == VB_SPEC_NBD)
+		return;
+	if (stat(sp.path, &k->st) == 0) {
+		k->kind = 'o';
+		return;
+	}
+	slash = strrchr(sp.path, '/');
+	dir = slash ? strndup(sp.path, (size_t)(slash - sp.path + 1)) : strdup(".");
+	if (dir && stat(dir, &k->st) == 0) {
+		k->kind = 'n';
+		k->name = slash ? slash + 1 : sp.path;
+	}
+	free(dir);
+}
+
+static bool same_key(const struct tkey *a, const struct tkey *b)
+{
+	if (a->kind != b->kind)
+		return false;
+	if (a->kind == 'o')
+		return vb_same_object(&a->st, &b->st);
+	if (a->kind == 'n')
+		return a->st.st_dev == b->st.st_dev && a->st.st_ino == b->st.st_ino &&
+		       strcmp(a->name, b->name) == 0;
+	return strcmp(a->name, b->name) == 0;
+}
+
+/* Two drives onto one file or device would lose one of them: refused,
+ * --force or not, before anything is created or written. */
+static int check_distinct(struct restore *x)
+{
+	struct tkey *k = calloc(x->nt + 1, sizeof(*k));
+
+	if (!k)
+		return vb_error_set(x->err, VB_E_FAIL, ENOMEM, "out of memory");
+	for (size_t i = 0; i < x->nt; i++) {
+		target_key(x->t[i].spec, &k[i]);
+		for (size_t j = 0; j < i; j++)
+			if (same_key(&k[i], &k[j])) {
+				vb_error_set(x->err, VB_E_USAGE, 0, "drives %s and %s have the same "
+					     "target (%s, %s); refused", x->t[j].drive->name,
+					     x->t[i].drive->name, x->t[j].spec, x->t[i].spec);
+				free(k);
+				return -1;
+			}
+	}
+	free(k);
+	return 0;
 }
 
 static int open_targets(struct restore *x)
@@ -220,11 +300,6 @@ static int open_targets(struct restore *x)
 	x->t = calloc(m->ndrives + 1, sizeof(*x->t));
 	if (!x->t)
 		return vb_error_set(x->err, VB_E_FAIL, ENOMEM, "out of memory");
-	if (x->o->dir && mkdir(x->o->dir, 0700) == 0)
-		x->made_dir = true;
-	else if (x->o->dir && errno != EEXIST)
-		return vb_error_set(x->err, errno == ENOENT ? VB_E_USAGE : VB_E_FAIL, errno,
-				    "cannot create %s: %s", x->o->dir, strerror(errno));
 	for (size_t i = 0; i < m->ndrives; i++) {
 		struct rtarget *t = &x->t[x->nt];
 
@@ -233,9 +308,20 @@ static int open_targets(struct restore *x)
 		t->fd = -1;
 		t->drive = &m->drives[i];
 		x->nt++;
-		if (open_target(x, t) < 0)
+		if (target_spec(x, t) < 0)
 			return -1;
-		x->by_dev[t->drive->dev_id] = t;
+	}
+	if (check_distinct(x) < 0)
+		return -1;
+	if (x->o->dir && mkdir(x->o->dir, 0700) == 0)
+		x->made_dir = true;
+	else if (x->o->dir && errno != EEXIST)
+		return vb_error_set(x->err, errno == ENOENT ? VB_E_USAGE : VB_E_FAIL, errno,
+				    "cannot create %s: %s", x->o->dir, strerror(errno));
+	for (size_t i = 0; i < x->nt; i++) {
+		if (open_target(x, &x->t[i]) < 0)
+			return -1;
+		x->by_dev[x->t[i].drive->dev_id] = &x->t[i];
 	}
 	return 0;
 }
@@ -348,6 +434,7 @@ out:
 			unlink(x.t[i].tmp);
 		free(x.t[i].tmp);
 		free(x.t[i].final);
+		free(x.t[i].spec);
 	}
 	free(x.t);
 	if (rc < 0 && x.made_dir)

@@ -31,47 +31,6 @@ bool vb_spec_is_nbd(const char *spec)
 	return false;
 }
 
-static uint64_t be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-/* A plain path: qcow2 by content ("QFI\xfb"), else raw. */
-static int detect(const char *drive, struct vb_spec *out, struct vb_error *err)
-{
-	uint8_t h[80] = { 0 };
-	struct stat st;
-	ssize_t n;
-	int fd = open(out->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-
-	if (fd < 0)
-		return 0; /* the raw source reports it */
-	if (fstat(fd, &st) < 0 || (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))) {
-		close(fd);
-		return 0;
-	}
-	do
-		n = pread(fd, h, sizeof(h), 0);
-	while (n < 0 && errno == EINTR);
-	close(fd);
-	if (n < 8 || memcmp(h, "QFI\xfb", 4) != 0)
-		return 0;
-	out->kind = VB_SPEC_IMAGE;
-	out->format = "qcow2";
-	out->detected = true;
-	/* backing_file_offset, and (version 3) the external data file bit */
-	if ((n >= 16 && be64(h + 8) != 0) ||
-	    (n >= 80 && be64(h + 4) >> 32 >= 3 && (be64(h + 72) & 4)))
-		return vb_error_set(err, VB_E_USAGE, 0, "drive %s: %s is a qcow2 image that refers "
-				    "to other files (a backing or data file); give qcow2:%s to read "
-				    "it as QEMU does", drive, out->path, out->path);
-	return 0;
-}
-
 void vb_spec_split(const char *spec, struct vb_spec *out)
 {
 	const char *colon = strchr(spec, ':');
@@ -92,15 +51,55 @@ void vb_spec_split(const char *spec, struct vb_spec *out)
 		}
 }
 
+bool vb_same_object(const struct stat *a, const struct stat *b)
+{
+	if (S_ISBLK(a->st_mode) || S_ISBLK(b->st_mode))
+		return S_ISBLK(a->st_mode) && S_ISBLK(b->st_mode) && a->st_rdev == b->st_rdev;
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+/* The image format a regular file's name ends in (".qcow2", ...), or NULL. */
+static const char *format_of_name(const char *path)
+{
+	const char *dot = strrchr(path, '.');
+
+	if (!dot || strchr(dot, '/'))
+		return NULL;
+	for (size_t i = 0; i < sizeof(image_formats) / sizeof(image_formats[0]); i++)
+		if (strcmp(dot + 1, image_formats[i]) == 0)
+			return image_formats[i];
+	return NULL;
+}
+
+void vb_spec_classify(const char *spec, bool regular, struct vb_spec *out)
+{
+	const char *fmt;
+
+	vb_spec_split(spec, out);
+	/* Only a plain path, never raw:PATH, takes its format from its name. */
+	if (out->kind != VB_SPEC_RAW || out->path != spec || !regular)
+		return;
+	if ((fmt = format_of_name(spec)) != NULL) {
+		out->kind = VB_SPEC_IMAGE;
+		out->format = fmt;
+	}
+}
+
 int vb_spec_parse(const char *drive, const char *spec, struct vb_spec *out,
 		  struct vb_error *err)
 {
+	struct stat st;
+	bool regular = false;
+
 	vb_spec_split(spec, out);
 	if (out->path[0] == '\0')
 		return vb_error_set(err, VB_E_USAGE, 0, "drive %s: %s: no path after the format",
 				    drive, spec);
+	/* stat, never open and read: the name decides, the content never does.
+	 * An unusable path is left to the raw source to report. */
 	if (out->kind == VB_SPEC_RAW && out->path == spec)
-		return detect(drive, out, err);
+		regular = stat(spec, &st) == 0 && S_ISREG(st.st_mode);
+	vb_spec_classify(spec, regular, out);
 	return 0;
 }
 

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "core/base/base.h"
 
@@ -16,10 +17,11 @@ struct vb_source;
 /* ============================================================== sources */
 
 /* Opens a drive's source read-only. spec is
- *   PATH         a regular file or a block device ("raw"), or a qcow2 image
- *                when its content starts with the qcow2 magic (refused if it
- *                names a backing or data file: give qcow2:PATH for those);
- *   raw:PATH     a raw file or device, never probed;
+ *   PATH         a regular file or a block device, raw ("raw"); a regular
+ *                file whose name ends in .qcow2, .vmdk, .vdi or .vhdx is
+ *                that image format. The content never decides: a guest
+ *                writes the bytes of its raw disk (design.md §5);
+ *   raw:PATH     a raw file or device, whatever its name;
  *   qcow2:PATH, vmdk:PATH, vdi:PATH, vhdx:PATH
  *                an image file read through a qemu-nbd that libnbd starts
  *                (read-only, socket activation) and stops at close; kind
@@ -69,19 +71,24 @@ struct vb_spec {
 	enum vb_spec_kind kind;
 	const char *format;   /* image: "qcow2", "vmdk", "vdi", "vhdx" */
 	const char *path;     /* raw and image: the file (points into the spec) */
-	bool detected;        /* image: a plain path found to be qcow2 by content */
 };
 
 /* Splits spec: "FMT:PATH" for the image formats and "raw:PATH", NBD URIs,
- * else a path, which is qcow2 if its content starts with the qcow2 magic
- * (unreadable paths are left to the raw source to report). A detected
- * qcow2 with a backing or external data file is refused: a raw disk whose
- * guest wrote a qcow2 header must not make vmaback read host files. */
+ * else a path: an image when it is a regular file (stat) whose name ends
+ * in ".FMT", else raw. Never opens or reads the file: its content is the
+ * guest's (unusable paths are left to the raw source to report). */
 int vb_spec_parse(const char *drive, const char *spec, struct vb_spec *out,
 		  struct vb_error *err);
-/* The same without looking at the file (no detection, no checks). */
+/* The decision itself, without the file system: regular says whether the
+ * plain path is a regular file. */
+void vb_spec_classify(const char *spec, bool regular, struct vb_spec *out);
+/* Only the prefix: "FMT:", "raw:", NBD URIs; any other path is raw. */
 void vb_spec_split(const char *spec, struct vb_spec *out);
 bool vb_spec_is_nbd(const char *spec);
+/* Whether two stat results are one object: block devices by the device
+ * they name (st_rdev: two nodes for one disk are one), everything else by
+ * st_dev and st_ino (hard links, symbolic links already followed). */
+bool vb_same_object(const struct stat *a, const struct stat *b);
 
 /* ============================================================== QEMU's tools */
 

@@ -24,7 +24,7 @@ kinds() {
 	need qemu-img qemu-io qemu-nbd "$PYTHON"
 	img a.qcow2
 	qemu-img convert -O raw a.qcow2 a.raw
-	# a plain path whose content is qcow2 is read as qcow2, through qemu-nbd
+	# a plain path named .qcow2 is read as qcow2, through qemu-nbd
 	run vb backup -d a=a.qcow2 -o p.vma
 	expect_rc 0
 	vb list --json p.vma | grep -q '"source": *"qcow2"' || fail "kind is not qcow2"
@@ -45,18 +45,19 @@ kinds() {
 	run vb restore v.vma --to r3
 	expect_rc 0
 	same a.raw r3/disk-v.raw
-	# a backing chain is read as QEMU reads it, but only when asked for
+	# a backing chain is read as QEMU reads it, by prefix or by name; the
+	# same bytes under another name are raw
 	qemu-img create -q -f qcow2 -b a.qcow2 -F qcow2 top.qcow2
 	qemu-io -f qcow2 -c 'write -P 0x44 1M 64k' top.qcow2 >/dev/null
 	qemu-img convert -O raw top.qcow2 top.raw
-	run vb backup -d t=top.qcow2 -o t.vma
-	expect_fail 2 backup 'drive t: top.qcow2 is a qcow2 image that refers to other files.*qcow2:top.qcow2'
-	absent t.vma
-	run vb backup -d t=qcow2:top.qcow2 -o t.vma
+	cp top.qcow2 top.img
+	run vb backup -d t=qcow2:top.qcow2 -d u=top.qcow2 -d i=top.img -o t.vma
 	expect_rc 0
 	run vb restore t.vma --to r4
 	expect_rc 0
 	same top.raw r4/disk-t.raw
+	same top.raw r4/disk-u.raw
+	same top.img r4/disk-i.raw
 	# messages name the drive and the file
 	run vb backup -d m=qcow2:missing.qcow2 -o m.vma
 	expect_fail 2 backup 'drive m: cannot open missing.qcow2'
