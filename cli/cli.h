@@ -105,9 +105,10 @@ struct cli_set_opts {
 /* Takes getopt's ch (and its argument) if it is one of those: 1, else 0. */
 int cli_set_option(int ch, const char *arg, struct cli_set_opts *o);
 
-/* Opens (and locks) a set's state, printing its notes; NULL with *status set. */
+/* Opens (and locks) a set's state, printing its notes; NULL with *status set.
+ * write: the command changes the state (else it creates and deletes nothing). */
 struct vb_state *cli_open_set(const char *cmd, const char *set, const char *state_dir,
-			      int *status);
+			      bool write, int *status);
 const char *cli_backup_status(const struct vb_backup_info *b, bool with_state);
 const char *cli_backup_parent(const struct vb_backup_list *l, const struct vb_backup_info *b);
 /* "2024-01-31 23:00:00", local time */

@@ -180,6 +180,26 @@ static void start_line(const struct backup_args *a, const struct vb_backup_opts 
 	}
 }
 
+/* Archives and logs are never written into the state directory, whose
+ * clean-up owns its files. */
+static int outside_state(const struct backup_args *a)
+{
+	struct vb_error err = { 0 };
+	char *dir;
+	int rc = 0;
+
+	if (!a->set)
+		return 0;
+	dir = a->state_dir ? strdup(a->state_dir) : vb_state_default_dir();
+	if (a->out && strcmp(a->out, "-") != 0)
+		rc = vb_state_dir_check_output(dir, a->dumpdir ? "--dumpdir: the archive" : "-o",
+					       a->out, &err);
+	if (rc == 0 && a->log_file)
+		rc = vb_state_dir_check_output(dir, "--log-file", a->log_file, &err);
+	free(dir);
+	return rc < 0 ? cli_fail(CMD, &err) : 0;
+}
+
 /* How much of the state's notes prepare() printed. */
 static size_t state_notes_shown;
 
@@ -242,6 +262,8 @@ static int run(int argc, char **argv)
 		goto out;
 	}
 	if (status)
+		goto out;
+	if ((status = outside_state(&a)) != 0)
 		goto out;
 	if (a.log_file && cli_log_open(a.log_file) < 0) {
 		status = cli_usage(CMD, "--log-file %s: %s", a.log_file, strerror(errno));
@@ -347,7 +369,8 @@ const struct command cmd_backup = {
 	"      --set NAME         the backup set (its disk set and checkpoint chain)\n"
 	"      --state-dir DIR    where sets keep their state (default\n"
 	"                         /var/lib/vmaback for root, else\n"
-	"                         $XDG_STATE_HOME/vmaback or ~/.local/state/vmaback)\n"
+	"                         $XDG_STATE_HOME/vmaback or ~/.local/state/vmaback);\n"
+	"                         the archive and the log must be outside it\n"
 	"      --mode MODE        auto (default: full when the set has no checkpoint\n"
 	"                         or its drives changed, else incremental), full,\n"
 	"                         incremental (changes since the latest checkpoint),\n"

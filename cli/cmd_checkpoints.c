@@ -106,7 +106,7 @@ static int checkpoints_run(int argc, char **argv)
 		return cli_usage("checkpoints", "expected --set NAME");
 	if (optind != argc)
 		return cli_usage("checkpoints", "unexpected argument '%s'", argv[optind]);
-	s = cli_open_set("checkpoints", a.set, a.state_dir, &status);
+	s = cli_open_set("checkpoints", a.set, a.state_dir, remove != NULL, &status);
 	if (!s)
 		return status;
 	if (remove) {

@@ -29,7 +29,7 @@ static int commit_run(int argc, char **argv)
 		return cli_usage("commit", "expected --set NAME");
 	if (optind + 1 != argc)
 		return cli_usage("commit", "expected the name of the pending CHECKPOINT");
-	s = cli_open_set("commit", a.set, a.state_dir, &status);
+	s = cli_open_set("commit", a.set, a.state_dir, true, &status);
 	if (!s)
 		return status;
 	if (vb_state_commit_pending(s, argv[optind], &err) < 0) {

@@ -131,7 +131,7 @@ static int run(int argc, char **argv)
 		return cli_usage(CMD, "expected --dumpdir DIR or --set NAME (or both)");
 	if (state_dir && !set)
 		return cli_usage(CMD, "--state-dir goes with --set NAME");
-	if (set && !(s = cli_open_set(CMD, set, state_dir, &status)))
+	if (set && !(s = cli_open_set(CMD, set, state_dir, false, &status)))
 		return status;
 	if (vb_backups_collect(s, dumpdir, &l, &err) < 0) {
 		status = cli_fail(CMD, &err);

@@ -159,7 +159,7 @@ static int run(int argc, char **argv)
 	if (status)
 		return status == -1 ? EXIT_OK : status;
 	/* The set's lock is held from here to the end: no backup runs meanwhile. */
-	if (!(s = cli_open_set(CMD, a.set, a.state_dir, &status)))
+	if (!(s = cli_open_set(CMD, a.set, a.state_dir, !a.dry_run, &status)))
 		return status;
 	if (vb_backups_collect(s, a.dumpdir, &l, &err) < 0) {
 		status = cli_fail(CMD, &err);

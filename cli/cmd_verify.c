@@ -55,7 +55,7 @@ static int verify_deep(const char *set, const char *state_dir, const char *ckpt,
 
 	if (!dir)
 		return cli_usage("verify", "no state directory: give --state-dir DIR");
-	o.state = vb_state_open(dir, set, &err);
+	o.state = vb_state_open_read(dir, set, &err);
 	free(dir);
 	if (!o.state)
 		return cli_fail("verify", &err);

@@ -8,7 +8,7 @@
 #include "cli/cli.h"
 
 struct vb_state *cli_open_set(const char *cmd, const char *set, const char *state_dir,
-			      int *status)
+			      bool write, int *status)
 {
 	struct vb_error err = { 0 };
 	char *dir = state_dir ? strdup(state_dir) : vb_state_default_dir();
@@ -18,7 +18,7 @@ struct vb_state *cli_open_set(const char *cmd, const char *set, const char *stat
 		*status = cli_usage(cmd, "no state directory: give --state-dir DIR");
 		return NULL;
 	}
-	s = vb_state_open(dir, set, &err);
+	s = write ? vb_state_open(dir, set, &err) : vb_state_open_read(dir, set, &err);
 	free(dir);
 	if (!s)
 		*status = cli_fail(cmd, &err);

@@ -1,6 +1,7 @@
 /* state.c: a backup set's state directory opened and closed: the checkpoint
  * chain in memory, the default directory, what a person should know. */
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -110,6 +111,11 @@ void st_clear_memory(struct vb_state *s)
 	free(s->ck);
 	s->ck = NULL;
 	s->n = 0;
+	for (size_t i = 0; i < s->nretired; i++)
+		st_ckpt_clear(&s->retired[i]);
+	free(s->retired);
+	s->retired = NULL;
+	s->nretired = 0;
 	st_ckpt_clear(s->pending);
 	free(s->pending);
 	s->pending = NULL;
@@ -127,6 +133,8 @@ int st_load(struct vb_state *s, struct vb_error *err)
 	size_t len;
 	int rc;
 
+	if (s->dirfd < 0)
+		return 0;
 	if (st_read_whole(s->dirfd, STATE_FILE, &text, &len) < 0) {
 		if (errno == ENOENT)
 			return 0;
@@ -162,7 +170,43 @@ static int make_dirs(const char *dir, struct vb_error *err)
 	return 0;
 }
 
-struct vb_state *vb_state_open(const char *dir, const char *set, struct vb_error *err)
+/* A writer turns only an empty directory, or one that holds nothing but
+ * vmaback's files, into a state directory: never a user's directory that a
+ * wrong --state-dir or --set names. */
+static int check_foreign(struct vb_state *s, struct vb_error *err)
+{
+	int fd = openat(s->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *e;
+	struct stat st;
+	char shown[300] = "";
+
+	if (fstatat(s->dirfd, STATE_FILE, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (d)
+			closedir(d);
+		else if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return vb_error_set(err, VB_E_FAIL, errno, "%s: %s", s->path, strerror(errno));
+	}
+	while ((e = readdir(d)) && !shown[0])
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
+		    strcmp(e->d_name, LOCK_FILE) != 0 && !st_gc_pattern(e->d_name))
+			vb_name_printable(e->d_name, shown, sizeof(shown));
+	closedir(d);
+	if (shown[0])
+		return vb_error_set(err, VB_E_USAGE, 0, "%s is not the state directory of a "
+				    "backup set: it holds %s and no %s (give another --set or "
+				    "--state-dir)", s->path, shown, STATE_FILE);
+	return 0;
+}
+
+static struct vb_state *state_new(const char *dir, const char *set, bool writer,
+				  struct vb_error *err)
 {
 	struct vb_state *s = calloc(1, sizeof(*s));
 	char buf[PATH_MAX];
@@ -172,6 +216,7 @@ struct vb_state *vb_state_open(const char *dir, const char *set, struct vb_error
 		return NULL;
 	}
 	s->dirfd = s->lockfd = -1;
+	s->writer = writer;
 	if (vb_set_name_check(set, err) < 0)
 		goto fail;
 	if ((size_t)snprintf(buf, sizeof(buf), "%s/%s", dir, set) >= sizeof(buf)) {
@@ -184,6 +229,18 @@ struct vb_state *vb_state_open(const char *dir, const char *set, struct vb_error
 		vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
 		goto fail;
 	}
+	return s;
+fail:
+	vb_state_close(s);
+	return NULL;
+}
+
+struct vb_state *vb_state_open(const char *dir, const char *set, struct vb_error *err)
+{
+	struct vb_state *s = state_new(dir, set, true, err);
+
+	if (!s)
+		return NULL;
 	if (make_dirs(s->path, err) < 0)
 		goto fail;
 	s->dirfd = open(s->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -191,9 +248,30 @@ struct vb_state *vb_state_open(const char *dir, const char *set, struct vb_error
 		vb_error_set(err, VB_E_FAIL, errno, "%s: %s", s->path, strerror(errno));
 		goto fail;
 	}
-	if (st_lock_take(s, err) < 0 || st_load(s, err) < 0)
+	if (check_foreign(s, err) < 0 || st_lock_take(s, err) < 0 || st_load(s, err) < 0)
 		goto fail;
 	st_collect_garbage(s, true);
+	return s;
+fail:
+	vb_state_close(s);
+	return NULL;
+}
+
+struct vb_state *vb_state_open_read(const char *dir, const char *set, struct vb_error *err)
+{
+	struct vb_state *s = state_new(dir, set, false, err);
+
+	if (!s)
+		return NULL;
+	s->dirfd = open(s->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->dirfd < 0 && errno == ENOENT)
+		return s; /* no backup of the set yet: an empty chain */
+	if (s->dirfd < 0) {
+		vb_error_set(err, VB_E_FAIL, errno, "%s: %s", s->path, strerror(errno));
+		goto fail;
+	}
+	if (st_lock_take(s, err) < 0 || st_load(s, err) < 0)
+		goto fail;
 	return s;
 fail:
 	vb_state_close(s);
@@ -204,15 +282,7 @@ void vb_state_close(struct vb_state *s)
 {
 	if (!s)
 		return;
-	for (size_t i = 0; i < s->n; i++)
-		st_ckpt_clear(&s->ck[i]);
-	free(s->ck);
-	st_ckpt_clear(s->pending);
-	free(s->pending);
-	for (size_t i = 0; i < s->nman; i++)
-		free(s->manifests[i]);
-	free(s->manifests);
-	st_pruned_clear(s);
+	st_clear_memory(s);
 	st_lock_release(s);
 	if (s->dirfd >= 0)
 		close(s->dirfd);
@@ -263,4 +333,43 @@ const struct vb_ckpt *vb_state_find(const struct vb_state *s, const char *name)
 const struct vb_ckpt *vb_state_pending(const struct vb_state *s)
 {
 	return s->pending;
+}
+
+/* Whether path (a file that may not exist yet) would be inside dir: its
+ * directory, resolved, is dir or below it. */
+static bool inside(const char *real_dir, const char *path)
+{
+	char *copy = strdup(path), *slash, *parent;
+	size_t len = strlen(real_dir);
+	bool in;
+
+	if (!copy)
+		return false;
+	slash = strrchr(copy, '/');
+	if (slash == copy)
+		slash[1] = '\0';
+	else if (slash)
+		*slash = '\0';
+	parent = realpath(slash ? copy : ".", NULL);
+	free(copy);
+	if (!parent)
+		return false; /* opening it fails later, with its own message */
+	in = strncmp(parent, real_dir, len) == 0 &&
+	     (parent[len] == '\0' || parent[len] == '/' || strcmp(real_dir, "/") == 0);
+	free(parent);
+	return in;
+}
+
+int vb_state_dir_check_output(const char *dir, const char *what, const char *path,
+			      struct vb_error *err)
+{
+	char *real = dir ? realpath(dir, NULL) : NULL;
+	bool in = real && path && inside(real, path);
+
+	if (in)
+		vb_error_set(err, VB_E_USAGE, 0, "%s %s is inside the state directory %s: "
+			     "archives and logs go elsewhere (the state directory holds "
+			     "only what vmaback keeps there)", what, path, real);
+	free(real);
+	return in ? -1 : 0;
 }

@@ -88,7 +88,9 @@ static int publish_or_reload(struct vb_state *s, struct vb_error *err)
 {
 	struct vb_error ignored = { 0 };
 
-	if (publish(s, err) == 0) {
+	if (!s->writer) {
+		vb_error_set(err, VB_E_FAIL, EBADF, "%s: opened for reading only", s->path);
+	} else if (publish(s, err) == 0) {
 		st_collect_garbage(s, false);
 		return 0;
 	}

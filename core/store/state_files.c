@@ -75,6 +75,8 @@ int vb_state_create_file(struct vb_state *s, const char *prefix, char **name,
 	char buf[128], hex[17];
 	int fd;
 
+	if (!s->writer)
+		return vb_error_set(err, VB_E_FAIL, EBADF, "%s: opened for reading only", s->path);
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
 		return vb_error_set(err, VB_E_FAIL, 0, "no random bytes");
 	vb_hex(rnd, sizeof(rnd), hex);
@@ -114,7 +116,7 @@ int vb_state_write_file(struct vb_state *s, const char *prefix, const void *buf,
 
 void vb_state_unlink(struct vb_state *s, const char *file)
 {
-	if (file && st_file_name_ok(file))
+	if (s->writer && file && st_file_name_ok(file))
 		unlinkat(s->dirfd, file, 0);
 }
 

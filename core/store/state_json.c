@@ -140,6 +140,13 @@ char *st_state_text(const struct vb_state *s)
 	for (size_t i = 0; i < s->n; i++)
 		json_object_array_add(arr, ckpt_to_json(&s->ck[i]));
 	json_object_object_add(o, "checkpoints", arr);
+	if (s->nretired) {
+		json_object *ret = json_object_new_array();
+
+		for (size_t i = 0; i < s->nretired; i++)
+			json_object_array_add(ret, ckpt_to_json(&s->retired[i]));
+		json_object_object_add(o, "retired", ret);
+	}
 	json_object_object_add(o, "pending", s->pending ? ckpt_to_json(s->pending) : NULL);
 	for (size_t i = 0; i < s->nman; i++)
 		json_object_array_add(man, json_object_new_string(s->manifests[i]));
@@ -229,6 +236,20 @@ static int load_checkpoints(struct vb_state *s, json_object *root, struct vb_err
 		if (ckpt_from_json(&s->ck[i], json_object_array_get_idx(arr, i)) < 0)
 			return -1;
 		s->n++;
+	}
+	/* "retired": removed checkpoints whose archives a kept checkpoint's
+	 * restore still needs (absent when there are none). */
+	if (json_object_object_get_ex(root, "retired", &p) && p) {
+		if (!json_object_is_type(p, json_type_array))
+			return -1;
+		s->retired = calloc(json_object_array_length(p) + 1, sizeof(*s->retired));
+		if (!s->retired)
+			return -1;
+		for (size_t i = 0; i < json_object_array_length(p); i++) {
+			if (ckpt_from_json(&s->retired[i], json_object_array_get_idx(p, i)) < 0)
+				return -1;
+			s->nretired++;
+		}
 	}
 	if (json_object_object_get_ex(root, "pending", &p) && p) {
 		s->pending = calloc(1, sizeof(*s->pending));

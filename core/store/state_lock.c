@@ -1,5 +1,5 @@
 /* state_lock.c: the lock of a backup set: flock on DIR/SET/lock, which
- * holds the pid of the run that has it. */
+ * holds the pid of the writer that has it; readers share it. */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,11 +29,16 @@ int st_lock_take(struct vb_state *s, struct vb_error *err)
 	char pid[32], held[32] = "";
 	ssize_t n;
 
-	s->lockfd = openat(s->dirfd, LOCK_FILE, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	/* A reader creates nothing: without a lock file no writer ever ran. */
+	s->lockfd = s->writer ? openat(s->dirfd, LOCK_FILE,
+				       O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600) :
+				openat(s->dirfd, LOCK_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (s->lockfd < 0 && !s->writer && errno == ENOENT)
+		return 0;
 	if (s->lockfd < 0)
 		return vb_error_set(err, VB_E_FAIL, errno, "%s/%s: %s", s->path, LOCK_FILE,
 				    strerror(errno));
-	if (flock(s->lockfd, LOCK_EX | LOCK_NB) < 0) {
+	if (flock(s->lockfd, (s->writer ? LOCK_EX : LOCK_SH) | LOCK_NB) < 0) {
 		if (errno != EWOULDBLOCK)
 			return vb_error_set(err, VB_E_FAIL, errno, "%s/%s: %s", s->path,
 					    LOCK_FILE, strerror(errno));
@@ -48,6 +53,8 @@ int st_lock_take(struct vb_state *s, struct vb_error *err)
 				    "backup set '%s' is locked by another vmaback run%s%s%s",
 				    s->set, held[0] ? " (pid " : "", held, held[0] ? ")" : "");
 	}
+	if (!s->writer)
+		return 0;
 	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
 	if (ftruncate(s->lockfd, 0) == 0)
 		(void)!pwrite(s->lockfd, pid, (size_t)n, 0);
@@ -59,7 +66,7 @@ void st_lock_release(struct vb_state *s)
 	if (s->lockfd < 0)
 		return;
 	/* Only the holder writes the pid: clear it, then let go. */
-	if (flock(s->lockfd, LOCK_EX | LOCK_NB) == 0)
+	if (s->writer && flock(s->lockfd, LOCK_EX | LOCK_NB) == 0)
 		(void)!ftruncate(s->lockfd, 0);
 	close(s->lockfd); /* releases the flock */
 	s->lockfd = -1;

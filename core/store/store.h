@@ -15,8 +15,9 @@
  * A backup set's state directory: the checkpoint chain (state.json), per
  * checkpoint and drive the dirty bitmap since its parent, per drive the
  * digest map of the latest checkpoint, a manifest per backup, a lock. Every
- * change is published by one rename of state.json; files it does not name
- * are leftovers of an interrupted run and are removed by the next one. */
+ * change is published by one rename of state.json; vmaback's files it does
+ * not name are leftovers of an interrupted run and are removed by the next
+ * writer. */
 
 struct bitmap;
 
@@ -45,10 +46,21 @@ struct vb_ckpt {
 
 struct vb_state;
 
-/* Creates (0700) and locks DIR/SET; VB_E_LOCKED when another run holds it.
- * Removes leftovers of interrupted runs. */
+/* For a command that changes the state: creates (0700) and locks DIR/SET;
+ * VB_E_LOCKED when another run holds it. Refuses a directory that holds
+ * files other than vmaback's and no state.json. Removes vmaback's own
+ * leftovers of interrupted runs (by their name patterns, only where a
+ * state.json is). */
 struct vb_state *vb_state_open(const char *dir, const char *set, struct vb_error *err);
+/* For a command that only reads: creates, changes and deletes nothing; a
+ * set without a directory is an empty chain. Shares the lock with other
+ * readers (VB_E_LOCKED while a writer holds it). */
+struct vb_state *vb_state_open_read(const char *dir, const char *set, struct vb_error *err);
 void vb_state_close(struct vb_state *s);
+/* Refuses (VB_E_USAGE, naming what, e.g. "--log-file") a file path that is
+ * inside the state directory dir (or below it): 0 when it is not. */
+int vb_state_dir_check_output(const char *dir, const char *what, const char *path,
+			      struct vb_error *err);
 /* Default state directory: /var/lib/vmaback for root, else
  * $XDG_STATE_HOME/vmaback or ~/.local/state/vmaback. malloc'd. */
 char *vb_state_default_dir(void);

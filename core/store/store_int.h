@@ -17,10 +17,13 @@
 struct vb_state {
 	char *path;             /* DIR/SET */
 	char *set;
-	int dirfd;
+	int dirfd;              /* -1: a reader of a set that has no directory */
 	int lockfd;
+	bool writer;            /* opened to change the state: may clean up */
 	struct vb_ckpt *ck;
 	size_t n;
+	struct vb_ckpt *retired;   /* removed checkpoints a kept one's restore needs */
+	size_t nretired;
 	struct vb_ckpt *pending;
 	char **manifests;
 	size_t nman;
@@ -56,8 +59,11 @@ int st_read_whole(int dirfd, const char *name, char **out, size_t *len);
 int st_lock_take(struct vb_state *s, struct vb_error *err);
 void st_lock_release(struct vb_state *s);
 
-/* state_gc.c: removes every file state.json does not name; report: a note. */
+/* state_gc.c: removes vmaback's files state.json does not name (writers
+ * only, in a directory with a state.json); report: a note. */
 void st_collect_garbage(struct vb_state *s, bool report);
+/* A name vmaback's state files (or temporaries of state.json) have. */
+bool st_gc_pattern(const char *f);
 
 /* The state of set parsed from the text of a state.json (len bytes and a
  * NUL), with every check vb_state_open makes, but no directory or lock:

@@ -386,20 +386,24 @@ strays() {
 	setup
 	bk --checkpoint n1 -o f.vma
 	expect_rc 0
-	echo x >st/s/digests-dead.bin
+	echo x >st/s/digests-00000000deadbeef.bin
 	echo y >st/s/.state.json.Ab12Cd
+	# not vmaback's names: never removed
+	echo u >st/s/user.txt
+	echo v >st/s/digests-dead.bin
 	echo z >st/s/bitmap-0123456789abcdef.bin
 	put a.raw 0 1
 	bk -o i.vma
 	expect_rc 0
 	expect_err 'removed 3 leftover files'
-	absent st/s/digests-dead.bin st/s/.state.json.Ab12Cd st/s/bitmap-0123456789abcdef.bin
-	# What is left is exactly what state.json names.
+	absent st/s/digests-00000000deadbeef.bin st/s/.state.json.Ab12Cd st/s/bitmap-0123456789abcdef.bin
+	[ -f st/s/user.txt ] && [ -f st/s/digests-dead.bin ] || fail "a file not of vmaback's patterns was removed"
+	# What is left is exactly what state.json names, and the two strangers.
 	python3 - st/s <<'EOF' || fail "the state directory holds files state.json does not name"
 import json, os, sys
 d = sys.argv[1]
 st = json.load(open(os.path.join(d, "state.json")))
-used = {"state.json", "lock"} | set(st["manifests"])
+used = {"state.json", "lock", "user.txt", "digests-dead.bin"} | set(st["manifests"])
 for c in st["checkpoints"] + ([st["pending"]] if st["pending"] else []):
     for x in c["drives"]:
         used |= {x["bitmap"], x["digests"], x.get("archive_digests")} - {None}
