@@ -561,18 +561,38 @@ static void test_fd_sink_pipe_and_file(void **state)
 	struct vb_error err = { 0 };
 	struct vb_writer *w;
 	char buf[16];
-	int p[2], fd;
+	int p[2], fd, status;
+	pid_t pid;
 
 	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
 	w = vb_sink_fd_new(p[1], NULL, &err);
 	assert_non_null(w);
 	assert_int_equal(vb_writer_write(w, "hello", 5, &err), 0);
+	/* close waits until the pipe's reader has read every byte */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(read(p[0], buf, 5) == 5 && memcmp(buf, "hello", 5) == 0 ? 0 : 1);
 	assert_int_equal(vb_writer_close(w, &err), 0); /* no fsync error on a pipe */
-	assert_int_equal(write(p[1], "!", 1), 1);      /* not closed */
-	assert_int_equal(read(p[0], buf, sizeof(buf)), 6);
-	assert_memory_equal(buf, "hello!", 6);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(write(p[1], "!", 1), 1); /* not closed */
+	assert_int_equal(read(p[0], buf, sizeof(buf)), 1);
+	assert_memory_equal(buf, "!", 1);
 	close(p[0]);
 	close(p[1]);
+
+	/* a reader that goes away early: the bytes it never read are named */
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	w = vb_sink_fd_new(p[1], "the pipe", &err);
+	assert_non_null(w);
+	assert_int_equal(vb_writer_write(w, "hello", 5, &err), 0);
+	close(p[0]);
+	assert_int_equal(vb_writer_close(w, &err), -1);
+	assert_int_equal(err.cls, VB_E_FAIL);
+	assert_non_null(strstr(err.msg, "5 of its 5 bytes were never read"));
+	close(p[1]);
+	err = (struct vb_error){ 0 };
 
 	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 	assert_true(fd >= 0);
@@ -684,8 +704,10 @@ static void test_cmd_sink_exit_status(void **state)
 	assert_int_equal(vb_writer_write(w, data, 32768, &err), 0);
 	assert_int_equal(vb_writer_close(w, &err), -1);
 	assert_int_equal(err.cls, VB_E_FAIL);
+	/* it read half and failed: both facts are named */
 	assert_string_equal(err.msg, "output command 'head -c 16384 >/dev/null; exit 3' "
-			    "failed: exit status 3");
+			    "ended (exit status 3) without reading the whole archive: "
+			    "16384 of its 32768 bytes were never read");
 	free(data);
 }
 
@@ -704,7 +726,7 @@ static void test_cmd_sink_exit_midway(void **state)
 		rc = vb_writer_write(w, data, 1 << 20, &err);
 	if (rc == 0) {
 		assert_int_equal(vb_writer_close(w, &err), -1);
-		assert_non_null(strstr(err.msg, "failed: exit status 3"));
+		assert_non_null(strstr(err.msg, "exit status 3"));
 	} else {
 		assert_int_equal(err.sys_errno, EPIPE);
 		assert_non_null(strstr(err.msg, "exited before the end of the archive"));
