@@ -28,6 +28,7 @@ enum exit_status {
 struct command {
 	const char *name;
 	int (*run)(int argc, char **argv);
+	bool polls_cancel;      /* its engine stops cleanly on cli_interrupted */
 	const char *summary;
 	const char *help;
 };
@@ -35,11 +36,15 @@ struct command {
 extern const struct command cmd_backup, cmd_list, cmd_config, cmd_verify, cmd_extract,
 	cmd_restore, cmd_merge, cmd_checkpoints, cmd_commit, cmd_ls, cmd_prune;
 
-/* Set by SIGINT/SIGTERM: the signal number. Checked by the engine. */
+/* Set by a fatal signal (HUP, INT, QUIT, TERM, USR1, USR2, ALRM, XCPU,
+ * XFSZ): the signal number. Checked by the engine. */
 extern volatile sig_atomic_t cli_interrupted;
 
 void cli_signals_install(void);
-/* The output command's process group, which a second signal kills (0: none). */
+/* Whether the running command's engine polls cli_interrupted (and cleans
+ * up itself on the first signal); else a signal exits from the handler. */
+void cli_signals_engine_polls(bool polls);
+/* The output command's process group, which a signal stops (0: none). */
 void cli_set_consumer(pid_t pgid);
 
 /* "vmaback: CMD: message" on stderr. */

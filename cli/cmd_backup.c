@@ -308,6 +308,7 @@ out:
 const struct command cmd_backup = {
 	.name = "backup",
 	.run = run,
+	.polls_cancel = true,
 	.summary = "back up drives into one VMA archive",
 	.help =
 	"Usage: vmaback backup --drive NAME=SPEC [--drive NAME=SPEC ...]\n"
@@ -423,7 +424,8 @@ const struct command cmd_backup = {
 	"Exit status: 0 success; 1 the backup failed (nothing published, nothing\n"
 	"committed); 2 usage error; 3 damaged state or an inconsistent source\n"
 	"bitmap; 4 the set is locked by another run, or an image file is in use;\n"
-	"130/143 interrupted by SIGINT/SIGTERM.\n"
+	"128+N interrupted by signal N (HUP, INT, QUIT, TERM, USR1, USR2, ALRM,\n"
+	"XCPU, XFSZ: the output command is stopped, nothing is committed).\n"
 	"\n"
 	"Examples:\n"
 	"  vmaback backup --drive drive-scsi0=/dev/vg0/vm-100-disk-0 \\\n"

@@ -83,6 +83,7 @@ out:
 const struct command cmd_extract = {
 	.name = "extract",
 	.run = run,
+	.polls_cancel = true,
 	.summary = "extract an archive into a new directory",
 	.help =
 	"Usage: vmaback extract [-d NAME[,NAME...]] ARCHIVE DIR\n"

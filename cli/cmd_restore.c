@@ -119,6 +119,7 @@ out:
 const struct command cmd_restore = {
 	.name = "restore",
 	.run = restore_run,
+	.polls_cancel = true,
 	.summary = "restore a full archive and its incrementals",
 	.help =
 	"Usage: vmaback restore [OPTIONS] FULL [INCREMENTAL|DIFFERENTIAL ...]\n"

@@ -51,6 +51,7 @@ int main(int argc, char **argv)
 {
 	const struct command *c;
 	static char prog[64];
+	int rc;
 
 	cli_signals_install();
 	opterr = 0; /* commands report bad options themselves, once */
@@ -70,5 +71,10 @@ int main(int argc, char **argv)
 	/* getopt names the program in its messages: "vmaback backup: ..." */
 	snprintf(prog, sizeof(prog), "vmaback %s", c->name);
 	argv[1] = prog;
-	return c->run(argc - 1, argv + 1);
+	cli_signals_engine_polls(c->polls_cancel);
+	rc = c->run(argc - 1, argv + 1);
+	/* A signal that came when the work was done still ends with 128+N. */
+	if (cli_interrupted && rc == EXIT_OK)
+		rc = 128 + cli_interrupted;
+	return rc;
 }

@@ -86,8 +86,12 @@ ssize_t vb_io_read_full(int fd, void *buf, size_t len)
 		ssize_t n = read(fd, p + done, len - done);
 
 		if (n < 0) {
-			if (errno == EINTR)
+			/* a stalled pipe blocks until a signal: one that
+			 * cancels ends the read */
+			if (errno == EINTR && !vb_canceled())
 				continue;
+			if (errno == EINTR)
+				errno = ECANCELED;
 			return -1;
 		}
 		if (n == 0)

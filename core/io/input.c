@@ -75,9 +75,14 @@ static int in_refill(struct vb_reader *r, struct vb_error *err)
 
 	r->in_pos = 0;
 	r->in_len = 0;
+	/* A pipe that stalls blocks until a signal: one that cancels ends it. */
 	do
 		n = read(r->fd, r->in, VB_IO_BUFSIZE);
-	while (n < 0 && errno == EINTR);
+	while (n < 0 && errno == EINTR && !vb_canceled());
+	if (n < 0 && errno == EINTR) {
+		r->io_errno = EINTR;
+		return vb_error_set(err, VB_E_CANCELED, EINTR, "%s: interrupted", r->name);
+	}
 	if (n < 0) {
 		r->io_errno = errno;
 		return read_error(r, r->io_errno, err);

@@ -122,7 +122,7 @@ void vb_reader_free(struct vb_reader *r);
 int vb_write_all(int fd, const void *buf, size_t len);
 int vb_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 /* Reads until len bytes or the end of the file, looping on short reads and
- * EINTR. Returns the count (less than len only at the end) or -1 with errno
+ * EINTR (unless vb_canceled(): then -1 with ECANCELED). Returns the count (less than len only at the end) or -1 with errno
  * set; bytes read before an error are lost, which is fine as it is fatal. */
 ssize_t vb_io_read_full(int fd, void *buf, size_t len);
 /* fsync, retried on EINTR: 0 or -1 with errno. */

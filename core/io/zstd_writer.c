@@ -1,6 +1,8 @@
 /* zstd_writer.c: the zstd compression layer of the output stack: one frame with
  * a content checksum, optionally multi-threaded, written to the next layer. */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <zstd.h>
 
@@ -16,6 +18,7 @@ struct zstd_writer {
 	size_t out_cap;
 	size_t out_len;
 	bool failed;
+	bool started;           /* the workers exist (they start with the frame) */
 };
 
 static int zstd_write(struct vb_writer *w, const void *buf, size_t len, struct vb_error *err);
@@ -132,7 +135,20 @@ static int zstd_run(struct zstd_writer *z, ZSTD_inBuffer *in, ZSTD_EndDirective 
 				return -1;
 			out.pos = 0;
 		}
-		r = ZSTD_compressStream2(z->cctx, &out, in, mode);
+		if (!z->started) {
+			/* The workers start here and inherit this thread's
+			 * mask: signals must go to the caller's thread, whose
+			 * blocked write they interrupt. */
+			sigset_t all, old;
+
+			sigfillset(&all);
+			pthread_sigmask(SIG_BLOCK, &all, &old);
+			r = ZSTD_compressStream2(z->cctx, &out, in, mode);
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
+			z->started = true;
+		} else {
+			r = ZSTD_compressStream2(z->cctx, &out, in, mode);
+		}
 		z->out_len = out.pos;
 		if (ZSTD_isError(r)) {
 			z->failed = true;

@@ -13,7 +13,9 @@
 
 struct out_file {
 	char *name;
-	int fd;
+	struct vb_tempfile *t;  /* until published */
+	int fd;                 /* t's */
+	bool published;
 	unsigned dev_id;        /* 0 for a config blob */
 	uint64_t size;          /* bytes the file must end up with */
 	bool stream;            /* vmstate: stored blocks appended in order */
@@ -31,26 +33,32 @@ struct extract {
 	struct vb_error *err;
 };
 
+/* Files are written as registered temporaries and published only when the
+ * whole archive was read: a signal or an error leaves no final name. */
 static int create_file(struct extract *x, const char *name, unsigned dev_id, uint64_t size,
 		       struct out_file **out)
 {
 	struct out_file *f = &x->files[x->nfiles];
+	char *path;
 
+	for (size_t i = 0; i < x->nfiles; i++)
+		if (strcmp(x->files[i].name, name) == 0)
+			return vb_error_set(x->err, VB_E_INVALID, EEXIST, "%s/%s: two archive "
+					    "entries with one name", x->o->dir, name);
 	memset(f, 0, sizeof(*f));
 	f->fd = -1;
 	f->name = strdup(name);
-	if (!f->name)
-		return vb_error_set(x->err, VB_E_FAIL, ENOMEM, "out of memory");
-	f->fd = openat(x->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-		       0600);
-	if (f->fd < 0) {
-		int e = errno;
-
+	if (!f->name || asprintf(&path, "%s/%s", x->o->dir, name) < 0) {
 		free(f->name);
-		return vb_error_set(x->err, e == EEXIST ? VB_E_INVALID : VB_E_FAIL, e,
-				    "%s/%s: %s%s", x->o->dir, name, strerror(e),
-				    e == EEXIST ? " (two archive entries with one name)" : "");
+		return vb_error_set(x->err, VB_E_FAIL, ENOMEM, "out of memory");
 	}
+	f->t = vb_tempfile_new(path, x->err);
+	free(path);
+	if (!f->t) {
+		free(f->name);
+		return -1;
+	}
+	f->fd = vb_tempfile_fd(f->t);
 	x->nfiles++;
 	f->dev_id = dev_id;
 	f->size = size;
@@ -200,17 +208,14 @@ static int finish_files(struct extract *x)
 {
 	for (size_t i = 0; i < x->nfiles; i++) {
 		struct out_file *f = &x->files[i];
-		int rc = fsync(f->fd);
+		int rc = vb_tempfile_publish(f->t, false, x->err);
 
-		rc = close(f->fd) < 0 ? -1 : rc;
+		f->t = NULL;
 		f->fd = -1;
-		if (rc < 0)
-			return vb_error_set(x->err, VB_E_FAIL, errno, "%s/%s: %s", x->o->dir,
-					    f->name, strerror(errno));
+		f->published = rc >= 0;
+		if (rc != 0) /* 1: the directory's fsync failed: not a clean extract */
+			return -1;
 	}
-	if (fsync(x->dirfd) < 0)
-		return vb_error_set(x->err, VB_E_FAIL, errno, "%s: %s", x->o->dir,
-				    strerror(errno));
 	return 0;
 }
 
@@ -253,9 +258,9 @@ int vb_extract(struct vb_archive *a, const struct vb_extract_opts *o, struct vb_
 	rc = 0;
 out:
 	for (size_t i = 0; i < x.nfiles; i++) {
-		if (x.files[i].fd >= 0)
-			close(x.files[i].fd);
-		if (rc < 0)
+		vb_tempfile_discard(x.files[i].t);
+		/* all or nothing: the directory is ours, made by this run */
+		if (rc < 0 && x.files[i].published)
 			unlinkat(x.dirfd, x.files[i].name, 0);
 		free(x.files[i].name);
 	}

@@ -147,9 +147,86 @@ double_sigterm_stalled_consumer() {
 	nothing_valid_left
 }
 
+# The signals that end a process by default; HUP is left out where the
+# caller ignores it (nohup), which vmaback respects.
+fatal_signals() {
+	local ign
+	ign=$(awk '/^SigIgn:/ { print $2 }' /proc/$$/status)
+	[ $((0x$ign & 1)) -ne 0 ] || echo HUP
+	echo INT QUIT TERM USR1 USR2 ALRM XCPU XFSZ
+}
+
+# Every fatal signal, in the middle of a backup to a file, a backup to an
+# output command, an extract from a stalled pipe and a list (a command that
+# does not poll): exit 128+N, no temporary, no final name, the consumer
+# killed before it could see the end of its input and exit 0.
+every_signal() {
+	setup
+	mkfifo in.fifo
+	local sig n cpid wpid i
+	for sig in $(fatal_signals); do
+		n=$(kill -l "$sig")
+		bg "$VMABACK" backup --set s --state-dir "$SD" -d drive-scsi0=big.raw --mode full \
+			--bwlimit 5M -o out/a.vma
+		sleep 0.3
+		kill -s "$sig" "$PID"
+		bg_wait 20
+		LAST="backup -o FILE, SIG$sig"
+		expect_rc $((128 + n))
+		empty_dir out
+		entries . big.raw c1.vma in.fifo out st
+		state_kept st/s before
+
+		bg "$VMABACK" backup --set s --state-dir "$SD" -d drive-scsi0=big.raw --mode full \
+			--bwlimit 5M --output-cmd "echo \$\$ >$PWD/consumer.pid; cat >$PWD/out/stored.vma; echo \$? >$PWD/consumer.rc"
+		sleep 0.3
+		kill -s "$sig" "$PID"
+		bg_wait 20
+		LAST="backup --output-cmd, SIG$sig"
+		expect_rc $((128 + n))
+		cpid=$(cat consumer.pid)
+		for ((i = 0; i < 100; i++)); do
+			gone "$cpid" && break
+			sleep 0.05
+		done
+		gone "$cpid" || { kill -9 "$cpid"; fail "SIG$sig: the output command still runs"; }
+		[ ! -e consumer.rc ] || fail "SIG$sig: the output command exited $(cat consumer.rc) instead of being killed"
+		rm -f consumer.pid out/stored.vma
+		empty_dir out
+		entries . big.raw c1.vma in.fifo out st
+		state_kept st/s before
+
+		(head -c 3000000 c1.vma; exec sleep 30) >in.fifo &
+		wpid=$!
+		RUN_STDIN=in.fifo bg "$VMABACK" extract - x
+		sleep 0.3
+		kill -s "$sig" "$PID"
+		bg_wait 20
+		kill "$wpid" 2>/dev/null || true
+		wait "$wpid" 2>/dev/null || true
+		LAST="extract - DIR, SIG$sig"
+		expect_rc $((128 + n))
+		[ ! -e x ] || fail "SIG$sig: extract left $(ls -A x)"
+
+		(head -c 3000 c1.vma; exec sleep 30) >in.fifo &
+		wpid=$!
+		RUN_STDIN=in.fifo bg "$VMABACK" list -
+		sleep 0.3
+		kill -s "$sig" "$PID"
+		bg_wait 20
+		kill "$wpid" 2>/dev/null || true
+		wait "$wpid" 2>/dev/null || true
+		LAST="list -, SIG$sig"
+		expect_rc $((128 + n))
+	done
+	rm in.fifo
+	nothing_left
+}
+
 tcase sigterm sigterm
 tcase sigint sigint
 tcase sigterm_output_cmd sigterm_output_cmd
 tcase double_sigterm double_sigterm
 tcase sigterm_stalled_consumer sigterm_stalled_consumer
 tcase double_sigterm_stalled_consumer double_sigterm_stalled_consumer
+tcase every_signal every_signal
