@@ -104,5 +104,5 @@ const struct command cmd_extract = {
 	"\n"
 	"Exit status: 0 success, 1 failure (e.g. disk full), 2 usage error (DIR\n"
 	"exists, unknown drive), 3 invalid, corrupt or truncated archive,\n"
-	"130/143 interrupted.\n",
+	"128+N interrupted by signal N (nothing is left under a final name).\n",
 };
