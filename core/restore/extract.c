@@ -1,5 +1,6 @@
 /* extract.c: an archive unpacked the way Proxmox's `vma extract` does it:
- * into a new directory, disk-NAME.raw sparse files and config blobs. */
+ * into a new directory, disk-NAME.raw sparse files and config blobs, all
+ * written as temporaries and given their names only when all succeeded. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -13,11 +14,8 @@
 
 struct out_file {
 	char *name;
-	struct vb_tempfile *t;  /* until published */
-	int fd;                 /* t's */
-	bool published;
+	struct vb_outfile out;  /* a temporary until everything succeeded */
 	unsigned dev_id;        /* 0 for a config blob */
-	uint64_t size;          /* bytes the file must end up with */
 	bool stream;            /* vmstate: stored blocks appended in order */
 	uint64_t next_cluster;  /* stream: the cluster expected next */
 	uint64_t stream_off;
@@ -33,39 +31,32 @@ struct extract {
 	struct vb_error *err;
 };
 
-/* Files are written as registered temporaries and published only when the
- * whole archive was read: a signal or an error leaves no final name. */
+/* A new file DIR/name, written as a registered temporary: no final name
+ * exists before the whole extract succeeded. */
 static int create_file(struct extract *x, const char *name, unsigned dev_id, uint64_t size,
 		       struct out_file **out)
 {
 	struct out_file *f = &x->files[x->nfiles];
-	char *path;
+	char *path = NULL;
 
 	for (size_t i = 0; i < x->nfiles; i++)
 		if (strcmp(x->files[i].name, name) == 0)
 			return vb_error_set(x->err, VB_E_INVALID, EEXIST, "%s/%s: two archive "
 					    "entries with one name", x->o->dir, name);
 	memset(f, 0, sizeof(*f));
-	f->fd = -1;
 	f->name = strdup(name);
 	if (!f->name || asprintf(&path, "%s/%s", x->o->dir, name) < 0) {
 		free(f->name);
 		return vb_error_set(x->err, VB_E_FAIL, ENOMEM, "out of memory");
 	}
-	f->t = vb_tempfile_new(path, x->err);
-	free(path);
-	if (!f->t) {
-		free(f->name);
-		return -1;
-	}
-	f->fd = vb_tempfile_fd(f->t);
 	x->nfiles++;
 	f->dev_id = dev_id;
-	f->size = size;
-	if (size && ftruncate(f->fd, (off_t)size) < 0)
-		return vb_error_set(x->err, VB_E_FAIL, errno, "%s/%s: %s", x->o->dir, name,
-				    strerror(errno));
 	*out = f;
+	if (vb_outfile_open(&f->out, path, size, false, x->err) < 0) {
+		free(path);
+		return -1;
+	}
+	free(path);
 	return 0;
 }
 
@@ -123,7 +114,7 @@ static int write_configs(struct extract *x)
 
 		if (create_file(x, ci->name, 0, 0, &f) < 0)
 			return -1;
-		int rc = vb_pwrite_all(f->fd, ci->data, ci->len, 0);
+		int rc = vb_pwrite_all(vb_outfile_fd(&f->out), ci->data, ci->len, 0);
 
 		if (rc < 0)
 			return vb_error_set(x->err, VB_E_FAIL, -rc, "%s/%s: %s", x->o->dir,
@@ -163,7 +154,7 @@ static int put_cluster(struct extract *x, struct out_file *f, const struct vma_c
 	int rc = 0;
 
 	if (!f->stream) {
-		rc = vb_put_cluster(f->fd, c, f->size, false, NULL);
+		return vb_outfile_put(&f->out, c, NULL, x->err);
 	} else if (c->cluster_num != f->next_cluster) {
 		return vb_error_set(x->err, VB_E_INVALID, 0,
 				    "%s: vmstate cluster %" PRIu32 " out of order",
@@ -173,7 +164,8 @@ static int put_cluster(struct extract *x, struct out_file *f, const struct vma_c
 		for (unsigned b = 0; b < VMA_BLOCKS_PER_CLUSTER && rc == 0; b++) {
 			if (!(c->mask >> b & 1))
 				continue;
-			rc = vb_pwrite_all(f->fd, c->data + (size_t)b * VMA_BLOCK_SIZE,
+			rc = vb_pwrite_all(vb_outfile_fd(&f->out),
+					   c->data + (size_t)b * VMA_BLOCK_SIZE,
 					   VMA_BLOCK_SIZE, f->stream_off);
 			f->stream_off += VMA_BLOCK_SIZE;
 		}
@@ -204,19 +196,19 @@ static int copy_clusters(struct extract *x)
 	return 0;
 }
 
+/* Everything written: every file gets its name, or none does. */
 static int finish_files(struct extract *x)
 {
-	for (size_t i = 0; i < x->nfiles; i++) {
-		struct out_file *f = &x->files[i];
-		int rc = vb_tempfile_publish(f->t, false, x->err);
+	struct vb_outfile **v = calloc(x->nfiles + 1, sizeof(*v));
+	int rc;
 
-		f->t = NULL;
-		f->fd = -1;
-		f->published = rc >= 0;
-		if (rc != 0) /* 1: the directory's fsync failed: not a clean extract */
-			return -1;
-	}
-	return 0;
+	if (!v)
+		return vb_error_set(x->err, VB_E_FAIL, ENOMEM, "out of memory");
+	for (size_t i = 0; i < x->nfiles; i++)
+		v[i] = &x->files[i].out;
+	rc = vb_outfiles_publish(v, x->nfiles, false, x->err);
+	free(v);
+	return rc;
 }
 
 static int make_dir(struct extract *x)
@@ -258,10 +250,7 @@ int vb_extract(struct vb_archive *a, const struct vb_extract_opts *o, struct vb_
 	rc = 0;
 out:
 	for (size_t i = 0; i < x.nfiles; i++) {
-		vb_tempfile_discard(x.files[i].t);
-		/* all or nothing: the directory is ours, made by this run */
-		if (rc < 0 && x.files[i].published)
-			unlinkat(x.dirfd, x.files[i].name, 0);
+		vb_outfile_free(&x.files[i].out);
 		free(x.files[i].name);
 	}
 	free(x.files);

@@ -1,6 +1,6 @@
 /* restore.c: a chain of archives restored into sparse files in a
  * directory or onto existing block devices and files, each byte written
- * once, new files published by rename only when everything succeeded. */
+ * once, new files published (all or none) only when everything succeeded. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -18,9 +18,8 @@ struct rtarget {
 	const struct vb_meta_drive *drive;
 	char *spec;         /* the --target spec, or DIR/disk-NAME.raw */
 	char *final;        /* the path the user sees */
-	char *tmp;          /* new file under a temporary name, or NULL (in place) */
-	int fd;
-	bool fresh;         /* a new sparse file: absent blocks need no write */
+	struct vb_outfile *nf; /* a new file (under a temporary name), or NULL */
+	int fd;             /* an existing device, written in place, or -1 */
 	struct vb_nbd_target *nt; /* written over NBD instead of fd */
 };
 
@@ -90,35 +89,20 @@ static int check_names(struct restore *x)
 	return 0;
 }
 
-/* A new file at path: a hidden temporary beside it, renamed at the end. */
-static int new_file(struct restore *x, struct rtarget *t, const char *path)
+/* A new file at path: a registered temporary beside it, published with
+ * all the others only when the whole restore succeeded. */
+static int new_file(struct restore *x, struct rtarget *t, const char *path, uint64_t size)
 {
-	const char *slash = strrchr(path, '/');
-	char tmp[PATH_MAX];
-	int n;
+	bool existed = taken(path);
 
-	if (!x->o->force && taken(path))
+	if (!x->o->force && existed)
 		return vb_error_set(x->err, VB_E_USAGE, EEXIST, "%s exists (use --force to "
 				    "replace it)", path);
-	if (slash)
-		n = snprintf(tmp, sizeof(tmp), "%.*s/.%s.XXXXXX", (int)(slash - path), path,
-			     slash + 1);
-	else
-		n = snprintf(tmp, sizeof(tmp), ".%s.XXXXXX", path);
-	if (n < 0 || (size_t)n >= sizeof(tmp))
-		return vb_error_set(x->err, VB_E_USAGE, 0, "%s: path too long", path);
-	t->fd = mkostemp(tmp, O_CLOEXEC);
-	if (t->fd < 0)
-		return vb_error_set(x->err, errno == ENOENT ? VB_E_USAGE : VB_E_FAIL, errno,
-				    "%s: cannot create: %s", path, strerror(errno));
-	t->tmp = strdup(tmp);
 	t->final = strdup(path);
-	t->fresh = true;
-	if (!t->tmp || !t->final)
+	t->nf = calloc(1, sizeof(*t->nf));
+	if (!t->final || !t->nf)
 		return vb_error_set(x->err, VB_E_FAIL, ENOMEM, "out of memory");
-	if (fchmod(t->fd, 0600) < 0 || ftruncate(t->fd, (off_t)t->drive->size) < 0)
-		return vb_error_set(x->err, VB_E_FAIL, errno, "%s: %s", path, strerror(errno));
-	return 0;
+	return vb_outfile_open(t->nf, path, size, existed, x->err);
 }
 
 /* An existing block device, overwritten in place. */
@@ -168,12 +152,11 @@ static int open_image(struct restore *x, struct rtarget *t, const char *format,
 {
 	char what[PATH_MAX + 64];
 
-	if (new_file(x, t, path) < 0)
+	if (new_file(x, t, path, 0) < 0)
 		return -1;
-	close(t->fd);
-	t->fd = -1;
 	snprintf(what, sizeof(what), "drive %s: %s", t->drive->name, path);
-	t->nt = vb_nbd_target_image(what, format, t->tmp, t->drive->size, x->err);
+	t->nt = vb_nbd_target_image(what, format, vb_tempfile_path(t->nf->tmp), t->drive->size,
+				    x->err);
 	return t->nt ? 0 : -1;
 }
 
@@ -224,7 +207,7 @@ static int open_target(struct restore *x, struct rtarget *t)
 				    "block device", sp.path);
 	if (strlen(sp.path) >= PATH_MAX)
 		return vb_error_set(x->err, VB_E_USAGE, 0, "%s: path too long", sp.path);
-	return new_file(x, t, sp.path);
+	return new_file(x, t, sp.path, t->drive->size);
 }
 
 /* What a target is on the system: an existing object (vb_same_object), a
@@ -326,17 +309,6 @@ static int open_targets(struct restore *x)
 	return 0;
 }
 
-/* Without force, never over something that appeared meanwhile (where the
- * file system can tell: RENAME_NOREPLACE). */
-static int put_in_place(const char *tmp, const char *final, bool force)
-{
-	if (!force && renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_NOREPLACE) == 0)
-		return 0;
-	if (!force && errno != EINVAL)
-		return -1;
-	return rename(tmp, final);
-}
-
 static int copy(struct restore *x, struct vb_restore_result *res)
 {
 	struct vma_cluster c;
@@ -355,59 +327,50 @@ static int copy(struct restore *x, struct vb_restore_result *res)
 				return -1;
 			continue;
 		}
-		rc = vb_put_cluster(t->fd, &c, t->drive->size, !t->fresh, &res->bytes_written);
+		if (t->nf) {
+			if (vb_outfile_put(t->nf, &c, &res->bytes_written, x->err) < 0)
+				return -1;
+			continue;
+		}
+		rc = vb_put_cluster(t->fd, &c, t->drive->size, true, &res->bytes_written);
 		if (rc < 0)
 			return vb_error_set(x->err, VB_E_FAIL, -rc, "%s: %s", t->final, strerror(-rc));
 	}
 	return rc;
 }
 
-/* Everything written: flush, and give the new files their names. */
+/* Everything written: flush the devices and exports, then give the new
+ * files their names, all of them or none. */
 static int publish(struct restore *x)
 {
-	for (size_t i = 0; i < x->nt; i++) {
+	struct vb_outfile **nf = calloc(x->nt + 1, sizeof(*nf));
+	size_t n = 0;
+	int rc = 0;
+
+	if (!nf)
+		return vb_error_set(x->err, VB_E_FAIL, ENOMEM, "out of memory");
+	for (size_t i = 0; i < x->nt && rc == 0; i++) {
 		struct rtarget *t = &x->t[i];
-		int rc;
 
 		if (t->nt) {
 			rc = vb_nbd_target_close(t->nt, x->err);
 			t->nt = NULL;
+		} else if (t->fd >= 0) {
+			rc = vb_fsync(t->fd);
+			if (close(t->fd) < 0)
+				rc = -1;
+			t->fd = -1;
 			if (rc < 0)
-				return -1;
-			continue;
+				vb_error_set(x->err, VB_E_FAIL, errno, "%s: %s", t->final,
+					     strerror(errno));
 		}
-		rc = fsync(t->fd);
-
-		if (close(t->fd) < 0)
-			rc = -1;
-		t->fd = -1;
-		if (rc < 0)
-			return vb_error_set(x->err, VB_E_FAIL, errno, "%s: %s", t->final,
-					    strerror(errno));
+		if (t->nf)
+			nf[n++] = t->nf;
 	}
-	for (size_t i = 0; i < x->nt; i++) {
-		struct rtarget *t = &x->t[i];
-
-		if (!t->tmp)
-			continue;
-		if (!x->o->force && taken(t->final))
-			return vb_error_set(x->err, VB_E_USAGE, EEXIST, "%s appeared during the "
-					    "restore; not replaced", t->final);
-		if (put_in_place(t->tmp, t->final, x->o->force) < 0)
-			return vb_error_set(x->err, VB_E_FAIL, errno, "%s: %s", t->final,
-					    strerror(errno));
-		free(t->tmp);
-		t->tmp = NULL;
-	}
-	if (x->o->dir) {
-		int dfd = open(x->o->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-		if (dfd >= 0) {
-			fsync(dfd);
-			close(dfd);
-		}
-	}
-	return 0;
+	if (rc == 0)
+		rc = vb_outfiles_publish(nf, n, x->o->force, x->err);
+	free(nf);
+	return rc;
 }
 
 int vb_restore(const struct vb_restore_opts *o, struct vb_restore_result *res,
@@ -430,9 +393,9 @@ out:
 		vb_nbd_target_abort(x.t[i].nt);
 		if (x.t[i].fd >= 0)
 			close(x.t[i].fd);
-		if (x.t[i].tmp)
-			unlink(x.t[i].tmp);
-		free(x.t[i].tmp);
+		if (x.t[i].nf)
+			vb_outfile_free(x.t[i].nf);
+		free(x.t[i].nf);
 		free(x.t[i].final);
 		free(x.t[i].spec);
 	}
