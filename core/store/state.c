@@ -248,7 +248,14 @@ struct vb_state *vb_state_open(const char *dir, const char *set, struct vb_error
 		vb_error_set(err, VB_E_FAIL, errno, "%s: %s", s->path, strerror(errno));
 		goto fail;
 	}
-	if (check_foreign(s, err) < 0 || st_lock_take(s, err) < 0 || st_load(s, err) < 0)
+	if (check_foreign(s, err) < 0)
+		goto fail;
+	/* The directory is vmaback's if it holds a state.json, or the lock of an
+	 * earlier run (a first run killed before its commit leaves no state.json,
+	 * only its lock and its files). */
+	s->was_ours = fstatat(s->dirfd, STATE_FILE, &(struct stat){ 0 }, AT_SYMLINK_NOFOLLOW) == 0 ||
+		      fstatat(s->dirfd, LOCK_FILE, &(struct stat){ 0 }, AT_SYMLINK_NOFOLLOW) == 0;
+	if (st_lock_take(s, err) < 0 || st_load(s, err) < 0)
 		goto fail;
 	st_collect_garbage(s, true);
 	return s;

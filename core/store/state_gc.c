@@ -68,8 +68,9 @@ bool st_gc_pattern(const char *f)
 /* Removes vmaback's own files that state.json does not name: leftovers of a
  * run killed before it published, and files a newer state made obsolete.
  * Only a writer calls it (under the set's lock), and only in a directory
- * that holds a state.json: a directory that is not a state is never
- * touched, whatever files it holds. */
+ * that held a state.json, or vmaback's lock and nothing but vmaback's own
+ * files (vb_state_open refuses any other), before this run opened it: a
+ * directory that is not a state is never touched, whatever files it holds. */
 void st_collect_garbage(struct vb_state *s, bool report)
 {
 	struct stat st;
@@ -78,8 +79,8 @@ void st_collect_garbage(struct vb_state *s, bool report)
 	struct dirent *e;
 	unsigned removed = 0;
 
-	if (!s->writer || s->dirfd < 0 ||
-	    fstatat(s->dirfd, STATE_FILE, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+	if (!s->writer || s->dirfd < 0 || !s->was_ours ||
+	    (fstatat(s->dirfd, STATE_FILE, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode)))
 		return;
 	fd = openat(s->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	d = fd >= 0 ? fdopendir(fd) : NULL;

@@ -20,6 +20,7 @@ struct vb_state {
 	int dirfd;              /* -1: a reader of a set that has no directory */
 	int lockfd;
 	bool writer;            /* opened to change the state: may clean up */
+	bool was_ours;          /* a state.json or lock was there before this run */
 	struct vb_ckpt *ck;
 	size_t n;
 	struct vb_ckpt *retired;   /* removed checkpoints a kept one's restore needs */
