@@ -19,7 +19,8 @@ wchar).  Then, before any other vmaback command touches the set:
 
 For --output-cmd the consumer stores the stream, keeps it only if `vmaback
 verify` accepts it, and renames it then: a stream cut by the kill must never
-be accepted.
+be accepted.  Now and then a run's consumer reads a few bytes and exits 0:
+that backup must exit 1 and change nothing.
 
 Usage: kill_loop.py --vmaback PATH [--runs N] [--seed S] [--work DIR]
                     [--set-every N] [--full-restore]
@@ -80,7 +81,8 @@ class Loop:
         self.work = a.work
         self.counts = dict(attempts=0, killed=0, finished_first=0, published_uncommitted=0,
                            committed_by_killed=0, truncated_streams_refused=0,
-                           streams_stored=0, restores=0, completed_runs=0, sets=0)
+                           streams_stored=0, restores=0, completed_runs=0, sets=0,
+                           early_consumers=0)
         self.set_no = 0
         self.last_secs, self.last_bytes = 0.1, 2 * MiB
 
@@ -335,6 +337,27 @@ class Loop:
         for c in pick:
             self.restore_check(self.chain_of(ckpts, c["name"]), c["name"])
 
+    def early_consumer_run(self, name):
+        """A consumer that reads a few bytes and exits 0: exit 1, the state
+        unchanged, nothing under a final name, no temporary left."""
+        argv, final, _ = self.command(name, "auto")
+        i = argv.index("--output-cmd") if "--output-cmd" in argv else argv.index("-o")
+        part = os.path.join(self.out, "." + name + ".early")
+        argv[i:i + 2] = ["--output-cmd", "head -c %d > %s" % (self.rnd.randint(1, 4096), part)]
+        old = self.state_text()
+        p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
+        err = p.stderr.decode(errors="replace").strip()
+        if p.returncode != 1:
+            raise Violation("%s: a consumer that stopped early and exited 0: exit %d, "
+                            "expected 1: %s" % (name, p.returncode, err[-600:]))
+        if self.state_text() != old:
+            raise Violation("%s: a consumer stopped early and the state changed" % name)
+        if os.path.exists(final):
+            raise Violation("%s: a consumer stopped early and %s exists" % (name, final))
+        os.unlink(part)
+        del self.archives[name]
+        self.counts["early_consumers"] += 1
+
     def completed_run(self, name):
         argv, final, cpid = self.command(name, "full" if self.seq == 0 else "auto")
         self.snapshot(name)
@@ -371,6 +394,8 @@ class Loop:
             self.mutate()
             self.killed_run("k%d" % i)
             self.seq += 1
+            if self.rnd.random() < 0.2:
+                self.early_consumer_run("k%de" % i)
             self.mutate()
             self.completed_run("k%db" % i)
             self.seq += 1
@@ -408,10 +433,11 @@ def main():
     print("kill_loop: seed %d: %d runs started, %d killed (%d after publishing, %d after "
           "committing), %d finished before the kill; %d stored streams, %d cut streams "
           "refused by the consumer's verify; %d backups after a kill; %d restores checked; "
-          "%d sets; %.1f s" % (a.seed, c["attempts"], c["killed"], c["published_uncommitted"],
+          "%d sets; %d consumers that stopped early refused; %.1f s" % (a.seed, c["attempts"], c["killed"], c["published_uncommitted"],
                              c["committed_by_killed"], c["finished_first"], c["streams_stored"],
                              c["truncated_streams_refused"], c["completed_runs"],
-                             c["restores"], c["sets"], time.monotonic() - t0))
+                             c["restores"], c["sets"], c["early_consumers"],
+                             time.monotonic() - t0))
     if own and rc == 0:
         shutil.rmtree(a.work, ignore_errors=True)
     elif rc:
