@@ -8,6 +8,7 @@ MANDIR = $(PREFIX)/share/man/man1
 BASHCOMPDIR = $(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR = $(PREFIX)/share/zsh/vendor-completions
 FISHCOMPDIR = $(PREFIX)/share/fish/vendor_completions.d
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 
 CC ?= cc
 PKG_CONFIG ?= pkg-config
@@ -62,7 +63,7 @@ TOOL_BINS = $(TOOL_SRCS:tests/tools/%.c=$(B)/tools/%)
 HEADERS = $(wildcard */*.h) $(wildcard core/*/*.h) $(wildcard tests/unit/*.h)
 
 .PHONY: man all deps check check-fast check-san check-valgrind check-layers unit integration \
-	demo bench fuzz stress install uninstall clean tools
+	demo bench fuzz stress install uninstall clean tools deb
 
 all: $(B)/vmaback
 
@@ -184,6 +185,10 @@ install: $(B)/vmaback
 	install -m 0644 completions/vmaback.bash $(DESTDIR)$(BASHCOMPDIR)/vmaback
 	install -m 0644 completions/_vmaback $(DESTDIR)$(ZSHCOMPDIR)/_vmaback
 	install -m 0644 completions/vmaback.fish $(DESTDIR)$(FISHCOMPDIR)/vmaback.fish
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
+	sed 's|@BINDIR@|$(BINDIR)|g' systemd/vmaback@.service.in >$(DESTDIR)$(SYSTEMDUNITDIR)/vmaback@.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/vmaback@.service
+	install -m 0644 systemd/vmaback@.timer $(DESTDIR)$(SYSTEMDUNITDIR)/vmaback@.timer
 
 # The man page carries every command's --help: regenerate after changing one
 # (tests/integration/t_man.sh fails when it is out of date).
@@ -191,10 +196,15 @@ man: $(B)/vmaback
 	sh scripts/gen-man.sh $(B)/vmaback doc/vmaback.1.in >doc/vmaback.1.tmp
 	mv doc/vmaback.1.tmp doc/vmaback.1
 
+# The Debian package, built from a copy of the tree: build/deb/vmaback_*.deb.
+deb:
+	sh scripts/make-deb.sh build/deb
+
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/vmaback $(DESTDIR)$(MANDIR)/vmaback.1 \
 		$(DESTDIR)$(BASHCOMPDIR)/vmaback $(DESTDIR)$(ZSHCOMPDIR)/_vmaback \
-		$(DESTDIR)$(FISHCOMPDIR)/vmaback.fish
+		$(DESTDIR)$(FISHCOMPDIR)/vmaback.fish \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/vmaback@.service $(DESTDIR)$(SYSTEMDUNITDIR)/vmaback@.timer
 
 clean:
 	rm -rf build build-san build-fuzz
