@@ -8,9 +8,13 @@ out=$(realpath -m "$1")
 src=$(cd "$(dirname "$0")/.." && pwd)
 rm -rf "$out"
 mkdir -p "$out/src"
-# the checkout's files (tracked, and new ones not ignored), nothing built
-(cd "$src" && git ls-files -co --exclude-standard -z | xargs -0 tar cf - --no-recursion) |
-	(cd "$out/src" && tar xf -)
+# the checkout's files (tracked, and new ones not ignored), nothing built;
+# outside a git checkout, the tree without its build directories
+if git -C "$src" rev-parse --git-dir >/dev/null 2>&1; then
+	(cd "$src" && git ls-files -co --exclude-standard -z | xargs -0 tar cf - --no-recursion)
+else
+	(cd "$src" && tar cf - --exclude='./build*' .)
+fi | (cd "$out/src" && tar xf -)
 (cd "$out/src" && dpkg-buildpackage -us -uc -b >"$out/build.log" 2>&1) || {
 	tail -40 "$out/build.log" >&2
 	echo "make-deb: dpkg-buildpackage failed (log: $out/build.log)" >&2
