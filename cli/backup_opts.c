@@ -19,7 +19,7 @@ enum {
 	OPT_COMPRESS = 256, OPT_ZLEVEL, OPT_ZTHREADS, OPT_JSON, OPT_SET, OPT_STATE_DIR,
 	OPT_MODE, OPT_SINCE, OPT_CHECKPOINT, OPT_NO_COMMIT, OPT_COMMIT, OPT_BWLIMIT, OPT_OUTPUT_CMD,
 	OPT_LOG_FILE, OPT_PROGRESS, OPT_CONFIG_FILE, OPT_BITMAP, OPT_NO_BITMAP,
-	OPT_DUMPDIR, OPT_VMID, OPT_NAME_TEMPLATE, OPT_NOTES, OPT_PROTECTED,
+	OPT_DUMPDIR, OPT_VMID, OPT_NAME_TEMPLATE, OPT_NOTES, OPT_PROTECTED, OPT_HOOK,
 };
 
 static const struct option options[] = {
@@ -51,6 +51,7 @@ static const struct option options[] = {
 	{ "progress", required_argument, NULL, OPT_PROGRESS },
 	{ "log-file", required_argument, NULL, OPT_LOG_FILE },
 	{ "config-file", required_argument, NULL, OPT_CONFIG_FILE },
+	{ "hook", required_argument, NULL, OPT_HOOK },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -266,6 +267,11 @@ static int option(struct backup_args *a, int ch, char *arg)
 		return 0;
 	case OPT_CONFIG_FILE:
 		return 0; /* read before the command line */
+	case OPT_HOOK:
+		if (!arg[0])
+			return cli_usage(CMD, "--hook: empty command");
+		a->hook = arg;
+		return 0;
 	case 'h':
 		return -1;
 	default:

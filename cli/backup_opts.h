@@ -14,6 +14,7 @@ struct backup_args {
 	size_t nbitmaps;
 	bool no_bitmap;
 	const char *out, *output_cmd, *log_file, *config_file;
+	const char *hook;        /* --hook CMD, run at each phase */
 	bool force, quiet, json;
 	int compress;        /* -1 from the name, 0 none, 1 zstd */
 	int zlevel, zthreads;

@@ -47,6 +47,16 @@ void cli_signals_engine_polls(bool polls);
 /* The output command's process group, which a signal stops (0: none). */
 void cli_set_consumer(pid_t pgid);
 
+/* backup --hook CMD (hooks.c): what a hook is told about the job, in
+ * VMABACK_* variables (NULL: unset). */
+struct cli_hook_job {
+	const char *set, *vmid, *checkpoint, *kind, *archive, *output_cmd, *log_file;
+	const char *status;     /* "ok" or "failed", once known */
+};
+/* Runs CMD PHASE through /bin/sh (nothing if cmd is NULL) and waits for it:
+ * 0 when it exited 0, else -1 after a warning naming the phase. */
+int cli_hook_run(const char *cmd, const char *phase, const struct cli_hook_job *j);
+
 /* "vmaback: CMD: message" on stderr. */
 void cli_warn(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prints err and returns its exit status. */

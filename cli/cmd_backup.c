@@ -245,18 +245,93 @@ static int prepare(struct backup_args *a, struct vb_backup_opts *o, struct vb_st
 	return 0;
 }
 
-static int run(int argc, char **argv)
+/* The hook's view of the job (cli_hook_run); res once the backup ran. */
+static void hook_job(const struct backup_args *a, const struct vb_backup_result *res,
+		     const char *status, struct cli_hook_job *j)
 {
-	struct backup_args a;
+	*j = (struct cli_hook_job){
+		.set = a->set, .vmid = a->vmid, .checkpoint = a->checkpoint,
+		.archive = a->out, .output_cmd = a->output_cmd, .log_file = a->log_file,
+		.status = status,
+	};
+	if (res && res->checkpoint[0])
+		j->checkpoint = res->checkpoint;
+	if (res)
+		j->kind = res->kind;
+}
+
+/* One hook phase: 0, or EXIT_FAIL when the hook failed. */
+static int hook(const struct backup_args *a, const char *phase,
+		const struct vb_backup_result *res, const char *status)
+{
+	struct cli_hook_job j;
+
+	if (!a->hook)
+		return 0;
+	hook_job(a, res, status, &j);
+	return cli_hook_run(a->hook, phase, &j) < 0 ? EXIT_FAIL : 0;
+}
+
+/* The backup itself, between the hook's backup-start and backup-end or
+ * backup-abort; *started says whether backup-start ran. */
+static int backup(struct backup_args *a, struct vb_backup_result *res, bool *started)
+{
 	struct vb_backup_opts o = { 0 };
-	struct vb_backup_result res;
 	struct vb_backup *b = NULL;
 	struct vb_state *state = NULL;
 	struct vb_writer *sink;
 	struct vb_error err = { 0 };
 	struct cli_progress prog;
+	int status;
+
+	cli_progress_init(&prog, a->progress);
+	o.progress = cli_progress_cb;
+	o.progress_opaque = &prog;
+	if ((status = prepare(a, &o, &state, &b, &err)) != 0)
+		goto out;
+	/* Everything is sized and locked, nothing written yet: a hook that
+	 * fails here stops the backup before its first byte. */
+	*started = true;
+	if ((status = hook(a, "backup-start", NULL, NULL)) != 0) {
+		cli_info(a->quiet, "INFO: backup aborted by the hook at backup-start: nothing "
+			 "was written%s", a->set ? " and the checkpoints are unchanged" : "");
+		goto out;
+	}
+	sink = open_sink(a, &err);
+	if (!sink) {
+		status = cli_fail(CMD, &err);
+		goto out;
+	}
+	if (vb_backup_run(b, sink, res, &err) < 0) {
+		cli_set_consumer(0);
+		cli_progress_done(&prog);
+		status = cli_fail(CMD, &err);
+		if (status != EXIT_USAGE && status != EXIT_LOCKED)
+			cli_info(a->quiet, "INFO: backup failed: nothing was published%s",
+				 a->set ? " and the checkpoints are unchanged" : "");
+		goto out;
+	}
+	cli_set_consumer(0);
+	cli_progress_done(&prog);
+	summary(a, res);
+	/* What the commit itself noted (a pending checkpoint it replaced). */
+	if (state)
+		print_notes(a, vb_state_notes(state) + state_notes_shown);
+	status = write_siblings(a);
+out:
+	vb_backup_free(b);
+	vb_state_close(state);
+	return status;
+}
+
+static int run(int argc, char **argv)
+{
+	struct backup_args a;
+	struct vb_backup_result res;
+	bool started = false, ok;
 	int status = backup_args_parse(&a, argc, argv);
 
+	memset(&res, 0, sizeof(res));
 	if (status == -1) {
 		status = cli_help(&cmd_backup);
 		goto out;
@@ -269,37 +344,31 @@ static int run(int argc, char **argv)
 		status = cli_usage(CMD, "--log-file %s: %s", a.log_file, strerror(errno));
 		goto out;
 	}
-	cli_progress_init(&prog, a.progress);
-	o.progress = cli_progress_cb;
-	o.progress_opaque = &prog;
-	if ((status = prepare(&a, &o, &state, &b, &err)) != 0)
-		goto out;
-	sink = open_sink(&a, &err);
-	if (!sink) {
-		status = cli_fail(CMD, &err);
-		goto out;
+	status = hook(&a, "job-start", NULL, NULL);
+	if (status == 0)
+		status = backup(&a, &res, &started);
+	ok = status == 0;
+	if (ok) {
+		/* Committed: a hook that fails now makes the run fail, the backup stays. */
+		if (hook(&a, "backup-end", &res, "ok") != 0) {
+			cli_warn(CMD, "the backup is published%s; only the hook failed",
+				 res.checkpoint[0] ? " and its checkpoint recorded" : "");
+			status = EXIT_FAIL;
+		}
+	} else if (started) {
+		hook(&a, "backup-abort", &res, "failed");
 	}
-	if (vb_backup_run(b, sink, &res, &err) < 0) {
-		cli_set_consumer(0);
-		cli_progress_done(&prog);
-		status = cli_fail(CMD, &err);
-		if (status != EXIT_USAGE && status != EXIT_LOCKED)
-			cli_info(a.quiet, "INFO: backup failed: nothing was published%s",
-				 a.set ? " and the checkpoints are unchanged" : "");
-		goto out;
-	}
-	cli_set_consumer(0);
-	cli_progress_done(&prog);
-	summary(&a, &res);
-	/* What the commit itself noted (a pending checkpoint it replaced). */
-	if (state)
-		print_notes(&a, vb_state_notes(state) + state_notes_shown);
-	if ((status = write_siblings(&a)) != 0)
-		goto out;
-	status = cli_close_stdout(EXIT_OK);
+	if (hook(&a, "job-end", ok ? &res : NULL, ok ? "ok" : "failed") != 0 && status == 0)
+		status = EXIT_FAIL;
+	if (status == 0)
+		status = cli_close_stdout(EXIT_OK);
+	cli_log_close();
+	if (hook(&a, "log-end", ok ? &res : NULL, status == 0 ? "ok" : "failed") != 0 &&
+	    status == 0)
+		status = EXIT_FAIL;
+	if (cli_interrupted && status != 0)
+		status = 128 + cli_interrupted;
 out:
-	vb_backup_free(b);
-	vb_state_close(state);
 	cli_log_close();
 	backup_args_free(&a);
 	return status;
@@ -390,6 +459,18 @@ const struct command cmd_backup = {
 	"                         bitmap); --bitmap DRIVE=NAME for one drive\n"
 	"      --no-bitmap        find changes by reading the drives (digest maps)\n"
 	"                         even where a source has a dirty bitmap\n"
+	"\n"
+	"Run from a scheduler:\n"
+	"      --hook CMD         run CMD PHASE through /bin/sh at each phase, as\n"
+	"                         vzdump's --script: job-start, backup-start,\n"
+	"                         backup-end or backup-abort, job-end, log-end; the\n"
+	"                         job is in VMABACK_PHASE, VMABACK_SET, VMABACK_VMID,\n"
+	"                         VMABACK_CHECKPOINT, VMABACK_KIND, VMABACK_ARCHIVE,\n"
+	"                         VMABACK_OUTPUT_CMD, VMABACK_LOG_FILE, VMABACK_STATUS\n"
+	"                         (ok or failed); its output goes to stderr. A hook\n"
+	"                         failing at job-start or backup-start stops the\n"
+	"                         backup before it writes anything; later, it makes\n"
+	"                         the exit status 1 and the backup stays committed\n"
 	"\n"
 	"What you see:\n"
 	"  -q, --quiet            print only errors\n"

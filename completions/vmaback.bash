@@ -9,10 +9,10 @@ _vmaback_commands="backup restore list verify extract config merge checkpoints c
 _vmaback_opts_backup="--drive -d --config -c --output -o --output-cmd --force --compress
 	--zstd-level --zstd-threads --bwlimit --set --state-dir --mode --since --checkpoint
 	--no-commit --commit --quiet --progress --log-file --json --config-file --help
-	--dumpdir --vmid --name-template --notes --protected"
+	--dumpdir --vmid --name-template --notes --protected --hook --bitmap --no-bitmap"
 _vmaback_arg_backup="-d --drive -c --config -o --output --output-cmd --compress --zstd-level
 	--zstd-threads --bwlimit --set --state-dir --mode --since --checkpoint --progress
-	--log-file --config-file --dumpdir --vmid --name-template --notes"
+	--log-file --config-file --dumpdir --vmid --name-template --notes --hook --bitmap"
 _vmaback_opts_restore="--to --target --drive -d --force --quiet --help"
 _vmaback_arg_restore="--to --target -d --drive"
 _vmaback_opts_merge="--output -o --force --compress --zstd-level --quiet --help"
@@ -173,7 +173,7 @@ _vmaback_value() {
 	backup:--drive | backup:-d)
 		_vmaback_name_file $'drive-scsi0\ndrive-scsi1\ndrive-virtio0\ndrive-virtio1\ndrive-sata0\ndrive-ide0\ndrive-efidisk0' "$cur" ;;
 	backup:--output-cmd | backup:--checkpoint | backup:--vmid | backup:--name-template | \
-		backup:--notes) COMPREPLY=() ;;
+		backup:--notes | backup:--hook | backup:--bitmap) COMPREPLY=() ;;
 	prune:--keep-*) _vmaback_words "0 1 2 3 4 5 6 7 12 24 30" "$cur" ;;
 	*:--set) _vmaback_words "$(_vmaback_sets)" "$cur" ;;
 	*:--state-dir | *:--dumpdir | restore:--to) _vmaback_dirs "$cur" ;;

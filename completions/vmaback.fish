@@ -8,7 +8,7 @@ set -l __vmaback_commands backup restore list verify extract config merge checkp
 set -g __vmaback_value_opts -d --drive -c --config -o --output --output-cmd --compress \
     --zstd-level --zstd-threads --bwlimit --set --state-dir --mode --since --checkpoint \
     --progress --log-file --config-file --to --target --remove --dumpdir --vmid \
-    --name-template --notes --keep-last --keep-hourly --keep-daily --keep-weekly \
+    --name-template --notes --hook --bitmap --keep-last --keep-hourly --keep-daily --keep-weekly \
     --keep-monthly --keep-yearly
 
 # The first positional argument after the command (the archive), if any.
@@ -178,9 +178,12 @@ complete -c vmaback -n $b -l since -x -a '(__vmaback_checkpoints)' -d 'Base of a
 complete -c vmaback -n $b -l checkpoint -x -d 'Name of the new checkpoint'
 complete -c vmaback -n $b -l no-commit -d 'Leave the checkpoint pending'
 complete -c vmaback -n $b -l commit -d 'Commit the checkpoint after -o - too'
+complete -c vmaback -n $b -l bitmap -r -d 'Dirty bitmap NAME or DRIVE=NAME of the sources'
+complete -c vmaback -n $b -l no-bitmap -d 'Find changes by reading the drives'
 complete -c vmaback -n $b -s q -l quiet -d 'Print only errors'
 complete -c vmaback -n $b -l progress -x -a 'auto bar log none' -d 'Progress display'
 complete -c vmaback -n $b -l log-file -r -F -d 'Append messages to FILE'
+complete -c vmaback -n $b -l hook -r -F -d 'Run CMD PHASE at each phase of the job'
 complete -c vmaback -n $b -l json -d 'Print the summary as JSON'
 complete -c vmaback -n $b -l config-file -r -F -d 'Read options from a JSON file'
 complete -c vmaback -n $b -l dumpdir -x -a '(__fish_complete_directories)' -d 'Write the archive into DIR, named as vzdump'

@@ -67,7 +67,7 @@ bash_backup_options() {
 	expect_comp "none zstd" merge --compress ""
 	expect_comp "1 10 11 12 13 14 15 16 17 18 19" backup --zstd-level 1
 	# after an option that takes a value, options again
-	expect_comp "--no-commit" backup --mode full --no-
+	expect_comp "--no-bitmap --no-commit" backup --mode full --no-
 	local o
 	for o in --drive --config -o --output --output-cmd --force --compress --zstd-level \
 		--zstd-threads --bwlimit --set --state-dir --mode --since --checkpoint --no-commit \
@@ -134,16 +134,31 @@ bash_archive_names() {
 }
 
 # Every command and option of the CLI is named in the zsh and fish scripts.
+# help_options CMD: the long options CMD's --help lists (its option lines).
+help_options() {
+	"$VMABACK" "$1" --help | grep -E '^ +(-[a-zA-Z], )?--[a-z]' |
+		sed -E 's/^ +(-[a-zA-Z], )?(--[a-z0-9-]+).*/\2/' | sort -u
+}
+
+# Every long option of every command's --help: bash completes it after
+# CMD -, and zsh's and fish's scripts name it (so a new option cannot be
+# forgotten in one shell).
 all_shells_cover_cli() {
-	local f w
-	for f in _vmaback vmaback.fish vmaback.bash; do
-		for w in $ALL_COMMANDS drive config output output-cmd force compress zstd-level \
-			zstd-threads bwlimit set state-dir mode since checkpoint no-commit quiet \
-			progress log-file json config-file version to target deep remove \
-			incremental differential auto bar log none dumpdir vmid name-template notes \
-			protected keep-last keep-hourly keep-daily keep-weekly keep-monthly keep-yearly \
-			dry-run; do
-			grep -q -- "$w" "$COMPDIR/$f" || fail "$f does not mention $w"
+	local c o n=0
+	for c in $ALL_COMMANDS; do
+		[ "$c" = help ] && continue
+		for o in $(help_options "$c"); do
+			n=$((n + 1))
+			bcomp "$c" - | tr ' ' '\n' | grep -qx -- "$o" || fail "bash: $c does not complete $o"
+			grep -q -- "$o" "$COMPDIR/_vmaback" || fail "_vmaback does not mention $o"
+			grep -q -- "-l ${o#--}" "$COMPDIR/vmaback.fish" ||
+				fail "vmaback.fish does not complete $o"
+		done
+	done
+	[ "$n" -gt 40 ] || fail "only $n options found in the commands' --help"
+	for o in $ALL_COMMANDS incremental differential auto bar log none; do
+		for c in _vmaback vmaback.fish vmaback.bash; do
+			grep -q -- "$o" "$COMPDIR/$c" || fail "$c does not mention $o"
 		done
 	done
 }
