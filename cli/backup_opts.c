@@ -20,6 +20,7 @@ enum {
 	OPT_MODE, OPT_SINCE, OPT_CHECKPOINT, OPT_NO_COMMIT, OPT_COMMIT, OPT_BWLIMIT, OPT_OUTPUT_CMD,
 	OPT_LOG_FILE, OPT_PROGRESS, OPT_CONFIG_FILE, OPT_BITMAP, OPT_NO_BITMAP,
 	OPT_DUMPDIR, OPT_VMID, OPT_NAME_TEMPLATE, OPT_NOTES, OPT_PROTECTED, OPT_HOOK,
+	OPT_MAX_CHAIN, OPT_FULL_EVERY, OPT_LOCKWAIT,
 };
 
 static const struct option options[] = {
@@ -52,6 +53,9 @@ static const struct option options[] = {
 	{ "log-file", required_argument, NULL, OPT_LOG_FILE },
 	{ "config-file", required_argument, NULL, OPT_CONFIG_FILE },
 	{ "hook", required_argument, NULL, OPT_HOOK },
+	{ "max-chain", required_argument, NULL, OPT_MAX_CHAIN },
+	{ "full-every", required_argument, NULL, OPT_FULL_EVERY },
+	{ "lockwait", required_argument, NULL, OPT_LOCKWAIT },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -272,6 +276,28 @@ static int option(struct backup_args *a, int ch, char *arg)
 			return cli_usage(CMD, "--hook: empty command");
 		a->hook = arg;
 		return 0;
+	case OPT_MAX_CHAIN:
+		if (!cli_parse_uint(arg, 1, 100000, &v))
+			return cli_usage(CMD, "--max-chain %s: expected a number of backups, 1 to "
+					 "100000", arg);
+		a->max_chain = (unsigned)v;
+		return 0;
+	case OPT_FULL_EVERY:
+		if (!cli_parse_uint(arg, 1, 36500, &v))
+			return cli_usage(CMD, "--full-every %s: expected a number of days, 1 to "
+					 "36500", arg);
+		a->full_every = (int64_t)v * 86400;
+		return 0;
+	case OPT_LOCKWAIT: {
+		char *end;
+
+		errno = 0;
+		a->lockwait = strtod(arg, &end);
+		if (errno || end == arg || *end || !(a->lockwait >= 0 && a->lockwait <= 10080))
+			return cli_usage(CMD, "--lockwait %s: expected minutes, 0 to 10080 (1.5 is "
+					 "90 seconds)", arg);
+		return 0;
+	}
 	case 'h':
 		return -1;
 	default:
@@ -515,6 +541,11 @@ static int check(struct backup_args *a)
 				 "need --set NAME");
 	if (a->commit && a->no_commit)
 		return cli_usage(CMD, "give either --commit or --no-commit, not both");
+	if ((a->max_chain || a->full_every || a->lockwait) && !a->set)
+		return cli_usage(CMD, "--max-chain, --full-every and --lockwait need --set NAME");
+	if ((a->max_chain || a->full_every) && a->mode != VB_MODE_AUTO)
+		return cli_usage(CMD, "--max-chain and --full-every choose between a full and an "
+				 "incremental backup: they go with --mode auto");
 	/* vmaback cannot know whether a pipeline stored what went to standard
 	 * output: the checkpoint waits for `vmaback commit` unless told. */
 	if (a->set && a->out && strcmp(a->out, "-") == 0 && !a->commit)

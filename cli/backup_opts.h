@@ -15,6 +15,9 @@ struct backup_args {
 	bool no_bitmap;
 	const char *out, *output_cmd, *log_file, *config_file;
 	const char *hook;        /* --hook CMD, run at each phase */
+	unsigned max_chain;      /* --max-chain N */
+	int64_t full_every;      /* --full-every DAYS, in seconds */
+	double lockwait;         /* --lockwait MINUTES */
 	bool force, quiet, json;
 	int compress;        /* -1 from the name, 0 none, 1 zstd */
 	int zlevel, zthreads;

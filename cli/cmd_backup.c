@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -200,6 +201,48 @@ static int outside_state(const struct backup_args *a)
 	return rc < 0 ? cli_fail(CMD, &err) : 0;
 }
 
+/* The set's state, locked; with --lockwait, waits for another run's lock
+ * (checking every second, a signal ends the wait). */
+static double monotonic(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static struct vb_state *open_state(const struct backup_args *a, const char *dir,
+				   struct vb_error *err)
+{
+	double until = monotonic() + a->lockwait * 60.0;
+	bool said = false;
+	struct vb_state *s;
+
+	for (;;) {
+		s = vb_state_open(dir, a->set, err);
+		if (s || err->cls != VB_E_LOCKED || !a->lockwait || cli_interrupted ||
+		    monotonic() >= until)
+			break;
+		if (!said)
+			cli_info(a->quiet, "INFO: %s; waiting for it, up to %g minute%s (--lockwait)",
+				 err->msg, a->lockwait, a->lockwait == 1 ? "" : "s");
+		said = true;
+		vb_error_clear(err);
+		usleep(a->lockwait * 60 < 10 ? 100000 : 1000000);
+	}
+	if (!s && said && err->cls == VB_E_LOCKED) {
+		vb_error_clear(err);
+		if (cli_interrupted)
+			vb_error_set(err, VB_E_CANCELED, 0, "interrupted while waiting for the lock "
+				     "of backup set '%s'", a->set);
+		else
+			vb_error_set(err, VB_E_LOCKED, 0, "backup set '%s' is still locked after %g "
+				     "minute%s (--lockwait)", a->set, a->lockwait,
+				     a->lockwait == 1 ? "" : "s");
+	}
+	return s;
+}
+
 /* How much of the state's notes prepare() printed. */
 static size_t state_notes_shown;
 
@@ -212,7 +255,7 @@ static int prepare(struct backup_args *a, struct vb_backup_opts *o, struct vb_st
 		dir = a->state_dir ? strdup(a->state_dir) : vb_state_default_dir();
 		if (!dir)
 			return cli_usage(CMD, "no state directory: give --state-dir DIR");
-		*state = vb_state_open(dir, a->set, err);
+		*state = open_state(a, dir, err);
 		free(dir);
 		if (!*state)
 			return cli_fail(CMD, err);
@@ -233,6 +276,8 @@ static int prepare(struct backup_args *a, struct vb_backup_opts *o, struct vb_st
 	o->no_commit = a->no_commit;
 	o->no_source_bitmaps = a->no_bitmap;
 	o->bwlimit = a->bwlimit;
+	o->max_chain = a->max_chain;
+	o->full_every = a->full_every;
 	start_line(a, o);
 	*b = vb_backup_prepare(o, err);
 	if (*state) {
@@ -471,6 +516,13 @@ const struct command cmd_backup = {
 	"                         failing at job-start or backup-start stops the\n"
 	"                         backup before it writes anything; later, it makes\n"
 	"                         the exit status 1 and the backup stays committed\n"
+	"      --lockwait MIN     wait up to MIN minutes (1.5 is 90 s) for a set that\n"
+	"                         another run holds, instead of failing at once\n"
+	"      --max-chain N      --mode auto: a full backup once the chain since the\n"
+	"                         latest full holds N backups (the full included)\n"
+	"      --full-every DAYS  --mode auto: a full backup once the latest full is\n"
+	"                         DAYS days old, so restores never read a year of\n"
+	"                         incrementals and prune can free old chains\n"
 	"\n"
 	"What you see:\n"
 	"  -q, --quiet            print only errors\n"

@@ -247,6 +247,35 @@ static int decide_differential(struct vb_backup *b, struct vb_error *err)
 	return load_extra(b, k, err);
 }
 
+/* --mode auto: whether the chain since the latest full backup is as long or
+ * as old as the rotation allows (then the next backup is a full one). */
+static bool chain_rotates(struct vb_backup *b)
+{
+	struct vb_state *s = b->o.state;
+	size_t n = vb_state_count(s), k = n;
+	const struct vb_ckpt *full;
+	int64_t age;
+
+	while (k > 0 && strcmp(vb_state_get(s, k - 1)->kind, "full") != 0)
+		k--;
+	if (k == 0)
+		return false; /* no full in the state: nothing to rotate */
+	full = vb_state_get(s, k - 1);
+	if (b->o.max_chain && n - k + 1 >= b->o.max_chain) {
+		note(b, "the chain since full backup %s holds %zu backup%s (--max-chain %u): "
+		     "full backup", full->name, n - k + 1, n - k + 1 == 1 ? "" : "s",
+		     b->o.max_chain);
+		return true;
+	}
+	age = (int64_t)vb_clock_now() - full->time;
+	if (b->o.full_every && age >= b->o.full_every) {
+		note(b, "full backup %s is %.1f days old (--full-every %.0f): full backup",
+		     full->name, (double)age / 86400, (double)b->o.full_every / 86400);
+		return true;
+	}
+	return false;
+}
+
 static int decide_mode(struct vb_backup *b, struct vb_error *err)
 {
 	struct vb_state *s = b->o.state;
@@ -283,6 +312,8 @@ static int decide_mode(struct vb_backup *b, struct vb_error *err)
 	} else if (asked == VB_MODE_AUTO && !same) {
 		note(b, "%s: full backup", why);
 		b->mode = VB_MODE_FULL;
+	} else if (asked == VB_MODE_AUTO && chain_rotates(b)) {
+		b->mode = VB_MODE_FULL; /* as --mode full: the latest still attaches */
 	} else {
 		b->mode = asked == VB_MODE_AUTO ? VB_MODE_INCREMENTAL : asked;
 	}

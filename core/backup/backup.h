@@ -63,6 +63,11 @@ struct vb_backup_opts {
 	/* Find changes with the digest maps even where a source offers a dirty
 	 * bitmap (qcow2 checkpoint bitmaps are still kept up to date). */
 	bool no_source_bitmaps;
+	/* --mode auto's rotation: a full backup once the chain since the
+	 * latest full holds max_chain backups, or the full is full_every
+	 * seconds old (0: no limit). */
+	unsigned max_chain;
+	int64_t full_every;
 };
 
 struct vb_backup_result {
