@@ -69,8 +69,13 @@ void cli_format_size(uint64_t bytes, char *buf, size_t len);
 /* Flushes and checks stdout; returns EXIT_FAIL on a write error. */
 int cli_close_stdout(int status);
 
+/* Opens path for writing (flags: 0 or O_APPEND), creating it 0600: never
+ * through a symbolic link, never a FIFO, device or directory. The fd, or -1
+ * with the reason in why (to follow the path in a message). */
+int cli_open_write(const char *path, int flags, const char **why);
+
 /* --log-file: every message and progress line, with a timestamp. */
-int cli_log_open(const char *path);       /* 0 or -errno */
+int cli_log_open(const char *path, const char **why);  /* 0 or -1 */
 void cli_log_close(void);
 void cli_log_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* A line on stderr (unless quiet) and in the log file. */

@@ -141,11 +141,11 @@ static int write_siblings(const struct backup_args *a)
 	}
 	if (a->protect) {
 		char *path = vb_dumpdir_sibling(a->out, "protected");
-		int fd = path ? open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
-				     0600) : -1;
+		const char *why = "out of memory";
+		int fd = path ? cli_open_write(path, 0, &why) : -1;
 
 		if (fd < 0 || close(fd) != 0) {
-			cli_warn(CMD, "%s: %s", path ? path : "?", strerror(errno));
+			cli_warn(CMD, "%s: %s", path ? path : "?", fd < 0 ? why : strerror(errno));
 			free(path);
 			return EXIT_FAIL;
 		}
@@ -248,6 +248,7 @@ static int prepare(struct backup_args *a, struct vb_backup_opts *o, struct vb_st
 static int run(int argc, char **argv)
 {
 	struct backup_args a;
+	const char *why;
 	struct vb_backup_opts o = { 0 };
 	struct vb_backup_result res;
 	struct vb_backup *b = NULL;
@@ -265,8 +266,9 @@ static int run(int argc, char **argv)
 		goto out;
 	if ((status = outside_state(&a)) != 0)
 		goto out;
-	if (a.log_file && cli_log_open(a.log_file) < 0) {
-		status = cli_usage(CMD, "--log-file %s: %s", a.log_file, strerror(errno));
+	if (a.log_file && cli_log_open(a.log_file, &why) < 0) {
+		status = cli_usage(CMD, "%s %s: %s", a.generated_log ? "log file" : "--log-file",
+				   a.log_file, why);
 		goto out;
 	}
 	cli_progress_init(&prog, a.progress);
@@ -396,6 +398,8 @@ const struct command cmd_backup = {
 	"      --progress MODE    auto (a line per drive on a terminal, else an INFO\n"
 	"                         line every 10 s or 10%), bar, log or none\n"
 	"      --log-file FILE    append every message, with timestamps, to FILE\n"
+	"                         (a regular file, created 0600; a symbolic link,\n"
+	"                         FIFO or device there is refused)\n"
 	"      --json             print the summary as JSON (on stdout, or on stderr\n"
 	"                         when the archive goes to stdout)\n"
 	"      --config-file FILE read options from a JSON object whose keys are the\n"

@@ -1,6 +1,7 @@
 /* util.c: messages, exit statuses and parsers shared by every command of
  * the command line. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 #include <getopt.h>
 #include <limits.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 
@@ -162,4 +164,33 @@ int cli_bad_option(const char *cmd, char **argv, int ch)
 	if (optopt && !(arg[0] == '-' && arg[1] == '-'))
 		return cli_usage(cmd, "unrecognized option '-%c'", optopt);
 	return cli_usage(cmd, "unrecognized option '%s'", arg);
+}
+
+int cli_open_write(const char *path, int flags, const char **why)
+{
+	/* O_NONBLOCK: opening a FIFO for writing would otherwise wait for a
+	 * reader; it is cleared again once the file is known to be regular. */
+	int fd = open(path, flags | O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY |
+		      O_NONBLOCK, 0600);
+	struct stat st;
+
+	*why = NULL;
+	if (fd < 0) {
+		*why = errno == ELOOP ? "is a symbolic link (vmaback writes through none: "
+					"remove it or name the file itself)" :
+		       errno == ENXIO ? "is not a regular file (vmaback writes only into "
+					"regular files)" : strerror(errno);
+		return -1;
+	}
+	if (fstat(fd, &st) < 0) {
+		*why = strerror(errno);
+	} else if (!S_ISREG(st.st_mode)) {
+		*why = "is not a regular file (vmaback writes only into regular files)";
+	} else if (fcntl(fd, F_SETFL, flags & O_APPEND) < 0) {
+		*why = strerror(errno);
+	} else {
+		return fd;
+	}
+	close(fd);
+	return -1;
 }
