@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "core/archive/archive.h"
 #include "core/backup/backup.h"
@@ -73,6 +74,18 @@ int cli_close_stdout(int status);
  * through a symbolic link, never a FIFO, device or directory. The fd, or -1
  * with the reason in why (to follow the path in a message). */
 int cli_open_write(const char *path, int flags, const char **why);
+
+/* Text from outside (names from archives, state files, directories) as
+ * printed: control characters, '\\', bytes that are not UTF-8 and C1
+ * controls as \\xNN (vb_name_printable); malloc'd (NULL: out of memory). */
+char *cli_esc(const char *s);
+/* The same, written to f ("?" when out of memory). */
+void cli_put_esc(FILE *f, const char *s);
+/* o as JSON text and a newline on f (flags: JSON_C_TO_STRING_*); first every
+ * string and key of o made valid UTF-8, each byte that is not part of a
+ * UTF-8 character replaced by U+FFFD. */
+struct json_object;
+void cli_json_print(FILE *f, struct json_object *o, int flags);
 
 /* --log-file: every message and progress line, with a timestamp. */
 int cli_log_open(const char *path, const char **why);  /* 0 or -1 */

@@ -74,9 +74,9 @@ static void summary_json(const struct backup_args *a, const struct vb_backup_res
 	json_object_object_add(o, "archive_bytes", json_object_new_uint64(r->archive_bytes));
 	json_object_object_add(o, "output_bytes", json_object_new_uint64(r->output_bytes));
 	json_object_object_add(o, "seconds", json_object_new_double(r->seconds));
+	cli_json_print(to_stdout ? stderr : stdout, o, JSON_C_TO_STRING_PLAIN);
 	txt = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
 					     JSON_C_TO_STRING_NOSLASHESCAPE);
-	fprintf(to_stdout ? stderr : stdout, "%s\n", txt);
 	cli_log_line("%s", txt);
 	json_object_put(o);
 }

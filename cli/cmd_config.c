@@ -18,8 +18,11 @@ static int config_missing(struct vma_reader *r, const char *name)
 	size_t used = 0;
 
 	for (unsigned i = 0; i < vma_reader_config_count(r) && used < sizeof(names); i++) {
-		int n = snprintf(names + used, sizeof(names) - used, "%s%s", i ? ", " : "",
-				 vma_reader_config(r, i)->name);
+		char shown[300];
+		int n;
+
+		vb_name_printable(vma_reader_config(r, i)->name, shown, sizeof(shown));
+		n = snprintf(names + used, sizeof(names) - used, "%s%s", i ? ", " : "", shown);
 		if (n < 0)
 			break;
 		used += (size_t)n;

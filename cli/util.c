@@ -18,12 +18,17 @@ void cli_warn(const char *cmd, const char *fmt, ...)
 	char msg[2048];
 	va_list ap;
 
+	char shown[4 * sizeof(msg)];
+
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* Names in messages come from archives and directories too: no control
+	 * character reaches the terminal or starts a line of its own. */
+	vb_printable(msg, false, shown, sizeof(shown));
 	fflush(stdout);
-	fprintf(stderr, "vmaback: %s%s%s\n", cmd ? cmd : "", cmd ? ": " : "", msg);
-	cli_log_line("ERROR: %s%s%s", cmd ? cmd : "", cmd ? ": " : "", msg);
+	fprintf(stderr, "vmaback: %s%s%s\n", cmd ? cmd : "", cmd ? ": " : "", shown);
+	cli_log_line("ERROR: %s%s%s", cmd ? cmd : "", cmd ? ": " : "", shown);
 }
 
 int cli_fail(const char *cmd, const struct vb_error *err)
@@ -47,12 +52,14 @@ int cli_fail(const char *cmd, const struct vb_error *err)
 
 int cli_usage(const char *cmd, const char *fmt, ...)
 {
+	char msg[2048], shown[4 * sizeof(msg)];
 	va_list ap;
 
-	fprintf(stderr, "vmaback: %s%s", cmd ? cmd : "", cmd ? ": " : "");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	vb_printable(msg, false, shown, sizeof(shown));
+	fprintf(stderr, "vmaback: %s%s%s", cmd ? cmd : "", cmd ? ": " : "", shown);
 	fprintf(stderr, "\nTry 'vmaback %s%s--help'.\n", cmd ? cmd : "", cmd ? " " : "");
 	return EXIT_USAGE;
 }
