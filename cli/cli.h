@@ -54,6 +54,24 @@ void cli_warn(const char *cmd, const char *fmt, ...) __attribute__((format(print
 int cli_fail(const char *cmd, const struct vb_error *err);
 /* A usage error: message, a hint to --help, EXIT_USAGE. */
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* getopt_long for a command: an option that takes a value and is not in
+ * repeatable (0-terminated vals, e.g. --drive) given twice is a usage error,
+ * printed here, and returns CLI_OPT_TWICE (which cli_bad_option passes on
+ * as EXIT_USAGE without a second message). Start with optind = 0. */
+#define CLI_OPT_TWICE (-2)
+struct option;
+struct cli_getopt {
+	const char *cmd, *shortopts;
+	const struct option *longopts;
+	const int *repeatable;
+	size_t nseen;
+	struct { int val; const char *arg; } seen[48];
+};
+int cli_getopt(struct cli_getopt *g, int argc, char **argv);
+/* -d a,b -d c: appends each drive name of arg (split in place) to names;
+ * an empty name or one given twice is a usage error (printed; EXIT_USAGE). */
+int cli_add_names(const char *cmd, const char *opt, const char ***names, size_t *n,
+		  char *arg);
 /* After getopt returned '?' or ':' (ch): names the bad option; EXIT_USAGE. */
 int cli_bad_option(const char *cmd, char **argv, int ch);
 /* The help text of a command on stdout; returns EXIT_OK. */

@@ -89,13 +89,15 @@ static int list(const struct vb_state *s, bool json)
 
 static int checkpoints_run(int argc, char **argv)
 {
+	struct cli_getopt g = { .cmd = "checkpoints", .shortopts = ":h",
+				  .longopts = options };
 	struct cli_set_opts a = { 0 };
 	struct vb_error err = { 0 };
 	const char *remove = NULL;
 	struct vb_state *s;
 	int ch, status;
 
-	while ((ch = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+	while ((ch = cli_getopt(&g, argc, argv)) != -1) {
 		if (cli_set_option(ch, optarg, &a))
 			continue;
 		if (ch == OPT_REMOVE)

@@ -34,13 +34,15 @@ static int config_missing(struct vma_reader *r, const char *name)
 
 static int config_run(int argc, char **argv)
 {
+	struct cli_getopt g = { .cmd = "config", .shortopts = ":c:h",
+				  .longopts = config_options };
 	const char *name = "qemu-server.conf";
 	const struct vma_config_info *c;
 	struct vb_error err = { 0 };
 	struct vb_archive *a;
 	int ch, status;
 
-	while ((ch = getopt_long(argc, argv, ":c:h", config_options, NULL)) != -1) {
+	while ((ch = cli_getopt(&g, argc, argv)) != -1) {
 		if (ch == 'c')
 			name = optarg;
 		else if (ch == 'h')

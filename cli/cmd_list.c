@@ -91,12 +91,13 @@ static void list_json(struct vb_archive *a)
 
 static int list_run(int argc, char **argv)
 {
+	struct cli_getopt g = { .cmd = "list", .shortopts = ":jh", .longopts = list_options };
 	struct vb_error err = { 0 };
 	struct vb_archive *a;
 	bool json = false;
 	int ch;
 
-	while ((ch = getopt_long(argc, argv, ":jh", list_options, NULL)) != -1) {
+	while ((ch = cli_getopt(&g, argc, argv)) != -1) {
 		if (ch == 'j')
 			json = true;
 		else if (ch == 'h')

@@ -106,6 +106,7 @@ static void print_json(const struct vb_backup_list *l, bool with_state)
 
 static int run(int argc, char **argv)
 {
+	struct cli_getopt g = { .cmd = CMD, .shortopts = ":h", .longopts = options };
 	const char *set = NULL, *state_dir = NULL, *dumpdir = NULL;
 	struct vb_backup_list l = { 0 };
 	struct vb_error err = { 0 };
@@ -113,7 +114,7 @@ static int run(int argc, char **argv)
 	bool json = false;
 	int ch, status = EXIT_OK;
 
-	while ((ch = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+	while ((ch = cli_getopt(&g, argc, argv)) != -1) {
 		switch (ch) {
 		case OPT_SET:
 			set = optarg;

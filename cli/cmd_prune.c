@@ -109,12 +109,13 @@ static void report(const struct prune_args *a, const struct vb_backup_list *l)
 
 static int parse(struct prune_args *a, int argc, char **argv)
 {
+	struct cli_getopt g = { .cmd = CMD, .shortopts = ":qh", .longopts = options };
 	unsigned *counts[] = { &a->keep.last, &a->keep.hourly, &a->keep.daily, &a->keep.weekly,
 			       &a->keep.monthly, &a->keep.yearly };
 	uint64_t v;
 	int ch;
 
-	while ((ch = getopt_long(argc, argv, ":qh", options, NULL)) != -1) {
+	while ((ch = cli_getopt(&g, argc, argv)) != -1) {
 		switch (ch) {
 		case OPT_SET:
 			a->set = optarg;

@@ -161,6 +161,9 @@ int cli_bad_option(const char *cmd, char **argv, int ch)
 {
 	const char *arg = optind > 0 ? argv[optind - 1] : "?";
 
+	if (ch == CLI_OPT_TWICE) /* cli_getopt said why */
+		return EXIT_USAGE;
+
 	/* getopt is quiet (opterr = 0, optstrings start with ':'): one
 	 * message, naming the option. */
 	if (ch == ':')
@@ -200,4 +203,75 @@ int cli_open_write(const char *path, int flags, const char **why)
 	}
 	close(fd);
 	return -1;
+}
+
+/* "-o/--output", "--set" or "-q": how the user may have written it. */
+static void option_name(const struct cli_getopt *g, int val, char *buf, size_t len)
+{
+	const char *lng = NULL;
+
+	for (const struct option *o = g->longopts; o->name; o++)
+		if (o->val == val) {
+			lng = o->name;
+			break;
+		}
+	if (val < 256 && lng)
+		snprintf(buf, len, "-%c/--%s", val, lng);
+	else if (lng)
+		snprintf(buf, len, "--%s", lng);
+	else
+		snprintf(buf, len, "-%c", val);
+}
+
+int cli_getopt(struct cli_getopt *g, int argc, char **argv)
+{
+	int ch = getopt_long(argc, argv, g->shortopts, g->longopts, NULL);
+	size_t i;
+	char name[64];
+
+	if (ch == -1 || ch == '?' || ch == ':' || !optarg)
+		return ch; /* flags may repeat: a second --quiet changes nothing */
+	for (i = 0; g->repeatable && g->repeatable[i]; i++)
+		if (g->repeatable[i] == ch)
+			return ch;
+	for (i = 0; i < g->nseen; i++)
+		if (g->seen[i].val == ch)
+			break;
+	if (i < g->nseen) {
+		/* A second value would silently replace the first: which one the
+		 * user meant is not ours to guess. */
+		option_name(g, ch, name, sizeof(name));
+		cli_usage(g->cmd, "%s given twice ('%s' and '%s'); give it once", name,
+			  g->seen[i].arg, optarg);
+		return CLI_OPT_TWICE;
+	}
+	if (g->nseen < sizeof(g->seen) / sizeof(g->seen[0])) {
+		g->seen[g->nseen].val = ch;
+		g->seen[g->nseen++].arg = optarg;
+	}
+	return ch;
+}
+
+int cli_add_names(const char *cmd, const char *opt, const char ***names, size_t *n, char *arg)
+{
+	const char *given = arg;
+	char *save = NULL;
+
+	/* -d '' or -d a,,b would select nothing more than without them: the
+	 * user meant a name that is not there. */
+	if (!*arg || *arg == ',' || arg[strlen(arg) - 1] == ',' || strstr(arg, ",,"))
+		return cli_usage(cmd, "%s '%s': an empty drive name", opt, given);
+	for (char *tok = strtok_r(arg, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		const char **p;
+
+		for (size_t i = 0; i < *n; i++)
+			if (strcmp((*names)[i], tok) == 0)
+				return cli_usage(cmd, "%s: drive %s given twice", opt, tok);
+		p = realloc(*names, (*n + 1) * sizeof(*p));
+		if (!p)
+			return cli_usage(cmd, "out of memory");
+		*names = p;
+		(*names)[(*n)++] = tok;
+	}
+	return 0;
 }
