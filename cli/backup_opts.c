@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,23 @@ static const struct option options[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
+/* A usage error in an option's value; one from the --config-file names the
+ * file and the key. */
+static __attribute__((format(printf, 2, 3))) int opt_usage(const struct backup_args *a,
+							   const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (a->file_key)
+		return cli_usage(CMD, "--config-file %s: setting \"%s\": %s", a->config_file,
+				 a->file_key, msg);
+	return cli_usage(CMD, "%s", msg);
+}
+
 static bool ends_with(const char *s, const char *suffix)
 {
 	size_t a = strlen(s), b = strlen(suffix);
@@ -82,13 +100,13 @@ static int add_drive(struct backup_args *a, char *arg)
 	char *eq = strchr(arg, '=');
 
 	if (!eq)
-		return cli_usage(CMD, "--drive %s: expected NAME=PATH", arg);
+		return opt_usage(a, "--drive %s: expected NAME=PATH", arg);
 	if (a->drives_from_file) {
 		a->ndrives = 0; /* drives on the command line replace the file's */
 		a->drives_from_file = false;
 	}
 	if (a->ndrives >= VMA_MAX_DEVICES)
-		return cli_usage(CMD, "more than %u drives; an archive holds at most %u",
+		return opt_usage(a, "more than %u drives; an archive holds at most %u",
 				 VMA_MAX_DEVICES, VMA_MAX_DEVICES);
 	if (push((void **)&a->drives, &a->ndrives, sizeof(*a->drives)))
 		return EXIT_USAGE;
@@ -131,7 +149,7 @@ static int add_bitmap(struct backup_args *a, char *arg)
 		a->bitmaps_from_file = false;
 	}
 	if (!arg[0] || arg[0] == '=' || arg[strlen(arg) - 1] == '=')
-		return cli_usage(CMD, "--bitmap '%s': expected NAME or DRIVE=NAME", arg);
+		return opt_usage(a, "--bitmap '%s': expected NAME or DRIVE=NAME", arg);
 	if (push((void **)&a->bitmaps, &a->nbitmaps, sizeof(*a->bitmaps)))
 		return EXIT_USAGE;
 	a->bitmaps[a->nbitmaps++] = arg;
@@ -149,7 +167,7 @@ static int apply_bitmaps(struct backup_args *a)
 
 		if (!eq) {
 			if (all)
-				return cli_usage(CMD, "--bitmap NAME given twice (%s, %s)", all,
+				return opt_usage(a, "--bitmap NAME given twice (%s, %s)", all,
 						 a->bitmaps[i]);
 			all = a->bitmaps[i];
 			continue;
@@ -159,10 +177,10 @@ static int apply_bitmaps(struct backup_args *a)
 			    strncmp(a->drives[d].name, a->bitmaps[i], (size_t)(eq - a->bitmaps[i])) == 0)
 				break;
 		if (d == a->ndrives)
-			return cli_usage(CMD, "--bitmap %s: no --drive named %.*s", a->bitmaps[i],
+			return opt_usage(a, "--bitmap %s: no --drive named %.*s", a->bitmaps[i],
 					 (int)(eq - a->bitmaps[i]), a->bitmaps[i]);
 		if (a->drives[d].bitmap)
-			return cli_usage(CMD, "--bitmap %s: drive %s has a bitmap already",
+			return opt_usage(a, "--bitmap %s: drive %s has a bitmap already",
 					 a->bitmaps[i], a->drives[d].name);
 		a->drives[d].bitmap = eq + 1;
 	}
@@ -193,7 +211,7 @@ static int option(struct backup_args *a, int ch, char *arg)
 		return 0;
 	case OPT_VMID:
 		if (!cli_parse_uint(arg, 1, 999999999, &v))
-			return cli_usage(CMD, "--vmid %s: expected a number, 1 to 999999999", arg);
+			return opt_usage(a, "--vmid %s: expected a number, 1 to 999999999", arg);
 		a->vmid = arg;
 		return 0;
 	case OPT_NAME_TEMPLATE:
@@ -216,22 +234,22 @@ static int option(struct backup_args *a, int ch, char *arg)
 		return 0;
 	case OPT_COMPRESS:
 		if (strcmp(arg, "none") != 0 && strcmp(arg, "zstd") != 0)
-			return cli_usage(CMD, "--compress %s: expected none or zstd", arg);
+			return opt_usage(a, "--compress %s: expected none or zstd", arg);
 		a->compress = strcmp(arg, "zstd") == 0;
 		return 0;
 	case OPT_ZLEVEL:
 		if (!cli_parse_uint(arg, 1, 19, &v))
-			return cli_usage(CMD, "--zstd-level %s: expected 1 to 19", arg);
+			return opt_usage(a, "--zstd-level %s: expected 1 to 19", arg);
 		a->zlevel = (int)v;
 		return 0;
 	case OPT_ZTHREADS:
 		if (!cli_parse_uint(arg, 0, 256, &v))
-			return cli_usage(CMD, "--zstd-threads %s: expected 0 to 256", arg);
+			return opt_usage(a, "--zstd-threads %s: expected 0 to 256", arg);
 		a->zthreads = (int)v;
 		return 0;
 	case OPT_BWLIMIT:
 		if (cli_parse_rate(arg, &a->bwlimit) < 0)
-			return cli_usage(CMD, "--bwlimit %s: expected a rate such as 50M, 800K or 1G "
+			return opt_usage(a, "--bwlimit %s: expected a rate such as 50M, 800K or 1G "
 					 "per second (a bare number is KiB/s)", arg);
 		return 0;
 	case OPT_SET:
@@ -242,7 +260,7 @@ static int option(struct backup_args *a, int ch, char *arg)
 		return 0;
 	case OPT_MODE:
 		if (cli_parse_mode(arg, &a->mode) < 0)
-			return cli_usage(CMD, "--mode %s: expected full, incremental, differential or "
+			return opt_usage(a, "--mode %s: expected full, incremental, differential or "
 					 "auto", arg);
 		return 0;
 	case OPT_SINCE:
@@ -264,7 +282,7 @@ static int option(struct backup_args *a, int ch, char *arg)
 		return 0;
 	case OPT_PROGRESS:
 		if (parse_progress(arg, &a->progress) < 0)
-			return cli_usage(CMD, "--progress %s: expected auto, bar, log or none", arg);
+			return opt_usage(a, "--progress %s: expected auto, bar, log or none", arg);
 		return 0;
 	case OPT_LOG_FILE:
 		a->log_file = arg;
@@ -301,19 +319,50 @@ static int option(struct backup_args *a, int ch, char *arg)
 	case 'h':
 		return -1;
 	default:
-		return cli_usage(CMD, "unknown option or missing argument");
+		return opt_usage(a, "unknown option or missing argument");
 	}
 }
 
-static int getopt_all(struct backup_args *a, int argc, char **argv)
+
+/* The file's key for the option named opt: lists have plural keys. */
+static const char *list_key(const char *opt)
 {
+	if (strcmp(opt, "drive") == 0)
+		return "drives";
+	if (strcmp(opt, "config") == 0)
+		return "configs";
+	if (strcmp(opt, "bitmap") == 0)
+		return "bitmaps";
+	return opt;
+}
+
+/* The JSON key of a --config-file setting that became option val. */
+static const char *file_key(int val)
+{
+	for (const struct option *o = options; o->name; o++)
+		if (o->val == val)
+			return list_key(o->name);
+	return "?";
+}
+
+static int getopt_all(struct backup_args *a, int argc, char **argv, bool from_file)
+{
+	static const int repeatable[] = { 'd', 'c', OPT_BITMAP, 0 };
+	struct cli_getopt g = { .cmd = CMD, .shortopts = ":d:c:o:fqh", .longopts = options,
+				.repeatable = repeatable };
 	int ch, rc;
 
 	optind = 0; /* glibc: start over, this argv may be the second one */
-	while ((ch = getopt_long(argc, argv, ":d:c:o:fqh", options, NULL)) != -1) {
-		if (ch == '?' || ch == ':')
+	while ((ch = cli_getopt(&g, argc, argv)) != -1) {
+		if (from_file && (ch == '?' || ch == ':'))
+			return cli_usage(CMD, "--config-file %s: setting \"%s\" needs a value",
+					 a->config_file, argv[optind - 1] + 2);
+		if (ch == '?' || ch == ':' || ch == CLI_OPT_TWICE)
 			return cli_bad_option(CMD, argv, ch);
-		if ((rc = option(a, ch, optarg)) != 0)
+		a->file_key = from_file ? file_key(ch) : NULL;
+		rc = option(a, ch, optarg);
+		a->file_key = NULL;
+		if (rc != 0)
 			return rc;
 	}
 	if (optind < argc)
@@ -329,6 +378,14 @@ static int file_arg(struct backup_args *a, const char *key, json_object *v)
 	char **p;
 	int n;
 
+	const struct option *o = options;
+
+	while (o->name && strcmp(o->name, key) != 0)
+		o++;
+	if (o->name && (o->has_arg == no_argument) != json_object_is_type(v, json_type_boolean))
+		return cli_usage(CMD, "--config-file %s: setting \"%s\" %s", a->config_file,
+				 list_key(key), o->has_arg == no_argument ? "is true or false" :
+				 "needs a value (a string or a number)");
 	if (json_object_is_type(v, json_type_boolean)) {
 		if (!json_object_get_boolean(v))
 			return 0;
@@ -336,8 +393,8 @@ static int file_arg(struct backup_args *a, const char *key, json_object *v)
 		   json_object_is_type(v, json_type_int)) {
 		val = strdup(json_object_get_string(v));
 	} else {
-		return cli_usage(CMD, "%s: \"%s\" must be a string, a number or true/false",
-				 a->config_file, key);
+		return cli_usage(CMD, "--config-file %s: setting \"%s\" must be a string, a "
+				 "number or true/false", a->config_file, list_key(key));
 	}
 	n = asprintf(&opt, "--%s", key);
 	p = realloc(a->file_argv, (size_t)(a->file_argc + 3) * sizeof(*p));
@@ -454,7 +511,7 @@ static int read_config_file(struct backup_args *a)
 	json_object_put(root);
 	if (rc)
 		return rc;
-	rc = getopt_all(a, a->file_argc, a->file_argv);
+	rc = getopt_all(a, a->file_argc, a->file_argv, true);
 	a->drives_from_file = a->ndrives > 0;
 	a->configs_from_file = a->nconfigs > 0;
 	a->bitmaps_from_file = a->nbitmaps > 0;
@@ -582,7 +639,7 @@ int backup_args_parse(struct backup_args *a, int argc, char **argv)
 	a->config_file = find_config_file(argc, argv);
 	if (a->config_file && (rc = read_config_file(a)) != 0)
 		return rc;
-	rc = getopt_all(a, argc, argv);
+	rc = getopt_all(a, argc, argv, false);
 	return rc ? rc : check(a);
 }
 

@@ -35,6 +35,7 @@ struct backup_args {
 	char **file_argv;
 	int file_argc;
 	bool drives_from_file, configs_from_file, bitmaps_from_file;
+	const char *file_key;    /* while the file's settings are read: the key */
 };
 
 /* 0, -1 for --help, or an exit status after printing the usage error. */

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "core/archive/archive.h"
 #include "core/backup/backup.h"
@@ -63,6 +64,24 @@ void cli_warn(const char *cmd, const char *fmt, ...) __attribute__((format(print
 int cli_fail(const char *cmd, const struct vb_error *err);
 /* A usage error: message, a hint to --help, EXIT_USAGE. */
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* getopt_long for a command: an option that takes a value and is not in
+ * repeatable (0-terminated vals, e.g. --drive) given twice is a usage error,
+ * printed here, and returns CLI_OPT_TWICE (which cli_bad_option passes on
+ * as EXIT_USAGE without a second message). Start with optind = 0. */
+#define CLI_OPT_TWICE (-2)
+struct option;
+struct cli_getopt {
+	const char *cmd, *shortopts;
+	const struct option *longopts;
+	const int *repeatable;
+	size_t nseen;
+	struct { int val; const char *arg; } seen[48];
+};
+int cli_getopt(struct cli_getopt *g, int argc, char **argv);
+/* -d a,b -d c: appends each drive name of arg (split in place) to names;
+ * an empty name or one given twice is a usage error (printed; EXIT_USAGE). */
+int cli_add_names(const char *cmd, const char *opt, const char ***names, size_t *n,
+		  char *arg);
 /* After getopt returned '?' or ':' (ch): names the bad option; EXIT_USAGE. */
 int cli_bad_option(const char *cmd, char **argv, int ch);
 /* The help text of a command on stdout; returns EXIT_OK. */
@@ -79,8 +98,25 @@ void cli_format_size(uint64_t bytes, char *buf, size_t len);
 /* Flushes and checks stdout; returns EXIT_FAIL on a write error. */
 int cli_close_stdout(int status);
 
+/* Opens path for writing (flags: 0 or O_APPEND), creating it 0600: never
+ * through a symbolic link, never a FIFO, device or directory. The fd, or -1
+ * with the reason in why (to follow the path in a message). */
+int cli_open_write(const char *path, int flags, const char **why);
+
+/* Text from outside (names from archives, state files, directories) as
+ * printed: control characters, '\\', bytes that are not UTF-8 and C1
+ * controls as \\xNN (vb_name_printable); malloc'd (NULL: out of memory). */
+char *cli_esc(const char *s);
+/* The same, written to f ("?" when out of memory). */
+void cli_put_esc(FILE *f, const char *s);
+/* o as JSON text and a newline on f (flags: JSON_C_TO_STRING_*); first every
+ * string and key of o made valid UTF-8, each byte that is not part of a
+ * UTF-8 character replaced by U+FFFD. */
+struct json_object;
+void cli_json_print(FILE *f, struct json_object *o, int flags);
+
 /* --log-file: every message and progress line, with a timestamp. */
-int cli_log_open(const char *path);       /* 0 or -errno */
+int cli_log_open(const char *path, const char **why);  /* 0 or -1 */
 void cli_log_close(void);
 void cli_log_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* A line on stderr (unless quiet) and in the log file. */

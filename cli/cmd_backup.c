@@ -75,9 +75,9 @@ static void summary_json(const struct backup_args *a, const struct vb_backup_res
 	json_object_object_add(o, "archive_bytes", json_object_new_uint64(r->archive_bytes));
 	json_object_object_add(o, "output_bytes", json_object_new_uint64(r->output_bytes));
 	json_object_object_add(o, "seconds", json_object_new_double(r->seconds));
+	cli_json_print(to_stdout ? stderr : stdout, o, JSON_C_TO_STRING_PLAIN);
 	txt = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
 					     JSON_C_TO_STRING_NOSLASHESCAPE);
-	fprintf(to_stdout ? stderr : stdout, "%s\n", txt);
 	cli_log_line("%s", txt);
 	json_object_put(o);
 }
@@ -142,11 +142,11 @@ static int write_siblings(const struct backup_args *a)
 	}
 	if (a->protect) {
 		char *path = vb_dumpdir_sibling(a->out, "protected");
-		int fd = path ? open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
-				     0600) : -1;
+		const char *why = "out of memory";
+		int fd = path ? cli_open_write(path, 0, &why) : -1;
 
 		if (fd < 0 || close(fd) != 0) {
-			cli_warn(CMD, "%s: %s", path ? path : "?", strerror(errno));
+			cli_warn(CMD, "%s: %s", path ? path : "?", fd < 0 ? why : strerror(errno));
 			free(path);
 			return EXIT_FAIL;
 		}
@@ -374,6 +374,7 @@ static int run(int argc, char **argv)
 	struct backup_args a;
 	struct vb_backup_result res;
 	bool started = false, ok;
+	const char *why;
 	int status = backup_args_parse(&a, argc, argv);
 
 	memset(&res, 0, sizeof(res));
@@ -385,8 +386,9 @@ static int run(int argc, char **argv)
 		goto out;
 	if ((status = outside_state(&a)) != 0)
 		goto out;
-	if (a.log_file && cli_log_open(a.log_file) < 0) {
-		status = cli_usage(CMD, "--log-file %s: %s", a.log_file, strerror(errno));
+	if (a.log_file && cli_log_open(a.log_file, &why) < 0) {
+		status = cli_usage(CMD, "%s %s: %s", a.generated_log ? "log file" : "--log-file",
+				   a.log_file, why);
 		goto out;
 	}
 	status = hook(&a, "job-start", NULL, NULL);
@@ -485,7 +487,9 @@ const struct command cmd_backup = {
 	"      --state-dir DIR    where sets keep their state (default\n"
 	"                         /var/lib/vmaback for root, else\n"
 	"                         $XDG_STATE_HOME/vmaback or ~/.local/state/vmaback);\n"
-	"                         the archive and the log must be outside it\n"
+	"                         the archive and the log must be outside it; it\n"
+	"                         and the set's directory must be yours (or root's)\n"
+	"                         and writable by no one else\n"
 	"      --mode MODE        auto (default: full when the set has no checkpoint\n"
 	"                         or its drives changed, else incremental), full,\n"
 	"                         incremental (changes since the latest checkpoint),\n"
@@ -529,6 +533,8 @@ const struct command cmd_backup = {
 	"      --progress MODE    auto (a line per drive on a terminal, else an INFO\n"
 	"                         line every 10 s or 10%), bar, log or none\n"
 	"      --log-file FILE    append every message, with timestamps, to FILE\n"
+	"                         (a regular file, created 0600; a symbolic link,\n"
+	"                         FIFO or device there is refused)\n"
 	"      --json             print the summary as JSON (on stdout, or on stderr\n"
 	"                         when the archive goes to stdout)\n"
 	"      --config-file FILE read options from a JSON object whose keys are the\n"

@@ -55,8 +55,12 @@ static void print_ckpt(const struct vb_ckpt *c, bool pending)
 
 	localtime_r(&t, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-	printf("%-26s %-12s %s  %s%s\n", c->name, c->kind, when,
-	       c->archive ? c->archive : "(not a file)", pending ? "  [pending]" : "");
+	char *name = cli_esc(c->name), *arch = c->archive ? cli_esc(c->archive) : NULL;
+
+	printf("%-26s %-12s %s  %s%s\n", name ? name : "?", c->kind, when,
+	       arch ? arch : c->archive ? "?" : "(not a file)", pending ? "  [pending]" : "");
+	free(name);
+	free(arch);
 }
 
 static int list(const struct vb_state *s, bool json)
@@ -70,8 +74,7 @@ static int list(const struct vb_state *s, bool json)
 		json_object_object_add(o, "checkpoints", arr);
 		json_object_object_add(o, "pending", vb_state_pending(s) ?
 				       ckpt_json(vb_state_pending(s), true) : NULL);
-		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
-								  JSON_C_TO_STRING_NOSLASHESCAPE));
+		cli_json_print(stdout, o, JSON_C_TO_STRING_PRETTY);
 		json_object_put(o);
 		return cli_close_stdout(EXIT_OK);
 	}
@@ -86,13 +89,15 @@ static int list(const struct vb_state *s, bool json)
 
 static int checkpoints_run(int argc, char **argv)
 {
+	struct cli_getopt g = { .cmd = "checkpoints", .shortopts = ":h",
+				  .longopts = options };
 	struct cli_set_opts a = { 0 };
 	struct vb_error err = { 0 };
 	const char *remove = NULL;
 	struct vb_state *s;
 	int ch, status;
 
-	while ((ch = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+	while ((ch = cli_getopt(&g, argc, argv)) != -1) {
 		if (cli_set_option(ch, optarg, &a))
 			continue;
 		if (ch == OPT_REMOVE)

@@ -13,12 +13,13 @@ static const struct option options[] = {
 
 static int commit_run(int argc, char **argv)
 {
+	struct cli_getopt g = { .cmd = "commit", .shortopts = ":h", .longopts = options };
 	struct cli_set_opts a = { 0 };
 	struct vb_error err = { 0 };
 	struct vb_state *s;
 	int ch, status;
 
-	while ((ch = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+	while ((ch = cli_getopt(&g, argc, argv)) != -1) {
 		if (cli_set_option(ch, optarg, &a))
 			continue;
 		if (ch == 'h')

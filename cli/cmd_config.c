@@ -18,8 +18,11 @@ static int config_missing(struct vma_reader *r, const char *name)
 	size_t used = 0;
 
 	for (unsigned i = 0; i < vma_reader_config_count(r) && used < sizeof(names); i++) {
-		int n = snprintf(names + used, sizeof(names) - used, "%s%s", i ? ", " : "",
-				 vma_reader_config(r, i)->name);
+		char shown[300];
+		int n;
+
+		vb_name_printable(vma_reader_config(r, i)->name, shown, sizeof(shown));
+		n = snprintf(names + used, sizeof(names) - used, "%s%s", i ? ", " : "", shown);
 		if (n < 0)
 			break;
 		used += (size_t)n;
@@ -31,13 +34,15 @@ static int config_missing(struct vma_reader *r, const char *name)
 
 static int config_run(int argc, char **argv)
 {
+	struct cli_getopt g = { .cmd = "config", .shortopts = ":c:h",
+				  .longopts = config_options };
 	const char *name = "qemu-server.conf";
 	const struct vma_config_info *c;
 	struct vb_error err = { 0 };
 	struct vb_archive *a;
 	int ch, status;
 
-	while ((ch = getopt_long(argc, argv, ":c:h", config_options, NULL)) != -1) {
+	while ((ch = cli_getopt(&g, argc, argv)) != -1) {
 		if (ch == 'c')
 			name = optarg;
 		else if (ch == 'h')

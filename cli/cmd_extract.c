@@ -14,23 +14,11 @@ static const struct option options[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-/* -d a,b -d c: every name, in order. */
-static int add_names(const char ***names, size_t *n, char *arg)
-{
-	for (char *save = NULL, *tok = strtok_r(arg, ",", &save); tok;
-	     tok = strtok_r(NULL, ",", &save)) {
-		const char **p = realloc(*names, (*n + 1) * sizeof(*p));
-
-		if (!p)
-			return -1;
-		*names = p;
-		(*names)[(*n)++] = tok;
-	}
-	return 0;
-}
-
 static int run(int argc, char **argv)
 {
+	static const int repeatable[] = { 'd', 0 };
+	struct cli_getopt g = { .cmd = "extract", .shortopts = ":d:qh",
+				  .longopts = options, .repeatable = repeatable };
 	struct vb_extract_opts o = { .cancel = &cli_interrupted };
 	struct vb_error err = { 0 };
 	const char **names = NULL;
@@ -39,13 +27,11 @@ static int run(int argc, char **argv)
 	bool quiet = false;
 	int ch, status;
 
-	while ((ch = getopt_long(argc, argv, ":d:qh", options, NULL)) != -1) {
+	while ((ch = cli_getopt(&g, argc, argv)) != -1) {
 		switch (ch) {
 		case 'd':
-			if (add_names(&names, &nnames, optarg) < 0) {
-				status = cli_usage("extract", "out of memory");
+			if ((status = cli_add_names("extract", "-d", &names, &nnames, optarg)))
 				goto out;
-			}
 			break;
 		case 'q':
 			quiet = true;

@@ -25,13 +25,17 @@ static void list_text(struct vb_archive *a)
 	for (unsigned i = 0; i < vma_reader_config_count(r); i++) {
 		const struct vma_config_info *c = vma_reader_config(r, i);
 
-		printf("CFG: size: %zu name: %s\n", c->len, c->name);
+		printf("CFG: size: %zu name: ", c->len);
+		cli_put_esc(stdout, c->name);
+		putchar('\n');
 	}
 	for (unsigned i = 0; i < vma_reader_device_count(r); i++) {
 		const struct vma_device_info *d = vma_reader_device(r, i);
 
-		printf("DEV: dev_id=%u size: %llu devname: %s\n", d->dev_id,
-		       (unsigned long long)d->size, d->name);
+		printf("DEV: dev_id=%u size: %llu devname: ", d->dev_id,
+		       (unsigned long long)d->size);
+		cli_put_esc(stdout, d->name);
+		putchar('\n');
 	}
 	if (!ctime_r(&t, tbuf))
 		snprintf(tbuf, sizeof(tbuf), "%lld\n", (long long)t);
@@ -81,19 +85,19 @@ static void list_json(struct vb_archive *a)
 	json_object_object_add(o, "configs", cfgs);
 	json_object_object_add(o, "devices", devs);
 	json_object_object_add(o, "vmaback", meta_json(r));
-	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
-							  JSON_C_TO_STRING_NOSLASHESCAPE));
+	cli_json_print(stdout, o, JSON_C_TO_STRING_PRETTY);
 	json_object_put(o);
 }
 
 static int list_run(int argc, char **argv)
 {
+	struct cli_getopt g = { .cmd = "list", .shortopts = ":jh", .longopts = list_options };
 	struct vb_error err = { 0 };
 	struct vb_archive *a;
 	bool json = false;
 	int ch;
 
-	while ((ch = getopt_long(argc, argv, ":jh", list_options, NULL)) != -1) {
+	while ((ch = cli_getopt(&g, argc, argv)) != -1) {
 		if (ch == 'j')
 			json = true;
 		else if (ch == 'h')
@@ -129,9 +133,12 @@ const struct command cmd_list = {
 	"exact sizes are in the vmaback.json config of vmaback's archives.\n"
 	"ARCHIVE is a file or '-' for standard input, plain VMA or compressed\n"
 	"with zstd, gzip or lzop (detected by content). Only the header is read.\n"
+	"Names are printed escaped: control characters, '\\', bytes that are not\n"
+	"UTF-8 and C1 controls as \\xNN (one per byte), so each entry is one line.\n"
 	"\n"
 	"      --json   one JSON object: uuid, ctime, compression, configs,\n"
-	"               devices, and the vmaback.json metadata (or null)\n"
+	"               devices, and the vmaback.json metadata (or null); valid\n"
+	"               UTF-8: a byte that is not UTF-8 becomes U+FFFD\n"
 	"  -h, --help   show this help\n"
 	"\n"
 	"Exit status: 0 success, 2 usage error, 3 not a valid archive.\n",

@@ -45,13 +45,22 @@ static void print_text(const struct vb_backup_list *l, bool with_state)
 			cli_format_size(b->size, size, sizeof(size));
 		else
 			snprintf(size, sizeof(size), "-");
+		char *ck = cli_esc(b->checkpoint ? b->checkpoint : "-");
+		char *par = cli_esc(parent ? parent : "-"), *name = cli_esc(base_name(b->path));
+
 		printf("%-19s  %-12s  %-10s  %-9s  %-22s  %-22s  %s%s%s%s%s\n", t, b->kind, size,
-		       b->complete ? "complete" : "broken", b->checkpoint ? b->checkpoint : "-",
-		       parent ? parent : "-", base_name(b->path),
-		       b->protected ? " [protected]" : "", strcmp(st, "ok") ? " [" : "",
-		       strcmp(st, "ok") ? st : "", strcmp(st, "ok") ? "]" : "");
-		if (b->error)
-			printf("    %s\n", b->error);
+		       b->complete ? "complete" : "broken", ck ? ck : "?", par ? par : "?",
+		       name ? name : "?", b->protected ? " [protected]" : "",
+		       strcmp(st, "ok") ? " [" : "", strcmp(st, "ok") ? st : "",
+		       strcmp(st, "ok") ? "]" : "");
+		free(ck);
+		free(par);
+		free(name);
+		if (b->error) {
+			fputs("    ", stdout);
+			cli_put_esc(stdout, b->error);
+			putchar('\n');
+		}
 	}
 }
 
@@ -91,13 +100,13 @@ static void print_json(const struct vb_backup_list *l, bool with_state)
 		json_object_object_add(o, "error", str_or_null(b->error));
 		json_object_array_add(arr, o);
 	}
-	printf("%s\n", json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY |
-							JSON_C_TO_STRING_NOSLASHESCAPE));
+	cli_json_print(stdout, arr, JSON_C_TO_STRING_PRETTY);
 	json_object_put(arr);
 }
 
 static int run(int argc, char **argv)
 {
+	struct cli_getopt g = { .cmd = CMD, .shortopts = ":h", .longopts = options };
 	const char *set = NULL, *state_dir = NULL, *dumpdir = NULL;
 	struct vb_backup_list l = { 0 };
 	struct vb_error err = { 0 };
@@ -105,7 +114,7 @@ static int run(int argc, char **argv)
 	bool json = false;
 	int ch, status = EXIT_OK;
 
-	while ((ch = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+	while ((ch = cli_getopt(&g, argc, argv)) != -1) {
 		switch (ch) {
 		case OPT_SET:
 			set = optarg;

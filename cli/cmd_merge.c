@@ -22,6 +22,8 @@ static const struct option merge_options[] = {
 
 static int merge_run(int argc, char **argv)
 {
+	struct cli_getopt g = { .cmd = "merge", .shortopts = ":o:fqh",
+				  .longopts = merge_options };
 	const char *out = NULL;
 	bool force = false, quiet = false;
 	int compress = -1, ch;
@@ -29,7 +31,7 @@ static int merge_run(int argc, char **argv)
 	struct vb_writer *sink;
 	struct vb_error err = { 0 };
 
-	while ((ch = getopt_long(argc, argv, ":o:fqh", merge_options, NULL)) != -1) {
+	while ((ch = cli_getopt(&g, argc, argv)) != -1) {
 		switch (ch) {
 		case 'o':
 			out = optarg;

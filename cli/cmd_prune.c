@@ -95,20 +95,27 @@ static void report(const struct prune_args *a, const struct vb_backup_list *l)
 			continue;
 		cli_format_time(b->time, t, sizeof(t));
 		reason(l, b, &a->keep, why, sizeof(why));
+		char *ck = cli_esc(b->checkpoint ? b->checkpoint : "-");
+		char *name = cli_esc(base_name(b->path)), *w = cli_esc(why);
+
 		printf("%-12s %s  %-12s %-22s %s (%s)\n",
 		       b->keep != VB_KEEP_NO ? "keep" : a->dry_run ? "would remove" : "remove", t,
-		       b->kind, b->checkpoint ? b->checkpoint : "-", base_name(b->path), why);
+		       b->kind, ck ? ck : "?", name ? name : "?", w ? w : "?");
+		free(ck);
+		free(name);
+		free(w);
 	}
 }
 
 static int parse(struct prune_args *a, int argc, char **argv)
 {
+	struct cli_getopt g = { .cmd = CMD, .shortopts = ":qh", .longopts = options };
 	unsigned *counts[] = { &a->keep.last, &a->keep.hourly, &a->keep.daily, &a->keep.weekly,
 			       &a->keep.monthly, &a->keep.yearly };
 	uint64_t v;
 	int ch;
 
-	while ((ch = getopt_long(argc, argv, ":qh", options, NULL)) != -1) {
+	while ((ch = cli_getopt(&g, argc, argv)) != -1) {
 		switch (ch) {
 		case OPT_SET:
 			a->set = optarg;

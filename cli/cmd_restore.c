@@ -30,8 +30,32 @@ static int grow(void **arr, size_t n, size_t size)
 	return 0;
 }
 
+/* A --target that would do nothing, or not what it seems to, is refused
+ * before anything is read. */
+static int check_targets(const struct vb_restore_target *t, size_t n, const char **select,
+			 size_t nselect)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t j = 0;
+
+		if (strcmp(t[i].path, "-") == 0)
+			return cli_usage("restore", "--target %s=-: a drive cannot be restored to "
+					 "standard output; name a file (./- for one named '-')",
+					 t[i].name);
+		while (j < nselect && strcmp(select[j], t[i].name) != 0)
+			j++;
+		if (nselect && j == nselect)
+			return cli_usage("restore", "--target %s: drive %s is not selected by -d; "
+					 "add it to -d or drop the --target", t[i].name, t[i].name);
+	}
+	return 0;
+}
+
 static int restore_run(int argc, char **argv)
 {
+	static const int repeatable[] = { OPT_TARGET, 'd', 0 };
+	struct cli_getopt g = { .cmd = "restore", .shortopts = ":d:fqh",
+				  .longopts = restore_options, .repeatable = repeatable };
 	struct vb_restore_opts o = { .cancel = &cli_interrupted };
 	struct vb_restore_target *targets = NULL;
 	const char **select = NULL;
@@ -41,7 +65,7 @@ static int restore_run(int argc, char **argv)
 	int ch, status = EXIT_OK;
 	char written[32];
 
-	while ((ch = getopt_long(argc, argv, ":d:fqh", restore_options, NULL)) != -1) {
+	while ((ch = cli_getopt(&g, argc, argv)) != -1) {
 		switch (ch) {
 		case OPT_TO:
 			o.dir = optarg;
@@ -61,12 +85,8 @@ static int restore_run(int argc, char **argv)
 			break;
 		}
 		case 'd':
-			for (char *save = NULL, *t = strtok_r(optarg, ",", &save); t;
-			     t = strtok_r(NULL, ",", &save)) {
-				if (grow((void **)&select, o.nselect, sizeof(*select)) < 0)
-					goto nomem;
-				select[o.nselect++] = t;
-			}
+			if ((status = cli_add_names("restore", "-d", &select, &o.nselect, optarg)))
+				goto out;
 			break;
 		case 'f':
 			o.force = true;
@@ -90,6 +110,8 @@ static int restore_run(int argc, char **argv)
 		status = cli_usage("restore", "expected --to DIR or --target NAME=PATH");
 		goto out;
 	}
+	if ((status = check_targets(targets, o.ntargets, select, o.nselect)) != 0)
+		goto out;
 	o.archives = (const char *const *)argv + optind;
 	o.narchives = (size_t)(argc - optind);
 	o.targets = targets;

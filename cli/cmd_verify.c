@@ -113,11 +113,12 @@ static int deep_args(const char *set, const char *state_dir, const char *ckpt, c
 
 static int run(int argc, char **argv)
 {
+	struct cli_getopt g = { .cmd = "verify", .shortopts = ":qh", .longopts = options };
 	const char *set = NULL, *state_dir = NULL, *ckpt = NULL;
 	bool quiet = false, deep = false;
 	int ch;
 
-	while ((ch = getopt_long(argc, argv, ":qh", options, NULL)) != -1) {
+	while ((ch = cli_getopt(&g, argc, argv)) != -1) {
 		switch (ch) {
 		case 'q':
 			quiet = true;

@@ -13,14 +13,16 @@
 
 static FILE *log_file;
 
-int cli_log_open(const char *path)
+int cli_log_open(const char *path, const char **why)
 {
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+	int fd = cli_open_write(path, O_APPEND, why);
 
-	if (fd < 0 || !(log_file = fdopen(fd, "a"))) {
-		if (fd >= 0)
-			close(fd);
-		return -errno;
+	if (fd < 0)
+		return -1;
+	if (!(log_file = fdopen(fd, "a"))) {
+		*why = strerror(errno);
+		close(fd);
+		return -1;
 	}
 	return 0;
 }

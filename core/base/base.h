@@ -56,9 +56,18 @@ bool vb_canceled(void);
  * 1..255 bytes, no '/', no control characters, not "." or "..", and not
  * "vmstate" (Proxmox's RAM state). Returns 0 or -1 with a VB_E_USAGE error. */
 int vb_drive_name_check(const char *name, struct vb_error *err);
-/* NAME with control characters and '\\' shown as \\xNN, cut to fit SIZE:
- * for messages and logs. */
+/* NAME with control characters, '\\', bytes that are not UTF-8 and C1
+ * controls (U+0080..U+009F) shown as \\xNN (each byte), cut to fit SIZE
+ * (never inside a character): for output, messages and logs. A name in
+ * that form cannot add a line or reach the terminal as an escape sequence.
+ * 4 * strlen(name) + 1 bytes always suffice. */
 void vb_name_printable(const char *name, char *out, size_t size);
+/* The same, '\\' kept when !backslash (whole messages, whose names are
+ * already escaped). */
+void vb_printable(const char *s, bool backslash, char *out, size_t size);
+/* The length (1..4) of the valid UTF-8 character at p, 0 when the bytes at
+ * p are not one (overlong, surrogate, cut off, beyond U+10FFFF). */
+size_t vb_utf8_len(const unsigned char *p, size_t left);
 /* A name that is safe as one file name inside a directory. */
 bool vb_safe_file_name(const char *name);
 /* Backup set and checkpoint names: 1..128 letters, digits and - _ . : +,

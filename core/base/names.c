@@ -1,5 +1,6 @@
 /* names.c: which drive and config names vmaback accepts, so that every name
  * in an archive is also a safe single file name on extraction. */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -20,19 +21,72 @@ bool vb_safe_file_name(const char *name)
 	return true;
 }
 
-void vb_name_printable(const char *name, char *out, size_t size)
+size_t vb_utf8_len(const unsigned char *p, size_t left)
 {
-	size_t o = 0;
+	size_t n;
+	uint32_t c;
+
+	if (left == 0)
+		return 0;
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		n = 2, c = p[0] & 0x1f;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		n = 3, c = p[0] & 0x0f;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		n = 4, c = p[0] & 0x07;
+	else
+		return 0;
+	if (left < n)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		c = (c << 6) | (p[i] & 0x3f);
+	}
+	/* overlong forms, UTF-16 surrogates, beyond U+10FFFF */
+	if ((n == 3 && c < 0x800) || (n == 4 && (c < 0x10000 || c > 0x10ffff)) ||
+	    (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	return n;
+}
+
+void vb_printable(const char *s, bool backslash, char *out, size_t size)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t o = 0, left = strlen(s);
 
 	if (size == 0)
 		return;
-	for (const unsigned char *p = (const unsigned char *)name; *p && o + 5 < size; p++) {
-		if (*p < 0x20 || *p == 0x7f || *p == '\\')
-			o += (size_t)snprintf(out + o, size - o, "\\x%02x", *p);
-		else
-			out[o++] = (char)*p;
+	while (left) {
+		size_t n = vb_utf8_len(p, left);
+		/* C1 controls (U+0080..U+009F) act on terminals as ESC [ does */
+		bool esc = n == 0 || (n == 1 && (*p < 0x20 || *p == 0x7f ||
+						 (backslash && *p == '\\'))) ||
+			   (n == 2 && p[0] == 0xc2 && p[1] < 0xa0);
+
+		if (esc) {
+			n = n ? n : 1;
+			if (o + 4 * n >= size)
+				break;
+			for (size_t i = 0; i < n; i++)
+				o += (size_t)snprintf(out + o, size - o, "\\x%02x", p[i]);
+		} else {
+			if (o + n >= size)
+				break;
+			memcpy(out + o, p, n);
+			o += n;
+		}
+		p += n;
+		left -= n;
 	}
 	out[o] = '\0';
+}
+
+void vb_name_printable(const char *name, char *out, size_t size)
+{
+	vb_printable(name, true, out, size);
 }
 
 int vb_drive_name_check(const char *name, struct vb_error *err)

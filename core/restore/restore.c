@@ -109,14 +109,19 @@ static int new_file(struct restore *x, struct rtarget *t, const char *path, uint
 static int open_device(struct restore *x, struct rtarget *t, const char *path)
 {
 	uint64_t size = 0;
+	struct stat st;
 
 	if (!x->o->force)
 		return vb_error_set(x->err, VB_E_USAGE, 0, "%s is a block device: restoring "
 				    "drive %s onto it overwrites it; add --force", path,
 				    t->drive->name);
-	t->fd = open(path, O_WRONLY | O_CLOEXEC);
+	/* Symbolic links are followed (/dev/vg0/lv is one), but what was opened
+	 * must still be the block device the caller saw, not a file swapped in. */
+	t->fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
 	if (t->fd < 0)
 		return vb_error_set(x->err, VB_E_USAGE, errno, "%s: %s", path, strerror(errno));
+	if (fstat(t->fd, &st) < 0 || !S_ISBLK(st.st_mode))
+		return vb_error_set(x->err, VB_E_USAGE, 0, "%s: no longer a block device", path);
 	if (ioctl(t->fd, BLKGETSIZE64, &size) < 0)
 		return vb_error_set(x->err, VB_E_FAIL, errno, "%s: %s", path, strerror(errno));
 	if (size < t->drive->size)

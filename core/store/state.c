@@ -170,6 +170,38 @@ static int make_dirs(const char *dir, struct vb_error *err)
 	return 0;
 }
 
+/* What the state says decides what is deleted and what a restore trusts:
+ * a directory another user can write into (or owns) is refused, as ssh
+ * refuses a group-writable ~/.ssh. Root may own it (it can do anything). */
+static int check_private(const char *path, int fd, struct vb_error *err)
+{
+	struct stat st;
+	uid_t me = geteuid();
+
+	if ((fd >= 0 ? fstat(fd, &st) : stat(path, &st)) < 0)
+		return vb_error_set(err, VB_E_FAIL, errno, "%s: %s", path, strerror(errno));
+	if (st.st_uid != me && st.st_uid != 0)
+		return vb_error_set(err, VB_E_USAGE, 0, "state directory %s belongs to uid %u, "
+				    "not to you (uid %u): another user could change the backup "
+				    "state; fix: chown %u %s (or give another --state-dir)", path,
+				    (unsigned)st.st_uid, (unsigned)me, (unsigned)me, path);
+	if (st.st_mode & (S_IWGRP | S_IWOTH))
+		return vb_error_set(err, VB_E_USAGE, 0, "state directory %s is writable by %s "
+				    "(mode %04o): another user could change the backup state; "
+				    "fix: chmod 700 %s", path,
+				    (st.st_mode & S_IWOTH) ? "everyone" : "its group",
+				    (unsigned)(st.st_mode & 07777), path);
+	return 0;
+}
+
+/* The --state-dir root and the set directory (open as s->dirfd). */
+static int check_dirs(struct vb_state *s, const char *root, struct vb_error *err)
+{
+	if (check_private(root, -1, err) < 0)
+		return -1;
+	return check_private(s->path, s->dirfd, err);
+}
+
 /* A writer turns only an empty directory, or one that holds nothing but
  * vmaback's files, into a state directory: never a user's directory that a
  * wrong --state-dir or --set names. */
@@ -241,14 +273,16 @@ struct vb_state *vb_state_open(const char *dir, const char *set, struct vb_error
 
 	if (!s)
 		return NULL;
-	if (make_dirs(s->path, err) < 0)
+	/* Nothing is created inside a root that is not private. */
+	if ((stat(dir, &(struct stat){ 0 }) == 0 && check_private(dir, -1, err) < 0) ||
+	    make_dirs(s->path, err) < 0)
 		goto fail;
 	s->dirfd = open(s->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (s->dirfd < 0) {
 		vb_error_set(err, VB_E_FAIL, errno, "%s: %s", s->path, strerror(errno));
 		goto fail;
 	}
-	if (check_foreign(s, err) < 0)
+	if (check_dirs(s, dir, err) < 0 || check_foreign(s, err) < 0)
 		goto fail;
 	/* The directory is vmaback's if it holds a state.json, or the lock of an
 	 * earlier run (a first run killed before its commit leaves no state.json,
@@ -277,7 +311,7 @@ struct vb_state *vb_state_open_read(const char *dir, const char *set, struct vb_
 		vb_error_set(err, VB_E_FAIL, errno, "%s: %s", s->path, strerror(errno));
 		goto fail;
 	}
-	if (st_lock_take(s, err) < 0 || st_load(s, err) < 0)
+	if (check_dirs(s, dir, err) < 0 || st_lock_take(s, err) < 0 || st_load(s, err) < 0)
 		goto fail;
 	return s;
 fail:

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/store/store_int.h"
@@ -27,17 +28,25 @@ static bool pid_running(const char *text)
 int st_lock_take(struct vb_state *s, struct vb_error *err)
 {
 	char pid[32], held[32] = "";
+	struct stat st;
 	ssize_t n;
 
-	/* A reader creates nothing: without a lock file no writer ever ran. */
-	s->lockfd = s->writer ? openat(s->dirfd, LOCK_FILE,
-				       O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600) :
-				openat(s->dirfd, LOCK_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* A reader creates nothing: without a lock file no writer ever ran.
+	 * O_NONBLOCK: a FIFO planted there cannot make open() wait. */
+	s->lockfd = s->writer ? openat(s->dirfd, LOCK_FILE, O_RDWR | O_CREAT | O_CLOEXEC |
+				       O_NOFOLLOW | O_NONBLOCK, 0600) :
+				openat(s->dirfd, LOCK_FILE,
+				       O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (s->lockfd < 0 && !s->writer && errno == ENOENT)
 		return 0;
 	if (s->lockfd < 0)
 		return vb_error_set(err, VB_E_FAIL, errno, "%s/%s: %s", s->path, LOCK_FILE,
 				    strerror(errno));
+	/* The pid is written into it: a FIFO or device there is not ours. */
+	errno = 0;
+	if (fstat(s->lockfd, &st) < 0 || !S_ISREG(st.st_mode))
+		return vb_error_set(err, VB_E_FAIL, errno, "%s/%s: %s", s->path, LOCK_FILE,
+				    errno ? strerror(errno) : "not a regular file");
 	if (flock(s->lockfd, (s->writer ? LOCK_EX : LOCK_SH) | LOCK_NB) < 0) {
 		if (errno != EWOULDBLOCK)
 			return vb_error_set(err, VB_E_FAIL, errno, "%s/%s: %s", s->path,

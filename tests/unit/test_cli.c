@@ -230,6 +230,34 @@ static void test_config_file(void **state)
 	free(badtype);
 }
 
+/* Names as printed: one line, no control character, no byte outside UTF-8;
+ * valid UTF-8 (also non-ASCII) passes unchanged. */
+static void test_printable(void **state)
+{
+	char out[64];
+
+	(void)state;
+	vb_name_printable("a\nb\\c\x1b[1m\x7f", out, sizeof(out));
+	assert_string_equal(out, "a\\x0ab\\x5cc\\x1b[1m\\x7f");
+	vb_name_printable("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", out, sizeof(out));
+	assert_string_equal(out, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+	/* lone bytes, an overlong '/', a surrogate, a cut sequence, C1 CSI */
+	vb_name_printable("\xff\xc0\xaf\xed\xa0\x80\xe2\x82", out, sizeof(out));
+	assert_string_equal(out, "\\xff\\xc0\\xaf\\xed\\xa0\\x80\\xe2\\x82");
+	vb_name_printable("\xc2\x9b" "2J", out, sizeof(out));
+	assert_string_equal(out, "\\xc2\\x9b2J");
+	/* cut to fit, never inside an escape or a character */
+	vb_name_printable("ab\ncd", out, 6);
+	assert_string_equal(out, "ab");
+	vb_name_printable("a\xe2\x82\xac", out, 4);
+	assert_string_equal(out, "a");
+	/* whole messages keep their backslashes */
+	vb_printable("x\\x0a\ny", false, out, sizeof(out));
+	assert_string_equal(out, "x\\x0a\\x0ay");
+	assert_int_equal(vb_utf8_len((const unsigned char *)"\xf4\x90\x80\x80", 4), 0);
+	assert_int_equal(vb_utf8_len((const unsigned char *)"\xf4\x8f\xbf\xbf", 4), 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -239,6 +267,7 @@ int main(void)
 		cmocka_unit_test(test_format_size),
 		cmocka_unit_test(test_backup_args),
 		cmocka_unit_test(test_config_file),
+		cmocka_unit_test(test_printable),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
