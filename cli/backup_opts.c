@@ -21,7 +21,7 @@ enum {
 	OPT_MODE, OPT_SINCE, OPT_CHECKPOINT, OPT_NO_COMMIT, OPT_COMMIT, OPT_BWLIMIT, OPT_OUTPUT_CMD,
 	OPT_LOG_FILE, OPT_PROGRESS, OPT_CONFIG_FILE, OPT_BITMAP, OPT_NO_BITMAP,
 	OPT_DUMPDIR, OPT_VMID, OPT_NAME_TEMPLATE, OPT_NOTES, OPT_PROTECTED, OPT_HOOK,
-	OPT_MAX_CHAIN, OPT_FULL_EVERY, OPT_LOCKWAIT,
+	OPT_MAX_CHAIN, OPT_FULL_EVERY, OPT_LOCKWAIT, OPT_THRESHOLD,
 };
 
 static const struct option options[] = {
@@ -57,6 +57,7 @@ static const struct option options[] = {
 	{ "max-chain", required_argument, NULL, OPT_MAX_CHAIN },
 	{ "full-every", required_argument, NULL, OPT_FULL_EVERY },
 	{ "lockwait", required_argument, NULL, OPT_LOCKWAIT },
+	{ "threshold", required_argument, NULL, OPT_THRESHOLD },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -305,6 +306,11 @@ static int option(struct backup_args *a, int ch, char *arg)
 			return cli_usage(CMD, "--full-every %s: expected a number of days, 1 to "
 					 "36500", arg);
 		a->full_every = (int64_t)v * 86400;
+		return 0;
+	case OPT_THRESHOLD:
+		if (cli_parse_rate(arg, &a->threshold) < 0)
+			return cli_usage(CMD, "--threshold %s: expected a size such as 100M, 800K or "
+					 "1G (a bare number is KiB)", arg);
 		return 0;
 	case OPT_LOCKWAIT: {
 		char *end;
@@ -600,6 +606,14 @@ static int check(struct backup_args *a)
 		return cli_usage(CMD, "give either --commit or --no-commit, not both");
 	if ((a->max_chain || a->full_every || a->lockwait) && !a->set)
 		return cli_usage(CMD, "--max-chain, --full-every and --lockwait need --set NAME");
+	if (a->threshold && !a->set)
+		return cli_usage(CMD, "--threshold needs --set NAME");
+	if (a->threshold && (a->output_cmd || strcmp(a->out, "-") == 0))
+		return cli_usage(CMD, "--threshold needs -o FILE or --dumpdir: a stream sent to "
+				 "standard output or a command cannot be taken back");
+	if (a->threshold && a->mode == VB_MODE_FULL)
+		return cli_usage(CMD, "--threshold skips small incremental and differential "
+				 "backups; --mode full is never skipped");
 	if ((a->max_chain || a->full_every) && a->mode != VB_MODE_AUTO)
 		return cli_usage(CMD, "--max-chain and --full-every choose between a full and an "
 				 "incremental backup: they go with --mode auto");

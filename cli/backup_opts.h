@@ -18,6 +18,7 @@ struct backup_args {
 	unsigned max_chain;      /* --max-chain N */
 	int64_t full_every;      /* --full-every DAYS, in seconds */
 	double lockwait;         /* --lockwait MINUTES */
+	uint64_t threshold;      /* --threshold SIZE, bytes */
 	bool force, quiet, json;
 	int compress;        /* -1 from the name, 0 none, 1 zstd */
 	int zlevel, zthreads;

@@ -115,6 +115,29 @@ static void summary(const struct backup_args *a, const struct vb_backup_result *
 			 r->checkpoint);
 }
 
+/* Below --threshold: nothing kept, and the run says so. */
+static void skipped(const struct backup_args *a, const struct vb_backup_result *r)
+{
+	char changed[32], limit[32];
+
+	cli_format_size(r->dirty_clusters * (uint64_t)VMA_CLUSTER_SIZE, changed, sizeof(changed));
+	cli_format_size(a->threshold, limit, sizeof(limit));
+	if (a->json) {
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "status", json_object_new_string("skipped"));
+		json_object_object_add(o, "kind", json_object_new_string(r->kind));
+		json_object_object_add(o, "set", json_object_new_string(a->set));
+		json_object_object_add(o, "dirty_clusters", json_object_new_uint64(r->dirty_clusters));
+		json_object_object_add(o, "threshold", json_object_new_uint64(a->threshold));
+		cli_json_print(stdout, o, JSON_C_TO_STRING_PLAIN);
+		json_object_put(o);
+	}
+	cli_info(a->quiet, "INFO: backup skipped: %s changed (%llu clusters), less than "
+		 "--threshold %s; nothing was published or committed, the next backup holds "
+		 "these changes", changed, (unsigned long long)r->dirty_clusters, limit);
+}
+
 /* ARCHIVE.notes (as Proxmox: the text and a newline) and ARCHIVE.protected,
  * once the archive is published. */
 static int write_siblings(const struct backup_args *a)
@@ -277,6 +300,7 @@ static int prepare(struct backup_args *a, struct vb_backup_opts *o, struct vb_st
 	o->no_source_bitmaps = a->no_bitmap;
 	o->bwlimit = a->bwlimit;
 	o->max_chain = a->max_chain;
+	o->threshold = a->threshold;
 	o->full_every = a->full_every;
 	start_line(a, o);
 	*b = vb_backup_prepare(o, err);
@@ -358,6 +382,10 @@ static int backup(struct backup_args *a, struct vb_backup_result *res, bool *sta
 	}
 	cli_set_consumer(0);
 	cli_progress_done(&prog);
+	if (res->skipped) {
+		skipped(a, res);
+		goto out;
+	}
 	summary(a, res);
 	/* What the commit itself noted (a pending checkpoint it replaced). */
 	if (state)
@@ -397,7 +425,7 @@ static int run(int argc, char **argv)
 	ok = status == 0;
 	if (ok) {
 		/* Committed: a hook that fails now makes the run fail, the backup stays. */
-		if (hook(&a, "backup-end", &res, "ok") != 0) {
+		if (hook(&a, "backup-end", &res, res.skipped ? "skipped" : "ok") != 0) {
 			cli_warn(CMD, "the backup is published%s; only the hook failed",
 				 res.checkpoint[0] ? " and its checkpoint recorded" : "");
 			status = EXIT_FAIL;
@@ -410,6 +438,9 @@ static int run(int argc, char **argv)
 	if (status == 0)
 		status = cli_close_stdout(EXIT_OK);
 	cli_log_close();
+	/* A skipped run's log in a dump directory would name no archive. */
+	if (ok && res.skipped && a.generated_log)
+		unlink(a.generated_log);
 	if (hook(&a, "log-end", ok ? &res : NULL, status == 0 ? "ok" : "failed") != 0 &&
 	    status == 0)
 		status = EXIT_FAIL;
@@ -516,14 +547,19 @@ const struct command cmd_backup = {
 	"                         job is in VMABACK_PHASE, VMABACK_SET, VMABACK_VMID,\n"
 	"                         VMABACK_CHECKPOINT, VMABACK_KIND, VMABACK_ARCHIVE,\n"
 	"                         VMABACK_OUTPUT_CMD, VMABACK_LOG_FILE, VMABACK_STATUS\n"
-	"                         (ok or failed); its output goes to stderr. A hook\n"
-	"                         failing at job-start or backup-start stops the\n"
-	"                         backup before it writes anything; later, it makes\n"
-	"                         the exit status 1 and the backup stays committed\n"
+	"                         (ok, skipped or failed); its output goes to\n"
+	"                         stderr. A hook failing at job-start or\n"
+	"                         backup-start stops the backup before it writes\n"
+	"                         anything; later, it makes the exit status 1 and\n"
+	"                         the backup stays committed\n"
 	"      --lockwait MIN     wait up to MIN minutes (1.5 is 90 s) for a set that\n"
 	"                         another run holds, instead of failing at once\n"
 	"      --max-chain N      --mode auto: a full backup once the chain since the\n"
 	"                         latest full holds N backups (the full included)\n"
+	"      --threshold SIZE   keep an incremental or differential only if at\n"
+	"                         least SIZE changed (100M, 1G); below it the run\n"
+	"                         exits 0 keeping nothing, and the next one holds\n"
+	"                         the changes (needs -o FILE or --dumpdir)\n"
 	"      --full-every DAYS  --mode auto: a full backup once the latest full is\n"
 	"                         DAYS days old, so restores never read a year of\n"
 	"                         incrementals and prune can free old chains\n"

@@ -9,10 +9,10 @@ _vmaback_commands="backup restore list verify extract config merge checkpoints c
 _vmaback_opts_backup="--drive -d --config -c --output -o --output-cmd --force --compress
 	--zstd-level --zstd-threads --bwlimit --set --state-dir --mode --since --checkpoint
 	--no-commit --commit --quiet --progress --log-file --json --config-file --help
-	--dumpdir --vmid --name-template --notes --protected --hook --bitmap --no-bitmap --lockwait --max-chain --full-every"
+	--dumpdir --vmid --name-template --notes --protected --hook --bitmap --no-bitmap --lockwait --max-chain --full-every --threshold"
 _vmaback_arg_backup="-d --drive -c --config -o --output --output-cmd --compress --zstd-level
 	--zstd-threads --bwlimit --set --state-dir --mode --since --checkpoint --progress
-	--log-file --config-file --dumpdir --vmid --name-template --notes --hook --bitmap --lockwait --max-chain --full-every"
+	--log-file --config-file --dumpdir --vmid --name-template --notes --hook --bitmap --lockwait --max-chain --full-every --threshold"
 _vmaback_opts_restore="--to --target --drive -d --force --quiet --help"
 _vmaback_arg_restore="--to --target -d --drive"
 _vmaback_opts_merge="--output -o --force --compress --zstd-level --quiet --help"
@@ -173,6 +173,7 @@ _vmaback_value() {
 	backup:--lockwait) _vmaback_words "1 5 10 30 60 180" "$cur" ;;
 	backup:--max-chain) _vmaback_words "7 14 30 31" "$cur" ;;
 	backup:--full-every) _vmaback_words "7 14 30" "$cur" ;;
+	backup:--threshold) _vmaback_words "10M 100M 1G" "$cur" ;;
 	backup:--drive | backup:-d)
 		_vmaback_name_file $'drive-scsi0\ndrive-scsi1\ndrive-virtio0\ndrive-virtio1\ndrive-sata0\ndrive-ide0\ndrive-efidisk0' "$cur" ;;
 	backup:--output-cmd | backup:--checkpoint | backup:--vmid | backup:--name-template | \

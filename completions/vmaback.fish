@@ -8,7 +8,7 @@ set -l __vmaback_commands backup restore list verify extract config merge checkp
 set -g __vmaback_value_opts -d --drive -c --config -o --output --output-cmd --compress \
     --zstd-level --zstd-threads --bwlimit --set --state-dir --mode --since --checkpoint \
     --progress --log-file --config-file --to --target --remove --dumpdir --vmid \
-    --name-template --notes --hook --bitmap --lockwait --max-chain --full-every --keep-last --keep-hourly --keep-daily --keep-weekly \
+    --name-template --notes --hook --bitmap --lockwait --max-chain --full-every --threshold --keep-last --keep-hourly --keep-daily --keep-weekly \
     --keep-monthly --keep-yearly
 
 # The first positional argument after the command (the archive), if any.
@@ -187,6 +187,7 @@ complete -c vmaback -n $b -l hook -r -F -d 'Run CMD PHASE at each phase of the j
 complete -c vmaback -n $b -l lockwait -x -a '1 5 10 30 60 180' -d 'Wait up to MIN minutes for the set lock'
 complete -c vmaback -n $b -l max-chain -x -a '7 14 30 31' -d 'Full backup once the chain holds N backups'
 complete -c vmaback -n $b -l full-every -x -a '7 14 30' -d 'Full backup once the latest full is DAYS old'
+complete -c vmaback -n $b -l threshold -x -a '10M 100M 1G' -d 'Keep an incremental only if SIZE changed'
 complete -c vmaback -n $b -l json -d 'Print the summary as JSON'
 complete -c vmaback -n $b -l config-file -r -F -d 'Read options from a JSON file'
 complete -c vmaback -n $b -l dumpdir -x -a '(__fish_complete_directories)' -d 'Write the archive into DIR, named as vzdump'

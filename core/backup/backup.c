@@ -704,6 +704,19 @@ int vb_backup_run(struct vb_backup *b, struct vb_writer *sink, struct vb_backup_
 		goto fail;
 	}
 	res->archive_bytes = vma_writer_bytes(r.vw);
+	if (b->o.threshold && b->mode != VB_MODE_FULL &&
+	    res->dirty_clusters * (uint64_t)VMA_CLUSTER_SIZE < b->o.threshold) {
+		/* As a failed run, without the failure: the bitmaps and digest
+		 * maps stay as they were, so the next run holds these changes. */
+		res->skipped = true;
+		res->checkpoint[0] = '\0';
+		drop_new_files(b);
+		bk_images_finish(b, BK_FAILED);
+		vb_writer_discard(r.out);
+		r.out = NULL;
+		rc = 0;
+		goto done;
+	}
 	{
 		/* What the copy pass covered (all of a full backup, the planned
 		 * clusters of another) is stored, zero, or a hole. */
@@ -743,6 +756,7 @@ fail:
 	if (rc < 0)
 		drop_new_files(b);
 	bk_images_finish(b, rc < 0 ? BK_FAILED : b->o.no_commit ? BK_PENDING : BK_COMMITTED);
+done:
 	vma_writer_free(r.vw);
 	vb_ratelimit_free(r.rl);
 	free(r.buf);

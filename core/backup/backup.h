@@ -68,6 +68,10 @@ struct vb_backup_opts {
 	 * seconds old (0: no limit). */
 	unsigned max_chain;
 	int64_t full_every;
+	/* An incremental or differential with fewer changed bytes than this is
+	 * not kept: the archive is discarded, nothing committed, every bitmap
+	 * stays (the next run includes these changes). 0: keep every one. */
+	uint64_t threshold;
 };
 
 struct vb_backup_result {
@@ -86,6 +90,7 @@ struct vb_backup_result {
 	char checkpoint[132];    /* the new checkpoint, "" without a state */
 	bool committed;          /* the checkpoint is now the latest */
 	bool pending;            /* the checkpoint waits for `vmaback commit` */
+	bool skipped;            /* below the threshold: nothing kept */
 	double seconds;
 };
 

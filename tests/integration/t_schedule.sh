@@ -82,6 +82,30 @@ full_every() {
 	[ "$kinds" = "full incremental incremental full incremental " ] || fail "kinds: $kinds"
 }
 
+# --threshold: a small incremental is not kept; the next one holds its
+# changes, so the chain restores the latest bytes.
+threshold() {
+	rand a 4194304
+	mkdir o
+	vb backup -q --set s --state-dir st -d a=a -o o/f.vma
+	put a 65536 100
+	run vb backup --set s --state-dir st -d a=a -o o/i1.vma --threshold 1M --json
+	expect_rc 0
+	grep -q "backup skipped: 64.0 KiB changed (1 clusters), less than --threshold 1.0 MiB" "$ERR" ||
+		fail "no 'skipped' line"
+	grep -q '"status":"skipped"' "$OUT" || fail "JSON: $(cat "$OUT")"
+	entries o f.vma
+	[ "$(vb checkpoints --set s --state-dir st | wc -l)" -eq 1 ] ||
+		fail "checkpoints: $(vb checkpoints --set s --state-dir st)"
+	put a 1048576 2097152
+	run vb backup --set s --state-dir st -d a=a -o o/i2.vma --threshold 1M
+	expect_rc 0
+	vb restore -q o/f.vma o/i2.vma --to r
+	same a r/disk-a.raw
+	run vb backup --set s --state-dir st -d a=a -o - --threshold 1M
+	expect_fail 2 backup "cannot be taken back"
+}
+
 rotation_needs_auto() {
 	rand a 1000
 	run vb backup --set s --state-dir st -d a=a -o x.vma --mode incremental --max-chain 3
@@ -97,4 +121,5 @@ tcase lockwait_gives_up lockwait_gives_up
 tcase lockwait_signal lockwait_signal
 tcase max_chain max_chain
 tcase full_every full_every
+tcase threshold threshold
 tcase rotation_needs_auto rotation_needs_auto
