@@ -138,44 +138,40 @@ static void skipped(const struct backup_args *a, const struct vb_backup_result *
 		 "these changes", changed, (unsigned long long)r->dirty_clusters, limit);
 }
 
-/* ARCHIVE.notes (as Proxmox: the text and a newline) and ARCHIVE.protected,
- * once the archive is published. */
-static int write_siblings(const struct backup_args *a)
-{
-	struct vb_error err = { 0 };
+/* ARCHIVE.notes (as Proxmox: the text and a newline) and ARCHIVE.protected:
+ * the engine publishes them with the archive, before the commit. */
+struct siblings {
+	struct vb_sibling f[2];
+	size_t n;
+	char *notes_path, *protected_path, *text;
+};
 
+static int siblings_of(const struct backup_args *a, struct siblings *sb)
+{
+	memset(sb, 0, sizeof(*sb));
 	if (a->notes) {
-		char *path = vb_dumpdir_sibling(a->out, "notes");
-		struct vb_writer *w = path ? vb_sink_file_new(path, true, &err) : NULL;
 		size_t len = strlen(a->notes);
 		bool nl = len && a->notes[len - 1] == '\n';
 
-		int rc = w ? 0 : -1;
-
-		if (rc == 0 && (vb_writer_write(w, a->notes, len, &err) < 0 ||
-				(!nl && vb_writer_write(w, "\n", 1, &err) < 0))) {
-			vb_writer_discard(w);
-			rc = -1;
-		} else if (rc == 0) {
-			rc = vb_writer_close(w, &err);
-		}
-		free(path);
-		if (rc < 0)
-			return cli_fail(CMD, &err);
+		sb->notes_path = vb_dumpdir_sibling(a->out, "notes");
+		if (!sb->notes_path || asprintf(&sb->text, "%s%s", a->notes, nl ? "" : "\n") < 0)
+			return cli_usage(CMD, "out of memory");
+		sb->f[sb->n++] = (struct vb_sibling){ sb->notes_path, sb->text, strlen(sb->text) };
 	}
 	if (a->protect) {
-		char *path = vb_dumpdir_sibling(a->out, "protected");
-		const char *why = "out of memory";
-		int fd = path ? cli_open_write(path, 0, &why) : -1;
-
-		if (fd < 0 || close(fd) != 0) {
-			cli_warn(CMD, "%s: %s", path ? path : "?", fd < 0 ? why : strerror(errno));
-			free(path);
-			return EXIT_FAIL;
-		}
-		free(path);
+		sb->protected_path = vb_dumpdir_sibling(a->out, "protected");
+		if (!sb->protected_path)
+			return cli_usage(CMD, "out of memory");
+		sb->f[sb->n++] = (struct vb_sibling){ sb->protected_path, NULL, 0 };
 	}
 	return 0;
+}
+
+static void siblings_free(struct siblings *sb)
+{
+	free(sb->notes_path);
+	free(sb->protected_path);
+	free(sb->text);
 }
 
 static void print_notes(const struct backup_args *a, const char *notes)
@@ -351,11 +347,16 @@ static int backup(struct backup_args *a, struct vb_backup_result *res, bool *sta
 	struct vb_writer *sink;
 	struct vb_error err = { 0 };
 	struct cli_progress prog;
+	struct siblings sb = { 0 };
 	int status;
 
 	cli_progress_init(&prog, a->progress);
 	o.progress = cli_progress_cb;
 	o.progress_opaque = &prog;
+	if ((status = siblings_of(a, &sb)) != 0)
+		goto out;
+	o.siblings = sb.f;
+	o.nsiblings = sb.n;
 	if ((status = prepare(a, &o, &state, &b, &err)) != 0)
 		goto out;
 	/* Everything is sized and locked, nothing written yet: a hook that
@@ -390,10 +391,11 @@ static int backup(struct backup_args *a, struct vb_backup_result *res, bool *sta
 	/* What the commit itself noted (a pending checkpoint it replaced). */
 	if (state)
 		print_notes(a, vb_state_notes(state) + state_notes_shown);
-	status = write_siblings(a);
+	status = 0;
 out:
 	vb_backup_free(b);
 	vb_state_close(state);
+	siblings_free(&sb);
 	return status;
 }
 

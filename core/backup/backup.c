@@ -662,6 +662,33 @@ out:
 	return rc;
 }
 
+/* Publishes the siblings (each atomically, fsynced); on a failure removes
+ * those already published. */
+static int publish_siblings(const struct vb_backup *b, struct vb_error *err)
+{
+	for (size_t i = 0; i < b->o.nsiblings; i++) {
+		const struct vb_sibling *f = &b->o.siblings[i];
+		struct vb_writer *w = vb_sink_file_new(f->path, true, err);
+
+		if (w && f->len && vb_writer_write(w, f->data, f->len, err) < 0) {
+			vb_writer_discard(w);
+			w = NULL;
+		}
+		if (!w || vb_writer_close(w, err) < 0) {
+			while (i-- > 0)
+				unlink(b->o.siblings[i].path);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void remove_siblings(const struct vb_backup *b)
+{
+	for (size_t i = 0; i < b->o.nsiblings; i++)
+		unlink(b->o.siblings[i].path);
+}
+
 int vb_backup_run(struct vb_backup *b, struct vb_writer *sink, struct vb_backup_result *res,
 		  struct vb_error *err)
 {
@@ -727,12 +754,16 @@ int vb_backup_run(struct vb_backup *b, struct vb_writer *sink, struct vb_backup_
 		res->bytes_unchanged = res->total_size - covered;
 		res->bytes_zero = covered > stored ? covered - stored : 0;
 	}
+	if (publish_siblings(b, err) < 0)
+		goto fail;
 	{
 		struct vb_writer *out = r.out;
 
 		r.out = NULL;
-		if (vb_writer_close(out, err) < 0)
+		if (vb_writer_close(out, err) < 0) {
+			remove_siblings(b);
 			goto fail;
+		}
 	}
 	/* The archive is durable: only now may the checkpoint move. */
 	if (b->o.state) {

@@ -41,6 +41,15 @@ struct vb_progress {
 typedef void (*vb_progress_fn)(void *opaque, const struct vb_progress *p);
 
 
+/* A small file beside the archive (a dump directory's ARCHIVE.notes,
+ * ARCHIVE.protected): published, fsynced, just before the archive, so that
+ * it is there when the checkpoint is committed. */
+struct vb_sibling {
+	const char *path;
+	const void *data;
+	size_t len;
+};
+
 struct vb_backup_opts {
 	const struct vb_drive *drives;
 	size_t ndrives;
@@ -72,6 +81,8 @@ struct vb_backup_opts {
 	 * not kept: the archive is discarded, nothing committed, every bitmap
 	 * stays (the next run includes these changes). 0: keep every one. */
 	uint64_t threshold;
+	const struct vb_sibling *siblings;
+	size_t nsiblings;
 };
 
 struct vb_backup_result {

@@ -343,7 +343,8 @@ class Loop:
         argv, final, _ = self.command(name, "auto")
         i = argv.index("--output-cmd") if "--output-cmd" in argv else argv.index("-o")
         part = os.path.join(self.out, "." + name + ".early")
-        argv[i:i + 2] = ["--output-cmd", "head -c %d > %s" % (self.rnd.randint(1, 4096), part)]
+        # fewer bytes than any archive, compressed ones included
+        argv[i:i + 2] = ["--output-cmd", "head -c %d > %s" % (self.rnd.randint(1, 64), part)]
         old = self.state_text()
         p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
         err = p.stderr.decode(errors="replace").strip()
