@@ -195,6 +195,23 @@ static int meta_drive(struct vb_meta_drive *md, json_object *d, struct vma_reade
 	return 0;
 }
 
+/* The newest drive must not repeat an earlier one: as many drives as the
+ * header, none twice and each a header device means that every device of
+ * the header is accounted for (else verify would check one drive twice and
+ * another never). */
+static int listed_twice(const struct vb_meta *m, const char *what, struct vb_error *err)
+{
+	const struct vb_meta_drive *d = &m->drives[m->ndrives - 1];
+
+	for (size_t i = 0; i + 1 < m->ndrives; i++)
+		if (m->drives[i].dev_id == d->dev_id || strcmp(m->drives[i].name, d->name) == 0)
+			return vb_error_set(err, VB_E_INVALID, 0,
+					    "%s: %s lists drive %s (dev_id %u) twice, so a drive of "
+					    "the header is not accounted for", what, VB_META_NAME,
+					    d->name, d->dev_id);
+	return 0;
+}
+
 static int meta_from_json(struct vb_meta *m, const struct vma_config_info *ci,
 			  struct vma_reader *r, const char *what, struct vb_error *err)
 {
@@ -268,6 +285,8 @@ static int meta_from_json(struct vb_meta *m, const struct vma_config_info *ci,
 			       err) < 0)
 			goto out;
 		m->ndrives++;
+		if (listed_twice(m, what, err) < 0)
+			goto out;
 	}
 	rc = 0;
 out:

@@ -195,6 +195,54 @@ unsafe_names() {
 	return 0
 }
 
+# patch_dev FILE DEV name=OTHER|size=N: sets device DEV's name pointer to
+# that of device OTHER, or its size to N, and recomputes the header MD5 (a
+# crafted archive, not damage).
+patch_dev() {
+	python3 - "$@" <<'PY'
+import hashlib, struct, sys
+f, dev, what = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+b = bytearray(open(f, "rb").read())
+hs = struct.unpack(">I", b[56:60])[0]
+e = 4096 + 32 * dev
+key, val = what.split("=")
+if key == "name":
+    o = 4096 + 32 * int(val)
+    b[e:e + 4] = b[o:o + 4]
+else:
+    b[e + 8:e + 16] = struct.pack(">Q", int(val))
+b[32:48] = bytes(16)
+b[32:48] = hashlib.md5(bytes(b[:hs])).digest()
+open(f, "wb").write(b)
+PY
+}
+
+# One device listed twice, in the header or in vmaback.json: refused by
+# every reader (a verify that checks one drive twice misses another).
+duplicate_devices() {
+	have_forge || skip "vma_forge not built"
+	mkdir src
+	rand src/d 70000
+	rand src/e 3000
+	forge -o h.vma drive-scsi0=src/d drive-scsi1=src/e
+	patch_dev h.vma 2 name=1
+	refuse_all h.vma 'devices 1 and 2 are both named drive-scsi0'
+	run vb list h.vma
+	expect_fail 3 list 'both named drive-scsi0'
+	run vb backup -d a=src/d -d b=src/e -o ours.vma --quiet
+	expect_rc 0
+	run vb config ours.vma -c vmaback.json
+	python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+d["drives"][1] = d["drives"][0]
+open("vmaback.json", "w").write(json.dumps(d))' "$OUT"
+	forge -o j.vma --config vmaback.json a=src/d b=src/e
+	refuse_all j.vma 'lists drive a \(dev_id 1\) twice'
+	run vb list j.vma
+	expect_fail 3 list 'twice'
+}
+
 tcase not_vma not_vma
 tcase truncated_header truncated_header
 tcase truncated_extent truncated_extent
@@ -205,3 +253,4 @@ tcase truncated_boundary_proxmox truncated_boundary_proxmox
 tcase extract_into_existing extract_into_existing
 tcase extract_unknown_drive extract_unknown_drive
 tcase unsafe_names unsafe_names
+tcase duplicate_devices duplicate_devices

@@ -902,6 +902,22 @@ static void test_err_blob_string(void **state)
 	free(m.data);
 }
 
+/* Two devices of one name: a restore would write both into one file. */
+static void test_err_dev_dup(void **state)
+{
+	struct membuf m;
+	uint8_t *dev1, *dev2;
+
+	make_base(&m, 59, 0);
+	dev1 = m.data + VMA_H_DEV_INFO + 32;
+	dev2 = m.data + VMA_H_DEV_INFO + 64;
+	memcpy(dev2, dev1, 4);
+	fix_hdr(m.data);
+	expect_err(m.data, m.len, VMA_ERR_DEV_DUP,
+		   "header: devices 1 and 2 are both named drive-scsi0");
+	free(m.data);
+}
+
 static void test_err_extent_short(void **state)
 {
 	struct membuf m;
@@ -1237,6 +1253,7 @@ int main(void)
 		cmocka_unit_test(test_err_blob_bounds),
 		cmocka_unit_test(test_err_blob_ptr),
 		cmocka_unit_test(test_err_blob_string),
+		cmocka_unit_test(test_err_dev_dup),
 		cmocka_unit_test(test_err_extent_short),
 		cmocka_unit_test(test_err_extent_md5),
 		cmocka_unit_test(test_err_extent_uuid),
