@@ -243,6 +243,26 @@ open("vmaback.json", "w").write(json.dumps(d))' "$OUT"
 	expect_fail 3 list 'twice'
 }
 
+# A header size past 2^32 clusters (2^48 bytes), and 2^64-1 whose rounding
+# to a sector overflows: refused by every reader, not read as some size.
+device_too_big() {
+	have_forge || skip "vma_forge not built"
+	mkdir src
+	rand src/d 3000
+	forge -o a.vma drive-scsi0=src/d
+	local size
+	for size in 281474976710657 18446744073709551615; do
+		cp a.vma big.vma
+		patch_dev big.vma 1 size=$size
+		refuse_all big.vma "device 1 \\(drive-scsi0\\): size $size is larger than a VMA archive can address \\(281474976710656 bytes"
+		run vb list big.vma
+		expect_fail 3 list 'larger than a VMA archive can address'
+		run vb restore big.vma --to out
+		expect_fail 3 restore 'larger than a VMA archive can address'
+		absent out
+	done
+}
+
 tcase not_vma not_vma
 tcase truncated_header truncated_header
 tcase truncated_extent truncated_extent
@@ -254,3 +274,4 @@ tcase extract_into_existing extract_into_existing
 tcase extract_unknown_drive extract_unknown_drive
 tcase unsafe_names unsafe_names
 tcase duplicate_devices duplicate_devices
+tcase device_too_big device_too_big
