@@ -263,6 +263,47 @@ device_too_big() {
 	done
 }
 
+# Drive names: backup takes at most 242 bytes (disk-NAME.raw and Proxmox's
+# tmp-disk-NAME.raw fit 255), and such a drive restores and extracts; a
+# longer name from another writer is refused before anything is written;
+# an lstat error other than ENOENT is reported, not taken for "exists".
+long_names() {
+	mkdir src
+	rand src/d 3000
+	local n242 n243 n251
+	n242=$(printf 'a%.0s' $(seq 242))
+	n243=$(printf 'b%.0s' $(seq 243))
+	n251=$(printf 'c%.0s' $(seq 251))
+	run vb backup -d "$n243=src/d" -o b.vma
+	expect_fail 2 backup 'drive name of 243 bytes is too long: at most 242 bytes'
+	absent b.vma
+	run vb backup -d "$n242=src/d" -o a.vma --quiet
+	expect_rc 0
+	run vb restore a.vma --to r --quiet
+	expect_rc 0
+	cmp -s src/d "r/disk-$n242.raw" || fail "restore --to: drive of 242 bytes differs"
+	run vb extract a.vma x
+	expect_rc 0
+	cmp -s src/d "x/disk-$n242.raw" || fail "extract: drive of 242 bytes differs"
+	if have_forge; then
+		forge -o c.vma drive-scsi0=src/d "$n251=src/d"
+		run vb restore c.vma --to r2
+		expect_fail 2 restore 'disk-NAME.raw would be longer than a file name may be \(255 bytes\); restore it with --target'
+		absent r2
+		run vb extract c.vma x2
+		expect_fail 2 extract 'would be longer than a file name may be'
+		absent x2
+		run vb extract c.vma x3 -d drive-scsi0
+		expect_rc 0
+		run vb restore c.vma --target "$n251=r3.raw" --target drive-scsi0=r4.raw --quiet
+		expect_rc 0
+		cmp -s -n 3000 src/d r3.raw || fail "restore --target of a 251-byte drive name differs"
+	fi
+	echo file >f
+	run vb restore a.vma --target "$n242=f/t.raw"
+	expect_fail 2 restore 'f/t.raw: Not a directory'
+}
+
 tcase not_vma not_vma
 tcase truncated_header truncated_header
 tcase truncated_extent truncated_extent
@@ -274,4 +315,5 @@ tcase extract_into_existing extract_into_existing
 tcase extract_unknown_drive extract_unknown_drive
 tcase unsafe_names unsafe_names
 tcase duplicate_devices duplicate_devices
+tcase long_names long_names
 tcase device_too_big device_too_big
