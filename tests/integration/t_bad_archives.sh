@@ -304,6 +304,66 @@ long_names() {
 	expect_fail 2 restore 'f/t.raw: Not a directory'
 }
 
+# move_dev FILE FROM TO: moves device FROM's header entry to the empty slot
+# TO and renumbers its clusters in every extent (MD5s recomputed): device
+# ids with a gap, as a writer other than vmaback's may leave them.
+move_dev() {
+	python3 - "$@" <<'PY'
+import hashlib, struct, sys
+f, a, b = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+d = bytearray(open(f, "rb").read())
+hs = struct.unpack(">I", d[56:60])[0]
+ea, eb = 4096 + 32 * a, 4096 + 32 * b
+d[eb:eb + 32], d[ea:ea + 32] = d[ea:ea + 32], bytes(32)
+d[32:48] = bytes(16)
+d[32:48] = hashlib.md5(bytes(d[:hs])).digest()
+off = hs
+while off < len(d):
+    for s in range(59):
+        w = off + 40 + 8 * s
+        if d[w + 3] == a:
+            d[w + 3] = b
+    d[off + 24:off + 40] = bytes(16)
+    d[off + 24:off + 40] = hashlib.md5(bytes(d[off:off + 512])).digest()
+    off += 512 + 4096 * struct.unpack(">H", d[off + 6:off + 8])[0]
+open(f, "wb").write(d)
+PY
+}
+
+# merge writes only what extract accepts: device ids with a gap become
+# 1..n (the drives unchanged), a config name extract refuses is refused.
+merge_foreign() {
+	have_forge || skip "vma_forge not built"
+	mkdir src cfg
+	rand src/d 200000
+	rand src/e 3000
+	printf 'memory: 1\n' >cfg/qemu-server.conf
+	forge -o a.vma --config cfg/qemu-server.conf drive-scsi0=src/d drive-scsi1=src/e
+	move_dev a.vma 2 5
+	run vb verify a.vma
+	expect_rc 0
+	run vb merge -o m.vma a.vma
+	expect_rc 0
+	run vb verify m.vma
+	expect_rc 0
+	run vb extract a.vma xa
+	expect_rc 0
+	run vb extract m.vma xm
+	expect_rc 0
+	same xa/disk-drive-scsi0.raw xm/disk-drive-scsi0.raw
+	same xa/disk-drive-scsi1.raw xm/disk-drive-scsi1.raw
+	same cfg/qemu-server.conf xm/qemu-server.conf
+	local bad
+	bad=cfg/$(printf 'c\001x')
+	printf 'x\n' >"$bad"
+	forge -o b.vma --config "$bad" drive-scsi0=src/d
+	run vb extract b.vma xb
+	expect_fail 3 extract 'config name .* is not a safe file name'
+	run vb merge -o mb.vma b.vma
+	expect_fail 3 merge "config name 'c\\\\x01x' is not a safe file name; not merged"
+	absent mb.vma
+}
+
 tcase not_vma not_vma
 tcase truncated_header truncated_header
 tcase truncated_extent truncated_extent
@@ -316,4 +376,5 @@ tcase extract_unknown_drive extract_unknown_drive
 tcase unsafe_names unsafe_names
 tcase duplicate_devices duplicate_devices
 tcase long_names long_names
+tcase merge_foreign merge_foreign
 tcase device_too_big device_too_big
