@@ -48,6 +48,7 @@ enum vma_err {
 	VMA_ERR_EXTENT_BEYOND,   /* a stored block starts at or past the device end */
 	VMA_ERR_EXTENT_COUNT,    /* masks do not account for block_count exactly */
 	VMA_ERR_MISSING_CLUSTER, /* a cluster of a device was never seen */
+	VMA_ERR_DEV_DUP,         /* two devices of the header have one name */
 	VMA_ERR__COUNT
 };
 

@@ -31,6 +31,7 @@ static const char *const err_names[VMA_ERR__COUNT] = {
 	[VMA_ERR_EXTENT_BEYOND] = "extent-beyond",
 	[VMA_ERR_EXTENT_COUNT] = "extent-count",
 	[VMA_ERR_MISSING_CLUSTER] = "missing-cluster",
+	[VMA_ERR_DEV_DUP] = "dev-dup",
 };
 
 const char *vma_err_name(enum vma_err e)

@@ -115,6 +115,20 @@ static int parse_devices(struct vma_reader *r, const struct blobs *b)
 			return vma_reader_fail(r, VMA_ERR_BLOB_STRING,
 					       "header: device %u: name blob at %u is not a NUL-terminated string",
 					       id, ptr);
+		/* cluster_num is 32 bits: a larger device cannot be stored whole,
+		 * and sizes near 2^64 overflow every rounding after this */
+		if (size > VMA_MAX_DEVICE_SIZE)
+			return vma_reader_fail(r, VMA_ERR_LIMIT,
+					       "header: device %u (%s): size %llu is larger than a VMA archive can address (%llu bytes: 2^32 clusters of 64 KiB)",
+					       id, (const char *)name, (unsigned long long)size,
+					       (unsigned long long)VMA_MAX_DEVICE_SIZE);
+		/* a restore would write both into one file, or refuse; a listing
+		 * would show one drive where the header holds two */
+		for (unsigned k = 0; k < r->ndevices; k++)
+			if (strcmp(r->devices[k].name, (const char *)name) == 0)
+				return vma_reader_fail(r, VMA_ERR_DEV_DUP,
+						       "header: devices %u and %u are both named %s",
+						       r->devices[k].dev_id, id, (const char *)name);
 		r->devices[r->ndevices].dev_id = id;
 		r->devices[r->ndevices].name = (const char *)name;
 		r->devices[r->ndevices].size = size;

@@ -136,7 +136,8 @@ int vb_archive_check_drive(struct vb_archive *a, unsigned dev_id, struct vb_erro
 	for (size_t i = 0; i < a->meta.ndrives; i++)
 		if (a->meta.drives[i].dev_id == dev_id)
 			return check_drive(a, &a->meta.drives[i], err);
-	return 0;
+	return vb_error_set(err, VB_E_INVALID, 0, "%s: device %u of the header is not described",
+			    a->path, dev_id);
 }
 
 int vb_verify(struct vb_archive *a, const volatile sig_atomic_t *cancel,

@@ -35,6 +35,9 @@ struct vb_meta {
 	char *checkpoint;     /* checkpoint this archive created, or NULL */
 	char *parent_checkpoint; /* incremental/differential: the base checkpoint */
 	char *parent_uuid;    /* ... and the uuid of the archive that made it */
+	char **merged;        /* a synthetic full: the uuids of the archives it
+			       * stands for, so that their successors follow it */
+	size_t nmerged;
 	size_t ndrives;
 	struct vb_meta_drive *drives;
 };
@@ -74,7 +77,8 @@ struct vb_chain;
 
 /* Opens and checks: the first is full, every later one is incremental or
  * differential of the same set and drives, its parent is an earlier archive
- * of the list, the archives are in time order, none is repeated. A chain of
+ * of the list (or one that an earlier synthetic full of merge stands for),
+ * the archives are in time order, none is repeated. A chain of
  * one archive may be any full archive (Proxmox's too). */
 struct vb_chain *vb_chain_open(const char *const *paths, size_t n, struct vb_error *err);
 void vb_chain_free(struct vb_chain *c);
@@ -110,6 +114,9 @@ struct vb_meta_archive_in {
 	const char *checkpoint;
 	const char *parent_checkpoint;
 	const char *parent_uuid;
+	const char *const *merged;      /* a synthetic full: the archives it stands for */
+	size_t nmerged;
+	int64_t time_ns;                /* 0: now; a synthetic full: its newest archive's */
 };
 
 /* Builds vmaback.json for an archive. Returns a malloc'd string or NULL. */

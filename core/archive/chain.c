@@ -78,6 +78,10 @@ static int check_link(struct vb_chain *c, size_t i, struct vb_error *err)
 			return vb_error_set(err, VB_E_USAGE, 0, "%s is given twice (uuid %s)",
 					    path, m->uuid);
 		parent = parent || strcmp(e->uuid, m->parent_uuid) == 0;
+		/* a synthetic full holds the state of its newest archive; what
+		 * followed any of its archives holds every change since then */
+		for (size_t k = 0; k < e->nmerged && !parent; k++)
+			parent = strcmp(e->merged[k], m->parent_uuid) == 0;
 	}
 	if (!parent)
 		return vb_error_set(err, VB_E_USAGE, 0,

@@ -53,6 +53,27 @@ static int add_opt(json_object *o, const char *key, const char *v)
 	return add(o, key, json_object_new_string(v));
 }
 
+static int add_merged(json_object *root, const struct vb_meta_archive_in *a)
+{
+	json_object *arr;
+
+	if (a->nmerged == 0)
+		return 0;
+	arr = json_object_new_array();
+	if (!arr)
+		return -1;
+	for (size_t i = 0; i < a->nmerged; i++) {
+		json_object *s = json_object_new_string(a->merged[i]);
+
+		if (!s || json_object_array_add(arr, s) < 0) {
+			json_object_put(s);
+			json_object_put(arr);
+			return -1;
+		}
+	}
+	return add(root, "merged_uuids", arr);
+}
+
 char *vb_meta_build(const struct vb_meta_archive_in *a, const uint8_t uuid[VMA_UUID_LEN],
 		    int64_t ctime, const struct vb_meta_drive_in *drives, size_t ndrives,
 		    struct vb_error *err)
@@ -87,8 +108,8 @@ char *vb_meta_build(const struct vb_meta_archive_in *a, const uint8_t uuid[VMA_U
 	    add_opt(root, "parent_uuid", a->parent_uuid) < 0 ||
 	    add(root, "uuid", json_object_new_string(ustr)) < 0 ||
 	    add(root, "ctime", json_object_new_int64(ctime)) < 0 ||
-	    add(root, "time_ns", json_object_new_int64(now_ns())) < 0 ||
-	    add(root, "created", json_object_new_string(tstr)) < 0)
+	    add(root, "time_ns", json_object_new_int64(a->time_ns ? a->time_ns : now_ns())) < 0 ||
+	    add(root, "created", json_object_new_string(tstr)) < 0 || add_merged(root, a) < 0)
 		goto out;
 	if (json_object_object_add(root, "drives", arr) < 0)
 		goto out;
@@ -116,6 +137,9 @@ void vb_meta_clear(struct vb_meta *m)
 	free(m->checkpoint);
 	free(m->parent_checkpoint);
 	free(m->parent_uuid);
+	for (size_t i = 0; i < m->nmerged; i++)
+		free(m->merged[i]);
+	free(m->merged);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -195,6 +219,55 @@ static int meta_drive(struct vb_meta_drive *md, json_object *d, struct vma_reade
 	return 0;
 }
 
+/* The newest drive must not repeat an earlier one: as many drives as the
+ * header, none twice and each a header device means that every device of
+ * the header is accounted for (else verify would check one drive twice and
+ * another never). */
+static int listed_twice(const struct vb_meta *m, const char *what, struct vb_error *err)
+{
+	const struct vb_meta_drive *d = &m->drives[m->ndrives - 1];
+
+	for (size_t i = 0; i + 1 < m->ndrives; i++)
+		if (m->drives[i].dev_id == d->dev_id || strcmp(m->drives[i].name, d->name) == 0)
+			return vb_error_set(err, VB_E_INVALID, 0,
+					    "%s: %s lists drive %s (dev_id %u) twice, so a drive of "
+					    "the header is not accounted for", what, VB_META_NAME,
+					    d->name, d->dev_id);
+	return 0;
+}
+
+/* "merged_uuids" of a synthetic full: absent, or an array of uuid strings. */
+static int load_merged(struct vb_meta *m, json_object *root, const char *what,
+		       struct vb_error *err)
+{
+	json_object *arr;
+	size_t n;
+
+	if (!json_object_object_get_ex(root, "merged_uuids", &arr))
+		return 0;
+	if (!json_object_is_type(arr, json_type_array))
+		return vb_error_set(err, VB_E_INVALID, 0, "%s: %s: merged_uuids is not a list",
+				    what, VB_META_NAME);
+	n = json_object_array_length(arr);
+	m->merged = calloc(n ? n : 1, sizeof(*m->merged));
+	if (!m->merged)
+		return vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		json_object *s = json_object_array_get_idx(arr, i);
+
+		if (!json_object_is_type(s, json_type_string) ||
+		    json_object_get_string_len(s) != 36)
+			return vb_error_set(err, VB_E_INVALID, 0,
+					    "%s: %s: merged_uuids holds something not a uuid",
+					    what, VB_META_NAME);
+		m->merged[i] = strdup(json_object_get_string(s));
+		if (!m->merged[i])
+			return vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
+		m->nmerged++;
+	}
+	return 0;
+}
+
 static int meta_from_json(struct vb_meta *m, const struct vma_config_info *ci,
 			  struct vma_reader *r, const char *what, struct vb_error *err)
 {
@@ -246,6 +319,8 @@ static int meta_from_json(struct vb_meta *m, const struct vma_config_info *ci,
 			     VB_META_NAME, m->kind);
 		goto out;
 	}
+	if (load_merged(m, root, what, err) < 0)
+		goto out;
 	if (strcmp(m->kind, "full") != 0 && (!m->parent_uuid || !m->set)) {
 		vb_error_set(err, VB_E_INVALID, 0, "%s: %s: a %s archive without its parent",
 			     what, VB_META_NAME, m->kind);
@@ -268,6 +343,8 @@ static int meta_from_json(struct vb_meta *m, const struct vma_config_info *ci,
 			       err) < 0)
 			goto out;
 		m->ndrives++;
+		if (listed_twice(m, what, err) < 0)
+			goto out;
 	}
 	rc = 0;
 out:

@@ -3,6 +3,7 @@
  * jobs in order into one archive, and commit the checkpoint only after the
  * archive is durable. */
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <openssl/rand.h>
 #include <stdarg.h>
@@ -148,8 +149,10 @@ static int prepare_drives(struct vb_backup *b, struct vb_error *err)
 		j->size = vb_source_size(j->src);
 		if (j->size > VMA_MAX_DEVICE_SIZE)
 			return vb_error_set(err, VB_E_USAGE, 0,
-					    "drive %s: %s is larger than a VMA archive can hold",
-					    j->name, j->spec);
+					    "drive %s: %s is %" PRIu64 " bytes, larger than a VMA "
+					    "archive can address (%" PRIu64 " bytes: 2^32 clusters "
+					    "of 64 KiB)", j->name, j->spec, j->size,
+					    (uint64_t)VMA_MAX_DEVICE_SIZE);
 		j->nclusters = vma_clusters_of(j->size);
 	}
 	return 0;

@@ -22,28 +22,87 @@ static int write_cb(void *opaque, const void *buf, size_t len)
 	return 0;
 }
 
-static int start(struct vma_writer *w, struct vb_chain *c, struct vb_error *err)
+/* What extract refuses, merge does not write: a name that is not a safe
+ * file name, a drive whose disk-NAME.raw would not fit a file name. */
+static int check_names(struct vb_chain *c, struct vb_error *err)
+{
+	struct vb_archive *a = vb_chain_archive(c, 0);
+	struct vma_reader *first = vb_archive_vma(a);
+	const struct vb_meta *m = vb_chain_meta(c);
+	char shown[200];
+
+	for (size_t i = 0; i < m->ndrives; i++) {
+		vb_name_printable(m->drives[i].name, shown, sizeof(shown));
+		if (!vb_safe_file_name(m->drives[i].name) ||
+		    strlen(m->drives[i].name) + strlen("disk-.raw") > VB_FILE_NAME_MAX)
+			return vb_error_set(err, VB_E_INVALID, 0,
+					    "%s: drive name '%s' cannot be extracted as "
+					    "disk-NAME.raw; not merged", vb_archive_path(a), shown);
+	}
+	for (unsigned i = 0; i < vma_reader_config_count(first); i++) {
+		const char *name = vma_reader_config(first, i)->name;
+
+		vb_name_printable(name, shown, sizeof(shown));
+		if (!vb_safe_file_name(name))
+			return vb_error_set(err, VB_E_INVALID, 0,
+					    "%s: config name '%s' is not a safe file name; not merged",
+					    vb_archive_path(a), shown);
+	}
+	return 0;
+}
+
+/* The uuids a synthetic full stands for: every archive of the chain, and
+ * what each earlier synthetic full stood for. Borrowed strings. */
+static const char **merged_uuids(struct vb_chain *c, size_t *n)
+{
+	size_t total = 0, k = 0;
+	const char **v;
+
+	for (size_t i = 0; i < vb_chain_length(c); i++)
+		total += 1 + vb_archive_meta(vb_chain_archive(c, i))->nmerged;
+	v = calloc(total, sizeof(*v));
+	if (!v)
+		return NULL;
+	for (size_t i = 0; i < vb_chain_length(c); i++) {
+		const struct vb_meta *m = vb_archive_meta(vb_chain_archive(c, i));
+
+		for (size_t j = 0; j < m->nmerged; j++)
+			v[k++] = m->merged[j];
+		v[k++] = m->uuid;
+	}
+	*n = k;
+	return v;
+}
+
+/* The header: the drives renumbered 1..n in order (dev_map: old id to new),
+ * as a foreign full may leave gaps; vmaback.json with the newest archive's
+ * checkpoint and time, so that the chain's later archives follow it. */
+static int start(struct vma_writer *w, struct vb_chain *c, uint8_t dev_map[256],
+		 struct vb_error *err)
 {
 	const struct vb_meta *m = vb_chain_meta(c);
 	struct vma_reader *first = vb_archive_vma(vb_chain_archive(c, 0));
 	struct vb_meta_archive_in ma = { .kind = "full", .set = m->set,
-					 .checkpoint = m->checkpoint };
+					 .checkpoint = m->checkpoint, .time_ns = m->time_ns };
 	struct vb_meta_drive_in *md = calloc(m->ndrives + 1, sizeof(*md));
+	const char **merged = m->ours ? merged_uuids(c, &ma.nmerged) : NULL;
 	uint8_t uuid[VMA_UUID_LEN];
 	char *json = NULL;
 	int rc = -1;
 
-	if (!md || RAND_bytes(uuid, VMA_UUID_LEN) != 1) {
+	ma.merged = merged;
+	if (!md || (m->ours && !merged) || RAND_bytes(uuid, VMA_UUID_LEN) != 1) {
 		vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
 		goto out;
 	}
 	for (size_t i = 0; i < m->ndrives; i++) {
 		md[i].name = m->drives[i].name;
-		md[i].dev_id = m->drives[i].dev_id;
+		md[i].dev_id = (unsigned)i + 1;
 		md[i].size = m->drives[i].size;
 		md[i].clusters = vma_clusters_of(m->drives[i].size);
 		md[i].source = "merge";
 		md[i].path = "";
+		dev_map[m->drives[i].dev_id] = (uint8_t)(i + 1);
 	}
 	json = vb_meta_build(&ma, uuid, m->ctime, md, m->ndrives, err);
 	if (!json || vma_writer_set_uuid(w, uuid) < 0)
@@ -59,9 +118,18 @@ static int start(struct vma_writer *w, struct vb_chain *c, struct vb_error *err)
 	}
 	if (vma_writer_add_config(w, VB_META_NAME, json, strlen(json)) < 0)
 		goto vfail;
-	for (size_t i = 0; i < m->ndrives; i++)
-		if (vma_writer_add_device(w, m->drives[i].name, vb_round_sector(m->drives[i].size)) != (int)m->drives[i].dev_id)
+	for (size_t i = 0; i < m->ndrives; i++) {
+		int id = vma_writer_add_device(w, m->drives[i].name,
+					       vb_round_sector(m->drives[i].size));
+
+		if (id < 0)
 			goto vfail;
+		if (id != (int)i + 1) {
+			vb_error_set(err, VB_E_FAIL, 0, "archive: drive %s got device id %d, not %zu",
+				     m->drives[i].name, id, i + 1);
+			goto out;
+		}
+	}
 	if (vma_writer_start(w) < 0)
 		goto vfail;
 	rc = 0;
@@ -71,6 +139,7 @@ vfail:
 out:
 	free(json);
 	free(md);
+	free(merged);
 	return rc;
 }
 
@@ -81,6 +150,7 @@ int vb_merge(const char *const *paths, size_t n, struct vb_writer *sink, bool co
 	struct vb_chain *c = NULL;
 	struct vma_writer *w = NULL;
 	struct vma_cluster cl;
+	uint8_t dev_map[256] = { 0 };
 	int rc = -1, r;
 
 	if (compress) {
@@ -97,10 +167,10 @@ int vb_merge(const char *const *paths, size_t n, struct vb_writer *sink, bool co
 			vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
 		goto out;
 	}
-	if (start(w, c, err) < 0)
+	if (check_names(c, err) < 0 || start(w, c, dev_map, err) < 0)
 		goto out;
 	while ((r = vb_chain_next(c, &cl, err)) == 1) {
-		if (vma_writer_add_cluster(w, cl.dev_id, cl.cluster_num,
+		if (vma_writer_add_cluster(w, dev_map[cl.dev_id], cl.cluster_num,
 					   cl.mask ? cl.data : NULL, VMA_CLUSTER_SIZE) < 0) {
 			vb_error_set(err, VB_E_FAIL, vma_writer_sys_errno(w), "archive: %s",
 				     vma_writer_error(w));

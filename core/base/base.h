@@ -52,9 +52,15 @@ bool vb_canceled(void);
 
 /* ============================================================== names */
 
+/* A drive is extracted as disk-NAME.raw, and Proxmox's vma extract first
+ * writes tmp-disk-NAME.raw: both must fit a 255-byte file name (NAME_MAX). */
+#define VB_DRIVE_NAME_MAX 242u
+/* The longest file name in a directory (NAME_MAX of Linux file systems). */
+#define VB_FILE_NAME_MAX 255u
 /* Drive names become archive device names and file names on extraction:
- * 1..255 bytes, no '/', no control characters, not "." or "..", and not
- * "vmstate" (Proxmox's RAM state). Returns 0 or -1 with a VB_E_USAGE error. */
+ * 1..VB_DRIVE_NAME_MAX bytes, no '/', no control characters, not "." or
+ * "..", and not "vmstate" (Proxmox's RAM state). Returns 0 or -1 with a
+ * VB_E_USAGE error. */
 int vb_drive_name_check(const char *name, struct vb_error *err);
 /* NAME with control characters, '\\', bytes that are not UTF-8 and C1
  * controls (U+0080..U+009F) shown as \\xNN (each byte), cut to fit SIZE

@@ -98,8 +98,12 @@ int vb_drive_name_check(const char *name, struct vb_error *err)
 	if (strcmp(name, "vmstate") == 0)
 		return vb_error_set(err, VB_E_USAGE, 0,
 				    "drive name 'vmstate' is reserved (Proxmox's VM state)");
-	if (strlen(name) > 255)
-		return vb_error_set(err, VB_E_USAGE, 0, "drive name longer than 255 bytes");
+	if (strlen(name) > VB_DRIVE_NAME_MAX)
+		return vb_error_set(err, VB_E_USAGE, 0,
+				    "drive name of %zu bytes is too long: at most %u bytes, so "
+				    "that disk-NAME.raw and Proxmox's tmp-disk-NAME.raw fit a "
+				    "%u-byte file name", strlen(name), VB_DRIVE_NAME_MAX,
+				    VB_FILE_NAME_MAX);
 	/* A name with a newline must not forge a second line of the log. */
 	vb_name_printable(name, shown, sizeof(shown));
 	if (!vb_safe_file_name(name))

@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
+#include <zstd_errors.h>
 
 #include "core/io/io_int.h"
 
@@ -342,6 +343,30 @@ static ssize_t gz_read(struct vb_reader *r, unsigned char *buf, size_t len,
 
 /* ------------------------------------------------------------ zstd */
 
+/* The largest window zstd writes (zstd --long=31; 2^30 where size_t is 32
+ * bits). libzstd's default decoder limit is 2^27, so a valid stream written
+ * with --long=28..31 would be "corrupt"; we accept what zstd can write, and
+ * the memory (up to 2 GiB per archive read) is taken only when a frame asks. */
+#define VB_ZSTD_WINDOW_LOG_MAX (sizeof(size_t) == 4 ? 30 : 31)
+
+static int zstd_fail(struct vb_reader *r, size_t z, struct vb_error *err)
+{
+	switch (ZSTD_getErrorCode(z)) {
+	case ZSTD_error_frameParameter_windowTooLarge:
+		return vb_error_set(err, VB_E_INVALID, 0,
+				    "%s: the zstd stream's window exceeds the limit of 2^%d bytes, "
+				    "the most zstd writes (zstd --long=%d): damaged or not from zstd",
+				    r->name, (int)VB_ZSTD_WINDOW_LOG_MAX, (int)VB_ZSTD_WINDOW_LOG_MAX);
+	case ZSTD_error_memory_allocation:
+		return vb_error_set(err, VB_E_FAIL, ENOMEM,
+				    "%s: out of memory for the zstd stream's window (a stream "
+				    "written with zstd --long=N needs 2^N bytes)", r->name);
+	default:
+		return vb_error_set(err, VB_E_INVALID, 0, "%s: corrupt zstd stream: %s",
+				    r->name, ZSTD_getErrorName(z));
+	}
+}
+
 static ssize_t zstd_read(struct vb_reader *r, unsigned char *buf, size_t len,
 			 struct vb_error *err)
 {
@@ -361,8 +386,7 @@ static ssize_t zstd_read(struct vb_reader *r, unsigned char *buf, size_t len,
 		r->raw_bytes += in.pos - r->in_pos;
 		r->in_pos = in.pos;
 		if (ZSTD_isError(z))
-			return vb_error_set(err, VB_E_INVALID, 0, "%s: corrupt zstd stream: %s",
-					    r->name, ZSTD_getErrorName(z));
+			return zstd_fail(r, z, err);
 		r->zret = z;
 		if (r->in_pos == r->in_len && r->in_eof && out.pos == before_out && z != 0)
 			return vb_error_set(err, VB_E_INVALID, 0, "%s: truncated zstd stream",
@@ -620,7 +644,9 @@ struct vb_reader *vb_input_open(const char *path, struct vb_error *err)
 		goto fail;
 	if (r->comp == VB_COMP_ZSTD) {
 		r->dctx = ZSTD_createDCtx();
-		if (r->dctx == NULL) {
+		if (r->dctx == NULL ||
+		    ZSTD_isError(ZSTD_DCtx_setParameter(r->dctx, ZSTD_d_windowLogMax,
+							VB_ZSTD_WINDOW_LOG_MAX))) {
 			vb_error_set(err, VB_E_FAIL, ENOMEM, "%s: out of memory", r->name);
 			goto fail;
 		}

@@ -87,12 +87,17 @@ void vb_outfile_discard(struct vb_outfile *f)
 	f->tmp = NULL;
 }
 
-/* Something is there, a dangling symbolic link included. */
-static bool taken(const char *path)
+/* 1: something is there, a dangling symbolic link included (access()
+ * follows links, so it would let a planted link be replaced without
+ * --force); 0: nothing; -1: lstat failed otherwise (errno), which says
+ * nothing about whether a file is there. */
+static int taken(const char *path)
 {
 	struct stat st;
 
-	return lstat(path, &st) == 0 || errno != ENOENT;
+	if (lstat(path, &st) == 0)
+		return 1;
+	return errno == ENOENT ? 0 : -1;
 }
 
 /* Undoes the names published so far that were new: ours, made moments ago.
@@ -114,11 +119,17 @@ int vb_outfiles_publish(struct vb_outfile *const *v, size_t n, bool replace,
 	int rc = 0;
 
 	/* Nothing published unless every name is free (or may be replaced). */
-	for (size_t i = 0; i < n && !replace; i++)
-		if (taken(vb_tempfile_final(v[i]->tmp)))
+	for (size_t i = 0; i < n && !replace; i++) {
+		const char *final = vb_tempfile_final(v[i]->tmp);
+		int t = taken(final);
+
+		if (t < 0)
+			return vb_error_set(err, VB_E_FAIL, errno, "%s: %s; nothing published",
+					    final, strerror(errno));
+		if (t)
 			return vb_error_set(err, VB_E_USAGE, EEXIST, "%s appeared meanwhile; not "
-					    "replaced, nothing published",
-					    vb_tempfile_final(v[i]->tmp));
+					    "replaced, nothing published", final);
+	}
 	for (size_t i = 0; i < n; i++) {
 		struct vb_tempfile *t = v[i]->tmp;
 		int r;

@@ -96,6 +96,15 @@ static int check_request(struct extract *x)
 			return vb_error_set(x->err, VB_E_INVALID, 0,
 					    "%s: drive name '%s' is not a safe file name; refused",
 					    path, m->drives[j].name);
+	for (size_t j = 0; j < m->ndrives; j++)
+		if (selected(x->o, m->drives[j].name) &&
+		    strlen(m->drives[j].name) + strlen("disk-.raw") > VB_FILE_NAME_MAX)
+			return vb_error_set(x->err, VB_E_USAGE, 0,
+					    "%s: drive %.40s... (%zu bytes): disk-NAME.raw would be "
+					    "longer than a file name may be (%u bytes); leave it out "
+					    "with -d, or restore it with --target NAME=PATH", path,
+					    m->drives[j].name, strlen(m->drives[j].name),
+					    VB_FILE_NAME_MAX);
 	for (unsigned i = 0; i < vma_reader_config_count(vr); i++)
 		if (!vb_safe_file_name(vma_reader_config(vr, i)->name))
 			return vb_error_set(x->err, VB_E_INVALID, 0,
@@ -130,16 +139,17 @@ static int open_disks(struct extract *x)
 	for (size_t j = 0; j < m->ndrives; j++) {
 		const struct vb_meta_drive *d = &m->drives[j];
 		bool stream = strcmp(d->name, "vmstate") == 0;
-		char name[300];
+		char *name = NULL;
 		struct out_file *f;
+		int rc;
 
 		if (!selected(x->o, d->name))
 			continue;
-		if (stream)
-			snprintf(name, sizeof(name), "vmstate.bin");
-		else
-			snprintf(name, sizeof(name), "disk-%s.raw", d->name);
-		if (create_file(x, name, d->dev_id, stream ? 0 : d->size, &f) < 0)
+		if (asprintf(&name, stream ? "vmstate.bin" : "disk-%s.raw", d->name) < 0)
+			return vb_error_set(x->err, VB_E_FAIL, ENOMEM, "out of memory");
+		rc = create_file(x, name, d->dev_id, stream ? 0 : d->size, &f);
+		free(name);
+		if (rc < 0)
 			return -1;
 		f->stream = stream;
 		x->by_dev[d->dev_id] = f;

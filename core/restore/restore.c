@@ -33,13 +33,17 @@ struct restore {
 	bool made_dir;      /* --to DIR was created: removed again on failure */
 };
 
-/* Something is there, a dangling symbolic link included (access() follows
- * links, so it would let a planted link be replaced without --force). */
-static bool taken(const char *path)
+/* 1: something is there, a dangling symbolic link included (access()
+ * follows links, so it would let a planted link be replaced without
+ * --force); 0: nothing; -1: lstat failed otherwise (errno), which says
+ * nothing about whether a file is there. */
+static int taken(const char *path)
 {
 	struct stat st;
 
-	return lstat(path, &st) == 0 || errno != ENOENT;
+	if (lstat(path, &st) == 0)
+		return 1;
+	return errno == ENOENT ? 0 : -1;
 }
 
 static bool wanted(const struct vb_restore_opts *o, const char *name)
@@ -93,8 +97,10 @@ static int check_names(struct restore *x)
  * all the others only when the whole restore succeeded. */
 static int new_file(struct restore *x, struct rtarget *t, const char *path, uint64_t size)
 {
-	bool existed = taken(path);
+	int existed = taken(path);
 
+	if (existed < 0)
+		return vb_error_set(x->err, VB_E_USAGE, errno, "%s: %s", path, strerror(errno));
 	if (!x->o->force && existed)
 		return vb_error_set(x->err, VB_E_USAGE, EEXIST, "%s exists (use --force to "
 				    "replace it)", path);
@@ -102,7 +108,7 @@ static int new_file(struct restore *x, struct rtarget *t, const char *path, uint
 	t->nf = calloc(1, sizeof(*t->nf));
 	if (!t->final || !t->nf)
 		return vb_error_set(x->err, VB_E_FAIL, ENOMEM, "out of memory");
-	return vb_outfile_open(t->nf, path, size, existed, x->err);
+	return vb_outfile_open(t->nf, path, size, existed == 1, x->err);
 }
 
 /* An existing block device, overwritten in place. */
@@ -187,6 +193,12 @@ static int target_spec(struct restore *x, struct rtarget *t)
 		if (!vb_safe_file_name(t->drive->name))
 			return vb_error_set(x->err, VB_E_INVALID, 0, "drive name '%s' is not a safe "
 					    "file name; refused", t->drive->name);
+		if (strlen(t->drive->name) + strlen("disk-.raw") > VB_FILE_NAME_MAX)
+			return vb_error_set(x->err, VB_E_USAGE, 0,
+					    "drive %.40s... (%zu bytes): disk-NAME.raw would be longer "
+					    "than a file name may be (%u bytes); restore it with "
+					    "--target NAME=PATH", t->drive->name,
+					    strlen(t->drive->name), VB_FILE_NAME_MAX);
 		if (asprintf(&t->spec, "%s/disk-%s.raw", x->o->dir, t->drive->name) < 0)
 			t->spec = NULL;
 	}

@@ -195,6 +195,175 @@ unsafe_names() {
 	return 0
 }
 
+# patch_dev FILE DEV name=OTHER|size=N: sets device DEV's name pointer to
+# that of device OTHER, or its size to N, and recomputes the header MD5 (a
+# crafted archive, not damage).
+patch_dev() {
+	python3 - "$@" <<'PY'
+import hashlib, struct, sys
+f, dev, what = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+b = bytearray(open(f, "rb").read())
+hs = struct.unpack(">I", b[56:60])[0]
+e = 4096 + 32 * dev
+key, val = what.split("=")
+if key == "name":
+    o = 4096 + 32 * int(val)
+    b[e:e + 4] = b[o:o + 4]
+else:
+    b[e + 8:e + 16] = struct.pack(">Q", int(val))
+b[32:48] = bytes(16)
+b[32:48] = hashlib.md5(bytes(b[:hs])).digest()
+open(f, "wb").write(b)
+PY
+}
+
+# One device listed twice, in the header or in vmaback.json: refused by
+# every reader (a verify that checks one drive twice misses another).
+duplicate_devices() {
+	have_forge || skip "vma_forge not built"
+	mkdir src
+	rand src/d 70000
+	rand src/e 3000
+	forge -o h.vma drive-scsi0=src/d drive-scsi1=src/e
+	patch_dev h.vma 2 name=1
+	refuse_all h.vma 'devices 1 and 2 are both named drive-scsi0'
+	run vb list h.vma
+	expect_fail 3 list 'both named drive-scsi0'
+	run vb backup -d a=src/d -d b=src/e -o ours.vma --quiet
+	expect_rc 0
+	run vb config ours.vma -c vmaback.json
+	python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+d["drives"][1] = d["drives"][0]
+open("vmaback.json", "w").write(json.dumps(d))' "$OUT"
+	forge -o j.vma --config vmaback.json a=src/d b=src/e
+	refuse_all j.vma 'lists drive a \(dev_id 1\) twice'
+	run vb list j.vma
+	expect_fail 3 list 'twice'
+}
+
+# A header size past 2^32 clusters (2^48 bytes), and 2^64-1 whose rounding
+# to a sector overflows: refused by every reader, not read as some size.
+device_too_big() {
+	have_forge || skip "vma_forge not built"
+	mkdir src
+	rand src/d 3000
+	forge -o a.vma drive-scsi0=src/d
+	local size
+	for size in 281474976710657 18446744073709551615; do
+		cp a.vma big.vma
+		patch_dev big.vma 1 size=$size
+		refuse_all big.vma "device 1 \\(drive-scsi0\\): size $size is larger than a VMA archive can address \\(281474976710656 bytes"
+		run vb list big.vma
+		expect_fail 3 list 'larger than a VMA archive can address'
+		run vb restore big.vma --to out
+		expect_fail 3 restore 'larger than a VMA archive can address'
+		absent out
+	done
+}
+
+# Drive names: backup takes at most 242 bytes (disk-NAME.raw and Proxmox's
+# tmp-disk-NAME.raw fit 255), and such a drive restores and extracts; a
+# longer name from another writer is refused before anything is written;
+# an lstat error other than ENOENT is reported, not taken for "exists".
+long_names() {
+	mkdir src
+	rand src/d 3000
+	local n242 n243 n251
+	n242=$(printf 'a%.0s' $(seq 242))
+	n243=$(printf 'b%.0s' $(seq 243))
+	n251=$(printf 'c%.0s' $(seq 251))
+	run vb backup -d "$n243=src/d" -o b.vma
+	expect_fail 2 backup 'drive name of 243 bytes is too long: at most 242 bytes'
+	absent b.vma
+	run vb backup -d "$n242=src/d" -o a.vma --quiet
+	expect_rc 0
+	run vb restore a.vma --to r --quiet
+	expect_rc 0
+	cmp -s src/d "r/disk-$n242.raw" || fail "restore --to: drive of 242 bytes differs"
+	run vb extract a.vma x
+	expect_rc 0
+	cmp -s src/d "x/disk-$n242.raw" || fail "extract: drive of 242 bytes differs"
+	if have_forge; then
+		forge -o c.vma drive-scsi0=src/d "$n251=src/d"
+		run vb restore c.vma --to r2
+		expect_fail 2 restore 'disk-NAME.raw would be longer than a file name may be \(255 bytes\); restore it with --target'
+		absent r2
+		run vb extract c.vma x2
+		expect_fail 2 extract 'would be longer than a file name may be'
+		absent x2
+		run vb extract c.vma x3 -d drive-scsi0
+		expect_rc 0
+		run vb restore c.vma --target "$n251=r3.raw" --target drive-scsi0=r4.raw --quiet
+		expect_rc 0
+		cmp -s -n 3000 src/d r3.raw || fail "restore --target of a 251-byte drive name differs"
+	fi
+	echo file >f
+	run vb restore a.vma --target "$n242=f/t.raw"
+	expect_fail 2 restore 'f/t.raw: Not a directory'
+}
+
+# move_dev FILE FROM TO: moves device FROM's header entry to the empty slot
+# TO and renumbers its clusters in every extent (MD5s recomputed): device
+# ids with a gap, as a writer other than vmaback's may leave them.
+move_dev() {
+	python3 - "$@" <<'PY'
+import hashlib, struct, sys
+f, a, b = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+d = bytearray(open(f, "rb").read())
+hs = struct.unpack(">I", d[56:60])[0]
+ea, eb = 4096 + 32 * a, 4096 + 32 * b
+d[eb:eb + 32], d[ea:ea + 32] = d[ea:ea + 32], bytes(32)
+d[32:48] = bytes(16)
+d[32:48] = hashlib.md5(bytes(d[:hs])).digest()
+off = hs
+while off < len(d):
+    for s in range(59):
+        w = off + 40 + 8 * s
+        if d[w + 3] == a:
+            d[w + 3] = b
+    d[off + 24:off + 40] = bytes(16)
+    d[off + 24:off + 40] = hashlib.md5(bytes(d[off:off + 512])).digest()
+    off += 512 + 4096 * struct.unpack(">H", d[off + 6:off + 8])[0]
+open(f, "wb").write(d)
+PY
+}
+
+# merge writes only what extract accepts: device ids with a gap become
+# 1..n (the drives unchanged), a config name extract refuses is refused.
+merge_foreign() {
+	have_forge || skip "vma_forge not built"
+	mkdir src cfg
+	rand src/d 200000
+	rand src/e 3000
+	printf 'memory: 1\n' >cfg/qemu-server.conf
+	forge -o a.vma --config cfg/qemu-server.conf drive-scsi0=src/d drive-scsi1=src/e
+	move_dev a.vma 2 5
+	run vb verify a.vma
+	expect_rc 0
+	run vb merge -o m.vma a.vma
+	expect_rc 0
+	run vb verify m.vma
+	expect_rc 0
+	run vb extract a.vma xa
+	expect_rc 0
+	run vb extract m.vma xm
+	expect_rc 0
+	same xa/disk-drive-scsi0.raw xm/disk-drive-scsi0.raw
+	same xa/disk-drive-scsi1.raw xm/disk-drive-scsi1.raw
+	same cfg/qemu-server.conf xm/qemu-server.conf
+	local bad
+	bad=cfg/$(printf 'c\001x')
+	printf 'x\n' >"$bad"
+	forge -o b.vma --config "$bad" drive-scsi0=src/d
+	run vb extract b.vma xb
+	expect_fail 3 extract 'config name .* is not a safe file name'
+	run vb merge -o mb.vma b.vma
+	expect_fail 3 merge "config name 'c\\\\x01x' is not a safe file name; not merged"
+	absent mb.vma
+}
+
 tcase not_vma not_vma
 tcase truncated_header truncated_header
 tcase truncated_extent truncated_extent
@@ -205,3 +374,7 @@ tcase truncated_boundary_proxmox truncated_boundary_proxmox
 tcase extract_into_existing extract_into_existing
 tcase extract_unknown_drive extract_unknown_drive
 tcase unsafe_names unsafe_names
+tcase duplicate_devices duplicate_devices
+tcase long_names long_names
+tcase merge_foreign merge_foreign
+tcase device_too_big device_too_big

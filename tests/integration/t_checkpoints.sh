@@ -535,6 +535,45 @@ restore_chain_errors() {
 	absent xdir
 }
 
+# A synthetic full from merge starts a chain that the set's later archives
+# continue (an incremental whose parent is any archive it stands for, a
+# differential since its full), also merged again; a parent it does not
+# stand for is still a gap.
+merge_chain() {
+	setup
+	bk --checkpoint n1 -o F.vma
+	expect_rc 0
+	put a.raw 0 5
+	bk --checkpoint n2 -o I1.vma
+	expect_rc 0
+	run vb merge -o S1.vma F.vma I1.vma
+	expect_rc 0
+	is 2 "$(meta S1.vma 'len(d["merged_uuids"])')" "merged_uuids of S1"
+	put a.raw 70000 5
+	bk --checkpoint n3 -o I2.vma.zst
+	expect_rc 0
+	restored S1.vma I2.vma.zst
+	put b.raw 9 9
+	bk --checkpoint n4 -o I3.vma
+	expect_rc 0
+	restored S1.vma I2.vma.zst I3.vma
+	run vb restore S1.vma I3.vma --to out
+	expect_fail 2 restore 'gap in the chain'
+	absent out
+	run vb merge -o S2.vma.zst S1.vma I2.vma.zst
+	expect_rc 0
+	restored S2.vma.zst I3.vma
+	run vb verify S2.vma.zst
+	expect_rc 0
+	run vb extract S2.vma.zst x
+	expect_rc 0
+	put b.raw 99 9
+	bk --mode differential --since n1 --checkpoint n5 -o D.vma
+	expect_rc 0
+	restored S1.vma D.vma
+	restored S2.vma.zst D.vma
+}
+
 tcase lock lock
 tcase lock_pid lock_pid
 tcase list_json list_json
@@ -546,3 +585,4 @@ tcase strays strays
 tcase size_change size_change
 tcase shrink_before_read shrink_before_read
 tcase restore_chain_errors restore_chain_errors
+tcase merge_chain merge_chain

@@ -140,6 +140,28 @@ unknown_compression() {
 	fi
 }
 
+# zstd --long=31 from a pipe (no content size: the frame keeps its 2 GiB
+# window, more than libzstd's default limit): read like any other form.
+# A frame declaring 2^32 is refused by name, not called "corrupt".
+zstd_long31() {
+	make_forms
+	zstd -q --long=31 -c <a.vma >long.vma.zst
+	zstd -lv long.vma.zst 2>&1 | grep -q 'Window Size: 2.00 GiB' ||
+		skip "zstd --long=31 did not write a 2 GiB window"
+	check_form long.vma.zst zstd
+	runin long.vma.zst vb verify -
+	expect_rc 0
+	cp long.vma.zst huge.vma.zst
+	# frame header: magic, descriptor, window byte (exponent + 10 = log)
+	[ "$(od -An -tx1 -j 5 -N 1 huge.vma.zst | tr -d ' ')" = a8 ] || fail "unexpected window byte"
+	printf '\260' | dd of=huge.vma.zst bs=1 seek=5 conv=notrunc status=none
+	run vb verify huge.vma.zst
+	expect_fail 3 verify "huge.vma.zst: the zstd stream's window exceeds the limit of 2\\^31 bytes"
+	run vb extract huge.vma.zst x
+	expect_fail 3 extract 'window exceeds'
+	absent x
+}
+
 tcase plain plain
 tcase zstd zstd_form
 tcase gzip gzip_form
@@ -152,3 +174,4 @@ tcase truncated_lzo truncated_lzo
 tcase corrupt_zst corrupt_zst
 tcase random_zst random_zst
 tcase unknown_compression unknown_compression
+tcase zstd_long31 zstd_long31

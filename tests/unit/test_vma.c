@@ -902,6 +902,44 @@ static void test_err_blob_string(void **state)
 	free(m.data);
 }
 
+/* Two devices of one name: a restore would write both into one file. */
+static void test_err_dev_dup(void **state)
+{
+	struct membuf m;
+	uint8_t *dev1, *dev2;
+
+	make_base(&m, 59, 0);
+	dev1 = m.data + VMA_H_DEV_INFO + 32;
+	dev2 = m.data + VMA_H_DEV_INFO + 64;
+	memcpy(dev2, dev1, 4);
+	fix_hdr(m.data);
+	expect_err(m.data, m.len, VMA_ERR_DEV_DUP,
+		   "header: devices 1 and 2 are both named drive-scsi0");
+	free(m.data);
+}
+
+/* Sizes past 2^32 clusters: refused (UINT64_MAX also overflows rounding). */
+static void test_err_dev_size(void **state)
+{
+	static const uint64_t sizes[] = { VMA_MAX_DEVICE_SIZE + 1, VMA_MAX_DEVICE_SIZE + 512,
+					  UINT64_MAX - 511, UINT64_MAX };
+	struct membuf m;
+	uint8_t *dev2;
+	char want[160];
+
+	make_base(&m, 59, 0);
+	dev2 = m.data + VMA_H_DEV_INFO + 64;
+	for (unsigned i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		vma_put_be64(dev2 + 8, sizes[i]);
+		fix_hdr(m.data);
+		snprintf(want, sizeof(want),
+			 "header: device 2 (drive-scsi1): size %llu is larger than a VMA archive can address (281474976710656 bytes",
+			 (unsigned long long)sizes[i]);
+		expect_err(m.data, m.len, VMA_ERR_LIMIT, want);
+	}
+	free(m.data);
+}
+
 static void test_err_extent_short(void **state)
 {
 	struct membuf m;
@@ -1237,6 +1275,8 @@ int main(void)
 		cmocka_unit_test(test_err_blob_bounds),
 		cmocka_unit_test(test_err_blob_ptr),
 		cmocka_unit_test(test_err_blob_string),
+		cmocka_unit_test(test_err_dev_dup),
+		cmocka_unit_test(test_err_dev_size),
 		cmocka_unit_test(test_err_extent_short),
 		cmocka_unit_test(test_err_extent_md5),
 		cmocka_unit_test(test_err_extent_uuid),
