@@ -457,47 +457,9 @@ static int file_to_argv(struct backup_args *a, json_object *root)
 	return 0;
 }
 
-/* The file's JSON, or NULL after printing why not. */
-static json_object *load_json(const char *path)
-{
-	FILE *f = fopen(path, "re");
-	char *text = NULL;
-	size_t len = 0;
-	json_object *root = NULL;
-	struct json_tokener *tok;
-
-	if (!f) {
-		cli_usage(CMD, "--config-file %s: %s", path, strerror(errno));
-		return NULL;
-	}
-	text = calloc(1, 1024 * 1024 + 1);
-	len = text ? fread(text, 1, 1024 * 1024 + 1, f) : 0;
-	fclose(f);
-	tok = json_tokener_new();
-	if (text && tok && len <= 1024 * 1024)
-		root = json_tokener_parse_ex(tok, text, (int)len);
-	if (!text || !tok)
-		cli_usage(CMD, "out of memory");
-	else if (len > 1024 * 1024)
-		cli_usage(CMD, "--config-file %s: larger than 1 MiB", path);
-	else if (!root || json_tokener_get_parse_end(tok) != len)
-		cli_usage(CMD, "--config-file %s: not valid JSON (%s at byte %zu)", path,
-			  json_tokener_get_error(tok) == json_tokener_continue ? "it ends early" :
-			  json_tokener_get_error(tok) == json_tokener_success ? "extra text" :
-			  json_tokener_error_desc(json_tokener_get_error(tok)),
-			  json_tokener_get_parse_end(tok));
-	if (root && json_tokener_get_parse_end(tok) != len) {
-		json_object_put(root);
-		root = NULL;
-	}
-	json_tokener_free(tok);
-	free(text);
-	return root;
-}
-
 static int read_config_file(struct backup_args *a)
 {
-	json_object *root = load_json(a->config_file);
+	json_object *root = cli_load_json_file(CMD, a->config_file);
 	int rc;
 
 	if (!root)

@@ -114,6 +114,9 @@ void cli_put_esc(FILE *f, const char *s);
  * UTF-8 character replaced by U+FFFD. */
 struct json_object;
 void cli_json_print(FILE *f, struct json_object *o, int flags);
+/* The JSON value in the file at path (at most 1 MiB), or NULL after a usage
+ * message naming the file and where it is not JSON. */
+struct json_object *cli_load_json_file(const char *cmd, const char *path);
 
 /* --log-file: every message and progress line, with a timestamp. */
 int cli_log_open(const char *path, const char **why);  /* 0 or -1 */
