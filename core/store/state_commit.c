@@ -147,6 +147,7 @@ int vb_state_commit(struct vb_state *s, const struct vb_ckpt *c, bool pending,
 
 int vb_state_commit_pending(struct vb_state *s, const char *name, struct vb_error *err)
 {
+	struct vb_error why = { 0 };
 	struct vb_ckpt *grown;
 
 	if (!s->pending || strcmp(s->pending->name, name) != 0)
@@ -154,6 +155,11 @@ int vb_state_commit_pending(struct vb_state *s, const char *name, struct vb_erro
 				    "backup set '%s' has no pending checkpoint named %s%s%s%s",
 				    s->set, name, s->pending ? " (pending: " : "",
 				    s->pending ? s->pending->name : "", s->pending ? ")" : "");
+	/* A pending checkpoint becomes the base of every later incremental: an
+	 * archive cut short or changed since would make them unrestorable. */
+	if (vb_ckpt_check_archive(s->pending, &why) < 0)
+		return vb_error_set(err, why.cls, why.sys_errno, "checkpoint %s of set '%s' "
+				    "was not committed: %s", name, s->set, why.msg);
 	grown = realloc(s->ck, (s->n + 1) * sizeof(*s->ck));
 	if (!grown)
 		return vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");

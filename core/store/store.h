@@ -40,6 +40,7 @@ struct vb_ckpt {
 	char *base_uuid;        /* archive the new archive's content builds on, or NULL */
 	char *archive;          /* where it was written, or NULL (stdout, command) */
 	char *archive_sha256;   /* of the bytes as written */
+	uint64_t archive_size;  /* bytes as written; 0: not recorded (older states) */
 	size_t ndrives;
 	struct vb_ckpt_drive *drives;
 };
@@ -97,8 +98,15 @@ void vb_state_unlink(struct vb_state *s, const char *file);
  * directory. The state object takes a copy. */
 int vb_state_commit(struct vb_state *s, const struct vb_ckpt *c, bool pending,
 		    struct vb_error *err);
-/* Commits the pending checkpoint NAME. */
+/* Commits the pending checkpoint NAME, once its archive file (when it was
+ * written to one) still holds what was written: its size and SHA-256 as
+ * recorded (VB_E_INVALID, naming the file, expected and found, and nothing
+ * changes otherwise). */
 int vb_state_commit_pending(struct vb_state *s, const char *name, struct vb_error *err);
+/* Checks the archive file of checkpoint c against its record (size, then
+ * SHA-256): 0 when it matches or nothing was recorded to compare with. A
+ * missing file or one that is not a regular file is VB_E_INVALID too. */
+int vb_ckpt_check_archive(const struct vb_ckpt *c, struct vb_error *err);
 /* Removes checkpoint NAME from the chain, merging its bitmaps into its
  * child's so later differentials stay right. The latest cannot be removed. */
 int vb_state_remove(struct vb_state *s, const char *name, struct vb_error *err);
