@@ -141,11 +141,16 @@ const struct command cmd_checkpoints = {
 	"      --json              the chain as JSON\n"
 	"      --remove CKPT       drop a checkpoint from the chain; its changes are\n"
 	"                          merged into the next one, so differential backups\n"
-	"                          from older checkpoints stay right. The latest\n"
-	"                          checkpoint cannot be removed. Archives are not\n"
-	"                          touched.\n"
+	"                          from older checkpoints stay right. Archives are\n"
+	"                          not touched. Refused for the latest checkpoint\n"
+	"                          (the next incremental builds on it) and for a\n"
+	"                          full that later checkpoints build on (their\n"
+	"                          restores need it): to start afresh, back up with\n"
+	"                          --mode full and let `vmaback prune` remove the\n"
+	"                          old chain.\n"
 	"  -h, --help              show this help\n"
 	"\n"
-	"Exit status: 0 success, 2 usage error (no such checkpoint), 3 damaged\n"
-	"state, 4 the set is locked by a running backup.\n",
+	"Exit status: 0 success, 2 usage error (no such checkpoint, or one that\n"
+	"cannot be removed), 3 damaged state, 4 the set is locked by a running\n"
+	"backup.\n",
 };

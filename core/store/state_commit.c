@@ -247,8 +247,36 @@ static void reload(struct vb_state *s)
 	(void)st_load(s, &(struct vb_error){ 0 });
 }
 
+/* A full checkpoint followed by one that is not a full starts the chain that
+ * every later checkpoint, up to the next full, is restored from: removing
+ * it from the state would leave them without their base. (A prune removes
+ * such a full together with everything that needs it, so it may.) */
+static int refuse_chain_start(const struct vb_state *s, const char *name,
+			      struct vb_error *err)
+{
+	size_t i, last;
+
+	for (i = 0; i + 1 < s->n && strcmp(s->ck[i].name, name) != 0; i++)
+		;
+	if (i + 1 >= s->n || strcmp(s->ck[i].kind, "full") != 0 ||
+	    strcmp(s->ck[i + 1].kind, "full") == 0)
+		return 0;
+	for (last = i + 1; last + 1 < s->n && strcmp(s->ck[last + 1].kind, "full") != 0; last++)
+		;
+	return vb_error_set(err, VB_E_USAGE, 0,
+			    "%s is the full checkpoint of set '%s' that %s%s%s build%s on: "
+			    "restoring %s needs its archive, so it cannot be removed; to "
+			    "start afresh, run a backup with --mode full, then `vmaback "
+			    "prune` removes the old chain once no kept backup needs it",
+			    name, s->set, s->ck[i + 1].name, last > i + 1 ? " ... " : "",
+			    last > i + 1 ? s->ck[last].name : "", last > i + 1 ? "" : "s",
+			    last > i + 1 ? "every one of them" : "it");
+}
+
 int vb_state_remove(struct vb_state *s, const char *name, struct vb_error *err)
 {
+	if (refuse_chain_start(s, name, err) < 0)
+		return -1;
 	if (remove_one(s, name, err) < 0) {
 		reload(s);
 		return -1;

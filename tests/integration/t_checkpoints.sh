@@ -236,9 +236,11 @@ remove_middle() {
 	is "a:0 b:1" "$(meta i5.vma '" ".join("%s:%d" % (x["name"], x["clusters"]) for x in d["drives"])')" \
 		"i5.vma's clusters per drive"
 	restored f.vma d4.vma i5.vma
-	# Removing the first checkpoint: differentials since the rest stay right.
+	# The first checkpoint, the full every later one builds on, stays.
+	snapshot before_first
 	ckp --remove n1
-	expect_rc 0
+	expect_fail 2 checkpoints "n1 is the full checkpoint of set 's'.*cannot be removed.*--mode full"
+	unchanged before_first
 	put a.raw 1048576 3
 	bk --mode differential --since n3 --checkpoint n6 -o d6.vma
 	expect_rc 0
