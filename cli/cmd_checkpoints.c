@@ -146,11 +146,18 @@ const struct command cmd_checkpoints = {
 	"      --json              the chain as JSON\n"
 	"      --remove CKPT       drop a checkpoint from the chain; its changes are\n"
 	"                          merged into the next one, so differential backups\n"
-	"                          from older checkpoints stay right. The latest\n"
-	"                          checkpoint cannot be removed. Archives are not\n"
-	"                          touched.\n"
+	"                          from older checkpoints stay right. Archives are\n"
+	"                          not touched; one that a later checkpoint's\n"
+	"                          restore reads stays known to the set, so prune\n"
+	"                          keeps it while a kept backup needs it. Refused\n"
+	"                          for the latest checkpoint (the next incremental\n"
+	"                          builds on it) and for a full that later\n"
+	"                          checkpoints build on (their restores need it):\n"
+	"                          to start afresh, back up with --mode full and\n"
+	"                          let `vmaback prune` remove the old chain.\n"
 	"  -h, --help              show this help\n"
 	"\n"
-	"Exit status: 0 success, 2 usage error (no such checkpoint), 3 damaged\n"
-	"state, 4 the set is locked by a running backup.\n",
+	"Exit status: 0 success, 2 usage error (no such checkpoint, or one that\n"
+	"cannot be removed), 3 damaged state, 4 the set is locked by a running\n"
+	"backup.\n",
 };

@@ -639,6 +639,7 @@ static int commit(struct run *r, int64_t ctime)
 	c.uuid = uuid;
 	c.base_uuid = b->base ? b->base->uuid : NULL;
 	c.archive_sha256 = sha;
+	c.archive_size = r->res->output_bytes;
 	c.ndrives = b->njobs;
 	for (size_t i = 0; i < b->njobs; i++) {
 		struct drive_job *j = &b->jobs[i];

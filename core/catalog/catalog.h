@@ -42,6 +42,8 @@ struct vb_backup_info {
 	bool notes;             /* ARCHIVE.notes exists */
 	bool in_state;          /* a committed checkpoint of the set */
 	bool latest, pending;
+	bool retired;           /* in_state too: a removed checkpoint whose archive
+				 * a later one builds on (checkpoints --remove) */
 	bool pruned;            /* its checkpoint was pruned; the file is to go */
 	bool complete;          /* every archive of its chain is present */
 	/* prune */

@@ -345,6 +345,12 @@ int vb_backups_collect(struct vb_state *s, const char *dir, struct vb_backup_lis
 	for (size_t i = 0; s && i < vb_state_count(s); i++)
 		if (add_ckpt(&l, s, vb_state_get(s, i), false, err) < 0)
 			goto fail;
+	/* Retired records: their archives are links of kept chains. */
+	for (size_t i = 0; s && i < vb_state_retired_count(s); i++) {
+		if (add_ckpt(&l, s, vb_state_retired_get(s, i), false, err) < 0)
+			goto fail;
+		l.v[l.n - 1].retired = true;
+	}
 	if (s && vb_state_pending(s) && add_ckpt(&l, s, vb_state_pending(s), true, err) < 0)
 		goto fail;
 	for (size_t i = 0; s && i < vb_state_pruned_count(s); i++)

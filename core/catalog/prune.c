@@ -167,6 +167,11 @@ void vb_prune_plan(struct vb_backup_list *l, const struct vb_keep *k)
 		b->keep = b->pruned ? VB_KEEP_NO : b->pending ? VB_KEEP_PENDING : VB_KEEP_OTHER;
 		if (!b->in_state)
 			continue;
+		/* removed by the user: kept only while a kept backup needs it */
+		if (b->retired && !b->protected) {
+			b->keep = VB_KEEP_NO;
+			continue;
+		}
 		times[n] = b->time;
 		prot[n] = b->protected;
 		idx[n++] = i;
@@ -285,8 +290,9 @@ int vb_prune_apply(struct vb_state *s, const struct vb_backup_list *l,
 		const struct vb_backup_info *b = &l->v[i];
 
 		if (b->in_state && b->keep == VB_KEEP_NO && !b->latest &&
-		    vb_state_find(s, b->checkpoint))
-			names[n++] = b->checkpoint;
+		    (b->retired || vb_state_find(s, b->checkpoint)))
+			/* a retired record goes by uuid: its name may be reused */
+			names[n++] = b->retired ? b->uuid : b->checkpoint;
 	}
 	if (n && vb_state_prune(s, names, n, err) < 0)
 		goto out;

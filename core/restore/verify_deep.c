@@ -62,6 +62,10 @@ static const struct vb_ckpt *by_uuid(const struct vb_state *s, const char *uuid)
 	for (size_t i = 0; i < vb_state_count(s); i++)
 		if (strcmp(vb_state_get(s, i)->uuid, uuid) == 0)
 			return vb_state_get(s, i);
+	/* a removed checkpoint's archive that the chain still builds on */
+	for (size_t i = 0; i < vb_state_retired_count(s); i++)
+		if (strcmp(vb_state_retired_get(s, i)->uuid, uuid) == 0)
+			return vb_state_retired_get(s, i);
 	return NULL;
 }
 
@@ -108,6 +112,10 @@ static int check_manifests(const struct vb_state *s, const char *const *paths, s
 			if (vb_state_get(s, j)->archive &&
 			    strcmp(vb_state_get(s, j)->archive, paths[i]) == 0)
 				c = vb_state_get(s, j);
+		for (size_t j = 0; j < vb_state_retired_count(s) && !c; j++)
+			if (vb_state_retired_get(s, j)->archive &&
+			    strcmp(vb_state_retired_get(s, j)->archive, paths[i]) == 0)
+				c = vb_state_retired_get(s, j);
 		if (!c || !c->archive_sha256)
 			continue;
 		if (file_sha256(paths[i], sha, err) < 0)

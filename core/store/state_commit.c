@@ -147,6 +147,7 @@ int vb_state_commit(struct vb_state *s, const struct vb_ckpt *c, bool pending,
 
 int vb_state_commit_pending(struct vb_state *s, const char *name, struct vb_error *err)
 {
+	struct vb_error why = { 0 };
 	struct vb_ckpt *grown;
 
 	if (!s->pending || strcmp(s->pending->name, name) != 0)
@@ -154,6 +155,11 @@ int vb_state_commit_pending(struct vb_state *s, const char *name, struct vb_erro
 				    "backup set '%s' has no pending checkpoint named %s%s%s%s",
 				    s->set, name, s->pending ? " (pending: " : "",
 				    s->pending ? s->pending->name : "", s->pending ? ")" : "");
+	/* A pending checkpoint becomes the base of every later incremental: an
+	 * archive cut short or changed since would make them unrestorable. */
+	if (vb_ckpt_check_archive(s->pending, &why) < 0)
+		return vb_error_set(err, why.cls, why.sys_errno, "checkpoint %s of set '%s' "
+				    "was not committed: %s", name, s->set, why.msg);
 	grown = realloc(s->ck, (s->n + 1) * sizeof(*s->ck));
 	if (!grown)
 		return vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
@@ -201,8 +207,39 @@ out:
 }
 
 
-/* Removes checkpoint name in memory only; on failure the caller reloads. */
-static int remove_one(struct vb_state *s, const char *name, struct vb_error *err)
+/* Whether some record of the state builds on the archive with this uuid:
+ * restoring it (or a checkpoint after it) reads that archive. */
+static bool built_on(const struct vb_state *s, const char *uuid)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (s->ck[i].base_uuid && strcmp(s->ck[i].base_uuid, uuid) == 0)
+			return true;
+	for (size_t i = 0; i < s->nretired; i++)
+		if (s->retired[i].base_uuid && strcmp(s->retired[i].base_uuid, uuid) == 0)
+			return true;
+	return s->pending && s->pending->base_uuid && strcmp(s->pending->base_uuid, uuid) == 0;
+}
+
+/* Keeps the record of a removed checkpoint (it moves out of *gone) whose
+ * archive a kept checkpoint's restore needs: no longer a checkpoint (not
+ * found by name, no base for backups), but the dependency walk by base uuid
+ * still reaches it and the full behind it, so prune keeps them. */
+static int retire(struct vb_state *s, struct vb_ckpt *gone)
+{
+	struct vb_ckpt *r = realloc(s->retired, (s->nretired + 1) * sizeof(*r));
+
+	if (!r)
+		return -1;
+	s->retired = r;
+	drop_digests(gone);
+	s->retired[s->nretired++] = *gone;
+	memset(gone, 0, sizeof(*gone));
+	return 0;
+}
+
+/* Removes checkpoint name in memory only (keeping its record as a retired
+ * one if keep and something builds on it); on failure the caller reloads. */
+static int remove_one(struct vb_state *s, const char *name, bool keep, struct vb_error *err)
 {
 	struct vb_ckpt *gone = NULL, *child;
 	size_t i;
@@ -229,6 +266,10 @@ static int remove_one(struct vb_state *s, const char *name, struct vb_error *err
 	}
 	free(child->parent);
 	child->parent = st_strdup(gone->parent);
+	if (gone->parent && !child->parent)
+		return vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
+	if (keep && built_on(s, gone->uuid) && retire(s, gone) < 0)
+		return vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
 	st_ckpt_clear(gone);
 	memmove(gone, gone + 1, (size_t)(s->n - i) * sizeof(*gone));
 	s->n--;
@@ -241,9 +282,37 @@ static void reload(struct vb_state *s)
 	(void)st_load(s, &(struct vb_error){ 0 });
 }
 
+/* A full checkpoint followed by one that is not a full starts the chain that
+ * every later checkpoint, up to the next full, is restored from: removing
+ * it from the state would leave them without their base. (A prune removes
+ * such a full together with everything that needs it, so it may.) */
+static int refuse_chain_start(const struct vb_state *s, const char *name,
+			      struct vb_error *err)
+{
+	size_t i, last;
+
+	for (i = 0; i + 1 < s->n && strcmp(s->ck[i].name, name) != 0; i++)
+		;
+	if (i + 1 >= s->n || strcmp(s->ck[i].kind, "full") != 0 ||
+	    strcmp(s->ck[i + 1].kind, "full") == 0)
+		return 0;
+	for (last = i + 1; last + 1 < s->n && strcmp(s->ck[last + 1].kind, "full") != 0; last++)
+		;
+	return vb_error_set(err, VB_E_USAGE, 0,
+			    "%s is the full checkpoint of set '%s' that %s%s%s build%s on: "
+			    "restoring %s needs its archive, so it cannot be removed; to "
+			    "start afresh, run a backup with --mode full, then `vmaback "
+			    "prune` removes the old chain once no kept backup needs it",
+			    name, s->set, s->ck[i + 1].name, last > i + 1 ? " ... " : "",
+			    last > i + 1 ? s->ck[last].name : "", last > i + 1 ? "" : "s",
+			    last > i + 1 ? "every one of them" : "it");
+}
+
 int vb_state_remove(struct vb_state *s, const char *name, struct vb_error *err)
 {
-	if (remove_one(s, name, err) < 0) {
+	if (refuse_chain_start(s, name, err) < 0)
+		return -1;
+	if (remove_one(s, name, true, err) < 0) {
 		reload(s);
 		return -1;
 	}
@@ -270,17 +339,40 @@ int vb_state_prune(struct vb_state *s, const char *const *names, size_t n,
 {
 	for (size_t i = 0; i < n; i++) {
 		const struct vb_ckpt *c = vb_state_find(s, names[i]);
+		size_t r = s->nretired;
 
+		for (size_t j = 0; !c && j < s->nretired && r == s->nretired; j++)
+			if (strcmp(s->retired[j].uuid, names[i]) == 0)
+				r = j;
+		if (r < s->nretired)
+			c = &s->retired[r];
 		if (c && add_pruned(s, c) < 0) {
 			reload(s);
 			return vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
 		}
-		if (remove_one(s, names[i], err) < 0) {
+		if (r < s->nretired) {
+			st_ckpt_clear(&s->retired[r]);
+			memmove(&s->retired[r], &s->retired[r + 1],
+				(s->nretired - r - 1) * sizeof(*s->retired));
+			s->nretired--;
+			continue;
+		}
+		if (remove_one(s, names[i], false, err) < 0) {
 			reload(s);
 			return -1;
 		}
 	}
 	return publish_or_reload(s, err);
+}
+
+size_t vb_state_retired_count(const struct vb_state *s)
+{
+	return s->nretired;
+}
+
+const struct vb_ckpt *vb_state_retired_get(const struct vb_state *s, size_t i)
+{
+	return i < s->nretired ? &s->retired[i] : NULL;
 }
 
 size_t vb_state_pruned_count(const struct vb_state *s)

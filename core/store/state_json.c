@@ -46,6 +46,9 @@ static json_object *ckpt_to_json(const struct vb_ckpt *c)
 	jadd(o, "base_uuid", c->base_uuid);
 	jadd(o, "archive", c->archive);
 	jadd(o, "archive_sha256", c->archive_sha256);
+	if (c->archive_size)
+		json_object_object_add(o, "archive_size",
+				       json_object_new_int64((int64_t)c->archive_size));
 	for (size_t i = 0; i < c->ndrives; i++) {
 		const struct vb_ckpt_drive *d = &c->drives[i];
 		json_object *x = json_object_new_object();
@@ -67,13 +70,18 @@ static json_object *ckpt_to_json(const struct vb_ckpt *c)
 static int ckpt_from_json(struct vb_ckpt *c, json_object *o)
 {
 	json_object *arr;
-	int64_t t;
+	int64_t t, asize = 0;
 
 	memset(c, 0, sizeof(*c));
 	if (!jstr(o, "name") || !jstr(o, "kind") || !jstr(o, "uuid") || jint(o, "time", &t) < 0 ||
 	    !json_object_object_get_ex(o, "drives", &arr) ||
 	    !json_object_is_type(arr, json_type_array))
 		return -1;
+	/* absent in states of older versions: then only the SHA-256 is compared */
+	if (json_object_object_get_ex(o, "archive_size", NULL) &&
+	    (jint(o, "archive_size", &asize) < 0 || asize <= 0))
+		return -1;
+	c->archive_size = (uint64_t)asize;
 	c->time = t;
 	c->name = st_strdup(jstr(o, "name"));
 	c->kind = st_strdup(jstr(o, "kind"));
@@ -173,6 +181,9 @@ char *st_manifest_text(const struct vb_state *s, const struct vb_ckpt *c)
 	jadd(o, "base_uuid", c->base_uuid);
 	jadd(o, "archive", c->archive);
 	jadd(o, "archive_sha256", c->archive_sha256);
+	if (c->archive_size)
+		json_object_object_add(o, "archive_size",
+				       json_object_new_int64((int64_t)c->archive_size));
 	json_object_object_add(o, "time", json_object_new_int64(c->time));
 	for (size_t i = 0; i < c->ndrives; i++) {
 		json_object *x = json_object_new_object();

@@ -40,6 +40,7 @@ struct vb_ckpt {
 	char *base_uuid;        /* archive the new archive's content builds on, or NULL */
 	char *archive;          /* where it was written, or NULL (stdout, command) */
 	char *archive_sha256;   /* of the bytes as written */
+	uint64_t archive_size;  /* bytes as written; 0: not recorded (older states) */
 	size_t ndrives;
 	struct vb_ckpt_drive *drives;
 };
@@ -97,11 +98,25 @@ void vb_state_unlink(struct vb_state *s, const char *file);
  * directory. The state object takes a copy. */
 int vb_state_commit(struct vb_state *s, const struct vb_ckpt *c, bool pending,
 		    struct vb_error *err);
-/* Commits the pending checkpoint NAME. */
+/* Commits the pending checkpoint NAME, once its archive file (when it was
+ * written to one) still holds what was written: its size and SHA-256 as
+ * recorded (VB_E_INVALID, naming the file, expected and found, and nothing
+ * changes otherwise). */
 int vb_state_commit_pending(struct vb_state *s, const char *name, struct vb_error *err);
+/* Checks the archive file of checkpoint c against its record (size, then
+ * SHA-256): 0 when it matches or nothing was recorded to compare with. A
+ * missing file or one that is not a regular file is VB_E_INVALID too. */
+int vb_ckpt_check_archive(const struct vb_ckpt *c, struct vb_error *err);
 /* Removes checkpoint NAME from the chain, merging its bitmaps into its
- * child's so later differentials stay right. The latest cannot be removed. */
+ * child's so later differentials stay right. The latest cannot be removed,
+ * nor a full that the next checkpoint builds on. When a later record builds
+ * on its archive, its record is kept as a retired one: no checkpoint any
+ * more (vb_state_find does not see it, nothing new builds on it), but its
+ * archive stays known, so the restore chain of every later checkpoint stays
+ * walkable by base uuid and prune keeps what a kept checkpoint needs. */
 int vb_state_remove(struct vb_state *s, const char *name, struct vb_error *err);
+size_t vb_state_retired_count(const struct vb_state *s);
+const struct vb_ckpt *vb_state_retired_get(const struct vb_state *s, size_t i);
 
 /* A checkpoint that a prune removed from the state; its archive is deleted
  * after the state change is durable, then the record is dropped. */
@@ -112,7 +127,9 @@ struct vb_pruned {
 };
 
 /* Removes the checkpoints names (never the latest) in one atomic state
- * change, each as vb_state_remove does, and records them as pruned. */
+ * change, each as vb_state_remove does but with nothing retired, and
+ * records them as pruned. An entry that names no checkpoint but is the
+ * uuid of a retired record drops that record (recorded as pruned too). */
 int vb_state_prune(struct vb_state *s, const char *const *names, size_t n,
 		   struct vb_error *err);
 size_t vb_state_pruned_count(const struct vb_state *s);

@@ -710,10 +710,19 @@ class Test:
         self.stats["merges"] += 1
 
     def remove_one(self, s):
-        """Sometimes: drop a middle checkpoint; the latest one cannot go."""
+        """Sometimes: drop a middle checkpoint; the latest one cannot go, nor a
+        full that the next checkpoint builds on."""
         if len(s.chain) >= 3 and self.rng.random() < 0.5:
             k = self.rng.randrange(len(s.chain) - 1)
             gone, child = s.chain[k], s.chain[k + 1]
+            if gone.kind == "full" and child.kind != "full":
+                rc, _, err = self.vbrun("checkpoints", "--set", s.name, "--state-dir",
+                                        self.state_dir, "--remove", gone.name, ok=None)
+                if rc != 2 or "cannot be removed" not in err:
+                    self.fail("removing full checkpoint %s that %s builds on: exit %d, "
+                              "expected 2:\n%s" % (gone.name, child.name, rc, err))
+                self.check_chain(s)
+                return
             self.vbrun("checkpoints", "--set", s.name, "--state-dir", self.state_dir,
                        "--remove", gone.name)
             for n in child.bits:

@@ -236,9 +236,11 @@ remove_middle() {
 	is "a:0 b:1" "$(meta i5.vma '" ".join("%s:%d" % (x["name"], x["clusters"]) for x in d["drives"])')" \
 		"i5.vma's clusters per drive"
 	restored f.vma d4.vma i5.vma
-	# Removing the first checkpoint: differentials since the rest stay right.
+	# The first checkpoint, the full every later one builds on, stays.
+	snapshot before_first
 	ckp --remove n1
-	expect_rc 0
+	expect_fail 2 checkpoints "n1 is the full checkpoint of set 's'.*cannot be removed.*--mode full"
+	unchanged before_first
 	put a.raw 1048576 3
 	bk --mode differential --since n3 --checkpoint n6 -o d6.vma
 	expect_rc 0
@@ -574,10 +576,53 @@ merge_chain() {
 	restored S2.vma.zst D.vma
 }
 
+# After --remove of a middle checkpoint, every archive a kept checkpoint's
+# restore needs stays known to the state: ls shows the chain whole, verify
+# --deep and restore of the latest work, prune keeps them; once a new full
+# makes them unneeded, prune removes them all and the state forgets them.
+remove_then_prune() {
+	setup
+	bk --checkpoint n1 -o f.vma
+	expect_rc 0
+	put a.raw 65536 10
+	bk --checkpoint n2 -o i2.vma
+	expect_rc 0
+	put b.raw 131072 70000
+	bk --checkpoint n3 -o i3.vma
+	expect_rc 0
+	ckp --remove n2
+	expect_rc 0
+	run vb prune --set s --state-dir "$SD" --keep-last 1
+	expect_rc 0
+	[ -f f.vma ] && [ -f i2.vma ] && [ -f i3.vma ] ||
+		fail "prune deleted an archive restoring n3 needs: $(ls -- *.vma | tr '\n' ' ')"
+	expect_out 'keep .* n1 .*restoring n3 needs it'
+	run vb ls --set s --state-dir "$SD"
+	expect_rc 0
+	grep -q broken "$OUT" && fail "ls shows a broken chain: $(cat "$OUT")"
+	run vb verify --deep --set s --state-dir "$SD" --checkpoint n3 --quiet
+	expect_rc 0
+	restored f.vma i2.vma i3.vma
+	# the removed checkpoint is no checkpoint: nothing builds on it
+	bk --mode differential --since n2 -o d.vma
+	expect_fail 2 backup 'n2'
+	put a.raw 0 10
+	bk --mode full --checkpoint n4 -o f4.vma
+	expect_rc 0
+	run vb prune --set s --state-dir "$SD" --keep-last 1
+	expect_rc 0
+	absent f.vma i2.vma i3.vma
+	[ -f f4.vma ] || fail "prune deleted f4.vma"
+	jpy st/s/state.json '"retired" in d and d["retired"] and sys.exit(1)' >/dev/null ||
+		fail "the state still holds retired records: $(cat st/s/state.json)"
+	restored f4.vma
+}
+
 tcase lock lock
 tcase lock_pid lock_pid
 tcase list_json list_json
 tcase remove_middle remove_middle
+tcase remove_then_prune remove_then_prune
 tcase pending pending
 tcase damaged_state damaged_state
 tcase corrupt_digests corrupt_digests
