@@ -188,7 +188,9 @@ class Test:
             return sorted(names)
         st = json.loads(raw)
         used = set(st.get("manifests") or [])
-        for c in (st.get("checkpoints") or []) + ([st["pending"]] if st.get("pending") else []):
+        # retired: removed checkpoints whose archives a later one builds on
+        for c in (st.get("checkpoints") or []) + (st.get("retired") or []) + \
+                ([st["pending"]] if st.get("pending") else []):
             for dr in c["drives"]:
                 used.add(dr.get("bitmap"))
                 used.add(dr.get("digests"))
