@@ -44,10 +44,10 @@ static int verify_one(const char *path, bool quiet)
 }
 
 static int verify_deep(const char *set, const char *state_dir, const char *ckpt,
-		       char **archives, size_t n, bool quiet)
+		       char **archives, size_t n, const char *file, bool quiet)
 {
 	struct vb_deep_opts o = { .checkpoint = ckpt, .archives = (const char *const *)archives,
-				  .narchives = n, .cancel = &cli_interrupted };
+				  .narchives = n, .file = file, .cancel = &cli_interrupted };
 	struct vb_deep_result res;
 	struct vb_error err = { 0 };
 	char *dir = state_dir ? strdup(state_dir) : vb_state_default_dir();
@@ -89,7 +89,7 @@ static int deep_args(const char *set, const char *state_dir, const char *ckpt, c
 		if (!set)
 			return cli_usage("verify", "--deep needs --set NAME or an ARCHIVE of a "
 					 "backup set (the digests are in the set's state)");
-		return verify_deep(set, state_dir, ckpt, archives, 0, quiet);
+		return verify_deep(set, state_dir, ckpt, archives, 0, NULL, quiet);
 	}
 	if (!(a = vb_archive_open(archives[n - 1], &err)))
 		return cli_fail("verify", &err);
@@ -102,10 +102,14 @@ static int deep_args(const char *set, const char *state_dir, const char *ckpt, c
 	aset = m->set ? strdup(m->set) : NULL;
 	ack = m->checkpoint ? strdup(m->checkpoint) : NULL;
 	vb_archive_free(a);
-	if (!ckpt)
-		ckpt = ack;
-	/* One archive: its checkpoint's chain as the state records it. */
-	status = verify_deep(set ? set : aset, state_dir, ckpt, archives, n == 1 ? 0 : n, quiet);
+	/* One archive: that file, in its checkpoint's chain as the state
+	 * records it. */
+	if (n == 1)
+		status = verify_deep(set ? set : aset, state_dir, ckpt, NULL, 0, archives[0],
+				     quiet);
+	else
+		status = verify_deep(set ? set : aset, state_dir, ckpt ? ckpt : ack, archives, n,
+				     NULL, quiet);
 	free(aset);
 	free(ack);
 	return status;
@@ -175,8 +179,12 @@ const struct command cmd_verify = {
 	"digest map (the latest checkpoint: a difference is reported with its\n"
 	"drive and offset) or with the map's root hash (older checkpoints). The\n"
 	"archives are those the state recorded, or the chain given, oldest first.\n"
-	"One ARCHIVE of a set (e.g. in a dump directory) names its set and\n"
-	"checkpoint itself: its chain is the one the state records. A file whose\n"
+	"One ARCHIVE of a set (e.g. in a dump directory, or a copy) names its\n"
+	"set and checkpoint itself: that file is read, its size and SHA-256\n"
+	"against its checkpoint's manifest, then its clusters, with the rest of\n"
+	"the chain as the state records it (also for a full written with -o - or\n"
+	"--output-cmd). A file that is not an archive of the set's state (of\n"
+	"another set, of none, pruned) is exit 3, saying what it is. A file whose\n"
 	"SHA-256 differs does not stop the check: the chain is still decoded, and\n"
 	"that file's clusters are compared with the digests the state keeps for\n"
 	"its archive, so damage is reported with its drive and offset even where\n"

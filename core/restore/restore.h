@@ -67,6 +67,11 @@ struct vb_deep_opts {
 	const char *checkpoint;          /* NULL: the latest */
 	const char *const *archives;     /* NULL/0: the archives the state records */
 	size_t narchives;
+	/* One archive to verify (narchives 0): the checkpoint is the one it is
+	 * the archive of (an error when it is not in the set's state), its
+	 * chain the state's, with this file read in place of the checkpoint's
+	 * own archive. */
+	const char *file;
 	const volatile sig_atomic_t *cancel;
 };
 
@@ -80,7 +85,9 @@ struct vb_deep_result {
 /* Restores the chain of a checkpoint in memory, streaming, and compares it
  * with what the state recorded when it was backed up: each archive file's
  * SHA-256 with its manifest, every cluster with the digest map (the latest
- * checkpoint) or the map's root hash (older ones). */
+ * checkpoint) or the map's root hash (older ones). A file that is not an
+ * archive of the set, or whose bytes differ from its manifest, is
+ * VB_E_INVALID. */
 int vb_verify_deep(const struct vb_deep_opts *o, struct vb_deep_result *res,
 		   struct vb_error *err);
 

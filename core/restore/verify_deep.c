@@ -4,7 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <openssl/evp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -20,76 +20,36 @@ static int null_write_cb(void *opaque, const void *buf, size_t len)
 	return 0;
 }
 
-/* SHA-256 of a whole file, as the manifest recorded the bytes written. */
-static int file_sha256(const char *path, char out[65], struct vb_error *err)
-{
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	uint8_t *buf = malloc(1 << 20), d[32];
-	unsigned int dl = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = -1;
-	ssize_t n;
-
-	if (fd < 0) {
-		vb_error_set(err, VB_E_FAIL, errno, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	if (!md || !buf || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
-		vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
-		goto out;
-	}
-	while ((n = read(fd, buf, 1 << 20)) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			vb_error_set(err, VB_E_FAIL, errno, "%s: %s", path, strerror(errno));
-			goto out;
-		}
-		EVP_DigestUpdate(md, buf, (size_t)n);
-	}
-	EVP_DigestFinal_ex(md, d, &dl);
-	vb_hex(d, 32, out);
-	rc = 0;
-out:
-	if (fd >= 0)
-		close(fd);
-	free(buf);
-	EVP_MD_CTX_free(md);
-	return rc;
-}
-
-static const struct vb_ckpt *by_uuid(const struct vb_state *s, const char *uuid)
-{
-	for (size_t i = 0; i < vb_state_count(s); i++)
-		if (strcmp(vb_state_get(s, i)->uuid, uuid) == 0)
-			return vb_state_get(s, i);
-	/* a removed checkpoint's archive that the chain still builds on */
-	for (size_t i = 0; i < vb_state_retired_count(s); i++)
-		if (strcmp(vb_state_retired_get(s, i)->uuid, uuid) == 0)
-			return vb_state_retired_get(s, i);
-	return NULL;
-}
-
-/* The chain of checkpoint c, oldest first, from the state's records. */
-static int chain_of(const struct vb_state *s, const struct vb_ckpt *c, const char ***paths,
-		    size_t *n, struct vb_error *err)
+/* The chain of checkpoint c, oldest first, from the state's records (the
+ * committed checkpoints and the retired records a removal kept): each
+ * archive's path and record. file: the archive of c itself, given by the user. */
+static int chain_of(const struct vb_state *s, const struct vb_ckpt *c, const char *file,
+		    const char ***paths, const struct vb_ckpt ***recs, size_t *n,
+		    struct vb_error *err)
 {
 	const struct vb_ckpt *cur = c;
+	size_t max = vb_state_count(s) + vb_state_retired_count(s) + 1;
 
 	*n = 0;
-	*paths = calloc(vb_state_count(s) + 1, sizeof(**paths));
-	if (!*paths)
+	*paths = calloc(max + 1, sizeof(**paths));
+	*recs = calloc(max + 1, sizeof(**recs));
+	if (!*paths || !*recs)
 		return vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
-	while (cur && *n <= vb_state_count(s)) {
-		if (!cur->archive)
+	while (cur && *n <= max) {
+		const char *path = cur == c && file ? file : cur->archive;
+
+		if (!path)
 			return vb_error_set(err, VB_E_USAGE, 0, "the archive of checkpoint %s was "
 					    "not written to a file; give the chain's archives",
 					    cur->name);
 		memmove(*paths + 1, *paths, *n * sizeof(**paths));
-		(*paths)[0] = cur->archive;
+		memmove(*recs + 1, *recs, *n * sizeof(**recs));
+		(*paths)[0] = path;
+		(*recs)[0] = cur;
 		(*n)++;
 		if (strcmp(cur->kind, "full") == 0)
 			return 0;
-		if (!cur->base_uuid || !(cur = by_uuid(s, cur->base_uuid)))
+		if (!cur->base_uuid || !(cur = vb_state_by_uuid(s, cur->base_uuid)))
 			return vb_error_set(err, VB_E_USAGE, 0, "the state no longer records the "
 					    "archive checkpoint %s builds on; give the chain's "
 					    "archives", c->name);
@@ -100,34 +60,65 @@ static int chain_of(const struct vb_state *s, const struct vb_ckpt *c, const cha
 /* Each archive's bytes against its manifest. A file that differs is named
  * in *bad (the first one) and the chain is still decoded, so the damage is
  * also found by drive and offset where it touches restored data. */
-static int check_manifests(const struct vb_state *s, const char *const *paths, size_t n,
-			   const struct vb_ckpt **damaged, char *bad, size_t badlen,
+static int check_manifests(const char *const *paths, const struct vb_ckpt *const *recs,
+			   size_t n, bool *damaged, char *bad, size_t badlen,
 			   struct vb_error *err)
 {
 	for (size_t i = 0; i < n; i++) {
-		const struct vb_ckpt *c = NULL;
-		char sha[65];
+		struct vb_error e = { 0 };
 
-		for (size_t j = 0; j < vb_state_count(s) && !c; j++)
-			if (vb_state_get(s, j)->archive &&
-			    strcmp(vb_state_get(s, j)->archive, paths[i]) == 0)
-				c = vb_state_get(s, j);
-		for (size_t j = 0; j < vb_state_retired_count(s) && !c; j++)
-			if (vb_state_retired_get(s, j)->archive &&
-			    strcmp(vb_state_retired_get(s, j)->archive, paths[i]) == 0)
-				c = vb_state_retired_get(s, j);
-		if (!c || !c->archive_sha256)
+		if (vb_ckpt_check_file(recs[i], paths[i], &e) == 0)
 			continue;
-		if (file_sha256(paths[i], sha, err) < 0)
+		if (e.cls != VB_E_INVALID) {
+			*err = e;
 			return -1;
-		if (strcmp(sha, c->archive_sha256) != 0)
-			damaged[i] = c;
-		if (strcmp(sha, c->archive_sha256) != 0 && !bad[0])
-			snprintf(bad, badlen, "%s: its SHA-256 differs from the manifest of "
-				 "checkpoint %s: the file changed or was damaged after it was "
-				 "written", paths[i], c->name);
+		}
+		damaged[i] = true;
+		if (!bad[0])
+			snprintf(bad, badlen, "%.*s", (int)(badlen - 1), e.msg);
 	}
 	return 0;
+}
+
+/* What a file given to verify is, when it is not an archive of the set's
+ * state: into err (VB_E_INVALID). */
+static int not_in_set(const struct vb_state *s, const char *file, const struct vb_meta *m,
+		      struct vb_error *err)
+{
+	if (!m->set)
+		return vb_error_set(err, VB_E_INVALID, 0, "%s is not an archive of set '%s': it "
+				    "belongs to no backup set (no vmaback.json)", file,
+				    vb_state_set(s));
+	if (strcmp(m->set, vb_state_set(s)) != 0)
+		return vb_error_set(err, VB_E_INVALID, 0, "%s is not an archive of set '%s': it "
+				    "is checkpoint %s of set '%s'", file, vb_state_set(s),
+				    m->checkpoint ? m->checkpoint : "?", m->set);
+	return vb_error_set(err, VB_E_INVALID, 0, "%s (checkpoint %s, archive %s) is not in the "
+			    "state of set '%s' (pruned, or of an older chain)", file,
+			    m->checkpoint ? m->checkpoint : "?", m->uuid, vb_state_set(s));
+}
+
+/* The checkpoint whose archive the user gave (o->file). */
+static const struct vb_ckpt *file_ckpt(const struct vb_deep_opts *o, struct vb_error *err)
+{
+	struct vb_archive *a = vb_archive_open(o->file, err);
+	const struct vb_ckpt *c;
+
+	if (!a)
+		return NULL;
+	c = vb_state_by_uuid(o->state, vb_archive_meta(a)->uuid);
+	if (c && vb_archive_meta(a)->set && strcmp(vb_archive_meta(a)->set,
+						   vb_state_set(o->state)) != 0)
+		c = NULL;
+	if (!c)
+		not_in_set(o->state, o->file, vb_archive_meta(a), err);
+	else if (o->checkpoint && strcmp(o->checkpoint, c->name) != 0) {
+		vb_error_set(err, VB_E_USAGE, 0, "%s is the archive of checkpoint %s, not of %s",
+			     o->file, c->name, o->checkpoint);
+		c = NULL;
+	}
+	vb_archive_free(a);
+	return c;
 }
 
 /* Where one archive differs from what it held when written: its clusters
@@ -182,6 +173,12 @@ static int manifest_verdict(const char *bad, const char *ckpt, int rc, struct vb
 
 	if (!bad[0] || (rc < 0 && err->cls == VB_E_CANCELED))
 		return rc;
+	if (rc < 0 && strstr(bad, err->msg)) {
+		/* locate() already found the same damage in that file; the
+		 * first error wins, so clear it to report the file's. */
+		*err = (struct vb_error){ 0 };
+		return vb_error_set(err, VB_E_INVALID, 0, "%s", bad);
+	}
 	if (rc < 0) {
 		len = strlen(err->msg);
 		snprintf(err->msg + len, sizeof(err->msg) - len, "; %s", bad);
@@ -283,33 +280,41 @@ static int close_checks(const struct vb_ckpt *c, struct drive_check *dc, struct 
 int vb_verify_deep(const struct vb_deep_opts *o, struct vb_deep_result *res,
 		   struct vb_error *err)
 {
-	const struct vb_ckpt *c;
+	const struct vb_ckpt *c, **recs = NULL;
 	const char **paths = NULL;
 	struct drive_check *dc = NULL;
 	struct vb_chain *chain = NULL;
 	struct vma_cluster cl;
 	size_t n = o->narchives;
-	const struct vb_ckpt **damaged = NULL;
+	bool *damaged = NULL;
 	char bad[900] = "";
 	int rc = -1, r;
 
 	memset(res, 0, sizeof(*res));
-	c = o->checkpoint ? vb_state_find(o->state, o->checkpoint) : vb_state_latest(o->state);
+	if (o->file)
+		c = file_ckpt(o, err);
+	else if (!(c = o->checkpoint ? vb_state_find(o->state, o->checkpoint) :
+				       vb_state_latest(o->state)))
+		vb_error_set(err, VB_E_USAGE, 0, "backup set '%s' has no checkpoint %s",
+			     vb_state_set(o->state), o->checkpoint ? o->checkpoint : "yet");
 	if (!c)
-		return vb_error_set(err, VB_E_USAGE, 0, "backup set '%s' has no checkpoint %s",
-				    vb_state_set(o->state), o->checkpoint ? o->checkpoint : "yet");
+		return -1;
+	if (c->ndrives == 0)
+		return vb_error_set(err, VB_E_INVALID, 0, "checkpoint %s of set '%s' records no "
+				    "drives: its state is damaged, nothing can be compared",
+				    c->name, vb_state_set(o->state));
 	snprintf(res->checkpoint, sizeof(res->checkpoint), "%s", c->name);
 	if (n == 0) {
-		if (chain_of(o->state, c, &paths, &n, err) < 0 ||
+		if (chain_of(o->state, c, o->file, &paths, &recs, &n, err) < 0 ||
 		    !(damaged = calloc(n + 1, sizeof(*damaged))) ||
-		    check_manifests(o->state, paths, n, damaged, bad, sizeof(bad), err) < 0) {
-			if (!damaged)
+		    check_manifests(paths, recs, n, damaged, bad, sizeof(bad), err) < 0) {
+			if (paths && recs && !damaged)
 				vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
 			goto out;
 		}
 		for (size_t i = 0; i < n; i++)
 			if (damaged[i]) {
-				locate(o->state, damaged[i], paths[i], bad, sizeof(bad));
+				locate(o->state, recs[i], paths[i], bad, sizeof(bad));
 				break;
 			}
 	}
@@ -333,8 +338,13 @@ int vb_verify_deep(const struct vb_deep_opts *o, struct vb_deep_result *res,
 			vb_error_set(err, VB_E_CANCELED, EINTR, "interrupted");
 			goto out;
 		}
-		if (cl.dev_id == 0 || cl.dev_id > c->ndrives ||
-		    check_cluster(&dc[cl.dev_id - 1], &cl, err) < 0)
+		if (cl.dev_id == 0 || cl.dev_id > c->ndrives) {
+			vb_error_set(err, VB_E_INVALID, 0, "the chain holds device %u, but "
+				     "checkpoint %s records %zu drive%s", cl.dev_id, c->name,
+				     c->ndrives, c->ndrives == 1 ? "" : "s");
+			goto out;
+		}
+		if (check_cluster(&dc[cl.dev_id - 1], &cl, err) < 0)
 			goto out;
 		res->clusters++;
 	}
@@ -353,6 +363,7 @@ out:
 	free(dc);
 	free(damaged);
 	free(paths);
+	free(recs);
 	vb_chain_free(chain);
 	return manifest_verdict(bad, res->checkpoint, rc, err);
 }

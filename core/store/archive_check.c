@@ -1,6 +1,7 @@
 /* archive_check.c: an archive file against what its checkpoint recorded when
  * it was written (its size and the SHA-256 of its bytes): `commit` makes a
- * pending checkpoint the base of later backups only if its archive is whole. */
+ * pending checkpoint the base of later backups only if its archive is whole;
+ * `verify --deep FILE` reads the file it was given. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -67,26 +68,33 @@ out:
 
 int vb_ckpt_check_archive(const struct vb_ckpt *c, struct vb_error *err)
 {
+	/* Not written to a file by vmaback (-o -, --output-cmd): whoever stored
+	 * the bytes vouches for them. */
+	if (!c->archive)
+		return 0;
+	return vb_ckpt_check_file(c, c->archive, err);
+}
+
+int vb_ckpt_check_file(const struct vb_ckpt *c, const char *path, struct vb_error *err)
+{
 	char sha[65];
 	uint64_t size;
 
-	/* Not written to a file by vmaback (-o -, --output-cmd): whoever stored
-	 * the bytes vouches for them. */
-	if (!c->archive || !c->archive_sha256)
+	if (!c->archive_sha256)
 		return 0;
-	if (file_sha256(c->archive, sha, &size, err) < 0)
+	if (file_sha256(path, sha, &size, err) < 0)
 		return -1;
 	if (c->archive_size && size != c->archive_size)
 		return vb_error_set(err, VB_E_INVALID, 0,
 				    "archive %s of checkpoint %s is %" PRIu64 " bytes, "
 				    "expected %" PRIu64 " (SHA-256 %s, expected %s): it was "
-				    "truncated or changed after it was written", c->archive,
+				    "truncated or changed after it was written", path,
 				    c->name, size, c->archive_size, sha, c->archive_sha256);
 	if (strcmp(sha, c->archive_sha256) != 0)
 		return vb_error_set(err, VB_E_INVALID, 0,
 				    "archive %s of checkpoint %s has SHA-256 %s, expected %s "
 				    "(%" PRIu64 " bytes, as written): it was changed or "
-				    "replaced after it was written", c->archive, c->name, sha,
+				    "replaced after it was written", path, c->name, sha,
 				    c->archive_sha256, size);
 	return 0;
 }

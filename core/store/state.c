@@ -415,3 +415,17 @@ int vb_state_dir_check_output(const char *dir, const char *what, const char *pat
 	free(real);
 	return in ? -1 : 0;
 }
+
+const struct vb_ckpt *vb_state_by_uuid(const struct vb_state *s, const char *uuid)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->ck[i].uuid, uuid) == 0)
+			return &s->ck[i];
+	/* a removed checkpoint's archive that a later one still builds on */
+	for (size_t i = 0; i < s->nretired; i++)
+		if (strcmp(s->retired[i].uuid, uuid) == 0)
+			return &s->retired[i];
+	if (s->pending && strcmp(s->pending->uuid, uuid) == 0)
+		return s->pending;
+	return NULL;
+}

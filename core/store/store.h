@@ -76,6 +76,9 @@ size_t vb_state_count(const struct vb_state *s);
 const struct vb_ckpt *vb_state_get(const struct vb_state *s, size_t i);
 const struct vb_ckpt *vb_state_latest(const struct vb_state *s);
 const struct vb_ckpt *vb_state_find(const struct vb_state *s, const char *name);
+/* The record of archive uuid: a committed checkpoint, a retired record or
+ * the pending one. */
+const struct vb_ckpt *vb_state_by_uuid(const struct vb_state *s, const char *uuid);
 const struct vb_ckpt *vb_state_pending(const struct vb_state *s);
 
 /* Reading state files. */
@@ -107,6 +110,10 @@ int vb_state_commit_pending(struct vb_state *s, const char *name, struct vb_erro
  * SHA-256): 0 when it matches or nothing was recorded to compare with. A
  * missing file or one that is not a regular file is VB_E_INVALID too. */
 int vb_ckpt_check_archive(const struct vb_ckpt *c, struct vb_error *err);
+/* The same for the file at path (a copy of c's archive, say): 0 when it
+ * matches or c recorded no SHA-256 (an archive not written to a file can
+ * still be checked when its manifest has one). */
+int vb_ckpt_check_file(const struct vb_ckpt *c, const char *path, struct vb_error *err);
 /* Removes checkpoint NAME from the chain, merging its bitmaps into its
  * child's so later differentials stay right. The latest cannot be removed,
  * nor a full that the next checkpoint builds on. When a later record builds
