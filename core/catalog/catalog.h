@@ -52,6 +52,10 @@ struct vb_backup_info {
 struct vb_backup_list {
 	struct vb_backup_info *v;   /* oldest first */
 	size_t n;
+	/* Files with an archive's name that are no regular file (a FIFO, a
+	 * device, a symbolic link), left alone: one message each, to warn. */
+	char **skipped;
+	size_t nskipped;
 };
 
 /* The set's checkpoints (state, may be NULL) and the archives of dir (may
