@@ -16,7 +16,12 @@
 
 #define DEFAULT_TEMPLATE "vzdump-qemu-{vmid}-{date}"
 
-static const char *const archive_exts[] = { ".vma.zst", ".vma.gz", ".vma.lzo", ".vma" };
+/* Longest first: the log's name strips the first that matches. ".vmainc"
+ * and ".vmadiff" are vmaback's incrementals and differentials: Proxmox's
+ * storage layer lists only *.vma[.zst|.gz|.lzo] as backups, and a person
+ * or a third-party reader must not take a partial archive for a full one. */
+static const char *const archive_exts[] = { ".vmainc.zst", ".vmadiff.zst", ".vma.zst",
+					    ".vma.gz", ".vma.lzo", ".vmainc", ".vmadiff", ".vma" };
 
 static bool ends_with(const char *s, const char *suffix)
 {
@@ -51,6 +56,27 @@ char *vb_dumpdir_sibling(const char *archive, const char *what)
 		return out;
 	}
 	if (asprintf(&out, "%s.%s", archive, what) < 0)
+		return NULL;
+	return out;
+}
+
+char *vb_dumpdir_kind_name(const char *path, const char *kind)
+{
+	const char *ext = NULL;
+	size_t len = strlen(path);
+	bool zst = ends_with(path, ".vma.zst");
+	char *out = NULL;
+
+	if (!zst && !ends_with(path, ".vma"))
+		return NULL;
+	len -= zst ? 8 : 4;
+	if (strcmp(kind, "incremental") == 0)
+		ext = ".vmainc";
+	else if (strcmp(kind, "differential") == 0)
+		ext = ".vmadiff";
+	else
+		ext = ".vma";
+	if (asprintf(&out, "%.*s%s%s", (int)len, path, ext, zst ? ".zst" : "") < 0)
 		return NULL;
 	return out;
 }
