@@ -188,9 +188,10 @@ static void print_notes(const struct backup_args *a, const char *notes)
 
 static void start_line(const struct backup_args *a, const struct vb_backup_opts *o)
 {
-	cli_info(a->quiet, "INFO: starting backup of %zu drive%s%s%s to %s", o->ndrives,
+	/* A dump directory's name waits for the kind (kind_name). */
+	cli_info(a->quiet, "INFO: starting backup of %zu drive%s%s%s to %s%s", o->ndrives,
 		 o->ndrives == 1 ? "" : "s", a->set ? ", set " : "", a->set ? a->set : "",
-		 out_name(a));
+		 a->dumpdir ? "dump directory " : "", a->dumpdir ? a->dumpdir : out_name(a));
 	for (size_t i = 0; i < o->ndrives; i++) {
 		char name[200], spec[600];
 
@@ -262,6 +263,23 @@ static struct vb_state *open_state(const struct backup_args *a, const char *dir,
 	return s;
 }
 
+/* In a dump directory, an incremental or differential is not named like a
+ * full vzdump backup (vb_dumpdir_kind_name); the log keeps the base name. */
+static int kind_name(struct backup_args *a, struct vb_backup *b, struct vb_error *err)
+{
+	char *path;
+
+	if (!a->dumpdir)
+		return 0;
+	path = vb_dumpdir_kind_name(a->generated_out, vb_backup_kind(b));
+	if (!path)
+		return vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
+	free(a->generated_out);
+	a->generated_out = path;
+	a->out = path;
+	return vb_backup_set_archive_path(b, path, err);
+}
+
 /* How much of the state's notes prepare() printed. */
 static size_t state_notes_shown;
 
@@ -304,7 +322,7 @@ static int prepare(struct backup_args *a, struct vb_backup_opts *o, struct vb_st
 		print_notes(a, vb_state_notes(*state));
 		state_notes_shown = strlen(vb_state_notes(*state));
 	}
-	if (!*b)
+	if (!*b || kind_name(a, *b, err) < 0)
 		return cli_fail(CMD, err);
 	print_notes(a, vb_backup_notes(*b));
 	return 0;
@@ -353,12 +371,12 @@ static int backup(struct backup_args *a, struct vb_backup_result *res, bool *sta
 	cli_progress_init(&prog, a->progress);
 	o.progress = cli_progress_cb;
 	o.progress_opaque = &prog;
-	if ((status = siblings_of(a, &sb)) != 0)
-		goto out;
-	o.siblings = sb.f;
-	o.nsiblings = sb.n;
 	if ((status = prepare(a, &o, &state, &b, &err)) != 0)
 		goto out;
+	/* after prepare: in a dump directory the archive's name follows its kind */
+	if ((status = siblings_of(a, &sb)) != 0)
+		goto out;
+	vb_backup_set_siblings(b, sb.f, sb.n);
 	/* Everything is sized and locked, nothing written yet: a hook that
 	 * fails here stops the backup before its first byte. */
 	*started = true;
@@ -504,6 +522,9 @@ const struct command cmd_backup = {
 	"                         HH_MM_SS.vma.zst (local time; zstd unless\n"
 	"                         --compress none), with the run's log beside it\n"
 	"                         (vzdump-qemu-ID-YYYY_MM_DD-HH_MM_SS.log)\n"
+	"                         An incremental ends in .vmainc[.zst], a\n"
+	"                         differential in .vmadiff[.zst]: Proxmox does not\n"
+	"                         list them as vzdump backups\n"
 	"      --vmid ID          the VM id in generated names\n"
 	"      --name-template T  the name without .vma[.zst]: {vmid}, {set} and\n"
 	"                         {date} are replaced\n"

@@ -145,6 +145,8 @@ static int run(int argc, char **argv)
 	if (vb_backups_collect(s, dumpdir, &l, &err) < 0) {
 		status = cli_fail(CMD, &err);
 	} else {
+		for (size_t i = 0; i < l.nskipped; i++)
+			cli_info(false, "WARN: %s", l.skipped[i]);
 		if (json)
 			print_json(&l, s != NULL);
 		else

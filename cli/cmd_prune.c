@@ -172,6 +172,8 @@ static int run(int argc, char **argv)
 		status = cli_fail(CMD, &err);
 		goto out;
 	}
+	for (size_t i = 0; i < l.nskipped; i++)
+		cli_info(false, "WARN: %s", l.skipped[i]);
 	vb_prune_plan(&l, &a.keep);
 	report(&a, &l);
 	if (a.dry_run) {

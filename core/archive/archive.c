@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/archive/archive_int.h"
 
@@ -38,20 +39,25 @@ static int reader_fail(struct vb_archive *a, struct vb_error *err)
 	return vb_error_set(err, VB_E_INVALID, 0, "%s: %s", a->path, vma_reader_error(a->vr));
 }
 
-struct vb_archive *vb_archive_open(const char *path, struct vb_error *err)
+/* path, or fd >= 0 (owned) read under the name path. */
+static struct vb_archive *archive_open(const char *path, int fd, struct vb_error *err)
 {
 	struct vb_archive *a = calloc(1, sizeof(*a));
 
 	if (!a) {
 		vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
+		if (fd >= 0)
+			close(fd);
 		return NULL;
 	}
-	a->path = strdup(strcmp(path, "-") == 0 ? "standard input" : path);
+	a->path = strdup(strcmp(path, "-") == 0 && fd < 0 ? "standard input" : path);
 	if (!a->path) {
 		vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
+		if (fd >= 0)
+			close(fd);
 		goto fail;
 	}
-	a->in = vb_input_open(path, err);
+	a->in = fd >= 0 ? vb_input_open_fd(fd, path, err) : vb_input_open(path, err);
 	if (!a->in)
 		goto fail;
 	a->vr = vma_reader_new(read_cb, a);
@@ -69,6 +75,16 @@ struct vb_archive *vb_archive_open(const char *path, struct vb_error *err)
 fail:
 	vb_archive_free(a);
 	return NULL;
+}
+
+struct vb_archive *vb_archive_open(const char *path, struct vb_error *err)
+{
+	return archive_open(path, -1, err);
+}
+
+struct vb_archive *vb_archive_open_fd(int fd, const char *path, struct vb_error *err)
+{
+	return archive_open(path, fd, err);
 }
 
 void vb_archive_free(struct vb_archive *a)

@@ -47,6 +47,9 @@ struct vb_archive;
 /* Opens an archive (file or "-"), detects compression, reads and checks the
  * header and vmaback.json. Errors: VB_E_USAGE (missing file), VB_E_INVALID. */
 struct vb_archive *vb_archive_open(const char *path, struct vb_error *err);
+/* The same on an open descriptor, which it owns from here on; path names
+ * it in messages. */
+struct vb_archive *vb_archive_open_fd(int fd, const char *path, struct vb_error *err);
 void vb_archive_free(struct vb_archive *a);
 struct vma_reader *vb_archive_vma(struct vb_archive *a);
 const struct vb_meta *vb_archive_meta(const struct vb_archive *a);

@@ -390,6 +390,23 @@ static int check_output(const struct vb_backup *b, struct vb_error *err)
 	return 0;
 }
 
+const char *vb_backup_kind(const struct vb_backup *b)
+{
+	return vb_mode_name(b->mode);
+}
+
+int vb_backup_set_archive_path(struct vb_backup *b, const char *path, struct vb_error *err)
+{
+	b->o.archive_path = path;
+	return check_output(b, err);
+}
+
+void vb_backup_set_siblings(struct vb_backup *b, const struct vb_sibling *f, size_t n)
+{
+	b->o.siblings = f;
+	b->o.nsiblings = n;
+}
+
 struct vb_backup *vb_backup_prepare(const struct vb_backup_opts *o, struct vb_error *err)
 {
 	struct vb_backup *b = calloc(1, sizeof(*b));

@@ -111,6 +111,14 @@ struct vb_backup;
  * source, reads every config file, decides the mode and loads the state it
  * needs. Nothing is written. */
 struct vb_backup *vb_backup_prepare(const struct vb_backup_opts *o, struct vb_error *err);
+/* The kind prepare decided: "full", "incremental" or "differential". */
+const char *vb_backup_kind(const struct vb_backup *b);
+/* Replaces o->archive_path (path must outlive b), checked again against
+ * the sources: a dump directory's name depends on the kind. */
+int vb_backup_set_archive_path(struct vb_backup *b, const char *path, struct vb_error *err);
+/* The siblings the archive is published with (they may name the archive's
+ * final path, known only after prepare); the array stays the caller's. */
+void vb_backup_set_siblings(struct vb_backup *b, const struct vb_sibling *f, size_t n);
 /* What prepare decided that a person should know, one line each, or "". */
 const char *vb_backup_notes(const struct vb_backup *b);
 /* Runs one job per drive, in order, into sink (consumed: published only when

@@ -18,11 +18,18 @@
  * result must be a plain file name. malloc'd, or NULL with err set. */
 char *vb_dumpdir_name(const char *tmpl, const char *vmid, const char *set, int64_t time,
 		      bool zstd, struct vb_error *err);
+/* The name an archive of kind ("full", "incremental", "differential")
+ * takes instead of the full's name path (from vb_dumpdir_name): a full
+ * keeps it, an incremental ends in .vmainc[.zst], a differential in
+ * .vmadiff[.zst], names Proxmox does not list as backups. malloc'd; NULL
+ * when path does not end in .vma or .vma.zst (or out of memory). */
+char *vb_dumpdir_kind_name(const char *path, const char *kind);
 /* Sibling files: ARCHIVE.notes, ARCHIVE.protected (Proxmox), and the log,
  * the archive's name without .vma[.zst|.gz|.lzo] plus .log (vzdump).
  * malloc'd. */
 char *vb_dumpdir_sibling(const char *archive, const char *what);
-/* The archive looks like one by name (.vma, .vma.zst, .vma.gz, .vma.lzo). */
+/* The archive looks like one by name (.vma, .vma.zst, .vma.gz, .vma.lzo,
+ * and vmaback's .vmainc[.zst], .vmadiff[.zst]). */
 bool vb_dumpdir_is_archive_name(const char *name);
 
 /* One backup: an archive file, a checkpoint of a set, or both. */
@@ -54,6 +61,10 @@ struct vb_backup_info {
 struct vb_backup_list {
 	struct vb_backup_info *v;   /* oldest first */
 	size_t n;
+	/* Files with an archive's name that are no regular file (a FIFO, a
+	 * device, a symbolic link), left alone: one message each, to warn. */
+	char **skipped;
+	size_t nskipped;
 };
 
 /* The set's checkpoints (state, may be NULL) and the archives of dir (may

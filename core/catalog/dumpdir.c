@@ -3,6 +3,7 @@
  * directory's backups with their chains. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,12 +12,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/archive/archive.h"
-#include "core/catalog/catalog.h"
+#include "core/catalog/catalog_int.h"
 
 #define DEFAULT_TEMPLATE "vzdump-qemu-{vmid}-{date}"
 
-static const char *const archive_exts[] = { ".vma.zst", ".vma.gz", ".vma.lzo", ".vma" };
+/* Longest first: the log's name strips the first that matches. ".vmainc"
+ * and ".vmadiff" are vmaback's incrementals and differentials: Proxmox's
+ * storage layer lists only *.vma[.zst|.gz|.lzo] as backups, and a person
+ * or a third-party reader must not take a partial archive for a full one. */
+static const char *const archive_exts[] = { ".vmainc.zst", ".vmadiff.zst", ".vma.zst",
+					    ".vma.gz", ".vma.lzo", ".vmainc", ".vmadiff", ".vma" };
 
 static bool ends_with(const char *s, const char *suffix)
 {
@@ -51,6 +56,27 @@ char *vb_dumpdir_sibling(const char *archive, const char *what)
 		return out;
 	}
 	if (asprintf(&out, "%s.%s", archive, what) < 0)
+		return NULL;
+	return out;
+}
+
+char *vb_dumpdir_kind_name(const char *path, const char *kind)
+{
+	const char *ext = NULL;
+	size_t len = strlen(path);
+	bool zst = ends_with(path, ".vma.zst");
+	char *out = NULL;
+
+	if (!zst && !ends_with(path, ".vma"))
+		return NULL;
+	len -= zst ? 8 : 4;
+	if (strcmp(kind, "incremental") == 0)
+		ext = ".vmainc";
+	else if (strcmp(kind, "differential") == 0)
+		ext = ".vmadiff";
+	else
+		ext = ".vma";
+	if (asprintf(&out, "%.*s%s%s", (int)len, path, ext, zst ? ".zst" : "") < 0)
 		return NULL;
 	return out;
 }
@@ -114,6 +140,57 @@ char *vb_dumpdir_name(const char *tmpl, const char *vmid, const char *set, int64
 	return strdup(buf);
 }
 
+/* ------------------------------------------------------------ opening */
+
+static const char *file_type(mode_t m)
+{
+	if (S_ISFIFO(m))
+		return "a FIFO";
+	if (S_ISCHR(m))
+		return "a character device";
+	if (S_ISBLK(m))
+		return "a block device";
+	if (S_ISSOCK(m))
+		return "a socket";
+	if (S_ISDIR(m))
+		return "a directory";
+	if (S_ISLNK(m))
+		return "a symbolic link";
+	return "not a regular file";
+}
+
+struct vb_archive *vb_catalog_open(const char *path, const char **skip, struct vb_error *err)
+{
+	/* O_NONBLOCK: opening a FIFO for reading would wait for a writer
+	 * forever; on a regular file it changes nothing. */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY), e;
+	struct stat st;
+
+	*skip = NULL;
+	if (fd < 0) {
+		e = errno;
+		if (e == ELOOP) {
+			*skip = "a symbolic link";
+			return NULL;
+		}
+		vb_error_set(err, e == ENOENT ? VB_E_USAGE : VB_E_FAIL, e, "%s: %s", path,
+			     strerror(e));
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0) {
+		e = errno;
+		close(fd);
+		vb_error_set(err, VB_E_FAIL, e, "%s: %s", path, strerror(e));
+		return NULL;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		*skip = file_type(st.st_mode);
+		return NULL;
+	}
+	return vb_archive_open_fd(fd, path, err);
+}
+
 /* ------------------------------------------------------------ listing */
 
 static void info_clear(struct vb_backup_info *b)
@@ -127,12 +204,39 @@ static void info_clear(struct vb_backup_info *b)
 	free(b->error);
 }
 
+static int add_skipped(struct vb_backup_list *l, const char *path, const char *what,
+		       struct vb_error *err)
+{
+	char **grown = realloc(l->skipped, (l->nskipped + 1) * sizeof(*grown));
+	size_t size = strlen(path) * 4 + 1;
+	char *shown = malloc(size);
+	int n;
+
+	if (grown)
+		l->skipped = grown;
+	if (!grown || !shown) {
+		free(shown);
+		return vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
+	}
+	vb_name_printable(path, shown, size); /* the name is anyone's: escape it */
+	n = asprintf(&grown[l->nskipped], "%s: %s, not an archive file: skipped", shown, what);
+	free(shown);
+	if (n < 0)
+		return vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
+	l->nskipped++;
+	return 0;
+}
+
 void vb_backups_free(struct vb_backup_list *l)
 {
-	for (size_t i = 0; l && i < l->n; i++)
+	if (!l)
+		return;
+	for (size_t i = 0; i < l->n; i++)
 		info_clear(&l->v[i]);
-	if (l)
-		free(l->v);
+	free(l->v);
+	for (size_t i = 0; i < l->nskipped; i++)
+		free(l->skipped[i]);
+	free(l->skipped);
 }
 
 static char *dup0(const char *s)
@@ -229,11 +333,14 @@ static int add_file(struct vb_backup_list *l, const struct vb_state *s, const ch
 		    struct vb_error *err)
 {
 	struct vb_error aerr = { 0 };
-	struct vb_archive *a = vb_archive_open(path, &aerr);
+	const char *skip;
+	struct vb_archive *a = vb_catalog_open(path, &skip, &aerr);
 	const struct vb_meta *m = a ? vb_archive_meta(a) : NULL;
 	struct vb_backup_info *b, *known = m ? by_uuid(l, m->uuid) : NULL;
 	int rc = 0;
 
+	if (skip)
+		return add_skipped(l, path, skip, err);
 	if (known) {
 		/* A checkpoint of the state: fill in what only the file knows. */
 		if (!known->present) {

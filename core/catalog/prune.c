@@ -10,8 +10,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 
-#include "core/archive/archive.h"
-#include "core/catalog/catalog.h"
+#include "core/catalog/catalog_int.h"
 
 const char *vb_keep_why_name(int why)
 {
@@ -228,7 +227,8 @@ static void fsync_dir_of(const char *path)
 static bool same_archive(const char *path, const char *uuid)
 {
 	struct vb_error err = { 0 };
-	struct vb_archive *a = vb_archive_open(path, &err);
+	const char *skip;
+	struct vb_archive *a = vb_catalog_open(path, &skip, &err);
 	bool same = a && strcmp(vb_archive_meta(a)->uuid, uuid) == 0;
 
 	vb_archive_free(a);

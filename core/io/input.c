@@ -619,28 +619,34 @@ static int input_open_fd(struct vb_reader *r, const char *path, struct vb_error 
 	return 0;
 }
 
-struct vb_reader *vb_input_open(const char *path, struct vb_error *err)
+/* path, or fd >= 0 (owned from here on) read under the name path. */
+static struct vb_reader *input_open(const char *path, int fd, struct vb_error *err)
 {
 	struct vb_reader *r;
 
 	if (path == NULL || *path == '\0') {
 		vb_error_set(err, VB_E_USAGE, EINVAL, "empty input file name");
+		if (fd >= 0)
+			close(fd);
 		return NULL;
 	}
 	r = calloc(1, sizeof(*r));
 	if (r == NULL) {
 		vb_error_set(err, VB_E_FAIL, ENOMEM, "%s: out of memory", path);
+		if (fd >= 0)
+			close(fd);
 		return NULL;
 	}
-	r->fd = -1;
+	r->fd = fd;
+	r->own_fd = fd >= 0;
 	r->zret = 1; /* the input must start a frame */
-	r->name = strdup(strcmp(path, "-") == 0 ? "standard input" : path);
+	r->name = strdup(strcmp(path, "-") == 0 && fd < 0 ? "standard input" : path);
 	r->in = malloc(VB_IO_BUFSIZE);
 	if (r->name == NULL || r->in == NULL) {
 		vb_error_set(err, VB_E_FAIL, ENOMEM, "%s: out of memory", path);
 		goto fail;
 	}
-	if (input_open_fd(r, path, err) < 0 || detect(r, err) < 0)
+	if ((fd < 0 && input_open_fd(r, path, err) < 0) || detect(r, err) < 0)
 		goto fail;
 	if (r->comp == VB_COMP_ZSTD) {
 		r->dctx = ZSTD_createDCtx();
@@ -661,6 +667,16 @@ struct vb_reader *vb_input_open(const char *path, struct vb_error *err)
 fail:
 	vb_reader_free(r);
 	return NULL;
+}
+
+struct vb_reader *vb_input_open(const char *path, struct vb_error *err)
+{
+	return input_open(path, -1, err);
+}
+
+struct vb_reader *vb_input_open_fd(int fd, const char *name, struct vb_error *err)
+{
+	return input_open(name, fd, err);
 }
 
 ssize_t vb_reader_read(struct vb_reader *r, void *buf, size_t len, struct vb_error *err)

@@ -107,6 +107,9 @@ struct vb_reader;
  * plain VMA, zstd, gzip or lzop; fails with VB_E_INVALID for anything else,
  * including an empty input. */
 struct vb_reader *vb_input_open(const char *path, struct vb_error *err);
+/* The same on an open descriptor, which it owns from here on (closed by
+ * vb_reader_free, or at once on failure); name is for messages. */
+struct vb_reader *vb_input_open_fd(int fd, const char *name, struct vb_error *err);
 /* Decompressed bytes: returns the count (0 only at the end) or -1 with err set.
  * A truncated or corrupt compressed stream is VB_E_INVALID. */
 ssize_t vb_reader_read(struct vb_reader *r, void *buf, size_t len, struct vb_error *err);

@@ -85,6 +85,77 @@ extent_sizes() {
 	done
 }
 
+# pve_listed DIR: the files Proxmox's storage layer lists as backups
+# (PVE::Storage's backup content: *.vma, *.tar, *.tgz, optionally compressed).
+pve_listed() {
+	ls "$1" | grep -E '\.(tgz|(tar|vma)(\.(gz|lzo|zst|bz2))?)$' || true
+}
+
+# In a dump directory only full archives carry names Proxmox lists as vzdump
+# backups; incrementals and differentials do not, and ls and prune still
+# know them (and an old incremental under a vzdump name).
+dumpdir_kinds() {
+	rand d.raw $((4 * 65536))
+	export TZ=UTC
+	mkdir dump
+	local day t names
+	command -v python3 >/dev/null 2>&1 || skip "python3 is not installed"
+	for day in 0 1 2 3; do
+		put d.raw $((day * 65536)) 10
+		t=$((1704070800 + day * 86400))
+		case $day in
+		2) VMABACK_TEST_NOW=$t run vb backup -q --set s --state-dir st -d drive-scsi0=d.raw \
+			--dumpdir dump --vmid 100 --checkpoint c$day --mode differential --since c0 ;;
+		*) VMABACK_TEST_NOW=$t run vb backup -q --set s --state-dir st -d drive-scsi0=d.raw \
+			--dumpdir dump --vmid 100 --checkpoint c$day ;;
+		esac
+		expect_rc 0
+	done
+	entries dump vzdump-qemu-100-2024_01_01-01_00_00.vma.zst vzdump-qemu-100-2024_01_01-01_00_00.log \
+		vzdump-qemu-100-2024_01_02-01_00_00.vmainc.zst vzdump-qemu-100-2024_01_02-01_00_00.log \
+		vzdump-qemu-100-2024_01_03-01_00_00.vmadiff.zst vzdump-qemu-100-2024_01_03-01_00_00.log \
+		vzdump-qemu-100-2024_01_04-01_00_00.vmainc.zst vzdump-qemu-100-2024_01_04-01_00_00.log
+	names=$(pve_listed dump)
+	[ "$names" = vzdump-qemu-100-2024_01_01-01_00_00.vma.zst ] ||
+		fail "Proxmox would list as backups: $names"
+	run vb ls --dumpdir dump --json
+	expect_rc 0
+	[ "$(jq_py "$OUT" '[x["kind"] for x in d]')" = \
+		"['full', 'incremental', 'differential', 'incremental']" ] ||
+		fail "ls: $(jq_py "$OUT" '[x["kind"] for x in d]')"
+	[ "$(jq_py "$OUT" '[x["complete"] for x in d]')" = "[True, True, True, True]" ] ||
+		fail "ls: chains $(cat "$OUT")"
+	run vb restore -q dump/vzdump-qemu-100-2024_01_01-01_00_00.vma.zst \
+		dump/vzdump-qemu-100-2024_01_03-01_00_00.vmadiff.zst \
+		dump/vzdump-qemu-100-2024_01_04-01_00_00.vmainc.zst --to r
+	expect_rc 0
+	same r/disk-drive-scsi0.raw d.raw
+	# an incremental written by an older vmaback under a full's name
+	mv dump/vzdump-qemu-100-2024_01_02-01_00_00.vmainc.zst \
+		dump/vzdump-qemu-100-2024_01_02-01_00_00.vma.zst
+	run vb ls --dumpdir dump --json
+	expect_rc 0
+	[ "$(jq_py "$OUT" '[x["kind"] for x in d]')" = \
+		"['full', 'incremental', 'differential', 'incremental']" ] ||
+		fail "ls with an old name: $(jq_py "$OUT" '[x["kind"] for x in d]')"
+	# (the state names the path an archive was written to: prune deletes that)
+	mv dump/vzdump-qemu-100-2024_01_02-01_00_00.vma.zst \
+		dump/vzdump-qemu-100-2024_01_02-01_00_00.vmainc.zst
+	run vb prune --set s --state-dir st --dumpdir dump --keep-last 1
+	expect_rc 0
+	entries dump vzdump-qemu-100-2024_01_01-01_00_00.vma.zst vzdump-qemu-100-2024_01_01-01_00_00.log \
+		vzdump-qemu-100-2024_01_03-01_00_00.vmadiff.zst vzdump-qemu-100-2024_01_03-01_00_00.log \
+		vzdump-qemu-100-2024_01_04-01_00_00.vmainc.zst vzdump-qemu-100-2024_01_04-01_00_00.log
+	# a synthetic full of the chain is a full: a full's name is what it gets
+	run vb merge -q dump/vzdump-qemu-100-2024_01_01-01_00_00.vma.zst \
+		dump/vzdump-qemu-100-2024_01_03-01_00_00.vmadiff.zst \
+		dump/vzdump-qemu-100-2024_01_04-01_00_00.vmainc.zst -o m.vma
+	expect_rc 0
+	run vb ls --dumpdir . --json
+	[ "$(jq_py "$OUT" '[x["kind"] for x in d]')" = "['full']" ] || fail "merge: $(cat "$OUT")"
+}
+
+tcase dumpdir_kinds dumpdir_kinds
 tcase shuffled shuffled
 tcase vzdump_zst vzdump_zst
 tcase extent_sizes extent_sizes

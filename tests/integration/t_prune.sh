@@ -21,11 +21,19 @@ bk() {
 	VMABACK_TEST_NOW=$((1704070800 + day * 86400)) run vb backup -q --set s \
 		--state-dir "$SD" -d drive-scsi0=d.raw --dumpdir "$DD" --vmid 100 "$@"
 	expect_rc 0
+	# incrementals and differentials are not named like full vzdump backups
+	KIND[$day]=.vma
+	ls "$DD" | grep -q "^$(name "$day" .vmainc)" && KIND[$day]=.vmainc
+	ls "$DD" | grep -q "^$(name "$day" .vmadiff)" && KIND[$day]=.vmadiff
+	true
 }
+declare -A KIND
 
-# name DAY [EXT]: the archive name of day DAY.
+# name DAY [EXT]: the archive name of day DAY (EXT .vma... follows its kind).
 name() {
-	echo "vzdump-qemu-100-$(date -u -d @$((1704070800 + $1 * 86400)) +%Y_%m_%d-%H_%M_%S)${2-.vma.zst}"
+	local ext=${2-.vma.zst}
+	case $ext in .vma*) ext=${KIND[$1]:-.vma}${ext#.vma} ;; esac
+	echo "vzdump-qemu-100-$(date -u -d @$((1704070800 + $1 * 86400)) +%Y_%m_%d-%H_%M_%S)$ext"
 }
 
 pr() {
@@ -99,7 +107,7 @@ prune_dependencies() {
 	expect_rc 0
 	[ "$(grep -c '^would remove' "$OUT")" = 5 ] || fail "dry run: not 5 to remove"
 	expect_out "^keep .*$(name 5).*restoring .* needs it"
-	[ "$(ls "$DD" | grep -c 'vma.zst$')" = 7 ] || fail "the dry run removed files"
+	[ "$(ls "$DD" | grep -c 'zst$')" = 7 ] || fail "the dry run removed files"
 	# protect day 3: days 0..3 stay (its chain), 4 goes
 	: >"$DD/$(name 3).protected"
 	pr --keep-last 1
@@ -134,7 +142,7 @@ prune_killed() {
 	done
 	VMABACK_TEST_KILL_AFTER_STATE=1 run vb prune --set s --state-dir "$SD" --keep-daily 1
 	expect_rc 137
-	[ "$(ls "$DD" | grep -c 'vma.zst$')" = 4 ] || fail "files were deleted before the crash"
+	[ "$(ls "$DD" | grep -c 'zst$')" = 4 ] || fail "files were deleted before the crash"
 	run vb ls --set s --state-dir "$SD" --json
 	expect_rc 0
 	[ "$(jq_py "$OUT" '[x["status"] for x in d]')" = "['pruned', 'pruned', 'ok', 'latest']" ] ||
@@ -169,7 +177,7 @@ prune_locked() {
 	kill "$lp" 2>/dev/null
 	wait "$lp" 2>/dev/null || true
 	expect_fail 4 prune 'locked'
-	[ "$(ls "$DD" | grep -c 'vma.zst$')" = 2 ] || fail "a locked prune removed files"
+	[ "$(ls "$DD" | grep -c 'zst$')" = 2 ] || fail "a locked prune removed files"
 	pr --keep-last x
 	expect_fail 2 prune 'keep-last x'
 	run vb prune --keep-last 1
@@ -212,9 +220,56 @@ deep_flipped_bits() {
 	done
 }
 
+# A FIFO, a device, a symbolic link, a directory with an archive's name:
+# ls and prune neither hang on it (open without blocking) nor treat it as
+# an archive; a warning names each one, and prune leaves it alone.
+not_regular() {
+	setup
+	bk 0
+	bk 1 --mode full
+	mkfifo "$DD/vzdump-qemu-100-2020_01_01-00_00_00.vma"
+	mkfifo "$DD/fifo.vma.zst"
+	ln -s /dev/zero "$DD/zero.vma"
+	ln -s "$(name 0)" "$DD/link.vma.zst"
+	mkdir "$DD/dir.vma"
+	local VB_TIMEOUT=20 f
+	for args in "--dumpdir $DD" "--set s --state-dir $SD --dumpdir $DD" \
+		"--dumpdir $DD --json"; do
+		# shellcheck disable=SC2086
+		run vb ls $args
+		expect_rc 0
+		for f in vzdump-qemu-100-2020_01_01-00_00_00.vma fifo.vma.zst; do
+			grep -q "^WARN: $DD/$f: a FIFO, not an archive file: skipped" "$ERR" ||
+				fail "ls $args: no warning for $f"
+		done
+		expect_err "zero.vma: a symbolic link"
+		expect_err "link.vma.zst: a symbolic link"
+		expect_err "dir.vma: a directory"
+		grep -q 'fifo\|zero\|link\|dir\.vma' "$OUT" && fail "ls $args lists a skipped file"
+	done
+	pr --keep-last 1
+	expect_rc 0
+	expect_err "fifo.vma.zst: a FIFO"
+	expect_out 'removed 1 checkpoint and 1 archive file '
+	[ -p "$DD/fifo.vma.zst" ] && [ -p "$DD/vzdump-qemu-100-2020_01_01-00_00_00.vma" ] &&
+		[ -L "$DD/zero.vma" ] && [ -d "$DD/dir.vma" ] || fail "prune removed a skipped file"
+	# a pruned record whose file became a FIFO: prune deletes nothing, and ends
+	bk 2 --mode full
+	mv "$DD/$(name 1)" "$DD/keep.vma.zst"
+	mkfifo "$DD/$(name 1)"
+	VMABACK_TEST_KILL_AFTER_STATE=1 run vb prune --set s --state-dir "$SD" --keep-last 1
+	expect_rc 137
+	rm "$DD/$(name 1)"
+	mkfifo "$DD/$(name 1)"
+	pr --keep-last 1
+	expect_rc 0
+	[ -p "$DD/$(name 1)" ] || fail "prune deleted a FIFO under a pruned archive's name"
+}
+
 tcase dumpdir_files dumpdir_files
 tcase ls_chains ls_chains
 tcase prune_dependencies prune_dependencies
 tcase prune_killed prune_killed
 tcase prune_locked prune_locked
+tcase not_regular not_regular
 tcase deep_flipped_bits deep_flipped_bits

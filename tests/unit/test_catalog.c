@@ -213,6 +213,22 @@ static void test_dumpdir_names(void **st)
 	assert_string_equal(n, "/d/x.vma.zst.notes");
 	free(n);
 	assert_true(vb_dumpdir_is_archive_name("a.vma.gz"));
+	/* partial archives: names Proxmox does not list as vzdump backups */
+	n = vb_dumpdir_kind_name("/d/x.vma.zst", "incremental");
+	assert_string_equal(n, "/d/x.vmainc.zst");
+	free(n);
+	n = vb_dumpdir_kind_name("/d/x.vma", "differential");
+	assert_string_equal(n, "/d/x.vmadiff");
+	free(n);
+	n = vb_dumpdir_kind_name("/d/x.vma", "full");
+	assert_string_equal(n, "/d/x.vma");
+	free(n);
+	assert_null(vb_dumpdir_kind_name("/d/x.raw", "full"));
+	assert_true(vb_dumpdir_is_archive_name("a.vmainc.zst"));
+	assert_true(vb_dumpdir_is_archive_name("a.vmadiff"));
+	n = vb_dumpdir_sibling("/d/x.vmainc.zst", "log");
+	assert_string_equal(n, "/d/x.log");
+	free(n);
 	assert_false(vb_dumpdir_is_archive_name(".a.vma.zst"));
 	assert_false(vb_dumpdir_is_archive_name("a.vma.zst.notes"));
 	assert_false(vb_dumpdir_is_archive_name(".vma"));
