@@ -15,7 +15,10 @@ if git -C "$src" rev-parse --git-dir >/dev/null 2>&1; then
 else
 	(cd "$src" && tar cf - --exclude='./build*' .)
 fi | (cd "$out/src" && tar xf -)
-(cd "$out/src" && dpkg-buildpackage -us -uc -b >"$out/build.log" 2>&1) || {
+# The package's make is its own: nothing of a calling make (make check's
+# B=build-san, sanitizer flags, job server) may reach it.
+(cd "$out/src" && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEOVERRIDES -u B \
+	-u EXTRA_CFLAGS -u EXTRA_LDFLAGS dpkg-buildpackage -us -uc -b >"$out/build.log" 2>&1) || {
 	tail -40 "$out/build.log" >&2
 	echo "make-deb: dpkg-buildpackage failed (log: $out/build.log)" >&2
 	exit 1
