@@ -117,7 +117,7 @@ class Test:
         self.budget = float(os.environ.get("BUDGET", "60"))
         self.nsets = int(os.environ.get("SETS", "3"))
         self.verbose = os.environ.get("VERBOSE") == "1"
-        self.faults = os.environ.get("FAULTS", "enospc,kill,term,shrink").split(",")
+        self.faults = os.environ.get("FAULTS", "enospc,kill,term,shrink,early").split(",")
         self.rng = random.Random(self.seed)
         self.work = tempfile.mkdtemp(prefix="chain_random.", dir=os.path.abspath(work))
         os.chdir(self.work)
@@ -130,7 +130,7 @@ class Test:
         self.stats = dict(runs=0, ok=0, refused=0, kills=0, kills_after_commit=0,
                           terms=0, enospc=0, shrinks=0, faults_missed=0,
                           restores=0, drives_compared=0, merges=0, differentials=0,
-                          removes=0, commits=0, discards=0, leftovers=0)
+                          removes=0, commits=0, discards=0, leftovers=0, early=0)
         self.mount_ok = os.geteuid() == 0
         self.mounts = []
         if self.mount_ok and subprocess.run(
@@ -188,7 +188,7 @@ class Test:
             return sorted(names)
         st = json.loads(raw)
         used = set(st.get("manifests") or [])
-        # retired: removed checkpoints whose archives a later one builds on
+        # retired: removed checkpoints whose archives a kept one still needs
         for c in (st.get("checkpoints") or []) + (st.get("retired") or []) + \
                 ([st["pending"]] if st.get("pending") else []):
             for dr in c["drives"]:
@@ -331,10 +331,14 @@ class Test:
             since = rng.choice(pool).name if pool else "nosuch"
         refusal, kind, parent, clusters, delta = self.plan(s, mode, since, now)
         zst = rng.random() < 0.4
-        out_mode = rng.choices(["file", "redirect", "pipe"], [60, 20, 20])[0]
+        out_mode = rng.choices(["file", "redirect", "pipe", "cmd"], [50, 15, 20, 15])[0]
         fault = None
         if refusal is None and not s.pending and rng.random() < 0.3:
-            fault = rng.choice(["enospc", "kill", "term", "shrink", "kill"])
+            if out_mode in ("pipe", "cmd") and rng.random() < 0.4:
+                # a consumer that stops reading early and exits 0
+                fault = "early"
+            elif out_mode != "cmd":
+                fault = rng.choice(["enospc", "kill", "term", "shrink", "kill"])
             if fault not in self.faults:
                 fault = None
         no_commit = refusal is None and fault is None and rng.random() < 0.06
@@ -369,11 +373,16 @@ class Test:
             args += ["--checkpoint", ckname]
         if no_commit:
             args += ["--no-commit"]
-        elif out_mode != "file":
+        elif out_mode in ("redirect", "pipe"):
             args += ["--commit"]  # -o - leaves it pending unless asked
         if zst and out_mode != "file":
             args += ["--compress", "zstd"]
-        args += ["-o", out if out_mode == "file" else "-"]
+        if out_mode == "cmd":
+            # the consumer's exit status says whether it stored the bytes
+            early = "head -c %d" % rng.randint(1, 64) if fault == "early" else "cat"
+            args += ["--output-cmd", "%s > '%s'" % (early, out)]
+        else:
+            args += ["-o", out if out_mode == "file" else "-"]
         duration = 0.0
         if fault in ("kill", "term", "shrink"):
             # What vmaback will read: every data extent (incremental and
@@ -421,7 +430,7 @@ class Test:
         errf = open(os.path.join(self.work, "stderr"), "w+b")
         outf = open(os.path.join(self.work, "stdout"), "w+b")
         cat = None
-        if out_mode == "file":
+        if out_mode in ("file", "cmd"):
             p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=outf, stderr=errf)
         elif out_mode == "redirect":
             with open(out, "wb") as o:
@@ -429,7 +438,10 @@ class Test:
         else:
             p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                  stderr=errf)
-            cat = subprocess.Popen(["sh", "-c", 'cat > "$1"', "sh", out], stdin=p.stdout)
+            # "early": a consumer that reads a few bytes and exits 0
+            cat = subprocess.Popen(["sh", "-c", 'cat > "$1"' if fault != "early" else
+                                    'head -c "$2" > "$1"', "sh", out,
+                                    str(self.rng.randint(1, 64))], stdin=p.stdout)
             p.stdout.close()
         landed = True
         if fault in ("kill", "term", "shrink"):
@@ -523,6 +535,14 @@ class Test:
             return self.success(s, {"uuid": last["uuid"], "checkpoint": last["name"],
                                     "kind": last["kind"]}, stderr, kind, parent, clusters,
                                 delta, now, out, ckname, no_commit)
+        if fault == "early":
+            # Whether the consumer was gone before the last write (a broken
+            # pipe) or left bytes unread in the pipe, the backup failed.
+            self.stats["early"] += 1
+            if rc != 1 or not has(r"never read|before the end of the archive|closed the pipe", stderr):
+                self.fail("a consumer that read a few bytes and exited 0: expected exit 1 "
+                          "and a message saying so, got %d:\n%s" % (rc, stderr))
+            return self.after_failure(s, unchanged, out, out_mode, arch_before, killed=False)
         if fault == "term" and landed and rc == 143:
             self.stats["terms"] += 1
             if not has("interrupted", stderr):
@@ -774,11 +794,11 @@ class Test:
         st = self.stats
         print("t_chain_random: seed %d: %d runs (%d ok, %d refused as expected), %d kills "
               "(%d after the commit; %d times leftovers cleaned by the next run), %d SIGTERMs, "
-              "%d disk-full, %d shrinks, %d faults that missed; %d differentials, %d removes, %d commits, %d pending discarded; "
+              "%d disk-full, %d shrinks, %d consumers that stopped early, %d faults that missed; %d differentials, %d removes, %d commits, %d pending discarded; "
               "%d chain restores (%d drives compared), %d merges; %.1f s"
               % (self.seed, st["runs"], st["ok"], st["refused"], st["kills"],
                  st["kills_after_commit"], st["leftovers"], st["terms"], st["enospc"], st["shrinks"],
-                 st["faults_missed"], st["differentials"], st["removes"], st["commits"],
+                 st["early"], st["faults_missed"], st["differentials"], st["removes"], st["commits"],
                  st["discards"], st["restores"], st["drives_compared"], st["merges"],
                  time.time() - t0), flush=True)
         os.chdir("/")
