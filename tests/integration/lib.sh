@@ -205,6 +205,15 @@ rand() {
 	head -c "$2" /dev/urandom >"$1"
 }
 
+# loopdev FILE: attaches FILE to a free loop device, its name in DEV,
+# detached when the case ends; skips without root, losetup or a free device.
+loopdev() {
+	[ "$(id -u)" = 0 ] || skip "needs root for losetup"
+	command -v losetup >/dev/null 2>&1 || skip "losetup missing"
+	DEV=$(losetup -f --show "$1" 2>/dev/null) || skip "no loop device available"
+	trap 'losetup -d "$DEV" 2>/dev/null' EXIT
+}
+
 # put FILE OFFSET BYTES [SRC]: writes BYTES bytes of SRC (default random) at OFFSET.
 put() {
 	dd if="${4:-/dev/urandom}" of="$1" bs=4096 count="$3" iflag=count_bytes \

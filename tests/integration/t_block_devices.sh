@@ -4,15 +4,6 @@
 # drive is refused before anything is written, and a chain restores onto one.
 . "$T_SRCDIR/lib.sh"
 
-# loopdev FILE: attaches FILE to a free loop device (name in DEV), detached
-# when the case ends.
-loopdev() {
-	[ "$(id -u)" = 0 ] || skip "needs root for losetup"
-	command -v losetup >/dev/null 2>&1 || skip "losetup missing"
-	DEV=$(losetup -f --show "$1" 2>/dev/null) || skip "no loop device available"
-	trap 'losetup -d "$DEV" 2>/dev/null' EXIT
-}
-
 # ones FILE BYTES: a file of 0xff bytes (old data a restore must replace).
 ones() {
 	head -c "$2" /dev/zero | tr '\0' '\377' >"$1"

@@ -46,13 +46,11 @@ targets_by_inode() {
 }
 
 targets_by_device() {
-	[ "$(id -u)" = 0 ] || skip "needs root for losetup and mknod"
-	command -v losetup >/dev/null 2>&1 || skip "losetup missing"
 	two
 	truncate -s 2M disk
 	local dev
-	dev=$(losetup -f --show disk 2>/dev/null) || skip "no loop device available"
-	trap 'losetup -d "$dev" 2>/dev/null' EXIT
+	loopdev disk # (root also for mknod)
+	dev=$DEV
 	# a second node for the same device
 	mknod node b "$(stat -c '%t' "$dev" | xargs printf '%d')" \
 		"$(stat -c '%T' "$dev" | xargs printf '%d')"
@@ -78,13 +76,11 @@ output_onto_source() {
 }
 
 output_onto_device() {
-	[ "$(id -u)" = 0 ] || skip "needs root for losetup"
-	command -v losetup >/dev/null 2>&1 || skip "losetup missing"
 	rand disk 1048576
 	cp disk keep
 	local dev
-	dev=$(losetup -f --show disk 2>/dev/null) || skip "no loop device available"
-	trap 'losetup -d "$dev" 2>/dev/null' EXIT
+	loopdev disk
+	dev=$DEV
 	ln -s "$dev" link
 	run vb backup -d d="$dev" -o link --force
 	expect_fail 2 backup "the output link is drive d's source $dev.*refused"
