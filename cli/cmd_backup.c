@@ -7,7 +7,6 @@
 #include <sys/stat.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -222,26 +221,19 @@ static int outside_state(const struct backup_args *a)
 }
 
 /* The set's state, locked; with --lockwait, waits for another run's lock
- * (checking every second, a signal ends the wait). */
-static double monotonic(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
+ * (checking every second, every 0.1 s for a wait under 10 s; a signal
+ * ends the wait). */
 static struct vb_state *open_state(const struct backup_args *a, const char *dir,
 				   struct vb_error *err)
 {
-	double until = monotonic() + a->lockwait * 60.0;
+	double until = vb_clock_monotonic() + a->lockwait * 60.0;
 	bool said = false;
 	struct vb_state *s;
 
 	for (;;) {
 		s = vb_state_open(dir, a->set, err);
 		if (s || err->cls != VB_E_LOCKED || !a->lockwait || cli_interrupted ||
-		    monotonic() >= until)
+		    vb_clock_monotonic() >= until)
 			break;
 		if (!said)
 			cli_info(a->quiet, "INFO: %s; waiting for it, up to %g minute%s (--lockwait)",

@@ -74,21 +74,13 @@ void cli_info(bool quiet, const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 void cli_progress_init(struct cli_progress *p, enum cli_progress_mode mode)
 {
 	memset(p, 0, sizeof(*p));
 	if (mode == CLI_PROGRESS_AUTO)
 		mode = isatty(STDERR_FILENO) ? CLI_PROGRESS_BAR : CLI_PROGRESS_LOG;
 	p->mode = mode;
-	p->start = now();
+	p->start = vb_clock_monotonic();
 	p->last_drive = -1;
 	p->phase = "";
 }
@@ -140,7 +132,7 @@ static void bar_line(struct cli_progress *p, const struct vb_progress *g, double
 void cli_progress_cb(void *opaque, const struct vb_progress *g)
 {
 	struct cli_progress *p = opaque;
-	double t = now(), el = t - p->start;
+	double t = vb_clock_monotonic(), el = t - p->start;
 	unsigned pct = g->total_size ? (unsigned)(g->total_done * 100 / g->total_size) : 100;
 	bool new_drive = (int)g->drive_index != p->last_drive || strcmp(g->phase, p->phase) != 0;
 

@@ -16,14 +16,6 @@
 
 #include "core/backup/backup_int.h"
 
-static double now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* A line for the person running the backup (printed after prepare). */
 #define note(b, ...) vb_notes_add(&(b)->notes, __VA_ARGS__)
 
@@ -715,7 +707,7 @@ int vb_backup_run(struct vb_backup *b, struct vb_writer *sink, struct vb_backup_
 {
 	struct run r = { .b = b, .err = err, .res = res };
 	int64_t ctime = vb_clock_now();
-	double t0 = now_seconds();
+	double t0 = vb_clock_monotonic();
 	int rc = -1;
 
 	memset(res, 0, sizeof(*res));
@@ -812,6 +804,6 @@ done:
 	vma_writer_free(r.vw);
 	vb_ratelimit_free(r.rl);
 	free(r.buf);
-	res->seconds = now_seconds() - t0;
+	res->seconds = vb_clock_monotonic() - t0;
 	return rc;
 }

@@ -41,6 +41,9 @@ void vb_error_clear(struct vb_error *err);
  * record. For tests only, VMABACK_TEST_NOW=SECONDS sets it. */
 int64_t vb_clock_now(void);
 int64_t vb_clock_now_ns(void);
+/* Seconds on the monotonic clock, for durations and deadlines (never set
+ * by VMABACK_TEST_NOW: a wait must end whatever the wall clock says). */
+double vb_clock_monotonic(void);
 
 /* ============================================================== cancel */
 

@@ -18,11 +18,8 @@ struct vb_ratelimit {
 
 static double real_clock(void *opaque)
 {
-	struct timespec ts;
-
 	(void)opaque;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return vb_clock_monotonic();
 }
 
 static void real_sleep(void *opaque, double seconds)
