@@ -8,11 +8,18 @@ kind_of() {
 	sed -n 's/.*"kind":"\([a-z]*\)".*/\1/p' "$OUT"
 }
 
+# hold_lock SECS: another run holds set s's lock for SECS seconds (its pid
+# in HOLDER).
+hold_lock() {
+	mkdir -p st/s
+	flock -o st/s/lock sleep "$1" &
+	HOLDER=$!
+	sleep 0.3
+}
+
 lockwait_waits() {
 	rand a 100000
-	mkdir -p st/s
-	flock -o st/s/lock sleep 2 &
-	sleep 0.3
+	hold_lock 2
 	run vb backup --set s --state-dir st -d a=a -o x.vma --lockwait 1
 	expect_rc 0
 	grep -q "locked by another vmaback run; waiting for it, up to 1 minute (--lockwait)" "$ERR" ||
@@ -22,31 +29,27 @@ lockwait_waits() {
 
 lockwait_gives_up() {
 	rand a 100000
-	mkdir -p st/s
-	flock -o st/s/lock sleep 5 &
-	sleep 0.3
+	hold_lock 5
 	run vb backup --set s --state-dir st -d a=a -o x.vma --lockwait 0.02
 	expect_rc 4
 	grep -q "backup set 's' is still locked after 0.02 minutes (--lockwait)" "$ERR" ||
 		fail "no 'still locked' message"
 	absent x.vma
-	kill %1 2>/dev/null || true
+	kill "$HOLDER" 2>/dev/null || true
 	wait
 }
 
 lockwait_signal() {
+	local p rc=0
 	rand a 100000
-	mkdir -p st/s
-	flock -o st/s/lock sleep 20 &
-	local holder=$! p rc=0
-	sleep 0.3
+	hold_lock 20
 	"$VMABACK" backup --set s --state-dir st -d a=a -o x.vma --lockwait 5 2>err &
 	p=$!
 	sleep 0.5
 	kill -HUP "$p"
 	wait "$p" || rc=$?
-	kill "$holder" 2>/dev/null || true
-	wait "$holder" 2>/dev/null || true
+	kill "$HOLDER" 2>/dev/null || true
+	wait "$HOLDER" 2>/dev/null || true
 	[ "$rc" -eq 129 ] || fail "exit $rc after SIGHUP, expected 129: $(cat err)"
 	grep -q "interrupted while waiting for the lock" err || fail "message: $(cat err)"
 	absent x.vma
