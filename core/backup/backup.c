@@ -750,12 +750,8 @@ int vb_backup_run(struct vb_backup *b, struct vb_writer *sink, struct vb_backup_
 		 * maps stay as they were, so the next run holds these changes. */
 		res->skipped = true;
 		res->checkpoint[0] = '\0';
-		drop_new_files(b);
-		bk_images_finish(b, BK_FAILED);
-		vb_writer_discard(r.out);
-		r.out = NULL;
 		rc = 0;
-		goto done;
+		goto fail; /* the failure path's clean-up, with exit 0 */
 	}
 	{
 		/* What the copy pass covered (all of a full backup, the planned
@@ -797,10 +793,10 @@ int vb_backup_run(struct vb_backup *b, struct vb_writer *sink, struct vb_backup_
 fail:
 	if (r.out)
 		vb_writer_discard(r.out);
-	if (rc < 0)
+	if (rc < 0 || res->skipped)
 		drop_new_files(b);
-	bk_images_finish(b, rc < 0 ? BK_FAILED : b->o.no_commit ? BK_PENDING : BK_COMMITTED);
-done:
+	bk_images_finish(b, rc < 0 || res->skipped ? BK_FAILED :
+			 b->o.no_commit ? BK_PENDING : BK_COMMITTED);
 	vma_writer_free(r.vw);
 	vb_ratelimit_free(r.rl);
 	free(r.buf);
