@@ -44,6 +44,9 @@ int64_t vb_clock_now_ns(void);
 /* Seconds on the monotonic clock, for durations and deadlines (never set
  * by VMABACK_TEST_NOW: a wait must end whatever the wall clock says). */
 double vb_clock_monotonic(void);
+/* For tests only: with VMABACK_TEST_CRASH=POINT in the environment, the
+ * process SIGKILLs itself when it reaches POINT (a crash there). */
+void vb_crash_point(const char *point);
 
 /* ============================================================== cancel */
 

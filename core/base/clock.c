@@ -1,6 +1,8 @@
 /* clock.c: the wall clock of backups (checkpoint names, archive times,
  * generated archive names), which tests can set (VMABACK_TEST_NOW). */
 #include <errno.h>
+#include <signal.h>
+#include <string.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -48,4 +50,14 @@ double vb_clock_monotonic(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* VMABACK_TEST_CRASH=POINT is for tests only: the process kills itself with
+ * SIGKILL at the named point, as a crash or `kill -9` would there. */
+void vb_crash_point(const char *point)
+{
+	const char *v = getenv("VMABACK_TEST_CRASH");
+
+	if (v && strcmp(v, point) == 0)
+		raise(SIGKILL);
 }
