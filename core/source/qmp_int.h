@@ -53,6 +53,8 @@ const char *vb_qmp_error_class(const struct vb_qmp *q);
  * the caller. 0, or -1 (VB_E_FAIL: timed out, or the connection closed). */
 int vb_qmp_wait_event(struct vb_qmp *q, const char *name, const char *key, const char *value,
 		      int timeout_ms, json_object **data, struct vb_error *err);
+/* Drops the queued events (say, those of a phase that is over). */
+void vb_qmp_events_clear(struct vb_qmp *q);
 void vb_qmp_close(struct vb_qmp *q);
 
 /* A JSON string literal of s ("\"...\"", escaped), in a static ring of 8
@@ -63,5 +65,8 @@ const char *vb_qmp_str(const char *s);
 const char *vb_json_str(json_object *o, const char *key);      /* NULL if absent */
 bool vb_json_bool(json_object *o, const char *key, bool dflt);
 int64_t vb_json_int(json_object *o, const char *key, int64_t dflt);
+/* Whether len bytes of s are UTF-8 (QEMU refuses other bytes; a 0xff
+ * resets the guest agent's parser). */
+bool vb_json_is_utf8(const char *s, size_t len);
 
 #endif
