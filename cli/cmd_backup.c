@@ -531,7 +531,7 @@ const struct command cmd_backup = {
 	"                         QOM path, drive id or node name)\n"
 	"      --scratch-dir DIR  where the point-in-time copies of blocks the\n"
 	"                         guest overwrites during the backup go (default:\n"
-	"                         the set's state directory's scratch/); each disk's\n"
+	"                         the state directory's .scratch/); each disk's\n"
 	"                         file can grow to the disk's size. When it fills,\n"
 	"                         the backup fails, never a guest write\n"
 	"      --fsfreeze         freeze the guest's file systems for the point in\n"

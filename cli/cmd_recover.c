@@ -97,7 +97,7 @@ const struct command cmd_recover = {
 	"      --set NAME         the backup set\n"
 	"      --state-dir DIR    where sets keep their state\n"
 	"      --scratch-dir DIR  where the backup put its scratch files (if not the\n"
-	"                         default, the set's state directory's scratch/)\n"
+	"                         default, the state directory's .scratch/)\n"
 	"  -h, --help             show this help\n"
 	"\n"
 	"Exit status: 0 success, 1 QEMU refused a command, 2 usage error, 4 the set or\n"

@@ -65,10 +65,17 @@ struct vb_live *cli_live_open(const struct cli_live_args *a, struct vb_state *st
 
 	if (!rdir)
 		return NULL;
-	if (a->scratch_dir)
+	/* The state root's .scratch: never a set's name (no set starts with
+	 * '.'), and nothing inside a set's own directory but its state. */
+	if (a->scratch_dir) {
 		sdir = strdup(a->scratch_dir);
-	else if (asprintf(&sdir, "%s/scratch", vb_state_path(state)) < 0)
-		sdir = NULL;
+	} else {
+		const char *set_dir = vb_state_path(state), *slash = strrchr(set_dir, '/');
+		int len = slash ? (int)(slash - set_dir) : 1;
+
+		if (asprintf(&sdir, "%.*s/.scratch", len, slash ? set_dir : ".") < 0)
+			sdir = NULL;
+	}
 	if (!sdir) {
 		vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
 		goto out;

@@ -153,7 +153,7 @@ static int drop_exports(struct vb_live *l, struct vb_error *err)
 
 	if (vb_qmp_exec(l->q, "query-block-exports", NULL, &ex, err) < 0)
 		return -1;
-	for (size_t i = 0; i < json_object_array_length(ex); i++) {
+	for (size_t i = 0; i < live_len(ex); i++) {
 		const char *id = vb_json_str(json_object_array_get_idx(ex, i), "id");
 
 		if (!live_has_prefix(id, LIVE_EXPORT))
@@ -183,21 +183,21 @@ static char *filtered_node(struct vb_live *l, const char *cbw, struct vb_error *
 	if (!json_object_object_get_ex(g, "nodes", &nodes) ||
 	    !json_object_object_get_ex(g, "edges", &edges))
 		goto out;
-	for (size_t i = 0; i < json_object_array_length(nodes); i++) {
+	for (size_t i = 0; i < live_len(nodes); i++) {
 		json_object *n = json_object_array_get_idx(nodes, i);
 		const char *name = vb_json_str(n, "name");
 
 		if (name && strcmp(name, cbw) == 0)
 			pid = vb_json_int(n, "id", -1);
 	}
-	for (size_t i = 0; pid >= 0 && i < json_object_array_length(edges); i++) {
+	for (size_t i = 0; pid >= 0 && i < live_len(edges); i++) {
 		json_object *e = json_object_array_get_idx(edges, i);
 		const char *name = vb_json_str(e, "name");
 
 		if (vb_json_int(e, "parent", -2) == pid && name && strcmp(name, "file") == 0)
 			cid = vb_json_int(e, "child", -1);
 	}
-	for (size_t i = 0; cid >= 0 && i < json_object_array_length(nodes); i++) {
+	for (size_t i = 0; cid >= 0 && i < live_len(nodes); i++) {
 		json_object *n = json_object_array_get_idx(nodes, i);
 
 		if (vb_json_int(n, "id", -2) == cid && vb_json_str(n, "name"))
@@ -232,7 +232,7 @@ static int restore_devices(struct vb_live *l, struct vb_error *err)
 
 	if (vb_qmp_exec(l->q, "query-block", NULL, &bl, err) < 0)
 		return -1;
-	for (size_t i = 0; i < json_object_array_length(bl); i++) {
+	for (size_t i = 0; i < live_len(bl); i++) {
 		json_object *b = json_object_array_get_idx(bl, i), *ins;
 		const char *node, *qdev = vb_json_str(b, "qdev");
 		char *under, *path;
@@ -268,7 +268,7 @@ static int drop_nodes(struct vb_live *l, const char *prefix, struct vb_error *er
 
 	if (live_nodes(l, &nodes, err) < 0)
 		return -1;
-	for (size_t i = 0; i < json_object_array_length(nodes); i++) {
+	for (size_t i = 0; i < live_len(nodes); i++) {
 		const char *n = vb_json_str(json_object_array_get_idx(nodes, i), "node-name");
 
 		if (live_has_prefix(n, prefix) &&
@@ -430,7 +430,7 @@ static bool backed_up(json_object *b, const char **node)
 	return *node && !vb_json_bool(ins, "ro", false);
 }
 
-static int find_drives(struct vb_live *l, struct vb_error *err)
+static int find_drives(struct vb_live *l, const struct vb_live_opts *o, struct vb_error *err)
 {
 	json_object *bl = NULL;
 	const char *node;
@@ -442,10 +442,10 @@ static int find_drives(struct vb_live *l, struct vb_error *err)
 		oom(err);
 		goto out;
 	}
-	for (size_t k = 0; k < (l->o.ndrives ? l->o.ndrives : 1); k++) {
+	for (size_t k = 0; k < (o->ndrives ? o->ndrives : 1); k++) {
 		bool found = false;
 
-		for (size_t i = 0; i < json_object_array_length(bl); i++) {
+		for (size_t i = 0; i < live_len(bl); i++) {
 			json_object *b = json_object_array_get_idx(bl, i);
 			char *id;
 			bool hit;
@@ -453,24 +453,24 @@ static int find_drives(struct vb_live *l, struct vb_error *err)
 			if (!backed_up(b, &node))
 				continue;
 			id = device_id(vb_json_str(b, "qdev"));
-			hit = !l->o.ndrives || matches(b, node, id, l->o.devices[k]);
+			hit = !o->ndrives || matches(b, node, id, o->devices[k]);
 			free(id);
-			if (hit && add_drive(l, b, l->o.ndrives ? l->o.names[k] : NULL, err) < 0)
+			if (hit && add_drive(l, b, o->ndrives ? o->names[k] : NULL, err) < 0)
 				goto out;
 			found = found || hit;
-			if (hit && l->o.ndrives)
+			if (hit && o->ndrives)
 				break;
 		}
-		if (l->o.ndrives && !found) {
+		if (o->ndrives && !found) {
 			vb_error_set(err, VB_E_USAGE, 0, "drive %s: the VM has no writable disk %s "
 				     "(a device id, QOM path, drive id or node name of query-block)",
-				     l->o.names[k], l->o.devices[k]);
+				     o->names[k], o->devices[k]);
 			goto out;
 		}
 	}
 	if (l->n == 0) {
 		vb_error_set(err, VB_E_USAGE, 0, "the VM of QMP socket %s has no writable disk "
-			     "with media", l->o.qmp);
+			     "with media", o->qmp);
 		goto out;
 	}
 	rc = 0;
@@ -490,6 +490,17 @@ struct vb_live *vb_live_open(const struct vb_live_opts *o, struct vb_error *err)
 	}
 	l->o = *o;
 	l->lock_fd = -1;
+	/* Kept: copies of the caller's strings. */
+	l->o.qmp = l->own[0] = strdup(o->qmp);
+	l->o.set = l->own[1] = strdup(o->set);
+	l->o.scratch_dir = l->own[2] = strdup(o->scratch_dir);
+	l->o.run_dir = l->own[3] = strdup(o->run_dir);
+	l->o.qga = l->own[4] = o->qga ? strdup(o->qga) : NULL;
+	l->o.names = l->o.devices = NULL;
+	if (!l->own[0] || !l->own[1] || !l->own[2] || !l->own[3] || (o->qga && !l->own[4])) {
+		oom(err);
+		goto fail;
+	}
 	if (!o->timeout_ms)
 		l->o.timeout_ms = 30000;
 	if (asprintf(&l->set_prefix, "vmaback/%s/", o->set) < 0 ||
@@ -501,7 +512,7 @@ struct vb_live *vb_live_open(const struct vb_live_opts *o, struct vb_error *err)
 		goto fail;
 	snprintf(what, sizeof(what), "QMP socket %s", o->qmp);
 	l->q = vb_qmp_connect(VB_QMP_MONITOR, o->qmp, what, l->o.timeout_ms, err);
-	if (!l->q || live_cleanup(l, err) < 0 || find_drives(l, err) < 0)
+	if (!l->q || live_cleanup(l, err) < 0 || find_drives(l, o, err) < 0)
 		goto fail;
 	return l;
 fail:
@@ -533,7 +544,7 @@ const char *vb_live_notes(const struct vb_live *l)
 
 static json_object *bitmaps_of(json_object *nodes, const char *node)
 {
-	for (size_t i = 0; i < json_object_array_length(nodes); i++) {
+	for (size_t i = 0; i < live_len(nodes); i++) {
 		json_object *n = json_object_array_get_idx(nodes, i);
 		const char *name = vb_json_str(n, "node-name");
 
@@ -562,7 +573,7 @@ static int judge(struct vb_live *l, struct vb_live_drive *d, json_object *bms,
 {
 	bool seen = false;
 
-	for (size_t i = 0; i < json_object_array_length(bms); i++) {
+	for (size_t i = 0; i < live_len(bms); i++) {
 		json_object *b = json_object_array_get_idx(bms, i);
 		const char *name = vb_json_str(b, "name");
 		bool own = live_has_prefix(name, l->set_prefix) || (name && strcmp(name, l->tmp) == 0);
@@ -611,7 +622,7 @@ int vb_live_recover(struct vb_live *l, const char *keep, struct vb_error *err)
 		}
 	}
 	/* Never an empty transaction (QEMU 7.2 handles some badly). */
-	if (json_object_array_length(acts) > 0) {
+	if (live_len(acts) > 0) {
 		json_object *args = json_object_new_object();
 
 		json_object_object_add(args, "actions", json_object_get(acts));
@@ -648,5 +659,7 @@ void vb_live_close(struct vb_live *l)
 	free(l->ckpt);
 	free(l->frozen_qga);
 	free(l->nbd_path);
+	for (size_t i = 0; i < 5; i++)
+		free(l->own[i]);
 	free(l);
 }

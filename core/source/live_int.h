@@ -28,6 +28,7 @@ enum live_mark {
 
 struct vb_live {
 	struct vb_live_opts o;
+	char *own[5];             /* o's strings, copied */
 	struct vb_qmp *q;
 	int lock_fd;
 	unsigned marks;
@@ -56,5 +57,11 @@ char *live_scratch_path(const struct vb_live *l, size_t i);
 /* Thaws the guest's file systems through agent path (MARK_FROZEN). */
 void live_thaw(struct vb_live *l, const char *path);
 bool live_has_prefix(const char *s, const char *prefix);
+/* The length of array a; 0 when a is not an array (absent, or QEMU
+ * answered something else). */
+static inline size_t live_len(json_object *a)
+{
+	return json_object_is_type(a, json_type_array) ? json_object_array_length(a) : 0;
+}
 
 #endif

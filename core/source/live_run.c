@@ -46,7 +46,7 @@ static int transaction(struct vb_live *l, json_object *acts, struct vb_error *er
 {
 	json_object *args;
 
-	if (json_object_array_length(acts) == 0)
+	if (live_len(acts) == 0)
 		return 0; /* never an empty transaction */
 	if (!(args = json_object_new_object()))
 		return oom(err);
@@ -182,6 +182,7 @@ static int point_in_time(struct vb_live *l, struct vb_error *err)
 	if (running && (live_mark(l, MARK_PAUSED, 0, err) < 0 ||
 			vb_qmp_exec(l->q, "stop", NULL, NULL, err) < 0))
 		goto resume;
+	vb_crash_point("while-paused");
 	if (switch_devices(l, err) < 0 || bitmap_transaction(l, err) < 0)
 		goto resume;
 	rc = 0;
@@ -268,14 +269,14 @@ int vb_live_start(struct vb_live *l, const char *since, const char *ckpt, struct
 
 static bool has_bitmap(json_object *nodes, const char *node, const char *name)
 {
-	for (size_t i = 0; i < json_object_array_length(nodes); i++) {
+	for (size_t i = 0; i < live_len(nodes); i++) {
 		json_object *n = json_object_array_get_idx(nodes, i), *bms;
 		const char *nn = vb_json_str(n, "node-name");
 
 		if (!nn || strcmp(nn, node) != 0 ||
 		    !json_object_object_get_ex(n, "dirty-bitmaps", &bms))
 			continue;
-		for (size_t k = 0; k < json_object_array_length(bms); k++) {
+		for (size_t k = 0; k < live_len(bms); k++) {
 			const char *b = vb_json_str(json_object_array_get_idx(bms, k), "name");
 
 			if (b && strcmp(b, name) == 0)
