@@ -172,16 +172,17 @@ out:
 
 /* The node the filter named cbw sits on (its "file" child), from QEMU's
  * block graph, or NULL. */
-static char *filtered_node(struct vb_live *l, const char *cbw, struct vb_error *err)
+static char *filtered_node(struct vb_live *l, json_object **g, const char *cbw,
+			   struct vb_error *err)
 {
-	json_object *g = NULL, *nodes, *edges;
+	json_object *nodes, *edges;
 	int64_t pid = -1, cid = -1;
 	char *child = NULL;
 
-	if (vb_qmp_exec(l->q, "x-debug-query-block-graph", NULL, &g, err) < 0)
+	if (!*g && vb_qmp_exec(l->q, "x-debug-query-block-graph", NULL, g, err) < 0)
 		return NULL;
-	if (!json_object_object_get_ex(g, "nodes", &nodes) ||
-	    !json_object_object_get_ex(g, "edges", &edges))
+	if (!json_object_object_get_ex(*g, "nodes", &nodes) ||
+	    !json_object_object_get_ex(*g, "edges", &edges))
 		goto out;
 	for (size_t i = 0; i < live_len(nodes); i++) {
 		json_object *n = json_object_array_get_idx(nodes, i);
@@ -204,7 +205,6 @@ static char *filtered_node(struct vb_live *l, const char *cbw, struct vb_error *
 			child = strdup(vb_json_str(n, "name"));
 	}
 out:
-	json_object_put(g);
 	if (!child)
 		vb_error_set(err, VB_E_FAIL, 0, "QMP: cannot find the node under filter %s",
 			     cbw);
@@ -227,7 +227,7 @@ static char *qom_path(const char *qdev)
  * sharing writes). */
 static int restore_devices(struct vb_live *l, struct vb_error *err)
 {
-	json_object *bl = NULL;
+	json_object *bl = NULL, *graph = NULL;
 	int rc = -1;
 
 	if (vb_qmp_exec(l->q, "query-block", NULL, &bl, err) < 0)
@@ -243,7 +243,7 @@ static int restore_devices(struct vb_live *l, struct vb_error *err)
 		node = vb_json_str(ins, "node-name");
 		if (!live_has_prefix(node, LIVE_CBW) || !qdev)
 			continue;
-		if (!(under = filtered_node(l, node, err)))
+		if (!(under = filtered_node(l, &graph, node, err)))
 			goto out;
 		path = qom_path(qdev);
 		r = path ? vb_qmp_execf(l->q, NULL, err, "qom-set",
@@ -256,26 +256,43 @@ static int restore_devices(struct vb_live *l, struct vb_error *err)
 	}
 	rc = 0;
 out:
+	json_object_put(graph);
 	json_object_put(bl);
 	return rc;
 }
 
-/* blockdev-del of every node named prefix*. */
-static int drop_nodes(struct vb_live *l, const char *prefix, struct vb_error *err)
+/* blockdev-del of every node of the listing named prefix*. */
+static int drop_nodes(struct vb_live *l, json_object *nodes, const char *prefix,
+		      struct vb_error *err)
 {
-	json_object *nodes = NULL;
-	int rc = -1;
-
-	if (live_nodes(l, &nodes, err) < 0)
-		return -1;
 	for (size_t i = 0; i < live_len(nodes); i++) {
 		const char *n = vb_json_str(json_object_array_get_idx(nodes, i), "node-name");
 
 		if (live_has_prefix(n, prefix) &&
 		    vb_qmp_execf(l->q, NULL, err, "blockdev-del", "{\"node-name\": %s}",
 				 vb_qmp_str(n)) < 0)
-			goto out;
+			return -1;
 	}
+	return 0;
+}
+
+/* The nodes, the devices' filters and the scratch files of a run, in the
+ * order QEMU lets them go. */
+static int drop_objects(struct vb_live *l, struct vb_error *err)
+{
+	json_object *nodes = NULL;
+	bool any = false;
+	int rc = -1;
+
+	if (live_nodes(l, &nodes, err) < 0)
+		return -1;
+	for (size_t i = 0; i < live_len(nodes); i++)
+		any = any || live_has_prefix(vb_json_str(json_object_array_get_idx(nodes, i),
+							 "node-name"), LIVE_PREFIX);
+	if (any && (drop_nodes(l, nodes, LIVE_ACCESS, err) < 0 || restore_devices(l, err) < 0 ||
+		    drop_nodes(l, nodes, LIVE_CBW, err) < 0 ||
+		    drop_nodes(l, nodes, LIVE_SCRATCH, err) < 0))
+		goto out;
 	rc = 0;
 out:
 	json_object_put(nodes);
@@ -309,8 +326,7 @@ int live_cleanup(struct vb_live *l, struct vb_error *err)
 		if (live_mark(l, 0, MARK_NBD, err) < 0)
 			return -1;
 	}
-	if (drop_nodes(l, LIVE_ACCESS, err) < 0 || restore_devices(l, err) < 0 ||
-	    drop_nodes(l, LIVE_CBW, err) < 0 || drop_nodes(l, LIVE_SCRATCH, err) < 0)
+	if (drop_objects(l, err) < 0)
 		return -1;
 	drop_scratch_files(l);
 	if (l->marks & MARK_PAUSED) {
