@@ -505,6 +505,7 @@ struct vb_live *vb_live_open(const struct vb_live_opts *o, struct vb_error *err)
 		return NULL;
 	}
 	l->o = *o;
+	l->ops = &live_qmp_ops;
 	l->lock_fd = -1;
 	/* Kept: copies of the caller's strings. */
 	l->o.qmp = l->own[0] = strdup(o->qmp);
@@ -620,7 +621,7 @@ static int judge(struct vb_live *l, struct vb_live_drive *d, json_object *bms,
 	return 0;
 }
 
-int vb_live_recover(struct vb_live *l, const char *keep, struct vb_error *err)
+static int qmp_recover(struct vb_live *l, const char *keep, struct vb_error *err)
 {
 	json_object *nodes = NULL, *acts = json_object_new_array();
 	int rc = -1;
@@ -652,11 +653,18 @@ out:
 	return rc;
 }
 
+static void qmp_close(struct vb_live *l)
+{
+	vb_qmp_close(l->q);
+	l->q = NULL;
+}
+
 void vb_live_close(struct vb_live *l)
 {
 	if (!l)
 		return;
-	vb_qmp_close(l->q);
+	if (l->ops)
+		l->ops->close(l);
 	if (l->lock_fd >= 0)
 		close(l->lock_fd); /* the lock file stays: it is the VM's */
 	for (size_t i = 0; i < l->n; i++) {
@@ -678,4 +686,32 @@ void vb_live_close(struct vb_live *l)
 	for (size_t i = 0; i < 5; i++)
 		free(l->own[i]);
 	free(l);
+}
+
+const struct live_ops live_qmp_ops = {
+	.recover = qmp_recover,
+	.start = qmp_start,
+	.finish = qmp_finish,
+	.close = qmp_close,
+};
+
+/* ============================================================== the interface */
+
+int vb_live_recover(struct vb_live *l, const char *keep, struct vb_error *err)
+{
+	return l->ops->recover(l, keep, err);
+}
+
+int vb_live_start(struct vb_live *l, const char *since, const char *ckpt, struct vb_error *err)
+{
+	l->started = true;
+	return l->ops->start(l, since, ckpt, err);
+}
+
+int vb_live_finish(struct vb_live *l, enum vb_live_end how, struct vb_error *err)
+{
+	int rc = l->ops->finish(l, how, err);
+
+	l->started = false;
+	return rc;
 }

@@ -26,7 +26,22 @@ enum live_mark {
 	MARK_FROZEN = 4,  /* vmaback froze the guest's file systems */
 };
 
+/* What a kind of hypervisor does for vb_live_recover, _start, _finish and
+ * _close (QMP here; libvirt's API beside it). */
+struct live_ops {
+	int (*recover)(struct vb_live *l, const char *keep, struct vb_error *err);
+	int (*start)(struct vb_live *l, const char *since, const char *ckpt,
+		     struct vb_error *err);
+	int (*finish)(struct vb_live *l, enum vb_live_end how, struct vb_error *err);
+	void (*close)(struct vb_live *l); /* its own part; the rest is common */
+};
+extern const struct live_ops live_qmp_ops;
+
+/* A session: the drives, layout and notes are common to every kind; the
+ * rest is QMP's (impl: another kind's own state). */
 struct vb_live {
+	const struct live_ops *ops;
+	void *impl;
 	struct vb_live_opts o;
 	char *own[5];             /* o's strings, copied */
 	struct vb_qmp *q;
@@ -44,6 +59,10 @@ struct vb_live {
 	char *since, *ckpt;       /* this run's bitmap names, or NULL */
 	bool started;             /* vb_live_start was called */
 };
+
+/* QMP's start and finish (live_run.c). */
+int qmp_start(struct vb_live *l, const char *since, const char *ckpt, struct vb_error *err);
+int qmp_finish(struct vb_live *l, enum vb_live_end how, struct vb_error *err);
 
 /* The lock file's marks, written at once (a crash leaves the last). */
 int live_mark(struct vb_live *l, unsigned set, unsigned clear, struct vb_error *err);

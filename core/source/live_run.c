@@ -241,9 +241,8 @@ static int add_exports(struct vb_live *l, struct vb_error *err)
 	return 0;
 }
 
-int vb_live_start(struct vb_live *l, const char *since, const char *ckpt, struct vb_error *err)
+int qmp_start(struct vb_live *l, const char *since, const char *ckpt, struct vb_error *err)
 {
-	l->started = true;
 	free(l->since);
 	free(l->ckpt);
 	l->since = l->ckpt = NULL;
@@ -318,7 +317,7 @@ out:
 	return rc;
 }
 
-int vb_live_finish(struct vb_live *l, enum vb_live_end how, struct vb_error *err)
+int qmp_finish(struct vb_live *l, enum vb_live_end how, struct vb_error *err)
 {
 	struct vb_error e = { 0 };
 
@@ -328,6 +327,5 @@ int vb_live_finish(struct vb_live *l, enum vb_live_end how, struct vb_error *err
 	if (final_bitmaps(l, how, &e) < 0)
 		vb_notes_add(&l->notes, "%s; the next run removes the bitmaps the state does "
 			     "not name", e.msg);
-	l->started = false;
 	return 0;
 }
