@@ -21,7 +21,8 @@ enum {
 	OPT_MODE, OPT_SINCE, OPT_CHECKPOINT, OPT_NO_COMMIT, OPT_COMMIT, OPT_BWLIMIT, OPT_OUTPUT_CMD,
 	OPT_LOG_FILE, OPT_PROGRESS, OPT_CONFIG_FILE, OPT_BITMAP, OPT_NO_BITMAP,
 	OPT_DUMPDIR, OPT_VMID, OPT_NAME_TEMPLATE, OPT_NOTES, OPT_PROTECTED, OPT_HOOK,
-	OPT_MAX_CHAIN, OPT_FULL_EVERY, OPT_LOCKWAIT, OPT_THRESHOLD,
+	OPT_MAX_CHAIN, OPT_FULL_EVERY, OPT_LOCKWAIT, OPT_THRESHOLD, OPT_QMP, OPT_SCRATCH_DIR,
+	OPT_FSFREEZE, OPT_QGA,
 };
 
 static const struct option options[] = {
@@ -58,6 +59,10 @@ static const struct option options[] = {
 	{ "full-every", required_argument, NULL, OPT_FULL_EVERY },
 	{ "lockwait", required_argument, NULL, OPT_LOCKWAIT },
 	{ "threshold", required_argument, NULL, OPT_THRESHOLD },
+	{ "qmp", required_argument, NULL, OPT_QMP },
+	{ "scratch-dir", required_argument, NULL, OPT_SCRATCH_DIR },
+	{ "fsfreeze", no_argument, NULL, OPT_FSFREEZE },
+	{ "qga", required_argument, NULL, OPT_QGA },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -322,6 +327,18 @@ static int option(struct backup_args *a, int ch, char *arg)
 					 "90 seconds)", arg);
 		return 0;
 	}
+	case OPT_QMP:
+		a->live.qmp = arg;
+		return 0;
+	case OPT_SCRATCH_DIR:
+		a->live.scratch_dir = arg;
+		return 0;
+	case OPT_FSFREEZE:
+		a->fsfreeze = true;
+		return 0;
+	case OPT_QGA:
+		a->live.qga = arg;
+		return 0;
 	case 'h':
 		return -1;
 	default:
@@ -538,13 +555,58 @@ static int dumpdir_name(struct backup_args *a)
 	return 0;
 }
 
+/* --qmp: the drives are the VM's, or those --drive NAME=qmp:DEVICE names. */
+static int check_live(struct backup_args *a)
+{
+	struct cli_live_args *l = &a->live;
+
+	for (size_t i = 0; i < a->ndrives; i++) {
+		bool qmp = strncmp(a->drives[i].spec, "qmp:", 4) == 0;
+
+		if (qmp != !!l->qmp)
+			return cli_usage(CMD, "--drive %s=%s: %s", a->drives[i].name,
+					 a->drives[i].spec, qmp ? "a qmp:DEVICE drive needs --qmp "
+					 "SOCKET" : "with --qmp every drive is NAME=qmp:DEVICE");
+	}
+	if (!l->qmp) {
+		if (l->scratch_dir || l->qga || a->fsfreeze)
+			return cli_usage(CMD, "--scratch-dir, --fsfreeze and --qga go with --qmp "
+					 "SOCKET");
+		return 0;
+	}
+	if (!a->set)
+		return cli_usage(CMD, "--qmp needs --set NAME: the VM's dirty bitmaps are named "
+				 "for the set");
+	if (a->nbitmaps)
+		return cli_usage(CMD, "--bitmap does not go with --qmp: vmaback keeps the VM's "
+				 "bitmaps itself");
+	if (a->fsfreeze != !!l->qga)
+		return cli_usage(CMD, "--fsfreeze needs --qga SOCKET (the guest agent's "
+				 "socket), and --qga goes with --fsfreeze");
+	l->ndrives = a->ndrives;
+	l->names = calloc(a->ndrives + 1, sizeof(*l->names));
+	l->devices = calloc(a->ndrives + 1, sizeof(*l->devices));
+	if (!l->names || !l->devices)
+		return cli_usage(CMD, "out of memory");
+	for (size_t i = 0; i < a->ndrives; i++) {
+		l->names[i] = a->drives[i].name;
+		l->devices[i] = a->drives[i].spec + 4;
+		if (!l->devices[i][0])
+			return cli_usage(CMD, "--drive %s=qmp: names no device", l->names[i]);
+	}
+	return 0;
+}
+
 static int check(struct backup_args *a)
 {
 	int targets = !!a->out + !!a->output_cmd + !!a->dumpdir;
 	int rc;
 
-	if (a->ndrives == 0)
-		return cli_usage(CMD, "no drive given (--drive NAME=PATH)");
+	if ((rc = check_live(a)) != 0)
+		return rc;
+	if (a->ndrives == 0 && !a->live.qmp)
+		return cli_usage(CMD, "no drive given (--drive NAME=PATH, or --qmp SOCKET for a "
+				 "running VM)");
 	if (!a->dumpdir && (a->vmid || a->name_template))
 		return cli_usage(CMD, "--vmid and --name-template go with --dumpdir DIR");
 	if ((a->notes || a->protect) && (a->output_cmd || (a->out && strcmp(a->out, "-") == 0)))
@@ -627,6 +689,8 @@ void backup_args_free(struct backup_args *a)
 	free(a->drives);
 	free(a->configs);
 	free(a->bitmaps);
+	free(a->live.names);
+	free(a->live.devices);
 	free(a->generated_out);
 	free(a->generated_log);
 }

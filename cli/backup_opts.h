@@ -15,6 +15,9 @@ struct backup_args {
 	bool no_bitmap;
 	const char *out, *output_cmd, *log_file, *config_file;
 	const char *hook;        /* --hook CMD, run at each phase */
+	/* a running VM: --qmp SOCKET; the drives are NAME=qmp:DEVICE */
+	struct cli_live_args live;
+	bool fsfreeze;
 	unsigned max_chain;      /* --max-chain N */
 	int64_t full_every;      /* --full-every DAYS, in seconds */
 	double lockwait;         /* --lockwait MINUTES */

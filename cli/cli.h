@@ -34,7 +34,7 @@ struct command {
 	const char *help;
 };
 
-extern const struct command cmd_backup, cmd_list, cmd_config, cmd_verify, cmd_extract,
+extern const struct command cmd_recover, cmd_backup, cmd_list, cmd_config, cmd_verify, cmd_extract,
 	cmd_restore, cmd_merge, cmd_checkpoints, cmd_commit, cmd_ls, cmd_prune;
 
 /* Set by a fatal signal (HUP, INT, QUIT, TERM, USR1, USR2, ALRM, XCPU,
@@ -165,6 +165,17 @@ struct vb_state *cli_open_set(const char *cmd, const char *set, const char *stat
 			      bool write, int *status);
 const char *cli_backup_status(const struct vb_backup_info *b, bool with_state);
 const char *cli_backup_parent(const struct vb_backup_list *l, const struct vb_backup_info *b);
+/* A running VM (cli/live.c): --qmp SOCKET, --scratch-dir DIR (default
+ * the set's state directory's scratch/), --qga SOCKET (--fsfreeze) and
+ * the drives named by --drive NAME=qmp:DEVICE. */
+struct cli_live_args {
+	const char *qmp, *scratch_dir, *qga;
+	const char **names, **devices;
+	size_t ndrives;
+};
+struct vb_live *cli_live_open(const struct cli_live_args *a, struct vb_state *state,
+			      struct vb_error *err);
+
 /* "2024-01-31 23:00:00", local time */
 void cli_format_time(int64_t t, char *buf, size_t len);
 

@@ -187,16 +187,23 @@ static void print_notes(const struct backup_args *a, const char *notes)
 
 static void start_line(const struct backup_args *a, const struct vb_backup_opts *o)
 {
+	size_t n = o->live ? vb_live_count(o->live) : o->ndrives;
+
 	/* A dump directory's name waits for the kind (kind_name). */
-	cli_info(a->quiet, "INFO: starting backup of %zu drive%s%s%s to %s%s", o->ndrives,
-		 o->ndrives == 1 ? "" : "s", a->set ? ", set " : "", a->set ? a->set : "",
+	cli_info(a->quiet, "INFO: starting backup of %zu drive%s%s%s%s%s to %s%s", n,
+		 n == 1 ? "" : "s", o->live ? " of the running VM at " : "",
+		 o->live ? a->live.qmp : "", a->set ? ", set " : "", a->set ? a->set : "",
 		 a->dumpdir ? "dump directory " : "", a->dumpdir ? a->dumpdir : out_name(a));
-	for (size_t i = 0; i < o->ndrives; i++) {
+	for (size_t i = 0; i < n; i++) {
+		const struct vb_live_drive *d = o->live ? vb_live_get(o->live, i) : NULL;
 		char name[200], spec[600];
 
-		vb_name_printable(o->drives[i].name, name, sizeof(name));
-		vb_name_printable(o->drives[i].spec, spec, sizeof(spec));
-		cli_info(a->quiet, "INFO: drive %s: %s", name, spec);
+		vb_name_printable(d ? d->name : o->drives[i].name, name, sizeof(name));
+		vb_name_printable(d ? d->qdev : o->drives[i].spec, spec, sizeof(spec));
+		if (d)
+			cli_info(a->quiet, "INFO: drive %s: device %s, node %s", name, spec, d->node);
+		else
+			cli_info(a->quiet, "INFO: drive %s: %s", name, spec);
 	}
 }
 
@@ -272,11 +279,11 @@ static int kind_name(struct backup_args *a, struct vb_backup *b, struct vb_error
 	return vb_backup_set_archive_path(b, path, err);
 }
 
-/* How much of the state's notes prepare() printed. */
-static size_t state_notes_shown;
+/* How much of the state's and the backup's notes prepare() printed. */
+static size_t state_notes_shown, backup_notes_shown;
 
 static int prepare(struct backup_args *a, struct vb_backup_opts *o, struct vb_state **state,
-		   struct vb_backup **b, struct vb_error *err)
+		   struct vb_live **live, struct vb_backup **b, struct vb_error *err)
 {
 	char *dir = NULL;
 
@@ -289,8 +296,12 @@ static int prepare(struct backup_args *a, struct vb_backup_opts *o, struct vb_st
 		if (!*state)
 			return cli_fail(CMD, err);
 	}
-	o->drives = a->drives;
-	o->ndrives = a->ndrives;
+	/* The set's lock first, then the VM's (and its recovery). */
+	if (a->live.qmp && !(*live = cli_live_open(&a->live, *state, err)))
+		return cli_fail(CMD, err);
+	o->live = *live;
+	o->drives = *live ? NULL : a->drives;
+	o->ndrives = *live ? 0 : a->ndrives;
 	o->configs = a->configs;
 	o->nconfigs = a->nconfigs;
 	o->cancel = &cli_interrupted;
@@ -317,6 +328,7 @@ static int prepare(struct backup_args *a, struct vb_backup_opts *o, struct vb_st
 	if (!*b || kind_name(a, *b, err) < 0)
 		return cli_fail(CMD, err);
 	print_notes(a, vb_backup_notes(*b));
+	backup_notes_shown = strlen(vb_backup_notes(*b));
 	return 0;
 }
 
@@ -354,6 +366,7 @@ static int backup(struct backup_args *a, struct vb_backup_result *res, bool *sta
 	struct vb_backup_opts o = { 0 };
 	struct vb_backup *b = NULL;
 	struct vb_state *state = NULL;
+	struct vb_live *live = NULL;
 	struct vb_writer *sink;
 	struct vb_error err = { 0 };
 	struct cli_progress prog;
@@ -363,7 +376,7 @@ static int backup(struct backup_args *a, struct vb_backup_result *res, bool *sta
 	cli_progress_init(&prog, a->progress);
 	o.progress = cli_progress_cb;
 	o.progress_opaque = &prog;
-	if ((status = prepare(a, &o, &state, &b, &err)) != 0)
+	if ((status = prepare(a, &o, &state, &live, &b, &err)) != 0)
 		goto out;
 	/* after prepare: in a dump directory the archive's name follows its kind */
 	if ((status = siblings_of(a, &sb)) != 0)
@@ -385,6 +398,7 @@ static int backup(struct backup_args *a, struct vb_backup_result *res, bool *sta
 	if (vb_backup_run(b, sink, res, &err) < 0) {
 		cli_set_consumer(0);
 		cli_progress_done(&prog);
+		print_notes(a, vb_backup_notes(b) + backup_notes_shown);
 		status = cli_fail(CMD, &err);
 		if (status != EXIT_USAGE && status != EXIT_LOCKED)
 			cli_info(a->quiet, "INFO: backup failed: nothing was published%s",
@@ -393,6 +407,8 @@ static int backup(struct backup_args *a, struct vb_backup_result *res, bool *sta
 	}
 	cli_set_consumer(0);
 	cli_progress_done(&prog);
+	/* What the end of the run noted (the VM's teardown). */
+	print_notes(a, vb_backup_notes(b) + backup_notes_shown);
 	if (res->skipped) {
 		skipped(a, res);
 		goto out;
@@ -404,6 +420,7 @@ static int backup(struct backup_args *a, struct vb_backup_result *res, bool *sta
 	status = 0;
 out:
 	vb_backup_free(b);
+	vb_live_close(live);
 	vb_state_close(state);
 	siblings_free(&sb);
 	return status;
@@ -472,6 +489,7 @@ const struct command cmd_backup = {
 	.help =
 	"Usage: vmaback backup --drive NAME=SPEC [--drive NAME=SPEC ...]\n"
 	"                      [--config FILE ...] (-o OUT | --output-cmd CMD) [OPTIONS]\n"
+	"       vmaback backup --qmp SOCKET --set NAME (-o OUT | ...) [OPTIONS]\n"
 	"       vmaback backup --config-file FILE [OPTIONS]\n"
 	"\n"
 	"Backs up every drive, one after the other, into one VMA archive that\n"
@@ -499,6 +517,28 @@ const struct command cmd_backup = {
 	"                                        an NBD export (e.g. a running VM's)\n"
 	"  -c, --config FILE      store FILE (at most 65535 bytes) in the archive\n"
 	"                         under its base name, e.g. qemu-server.conf\n"
+	"\n"
+	"A running VM (plain QEMU; vmaback drives it over QMP):\n"
+	"      --qmp SOCKET       the VM's QMP socket (-qmp unix:SOCKET,server=on):\n"
+	"                         every writable disk with media a device uses is\n"
+	"                         backed up at one point in time for all of them,\n"
+	"                         named as Proxmox does (device virtio0: drive\n"
+	"                         drive-virtio0; scsi0, ide0, sata0, efidisk0, ...)\n"
+	"                         or by the device id; needs --set\n"
+	"  -d, --drive NAME=qmp:DEVICE\n"
+	"                         with --qmp: back up only these disks, in this\n"
+	"                         order, under these names (DEVICE: a device id,\n"
+	"                         QOM path, drive id or node name)\n"
+	"      --scratch-dir DIR  where the point-in-time copies of blocks the\n"
+	"                         guest overwrites during the backup go (default:\n"
+	"                         the state directory's .scratch/); each disk's\n"
+	"                         file can grow to the disk's size. When it fills,\n"
+	"                         the backup fails, never a guest write\n"
+	"      --fsfreeze         freeze the guest's file systems for the point in\n"
+	"                         time (milliseconds), through --qga SOCKET, the\n"
+	"                         guest agent's socket; an agent that does not answer\n"
+	"                         makes a crash-consistent backup and a note\n"
+	"      --qga SOCKET       the guest agent's socket (with --fsfreeze)\n"
 	"\n"
 	"Where the archive goes:\n"
 	"  -o, --output OUT       a file, written under a hidden temporary name (mode\n"
@@ -604,10 +644,19 @@ const struct command cmd_backup = {
 	"read, the older ones are disabled after the commit, and the next\n"
 	"incremental reads only what the latest one marks. An image that a\n"
 	"running VM holds is refused (exit 4): back up a running VM through an\n"
-	"NBD export of it with --bitmap. A source bitmap that cannot be used\n"
+	"NBD export of it with --bitmap, or with --qmp. A source bitmap that cannot be used\n"
 	"(missing, or inconsistent after a crash) makes --mode auto take a full\n"
 	"backup; an explicit --mode incremental or differential fails instead\n"
 	"(exit 2 when it is missing, 3 when it is inconsistent).\n"
+	"With --qmp, each disk keeps one persistent dirty bitmap in QEMU,\n"
+	"vmaback/SET/CHECKPOINT, for the set's latest committed checkpoint: an\n"
+	"incremental reads only what it marks, through a copy of it taken at the\n"
+	"point in time. Every run first removes what an interrupted run left in\n"
+	"QEMU (as `vmaback recover`); a bitmap gone or inconsistent (QEMU was\n"
+	"restarted or killed) makes --mode auto read that disk whole and compare\n"
+	"it with the digest maps (a note), and fails --mode incremental (exit 2).\n"
+	"One run per VM at a time (exit 4 otherwise). The VM's query-block\n"
+	"answer is stored in the archive as qmp-block.json.\n"
 	"The checkpoint is committed only after the archive is durable (fsync and\n"
 	"rename, or the output command read every byte and exited 0; a command\n"
 	"or pipe reader that stops early fails the backup, saying how many bytes\n"
@@ -616,7 +665,8 @@ const struct command cmd_backup = {
 	"\n"
 	"Exit status: 0 success; 1 the backup failed (nothing published, nothing\n"
 	"committed); 2 usage error; 3 damaged state or an inconsistent source\n"
-	"bitmap; 4 the set is locked by another run, or an image file is in use;\n"
+	"bitmap; 4 the set or the VM is locked by another run, or an image file\n"
+	"is in use;\n"
 	"128+N interrupted by signal N (HUP, INT, QUIT, TERM, USR1, USR2, ALRM,\n"
 	"XCPU, XFSZ: the output command is stopped, nothing is committed).\n"
 	"\n"
@@ -629,6 +679,8 @@ const struct command cmd_backup = {
 	"      -d drive-scsi0=/dev/vg0/vm-100-disk-0 --notes 'nightly'\n"
 	"  vmaback backup --set vm100 -d drive-scsi0=qcow2:/var/lib/vm100.qcow2 \\\n"
 	"      -o /backup/vm100-$(date +%F).vma.zst\n"
+	"  vmaback backup --set vm100 --qmp /run/qemu/vm100.qmp --dumpdir /backup \\\n"
+	"      --vmid 100 --bwlimit 100M\n"
 	"  vmaback backup --set vm100 --bitmap backup-vda \\\n"
 	"      -d drive-scsi0='nbd+unix:///vda?socket=/run/vm100-nbd.sock' -o inc.vma\n",
 };

@@ -3,16 +3,18 @@
 # and drive names of the archive on the line (for -d and --target).
 # Self-contained: works with or without the bash-completion package.
 
-_vmaback_commands="backup restore list verify extract config merge checkpoints commit ls prune help"
+_vmaback_commands="backup restore list verify extract config merge checkpoints commit ls prune recover help"
 
 # Options of each command; those in _vmaback_arg_<cmd> take a value.
 _vmaback_opts_backup="--drive -d --config -c --output -o --output-cmd --force --compress
 	--zstd-level --zstd-threads --bwlimit --set --state-dir --mode --since --checkpoint
 	--no-commit --commit --quiet --progress --log-file --json --config-file --help
-	--dumpdir --vmid --name-template --notes --protected --hook --bitmap --no-bitmap --lockwait --max-chain --full-every --threshold"
+	--dumpdir --vmid --name-template --notes --protected --hook --bitmap --no-bitmap --lockwait --max-chain --full-every --threshold
+	--qmp --scratch-dir --fsfreeze --qga"
 _vmaback_arg_backup="-d --drive -c --config -o --output --output-cmd --compress --zstd-level
 	--zstd-threads --bwlimit --set --state-dir --mode --since --checkpoint --progress
-	--log-file --config-file --dumpdir --vmid --name-template --notes --hook --bitmap --lockwait --max-chain --full-every --threshold"
+	--log-file --config-file --dumpdir --vmid --name-template --notes --hook --bitmap --lockwait --max-chain --full-every --threshold
+	--qmp --scratch-dir --qga"
 _vmaback_opts_restore="--to --target --drive -d --force --quiet --help"
 _vmaback_arg_restore="--to --target -d --drive"
 _vmaback_opts_merge="--output -o --force --compress --zstd-level --quiet --help"
@@ -27,6 +29,8 @@ _vmaback_opts_config="--config -c --help"
 _vmaback_arg_config="-c --config"
 _vmaback_opts_checkpoints="--set --state-dir --json --remove --help"
 _vmaback_arg_checkpoints="--set --state-dir --remove"
+_vmaback_opts_recover="--qmp --set --state-dir --scratch-dir --help"
+_vmaback_arg_recover="--qmp --set --state-dir --scratch-dir"
 _vmaback_opts_commit="--set --state-dir --help"
 _vmaback_arg_commit="--set --state-dir"
 _vmaback_opts_ls="--dumpdir --set --state-dir --json --help"
@@ -262,7 +266,7 @@ _vmaback() {
 	commit)
 		_vmaback_words "$(_vmaback_ckpts "$prog" pending)" "$cur"
 		;;
-	checkpoints | ls | prune) ;;
+	checkpoints | ls | prune | recover) ;;
 	*)
 		_vmaback_files "$cur"
 		;;

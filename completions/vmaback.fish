@@ -2,13 +2,13 @@
 # values of --mode/--progress/--compress, files, backup sets, checkpoints,
 # and drive names of the archive on the line (for -d and --target).
 
-set -l __vmaback_commands backup restore list verify extract config merge checkpoints commit ls prune help
+set -l __vmaback_commands backup restore list verify extract config merge checkpoints commit ls prune recover help
 
 # Options that take a value (their values are not positional arguments).
 set -g __vmaback_value_opts -d --drive -c --config -o --output --output-cmd --compress \
     --zstd-level --zstd-threads --bwlimit --set --state-dir --mode --since --checkpoint \
     --progress --log-file --config-file --to --target --remove --dumpdir --vmid \
-    --name-template --notes --hook --bitmap --lockwait --max-chain --full-every --threshold --keep-last --keep-hourly --keep-daily --keep-weekly \
+    --name-template --notes --hook --bitmap --lockwait --max-chain --full-every --threshold --qmp --scratch-dir --qga --keep-last --keep-hourly --keep-daily --keep-weekly \
     --keep-monthly --keep-yearly
 
 # The first positional argument after the command (the archive), if any.
@@ -153,6 +153,7 @@ complete -c vmaback -n $nocmd -a config -d 'Print a config blob of an archive'
 complete -c vmaback -n $nocmd -a merge -d 'Merge a chain into a synthetic full archive'
 complete -c vmaback -n $nocmd -a checkpoints -d 'List or remove the checkpoints of a set'
 complete -c vmaback -n $nocmd -a commit -d 'Commit a pending checkpoint'
+complete -c vmaback -n $nocmd -a recover -d 'Remove what an interrupted backup left in a running VM'
 complete -c vmaback -n $nocmd -a ls -d 'List the backups of a dump directory or a set'
 complete -c vmaback -n $nocmd -a prune -d 'Remove old backups of a set by keep rules'
 complete -c vmaback -n $nocmd -a help -d 'Show the help of a command'
@@ -188,6 +189,10 @@ complete -c vmaback -n $b -l lockwait -x -a '1 5 10 30 60 180' -d 'Wait up to MI
 complete -c vmaback -n $b -l max-chain -x -a '7 14 30 31' -d 'Full backup once the chain holds N backups'
 complete -c vmaback -n $b -l full-every -x -a '7 14 30' -d 'Full backup once the latest full is DAYS old'
 complete -c vmaback -n $b -l threshold -x -a '10M 100M 1G' -d 'Keep an incremental only if SIZE changed'
+complete -c vmaback -n $b -l qmp -r -F -d 'The running VM\'s QMP socket'
+complete -c vmaback -n $b -l scratch-dir -x -a '(__fish_complete_directories)' -d 'Where the point-in-time copies go'
+complete -c vmaback -n $b -l fsfreeze -d 'Freeze the guest\'s file systems (with --qga)'
+complete -c vmaback -n $b -l qga -r -F -d 'The guest agent\'s socket'
 complete -c vmaback -n $b -l json -d 'Print the summary as JSON'
 complete -c vmaback -n $b -l config-file -r -F -d 'Read options from a JSON file'
 complete -c vmaback -n $b -l dumpdir -x -a '(__fish_complete_directories)' -d 'Write the archive into DIR, named as vzdump'
@@ -234,6 +239,13 @@ complete -c vmaback -n $k -l state-dir -x -a '(__fish_complete_directories)' -d 
 complete -c vmaback -n '__fish_seen_subcommand_from checkpoints' -l json -d 'Print the chain as JSON'
 complete -c vmaback -n '__fish_seen_subcommand_from checkpoints' -l remove -x -a '(__vmaback_checkpoints)' -d 'Drop a checkpoint'
 complete -c vmaback -n '__fish_seen_subcommand_from commit' -a '(__vmaback_checkpoints pending)' -d 'Pending checkpoint'
+
+# recover
+set -l rc '__fish_seen_subcommand_from recover'
+complete -c vmaback -n $rc -l qmp -r -F -d 'The running VM\'s QMP socket'
+complete -c vmaback -n $rc -l set -x -a '(__vmaback_sets)' -d 'Backup set'
+complete -c vmaback -n $rc -l state-dir -x -a '(__fish_complete_directories)' -d 'State directory'
+complete -c vmaback -n $rc -l scratch-dir -x -a '(__fish_complete_directories)' -d 'Where the scratch files went'
 
 # ls, prune
 set -l lp '__fish_seen_subcommand_from ls prune'

@@ -411,10 +411,11 @@ struct vb_backup *vb_backup_prepare(const struct vb_backup_opts *o, struct vb_er
 	/* The name first: a qcow2 image gets the new checkpoint's bitmap
 	 * before its source opens (image_bitmaps.c). */
 	if (check_output(b, err) < 0 || pick_checkpoint_name(b, err) < 0 ||
-	    prepare_drives(b, err) < 0 ||
+	    (o->live ? bk_live_prepare(b, err) : prepare_drives(b, err)) < 0 ||
 	    prepare_configs(b, err) < 0)
 		goto fail;
-	if (decide_mode(b, err) < 0 || bk_source_bitmaps(b, o->mode, err) < 0)
+	if (decide_mode(b, err) < 0 || (o->live && bk_live_start(b, o->mode, err) < 0) ||
+	    bk_source_bitmaps(b, o->mode, err) < 0)
 		goto fail;
 	return b;
 fail:
@@ -451,6 +452,7 @@ void vb_backup_free(struct vb_backup *b)
 		free(b->jobs[i].bitmap);
 		free(b->jobs[i].bitmap_why);
 		free(b->jobs[i].image);
+		free(b->jobs[i].owned_spec);
 	}
 	free(b->jobs);
 	for (size_t i = 0; i < b->ncfg; i++) {
@@ -506,7 +508,7 @@ static int start_archive(struct run *r, int64_t ctime)
 		md[i].dev_id = b->jobs[i].dev_id;
 		md[i].size = b->jobs[i].size;
 		md[i].clusters = planned_clusters(&b->jobs[i]);
-		md[i].source = vb_source_kind(b->jobs[i].src);
+		md[i].source = b->o.live ? "qmp" : vb_source_kind(b->jobs[i].src);
 		md[i].path = b->jobs[i].spec;
 	}
 	json = vb_meta_build(&ma, r->res->uuid, ctime, md, b->njobs, r->err);
@@ -774,6 +776,7 @@ int vb_backup_run(struct vb_backup *b, struct vb_writer *sink, struct vb_backup_
 			goto fail;
 		}
 	}
+	vb_crash_point("after-rename");
 	/* The archive is durable: only now may the checkpoint move. */
 	if (b->o.state) {
 		if (commit(&r, ctime) < 0) {
@@ -788,6 +791,7 @@ int vb_backup_run(struct vb_backup *b, struct vb_writer *sink, struct vb_backup_
 		}
 		res->committed = !b->o.no_commit;
 		res->pending = b->o.no_commit;
+		vb_crash_point("after-commit");
 	}
 	rc = 0;
 fail:

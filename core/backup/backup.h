@@ -50,9 +50,15 @@ struct vb_sibling {
 	size_t len;
 };
 
+struct vb_live;
+
 struct vb_backup_opts {
 	const struct vb_drive *drives;
 	size_t ndrives;
+	/* A running VM (--qmp, vb_live_open): its drives instead of drives;
+	 * the point in time, its bitmaps and their commit or rollback are part
+	 * of the transaction. Needs a state. */
+	struct vb_live *live;
 	const char *const *configs; /* user config files, stored by basename */
 	size_t nconfigs;
 	const volatile sig_atomic_t *cancel; /* non-zero: stop at the next cluster */

@@ -6,6 +6,18 @@
 
 #ifndef VB_MODULE_backup
 #error "core/backup/backup_int.h is private to core/backup: include core/backup/backup.h"
+/* A running VM (live_vm.c). Instead of opening the drives: recovery,
+ * keeping the bitmap of the set's latest committed checkpoint, and the
+ * jobs sized from QEMU's drives. */
+int bk_live_prepare(struct vb_backup *b, struct vb_error *err);
+/* Once the mode is decided: the point in time, then the exports opened as
+ * the drives' sources with the run's bitmap; a drive whose bitmap is gone
+ * is read whole (a note), or fails an explicit --mode incremental. */
+int bk_live_start(struct vb_backup *b, enum vb_mode asked, struct vb_error *err);
+/* Ends QEMU's side once (the sources must be closed): teardown, then the
+ * final bitmap transaction. Problems become notes. */
+void bk_live_finish(struct vb_backup *b, enum bk_outcome how);
+
 #endif
 
 #include "bitmap/bitmap.h"
@@ -47,6 +59,7 @@ struct drive_job {
 	bool from_bitmap;          /* no scan: j->dirty is the source's bitmap */
 	char *image;               /* qcow2 file whose checkpoint bitmaps vmaback keeps */
 	char *added;               /* the bitmap this run added to it */
+	char *owned_spec;          /* a running VM's drive: "qmp:NODE" */
 };
 
 struct vb_backup {
@@ -59,6 +72,8 @@ struct vb_backup {
 	const struct vb_ckpt *base;  /* the archive's parent checkpoint, or NULL */
 	char ckname[132];
 	char *notes;
+	bool live_started;           /* vb_live_start was called */
+	bool live_finished;          /* vb_live_finish was called */
 };
 
 struct vb_ratelimit;
@@ -106,5 +121,17 @@ enum bk_outcome { BK_FAILED, BK_PENDING, BK_COMMITTED };
  * rotates the images' checkpoint bitmaps (committed), keeps the new one
  * (pending) or removes it (failed). Problems become notes. */
 void bk_images_finish(struct vb_backup *b, enum bk_outcome how);
+
+/* A running VM (live_vm.c). Instead of opening the drives: recovery,
+ * keeping the bitmap of the set's latest committed checkpoint, and the
+ * jobs sized from QEMU's drives. */
+int bk_live_prepare(struct vb_backup *b, struct vb_error *err);
+/* Once the mode is decided: the point in time, then the exports opened as
+ * the drives' sources with the run's bitmap; a drive whose bitmap is gone
+ * is read whole (a note), or fails an explicit --mode incremental. */
+int bk_live_start(struct vb_backup *b, enum vb_mode asked, struct vb_error *err);
+/* Ends QEMU's side once (the sources must be closed): teardown, then the
+ * final bitmap transaction. Problems become notes. */
+void bk_live_finish(struct vb_backup *b, enum bk_outcome how);
 
 #endif

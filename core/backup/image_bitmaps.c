@@ -245,5 +245,5 @@ void bk_images_finish(struct vb_backup *b, enum bk_outcome how)
 				     "removes it)", e.msg, j->added);
 		free(j->added);
 		j->added = NULL;
-	}
+	}	bk_live_finish(b, how);
 }

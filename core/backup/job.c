@@ -167,6 +167,7 @@ static int read_chunk(struct run *r, struct drive_job *j, uint64_t off, size_t l
 			for (uint64_t c = first; c <= last; c++)
 				*data_mask |= UINT64_C(1) << c;
 			r->res->bytes_read += elen;
+			vb_crash_point("mid-read");
 		} else {
 			memset(r->buf + (pos - off), 0, elen);
 		}

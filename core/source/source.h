@@ -144,4 +144,78 @@ void vb_qcow2_bitmaps_free(struct vb_qbitmap *b, size_t n);
 int vb_qcow2_bitmap_op(const char *what, const char *path, const char *op, const char *name,
 		       struct vb_error *err);
 
+/* ============================================================== running VMs */
+
+/* A running QEMU driven over its QMP socket (live.c, live_run.c; the
+ * sequence and its crash reasoning are in docs live-vm.md). Everything
+ * vmaback makes in QEMU is named vmaback-* (block nodes, exports),
+ * vmaback/SET/CHECKPOINT (the one persistent bitmap per drive, always
+ * enabled, of the set's latest committed checkpoint) and vmaback-tmp/SET
+ * (a run's disabled, temporary bitmap); a run starts by removing every
+ * such object a crashed run left, and touches nothing else. */
+struct vb_live;
+
+struct vb_live_opts {
+	const char *qmp;           /* the VM's QMP socket */
+	const char *set;           /* the backup set: bitmap names */
+	const char *scratch_dir;   /* the fleecing scratch files (exists) */
+	const char *run_dir;       /* the VM's lock and NBD socket (exists, 0700) */
+	const char *qga;           /* --fsfreeze: the guest agent's socket, or NULL */
+	/* --drive NAME=qmp:DEVICE: only these drives, in this order (DEVICE:
+	 * a device id, QOM path, drive id or node name); n 0: every
+	 * writable disk with media a device uses. */
+	const char *const *names, *const *devices;
+	size_t ndrives;
+	int timeout_ms;            /* per QMP command; 0: 30 s */
+};
+
+struct vb_live_drive {
+	char *name;                /* in the archive: drive-virtio0, ... */
+	char *node;                /* the node its device writes to */
+	char *qdev;                /* the device's QOM path */
+	uint64_t size;
+	/* After vb_live_recover: the bitmap of the checkpoint kept is there
+	 * and consistent; else why not (a note). */
+	bool has_bitmap;
+	char *why;
+	/* After vb_live_start: the export to read, and the name of its dirty
+	 * bitmap (changes since the kept checkpoint), or NULL: read it all. */
+	char *uri;
+	const char *bitmap;
+};
+
+/* Takes the VM's lock (VB_E_LOCKED when another run holds it), connects,
+ * removes what a crashed run left (exports, vmaback's NBD server, nodes,
+ * scratch files; resumes a guest a crashed run paused, thaws one it froze)
+ * and finds the drives. */
+struct vb_live *vb_live_open(const struct vb_live_opts *o, struct vb_error *err);
+size_t vb_live_count(const struct vb_live *l);
+const struct vb_live_drive *vb_live_get(const struct vb_live *l, size_t i);
+/* query-block's answer as JSON text: the VM's block layout, for the
+ * archive's config blob qmp-block.json. */
+const char *vb_live_layout(const struct vb_live *l);
+/* In one transaction, removes the set's bitmaps but that of checkpoint
+ * keep (NULL: all of them) and the temporary one; a kept bitmap that is
+ * inconsistent (QEMU was killed) or not recording is removed too, and that
+ * drive's has_bitmap is false. */
+int vb_live_recover(struct vb_live *l, const char *keep, struct vb_error *err);
+/* The point in time: scratch files and nodes, then (the guest frozen when
+ * asked, and paused for the switch) copy-before-write filters and one
+ * transaction adding checkpoint ckpt's bitmap to every drive and, where
+ * since (the kept checkpoint; NULL for a full backup) has a bitmap, the
+ * run's temporary copy of it; then the exports. On failure the guest runs
+ * again and vb_live_finish removes what was made. */
+int vb_live_start(struct vb_live *l, const char *since, const char *ckpt, struct vb_error *err);
+enum vb_live_end { VB_LIVE_FAILED, VB_LIVE_PENDING, VB_LIVE_COMMITTED };
+/* Tears down everything of the run (the export readers must be closed),
+ * then the final bitmap transaction: committed, since's bitmap goes;
+ * failed, ckpt's goes; pending, both stay (the next run keeps the one the
+ * state then names). Problems become notes; -1 only when QEMU could not
+ * be cleaned (the next run's recovery retries). */
+int vb_live_finish(struct vb_live *l, enum vb_live_end how, struct vb_error *err);
+/* What a person should know (fallbacks, a guest agent that did not answer). */
+const char *vb_live_notes(const struct vb_live *l);
+/* Disconnects and releases the lock; NULL: no-op. */
+void vb_live_close(struct vb_live *l);
+
 #endif

@@ -26,7 +26,7 @@ expect_comp() {
 	[ "$got" = "$want" ] || fail "completing [vmaback $*] gave [$got], expected [$want]"
 }
 
-ALL_COMMANDS="backup checkpoints commit config extract help list ls merge prune restore verify"
+ALL_COMMANDS="backup checkpoints commit config extract help list ls merge prune recover restore verify"
 
 bash_commands() {
 	expect_comp "backup" b

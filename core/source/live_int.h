@@ -1,0 +1,67 @@
+/* live_int.h: the parts of a running-VM session shared by live.c (lock,
+ * connection, recovery, drives) and live_run.c (the point in time, the
+ * exports, teardown); private to core/source. */
+#ifndef VMABACK_LIVE_INT_H
+#define VMABACK_LIVE_INT_H
+
+#ifndef VB_MODULE_source
+#error "core/source/live_int.h is private to core/source: include core/source/source.h"
+#endif
+
+#include "core/source/qmp_int.h"
+#include "core/source/source.h"
+
+/* Object names: at most 31 bytes for a node name, so by drive index. */
+#define LIVE_PREFIX "vmaback-"
+#define LIVE_SCRATCH "vmaback-scr-"  /* the scratch file's qcow2 node */
+#define LIVE_CBW "vmaback-cbw-"      /* the copy-before-write filter */
+#define LIVE_ACCESS "vmaback-acc-"   /* snapshot-access: what is exported */
+#define LIVE_EXPORT "vmaback-"       /* export ids and NBD export names */
+
+/* What a run has done that a crash would leave behind, kept in the VM's
+ * lock file so that the next run (or `vmaback recover`) undoes it. */
+enum live_mark {
+	MARK_NBD = 1,     /* vmaback's NBD server runs on nbd_path */
+	MARK_PAUSED = 2,  /* vmaback paused the guest */
+	MARK_FROZEN = 4,  /* vmaback froze the guest's file systems */
+};
+
+struct vb_live {
+	struct vb_live_opts o;
+	char *own[5];             /* o's strings, copied */
+	struct vb_qmp *q;
+	int lock_fd;
+	unsigned marks;
+	char *frozen_qga;         /* the agent that froze (MARK_FROZEN) */
+	char tag[17];             /* the VM's name in run_dir and scratch names */
+	char *nbd_path;
+	struct vb_live_drive *d;
+	size_t n;
+	char *layout;
+	char *notes;
+	char *set_prefix;         /* "vmaback/SET/" */
+	char *tmp;                /* "vmaback-tmp/SET" */
+	char *since, *ckpt;       /* this run's bitmap names, or NULL */
+	bool started;             /* vb_live_start was called */
+};
+
+/* The lock file's marks, written at once (a crash leaves the last). */
+int live_mark(struct vb_live *l, unsigned set, unsigned clear, struct vb_error *err);
+/* Removes every vmaback-* object of the VM and its scratch files; resumes,
+ * thaws and stops what the marks say a crashed run left. */
+int live_cleanup(struct vb_live *l, struct vb_error *err);
+/* The node names QEMU has (query-named-block-nodes, flat); json array. */
+int live_nodes(struct vb_live *l, json_object **out, struct vb_error *err);
+/* scratch file i of the VM: malloc'd. */
+char *live_scratch_path(const struct vb_live *l, size_t i);
+/* Thaws the guest's file systems through agent path (MARK_FROZEN). */
+void live_thaw(struct vb_live *l, const char *path);
+bool live_has_prefix(const char *s, const char *prefix);
+/* The length of array a; 0 when a is not an array (absent, or QEMU
+ * answered something else). */
+static inline size_t live_len(json_object *a)
+{
+	return json_object_is_type(a, json_type_array) ? json_object_array_length(a) : 0;
+}
+
+#endif
