@@ -1,5 +1,7 @@
 /* qmp.c: a client of QEMU's QMP monitor and of the guest agent over a unix
- * socket, on json-c (the interface and its promises are in qmp_int.h). */
+ * socket, on json-c (the interface and its promises are in qmp_int.h).
+ * A signal does not cut a wait short (EINTR is retried, the cancel flag not
+ * read): the clean-up after one (thaw, teardown) runs on this client. */
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>

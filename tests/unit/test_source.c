@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -356,12 +357,18 @@ static void test_monitor_events(void **state)
 	server_end(&s, false);
 }
 
-static void test_monitor_events_clear(void **state)
+/* Taking the newest queued event, then queueing another: the queue stays
+ * whole; clearing empties it. */
+static void test_monitor_events_queue(void **state)
 {
 	static const struct step script[] = {
 		GREETING,
 		EXP("query-jobs", NULL, 0),
-		SND("{\"event\": \"STOP\"}\r\n{\"return\": [], \"id\": %ID%}\r\n", 0),
+		SND("{\"event\": \"STOP\"}\r\n{\"event\": \"RESUME\"}\r\n"
+		    "{\"return\": [], \"id\": %ID%}\r\n", 0),
+		EXP("query-status", NULL, 0),
+		SND("{\"event\": \"SHUTDOWN\"}\r\n{\"event\": \"RESET\"}\r\n"
+		    "{\"return\": {}, \"id\": %ID%}\r\n", 0),
 		DONE,
 	};
 	struct server s = server_start(state, "qmp", script);
@@ -371,8 +378,12 @@ static void test_monitor_events_clear(void **state)
 
 	assert_non_null(q);
 	assert_int_equal(vb_qmp_exec(q, "query-jobs", NULL, NULL, &err), 0);
+	assert_int_equal(vb_qmp_wait_event(q, "RESUME", NULL, NULL, 0, NULL, &err), 0);
+	assert_int_equal(vb_qmp_exec(q, "query-status", NULL, NULL, &err), 0);
+	assert_int_equal(vb_qmp_wait_event(q, "SHUTDOWN", NULL, NULL, 0, NULL, &err), 0);
+	assert_int_equal(vb_qmp_wait_event(q, "STOP", NULL, NULL, 0, NULL, &err), 0);
 	vb_qmp_events_clear(q);
-	assert_int_equal(vb_qmp_wait_event(q, "STOP", NULL, NULL, 20, &data, &err), -1);
+	assert_int_equal(vb_qmp_wait_event(q, "RESET", NULL, NULL, 20, &data, &err), -1);
 	assert_null(data);
 	vb_qmp_close(q);
 	vb_qmp_close(NULL);
@@ -423,6 +434,44 @@ static void test_monitor_wrong_id(void **state)
 	assert_non_null(q);
 	assert_int_equal(vb_qmp_exec(q, "query-status", NULL, &ret, &err), 0);
 	assert_int_equal(vb_json_int(ret, "x", -1), 1);
+	json_object_put(ret);
+	vb_qmp_close(q);
+	server_end(&s, false);
+}
+
+static void on_alarm(int sig)
+{
+}
+
+/* Signals (a handler without SA_RESTART, every 10 ms) do not cut a wait
+ * short: the clean-up after a signal runs its commands on this client. */
+static void test_monitor_eintr(void **state)
+{
+	static const struct step script[] = {
+		GREETING,
+		EXP("query-status", NULL, 0),
+		PAUSE(150),
+		SND("{\"return\": {\"ok\": true}, \"id\": %ID%}\r\n", 0),
+		DONE,
+	};
+	struct server s = server_start(state, "qmp", script);
+	struct vb_error err = { 0 };
+	struct vb_qmp *q = mon(&s, 2000, &err);
+	struct sigaction sa = { .sa_handler = on_alarm }, old;
+	struct itimerval it = { .it_interval = { 0, 10000 }, .it_value = { 0, 10000 } };
+	struct itimerval off = { 0 };
+	json_object *ret = NULL;
+	int rc;
+
+	assert_non_null(q);
+	assert_int_equal(sigaction(SIGALRM, &sa, &old), 0);
+	assert_int_equal(setitimer(ITIMER_REAL, &it, NULL), 0);
+	rc = vb_qmp_exec(q, "query-status", NULL, &ret, &err);
+	setitimer(ITIMER_REAL, &off, NULL);
+	sigaction(SIGALRM, &old, NULL);
+	if (rc != 0)
+		fail_msg("%s", err.msg);
+	assert_true(vb_json_bool(ret, "ok", false));
 	json_object_put(ret);
 	vb_qmp_close(q);
 	server_end(&s, false);
@@ -804,10 +853,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_monitor_exec, tdir_setup, tdir_teardown),
 		cmocka_unit_test_setup_teardown(test_monitor_error_reply, tdir_setup, tdir_teardown),
 		cmocka_unit_test_setup_teardown(test_monitor_events, tdir_setup, tdir_teardown),
-		cmocka_unit_test_setup_teardown(test_monitor_events_clear, tdir_setup,
+		cmocka_unit_test_setup_teardown(test_monitor_events_queue, tdir_setup,
 						tdir_teardown),
 		cmocka_unit_test_setup_teardown(test_monitor_split, tdir_setup, tdir_teardown),
 		cmocka_unit_test_setup_teardown(test_monitor_wrong_id, tdir_setup, tdir_teardown),
+		cmocka_unit_test_setup_teardown(test_monitor_eintr, tdir_setup, tdir_teardown),
 		cmocka_unit_test_setup_teardown(test_monitor_timeout, tdir_setup, tdir_teardown),
 		cmocka_unit_test_setup_teardown(test_monitor_closed, tdir_setup, tdir_teardown),
 		cmocka_unit_test_setup_teardown(test_monitor_sigpipe, tdir_setup, tdir_teardown),
