@@ -212,8 +212,19 @@ static int add_exports(struct vb_live *l, struct vb_error *err)
 	unlink(l->nbd_path); /* a crashed run's socket: the path is the VM's */
 	if (vb_qmp_execf(l->q, NULL, err, "nbd-server-start",
 			 "{\"addr\": {\"type\": \"unix\", \"data\": {\"path\": %s}}}",
-			 vb_qmp_str(l->nbd_path)) < 0)
+			 vb_qmp_str(l->nbd_path)) < 0) {
+		if (strstr(err->msg, "already running")) {
+			char why[sizeof(err->msg)];
+
+			snprintf(why, sizeof(why), "%s", err->msg);
+			vb_error_clear(err);
+			/* Recovery stopped vmaback's own: this one is not ours. */
+			vb_error_set(err, VB_E_LOCKED, 0, "%s: QEMU has one NBD server, and another "
+				     "program started it; vmaback needs it for the backup (stop it "
+				     "with nbd-server-stop, or back up through that program)", why);
+		}
 		return -1;
+	}
 	for (size_t i = 0; i < l->n; i++) {
 		struct vb_live_drive *d = &l->d[i];
 		char bitmaps[1200] = "";
