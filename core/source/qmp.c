@@ -324,9 +324,11 @@ static int send_all(struct vb_qmp *q, const char *buf, size_t len, double deadli
 					    strerror(errno));
 		if ((r = wait_fd(q, POLLOUT, deadline, err)) < 0)
 			return -1;
-		if (r == 0)
+		if (r == 0) { /* half a line sent: the agent needs its 0xff */
+			q->need_sync = q->proto == VB_QMP_AGENT;
 			return vb_error_set(err, VB_E_FAIL, ETIMEDOUT, "%s: %s did not answer in "
 					    "%g s", q->what, cmd, q->timeout_ms / 1000.0);
+		}
 	}
 	return 0;
 }
