@@ -155,6 +155,7 @@ demo: deps
 bench: deps
 	$(MAKE) all
 	@VMABACK=$(CURDIR)/$(B)/vmaback sh tests/bench/bench.sh
+	@VMABACK=$(CURDIR)/$(B)/vmaback bash tests/bench/qmp_bench.sh
 
 # libFuzzer targets, each run for FUZZ_SECONDS on its corpus in the repo.
 FUZZ_SECONDS ?= 30

@@ -140,7 +140,10 @@ void bk_live_finish(struct vb_backup *b, enum bk_outcome how)
 			   how == BK_PENDING ? VB_LIVE_PENDING : VB_LIVE_FAILED, &e) < 0)
 		vb_notes_add(&b->notes, "%s; the next run (or vmaback recover) removes what "
 			     "is left in QEMU", e.msg);
-	notes = vb_live_notes(b->o.live);
-	if (*notes)
-		vb_notes_add(&b->notes, "%s", notes);
+	for (notes = vb_live_notes(b->o.live); *notes;) {
+		size_t n = strcspn(notes, "\n");
+
+		vb_notes_add(&b->notes, "%.*s", (int)n, notes);
+		notes += n + (notes[n] == '\n');
+	}
 }

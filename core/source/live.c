@@ -135,7 +135,7 @@ char *live_scratch_path(const struct vb_live *l, size_t i)
 void live_thaw(struct vb_live *l, const char *path)
 {
 	struct vb_error e = { 0 };
-	struct vb_qmp *g = vb_qmp_connect(VB_QMP_AGENT, path, "guest agent", 10000, &e);
+	struct vb_qmp *g = vb_qmp_connect(VB_QMP_AGENT, path, "guest agent", LIVE_AGENT_MS, &e);
 
 	if (!g || vb_qmp_exec(g, "guest-fsfreeze-thaw", NULL, NULL, &e) < 0)
 		vb_notes_add(&l->notes, "%s; the guest's file systems may still be frozen "

@@ -17,6 +17,9 @@
 #define LIVE_CBW "vmaback-cbw-"      /* the copy-before-write filter */
 #define LIVE_ACCESS "vmaback-acc-"   /* snapshot-access: what is exported */
 #define LIVE_EXPORT "vmaback-"       /* export ids and NBD export names */
+/* How long the guest agent may take to answer (a freeze of many file
+ * systems takes a while; an agent that does not answer costs this). */
+#define LIVE_AGENT_MS 5000
 
 /* What a run has done that a crash would leave behind, kept in the VM's
  * lock file so that the next run (or `vmaback recover`) undoes it. */

@@ -143,7 +143,7 @@ static void freeze(struct vb_live *l, struct vb_qmp **agent)
 
 	free(l->frozen_qga);
 	l->frozen_qga = strdup(l->o.qga);
-	*agent = vb_qmp_connect(VB_QMP_AGENT, l->o.qga, "guest agent", 10000, &e);
+	*agent = vb_qmp_connect(VB_QMP_AGENT, l->o.qga, "guest agent", LIVE_AGENT_MS, &e);
 	if (*agent && live_mark(l, MARK_FROZEN, 0, &e) == 0 &&
 	    vb_qmp_exec(*agent, "guest-fsfreeze-freeze", NULL, NULL, &e) == 0)
 		return;
