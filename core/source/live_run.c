@@ -213,6 +213,10 @@ static int add_exports(struct vb_live *l, struct vb_error *err)
 	if (vb_qmp_execf(l->q, NULL, err, "nbd-server-start",
 			 "{\"addr\": {\"type\": \"unix\", \"data\": {\"path\": %s}}}",
 			 vb_qmp_str(l->nbd_path)) < 0) {
+		struct vb_error e = { 0 };
+
+		/* Not started: whatever server runs is not vmaback's to stop. */
+		live_mark(l, 0, MARK_NBD, &e);
 		if (strstr(err->msg, "already running")) {
 			char why[sizeof(err->msg)];
 

@@ -112,3 +112,41 @@ jget() {
 same_list() {
 	cmp -s "$1" "$2" || fail "$3 differ: [$(head -c 300 "$1" | tr '\n' ' ')] vs [$(head -c 300 "$2" | tr '\n' ' ')]"
 }
+
+# qmp_vm_up [--mute]: a q35 VM with one 32 MiB qcow2 disk on virtio0 and a second QMP
+# monitor for the test's own commands ($S/t.sock); a fake guest agent (fake_qga.py,
+# --mute: one that never answers) on $S/qga, its log in $S/qga.log.
+qmp_vm_up() {
+	need qemu-img qemu-system-x86_64 "$PYTHON"
+	sockdir
+	qemu-img create -q -f qcow2 "$S/d0.qcow2" 32M
+	qemu-io -f qcow2 -c 'write -P 0x5a 0 1M' "$S/d0.qcow2" >/dev/null
+	qemu-system-x86_64 -machine q35,accel=tcg -nodefaults -display none \
+		-qmp "unix:$S/q.sock,server=on,wait=off" -qmp "unix:$S/t.sock,server=on,wait=off" \
+		-blockdev "driver=file,filename=$S/d0.qcow2,node-name=f0" \
+		-blockdev driver=qcow2,file=f0,node-name=d0 -device virtio-blk-pci,drive=d0,id=virtio0 \
+		</dev/null >"$S/qemu.log" 2>&1 &
+	echo $! >"$S/qemu.pid"
+	agent_up "$@"
+	for _ in $(seq 1 200); do
+		[ -S "$S/q.sock" ] && [ -S "$S/t.sock" ] && return 0
+		sleep 0.05
+	done
+	fail "QEMU did not start: $(cat "$S/qemu.log")"
+}
+agent_up() {
+	py "$T_SRCDIR/fake_qga.py" "$@" "$S/qga" "$S/qga.log" "$S/qga.pid.tmp" &
+	for _ in $(seq 1 200); do
+		[ -s "$S/qga.pid.tmp" ] && break
+		sleep 0.02
+	done
+	mv "$S/qga.pid.tmp" "$S/qga.pid" || fail "the fake agent did not start"
+}
+# qmp_q JSON...: commands on the test's own monitor, each reply printed.
+qmp_q() {
+	py "$T_SRCDIR/qmp.py" "$S/t.sock" "$@"
+}
+# qmp_status: the VM's run state (running, paused, ...).
+qmp_status() {
+	qmp_q '{"execute":"query-status"}' | py -c 'import json, sys; print(json.load(sys.stdin)["status"])'
+}

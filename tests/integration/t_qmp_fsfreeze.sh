@@ -7,34 +7,6 @@
 . "$T_SRCDIR/lib.sh"
 . "$T_SRCDIR/qemu_lib.sh"
 
-# vm_up: a q35 VM with one 32 MiB qcow2 disk on virtio0 and a second QMP
-# monitor for the test's own commands ($S/t.sock); a fake agent on $S/qga.
-vm_up() {
-	need qemu-img qemu-system-x86_64 "$PYTHON"
-	sockdir
-	qemu-img create -q -f qcow2 "$S/d0.qcow2" 32M
-	qemu-io -f qcow2 -c 'write -P 0x5a 0 1M' "$S/d0.qcow2" >/dev/null
-	qemu-system-x86_64 -machine q35,accel=tcg -nodefaults -display none \
-		-qmp "unix:$S/q.sock,server=on,wait=off" -qmp "unix:$S/t.sock,server=on,wait=off" \
-		-blockdev "driver=file,filename=$S/d0.qcow2,node-name=f0" \
-		-blockdev driver=qcow2,file=f0,node-name=d0 -device virtio-blk-pci,drive=d0,id=virtio0 \
-		</dev/null >"$S/qemu.log" 2>&1 &
-	echo $! >"$S/qemu.pid"
-	agent_up "$@"
-	for _ in $(seq 1 200); do
-		[ -S "$S/q.sock" ] && [ -S "$S/t.sock" ] && return 0
-		sleep 0.05
-	done
-	fail "QEMU did not start: $(cat "$S/qemu.log")"
-}
-agent_up() { # [--mute]
-	py "$T_SRCDIR/fake_qga.py" "$@" "$S/qga" "$S/qga.log" "$S/qga.pid.tmp" &
-	for _ in $(seq 1 200); do
-		[ -s "$S/qga.pid.tmp" ] && break
-		sleep 0.02
-	done
-	mv "$S/qga.pid.tmp" "$S/qga.pid" || fail "the fake agent did not start"
-}
 # the agent's commands, in order, without times
 agent_log() {
 	awk '{ print $2 }' "$S/qga.log" | grep -v '^guest-sync' | tr '\n' ' '
@@ -43,12 +15,9 @@ fz() {
 	run vb backup --set vm --state-dir "$PWD/st" --qmp "$S/q.sock" --fsfreeze --qga "$S/qga" \
 		--progress none "$@"
 }
-jq_status() {
-	py -c 'import json, sys; print(json.load(sys.stdin)["status"])'
-}
 
 freeze_thaw() {
-	vm_up
+	qmp_vm_up
 	fz -o a.vma
 	expect_rc 0
 	[ "$(agent_log)" = "guest-fsfreeze-freeze guest-fsfreeze-thaw " ] ||
@@ -57,7 +26,7 @@ freeze_thaw() {
 	# the point in time, not for the copy
 	awk '$2 == "guest-fsfreeze-freeze" { f = $1 } $2 == "guest-fsfreeze-thaw" { t = $1 }
 	     END { exit !(t - f < 2) }' "$S/qga.log" || fail "frozen for more than 2 s: $(cat "$S/qga.log")"
-	[ "$(py "$T_SRCDIR/qmp.py" "$S/t.sock" '{"execute":"query-status"}' | jq_status)" = running ] ||
+	[ "$(qmp_status)" = running ] ||
 		fail "the VM does not run after the backup"
 	run vb restore a.vma --to r
 	expect_rc 0
@@ -66,7 +35,7 @@ freeze_thaw() {
 }
 
 mute_agent() {
-	vm_up --mute
+	qmp_vm_up --mute
 	local t0=$SECONDS
 	fz -o a.vma
 	expect_rc 0
@@ -78,15 +47,15 @@ mute_agent() {
 # Killed while the guest is paused and frozen: the next run resumes and
 # thaws it, and its own backup is frozen and thawed again.
 killed_while_frozen() {
-	vm_up
+	qmp_vm_up
 	VMABACK_TEST_CRASH=while-paused fz -o a.vma
 	expect_rc 137
-	[ "$(py "$T_SRCDIR/qmp.py" "$S/t.sock" '{"execute":"query-status"}' | jq_status)" = paused ] ||
+	[ "$(qmp_status)" = paused ] ||
 		fail "the crash point did not leave the VM paused"
 	run vb recover --set vm --state-dir "$PWD/st" --qmp "$S/q.sock"
 	expect_rc 0
 	expect_err 'resumed the guest'
-	[ "$(py "$T_SRCDIR/qmp.py" "$S/t.sock" '{"execute":"query-status"}' | jq_status)" = running ] ||
+	[ "$(qmp_status)" = running ] ||
 		fail "recover did not resume the VM"
 	[ "$(agent_log)" = "guest-fsfreeze-freeze guest-fsfreeze-thaw " ] ||
 		fail "agent saw [$(agent_log)], expected recover to thaw"
