@@ -8,6 +8,8 @@
 #error "core/source/live_int.h is private to core/source: include core/source/source.h"
 #endif
 
+#include <errno.h>
+
 #include "core/source/qmp_int.h"
 #include "core/source/source.h"
 
@@ -63,7 +65,8 @@ struct vb_live {
 	bool started;             /* vb_live_start was called */
 };
 
-/* QMP's start and finish (live_run.c). */
+/* QMP's recovery (live_recover.c), start and finish (live_run.c). */
+int qmp_recover(struct vb_live *l, const char *keep, struct vb_error *err);
 int qmp_start(struct vb_live *l, const char *since, const char *ckpt, struct vb_error *err);
 int qmp_finish(struct vb_live *l, enum vb_live_end how, struct vb_error *err);
 
@@ -79,6 +82,12 @@ char *live_scratch_path(const struct vb_live *l, size_t i);
 /* Thaws the guest's file systems through agent path (MARK_FROZEN). */
 void live_thaw(struct vb_live *l, const char *path);
 bool live_has_prefix(const char *s, const char *prefix);
+/* A device's QOM path from query-block's qdev (an id or a path). */
+char *live_qom_path(const char *qdev);
+static inline int live_oom(struct vb_error *err)
+{
+	return vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
+}
 /* The length of array a; 0 when a is not an array (absent, or QEMU
  * answered something else). */
 static inline size_t live_len(json_object *a)

@@ -13,11 +13,6 @@
 
 #include "core/source/live_int.h"
 
-static int oom(struct vb_error *err)
-{
-	return vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
-}
-
 /* Adds the action {"type": TYPE, "data": DATA...} to acts. */
 static int action(json_object *acts, struct vb_error *err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -32,7 +27,7 @@ static int action(json_object *acts, struct vb_error *err, const char *fmt, ...)
 	n = vasprintf(&s, fmt, ap);
 	va_end(ap);
 	if (n < 0)
-		return oom(err);
+		return live_oom(err);
 	a = json_tokener_parse(s);
 	free(s);
 	if (!a || json_object_array_add(acts, a) < 0) {
@@ -49,7 +44,7 @@ static int transaction(struct vb_live *l, json_object *acts, struct vb_error *er
 	if (live_len(acts) == 0)
 		return 0; /* never an empty transaction */
 	if (!(args = json_object_new_object()))
-		return oom(err);
+		return live_oom(err);
 	json_object_object_add(args, "actions", json_object_get(acts));
 	return vb_qmp_exec(l->q, "transaction", args, NULL, err);
 }
@@ -64,7 +59,7 @@ static int add_scratch(struct vb_live *l, size_t i, struct vb_error *err)
 	int fd, rc = -1;
 
 	if (!path)
-		return oom(err);
+		return live_oom(err);
 	snprintf(what, sizeof(what), "drive %s: scratch file %s", l->d[i].name, path);
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
@@ -109,7 +104,7 @@ static int bitmap_transaction(struct vb_live *l, struct vb_error *err)
 	int rc = -1;
 
 	if (!acts)
-		return oom(err);
+		return live_oom(err);
 	for (size_t i = 0; i < l->n; i++) {
 		const char *node = vb_qmp_str(l->d[i].node);
 
@@ -250,7 +245,7 @@ static int add_exports(struct vb_live *l, struct vb_error *err)
 		if (asprintf(&d->uri, "nbd+unix:///" LIVE_EXPORT "%zu?socket=%s", i,
 			     l->nbd_path) < 0) {
 			d->uri = NULL;
-			return oom(err);
+			return live_oom(err);
 		}
 	}
 	return 0;
@@ -264,7 +259,7 @@ int qmp_start(struct vb_live *l, const char *since, const char *ckpt, struct vb_
 	if ((since && asprintf(&l->since, "%s%s", l->set_prefix, since) < 0) ||
 	    asprintf(&l->ckpt, "%s%s", l->set_prefix, ckpt) < 0) {
 		l->since = l->ckpt = NULL;
-		return oom(err);
+		return live_oom(err);
 	}
 	for (size_t i = 0; i < l->n; i++)
 		if (add_scratch(l, i, err) < 0)
@@ -310,7 +305,7 @@ static int final_bitmaps(struct vb_live *l, enum vb_live_end how, struct vb_erro
 	int rc = -1;
 
 	if (!acts)
-		return oom(err);
+		return live_oom(err);
 	if (live_nodes(l, &nodes, err) < 0)
 		goto out;
 	for (size_t i = 0; i < l->n; i++) {
