@@ -464,19 +464,9 @@ void vb_backup_free(struct vb_backup *b)
 	free(b);
 }
 
-static int write_cb(void *opaque, const void *buf, size_t len)
-{
-	struct run *r = opaque;
-
-	if (vb_writer_write(r->out, buf, len, r->err) < 0)
-		return r->err->sys_errno ? -r->err->sys_errno : -EIO;
-	return 0;
-}
-
 static int vma_fail(struct run *r)
 {
-	return vb_error_set(r->err, VB_E_FAIL, vma_writer_sys_errno(r->vw), "archive: %s",
-			    vma_writer_error(r->vw));
+	return vb_error_vma(r->err, r->vw);
 }
 
 static uint64_t planned_clusters(const struct drive_job *j)
@@ -724,7 +714,8 @@ int vb_backup_run(struct vb_backup *b, struct vb_writer *sink, struct vb_backup_
 	if (!r.out)
 		goto fail;
 	r.buf = aligned_alloc(4096, CHUNK_SIZE);
-	r.vw = vma_writer_new(write_cb, &r);
+	r.vo = (struct vb_vma_out){ .out = r.out, .err = err };
+	r.vw = vb_vma_out_writer(&r.vo, err);
 	if (b->o.bwlimit)
 		r.rl = vb_ratelimit_new(b->o.bwlimit, CHUNK_SIZE, NULL, NULL, NULL);
 	if (!r.buf || !r.vw || (b->o.bwlimit && !r.rl)) {

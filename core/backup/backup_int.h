@@ -82,6 +82,7 @@ struct vb_ratelimit;
 struct run {
 	struct vb_backup *b;
 	struct vb_writer *out;
+	struct vb_vma_out vo;        /* vw's bytes into out */
 	struct vma_writer *vw;
 	struct vb_error *err;
 	struct vb_backup_result *res;
