@@ -1074,6 +1074,86 @@ static void test_adigests_damaged(void **state)
 	free(path);
 }
 
+/* Entries out of order, twice, or past the drive's clusters: refused (the
+ * search by halves would miss entries of an unsorted list); the bytes of a
+ * file get the same checks. */
+static void test_adigests_order(void **state)
+{
+	struct vb_error err = { 0 };
+	struct vb_state *s = open_w(state);
+	struct vb_adigests a;
+	uint8_t *good, *bad;
+	size_t len;
+	char *path, *name = NULL;
+
+	commit_ck(s, "c1", "full", NULL, "u1", NULL, 0x1f, 1);
+	path = spath(state, vb_state_latest(s)->drives[0].archive_digests);
+	good = read_file(path, &len);
+	assert_int_equal(vb_adigests_parse(good, len, &a, &err), 0);
+	assert_int_equal(a.n, NCL);
+	assert_non_null(vb_adigests_find(&a, NCL - 1));
+	free(a.entries);
+	bad = malloc(len);
+	for (int i = 0; i < 3; i++) {
+		memcpy(bad, good, len);
+		if (i == 0) { /* entries 1 and 2 swapped */
+			memcpy(bad + 24 + 40, good + 24 + 80, 40);
+			memcpy(bad + 24 + 80, good + 24 + 40, 40);
+		} else if (i == 1) { /* cluster 1 twice */
+			memcpy(bad + 24 + 80, good + 24 + 40, 40);
+		} else { /* a cluster past the drive's end */
+			bad[24 + 4 * 40] = NCL;
+		}
+		vb_error_clear(&err);
+		assert_int_equal(vb_state_write_file(s, "adigests", bad, len, &name, &err), 0);
+		assert_int_equal(vb_adigests_load(s, name, &a, &err), -1);
+		assert_int_equal(err.cls, VB_E_INVALID);
+		assert_null(a.entries);
+		vb_state_unlink(s, name);
+		free(name);
+		vb_error_clear(&err);
+		assert_int_equal(vb_adigests_parse(bad, len, &a, &err), -1);
+		assert_int_equal(err.cls, VB_E_INVALID);
+		assert_null(a.entries);
+	}
+	vb_error_clear(&err);
+	assert_int_equal(vb_adigests_parse(good, 23, &a, &err), -1);
+	vb_error_clear(&err);
+	assert_int_equal(vb_adigests_parse(good, len - 1, &a, &err), -1);
+	vb_state_close(s);
+	free(good);
+	free(bad);
+	free(path);
+}
+
+/* A digest map that fails its trailer check gives no archive digests: its
+ * digests are not used, as the digest reader's contract says. */
+static void test_adigests_damaged_map_unused(void **state)
+{
+	struct vb_error err = { 0 };
+	struct vb_state *s = open_w(state);
+	struct vb_ckpt_drive d = { .name = "a", .size = SZ };
+	struct vb_ckpt c = { .name = "c1", .kind = "full", .uuid = "u1", .ndrives = 1,
+			     .drives = &d };
+	unsigned char *map;
+	size_t len;
+	char *path;
+
+	d.bitmap = bitmap_file(s, NCL, 0x1f);
+	d.digests = digest_file(s, 1);
+	path = spath(state, d.digests);
+	map = read_file(path, &len);
+	map[24 + 2 * DIGEST_LEN] ^= 1; /* cluster 2's digest */
+	write_file(path, map, len);
+	assert_int_equal(vb_state_commit(s, &c, false, &err), 0);
+	assert_null(vb_state_latest(s)->drives[0].archive_digests);
+	vb_state_close(s);
+	free(map);
+	free(path);
+	free(d.bitmap);
+	free(d.digests);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, tdir_setup, tdir_teardown)
@@ -1103,6 +1183,8 @@ int main(void)
 		T(test_check_file),
 		T(test_adigests_written),
 		T(test_adigests_damaged),
+		T(test_adigests_order),
+		T(test_adigests_damaged_map_unused),
 	};
 #undef T
 
