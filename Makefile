@@ -162,6 +162,8 @@ FUZZ_FLAGS = -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer -g -O1
 FUZZ_SRCS = $(wildcard tests/fuzz/fuzz_*.c)
 # A fuzz target reaching into a module's private interface names it here.
 FUZZ_MODULE_fuzz_state_loader = store
+FUZZ_MODULE_fuzz_adigests = store
+FUZZ_MODULE_fuzz_meta = vma
 fuzz: deps
 	$(MAKE) B=build-fuzz CC=clang EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined" \
 		$(subst $(B)/,build-fuzz/,$(ALL_LIBS))
