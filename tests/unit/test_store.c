@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,65 @@
 #include "tests/unit/test_support.h"
 
 #define SZ (4 * 65536 + 100) /* a drive of 5 clusters, the last one short */
+
+/* ============================================================== faults
+ * Linked with -Wl,--wrap=fsync,renameat,write (TEST_LDFLAGS_store): while a
+ * fault is armed, the calls on a file whose name contains the pattern (or
+ * "DIR": on a directory) fail with its errno; everything else passes. */
+static const char *fsync_fault, *write_fault;
+static int rename_fault; /* errno for every renameat, 0: none */
+
+int __real_fsync(int fd);
+int __real_renameat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath);
+ssize_t __real_write(int fd, const void *buf, size_t len);
+int __wrap_fsync(int fd);
+int __wrap_renameat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath);
+ssize_t __wrap_write(int fd, const void *buf, size_t len);
+
+static bool fd_is(int fd, const char *pattern)
+{
+	char link[64], path[PATH_MAX];
+	struct stat st;
+	ssize_t n;
+	const char *base;
+
+	if (strcmp(pattern, "DIR") == 0)
+		return fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, path, sizeof(path) - 1);
+	if (n <= 0)
+		return false;
+	path[n] = '\0';
+	base = strrchr(path, '/');
+	return strstr(base ? base + 1 : path, pattern) != NULL;
+}
+
+int __wrap_fsync(int fd)
+{
+	if (fsync_fault && fd_is(fd, fsync_fault)) {
+		errno = EIO;
+		return -1;
+	}
+	return __real_fsync(fd);
+}
+
+int __wrap_renameat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath)
+{
+	if (rename_fault) {
+		errno = rename_fault;
+		return -1;
+	}
+	return __real_renameat(olddirfd, oldpath, newdirfd, newpath);
+}
+
+ssize_t __wrap_write(int fd, const void *buf, size_t len)
+{
+	if (write_fault && fd_is(fd, write_fault)) {
+		errno = ENOSPC;
+		return -1;
+	}
+	return __real_write(fd, buf, len);
+}
 #define NCL 5
 
 static const char *root(void **state)
@@ -1154,6 +1214,107 @@ static void test_adigests_damaged_map_unused(void **state)
 	free(d.digests);
 }
 
+/* ============================================================== faults */
+
+/* Files of the state directory whose names start with prefix. */
+static size_t count_prefix(void **state, const char *prefix)
+{
+	char *dir = spath(state, "");
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	size_t n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)))
+		n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+	closedir(d);
+	free(dir);
+	return n;
+}
+
+/* A commit that fails before state.json is renamed changes nothing: the
+ * state in memory is what the disk holds, no temporary is left, and the
+ * error names the file and the system's reason. */
+static void commit_fails(void **state, int expect_errno)
+{
+	struct vb_error err = { 0 };
+	struct vb_state *s = open_w(state);
+	struct vb_ckpt_drive d = { .name = "a", .size = SZ };
+	struct vb_ckpt c = { .name = "c2", .kind = "incremental", .parent = "c1", .uuid = "u2",
+			     .base_uuid = "u1", .ndrives = 1, .drives = &d };
+
+	d.bitmap = bitmap_file(s, NCL, 0x2);
+	if (s->n == 0)
+		fail_msg("no c1");
+	assert_int_equal(vb_state_commit(s, &c, false, &err), -1);
+	fsync_fault = write_fault = NULL;
+	rename_fault = 0;
+	assert_int_equal(err.sys_errno, expect_errno);
+	assert_non_null(strstr(err.msg, STATE_FILE));
+	assert_int_equal(vb_state_count(s), 1);
+	assert_string_equal(vb_state_latest(s)->name, "c1");
+	assert_int_equal(count_prefix(state, ".state.json."), 0);
+	assert_true(sexists(state, d.bitmap)); /* the caller's, to remove */
+	vb_state_close(s);
+	s = open_w(state);
+	assert_int_equal(vb_state_count(s), 1);
+	assert_null(vb_state_find(s, "c2"));
+	vb_state_close(s);
+	free(d.bitmap);
+}
+
+static void test_fault_state_fsync(void **state)
+{
+	struct vb_state *s = open_w(state);
+
+	commit_ck(s, "c1", "full", NULL, "u1", NULL, 0x1f, 0);
+	vb_state_close(s);
+	fsync_fault = ".state.json.";
+	commit_fails(state, EIO);
+}
+
+static void test_fault_state_write(void **state)
+{
+	struct vb_state *s = open_w(state);
+
+	commit_ck(s, "c1", "full", NULL, "u1", NULL, 0x1f, 0);
+	vb_state_close(s);
+	write_fault = ".state.json.";
+	commit_fails(state, ENOSPC);
+}
+
+static void test_fault_rename(void **state)
+{
+	struct vb_state *s = open_w(state);
+
+	commit_ck(s, "c1", "full", NULL, "u1", NULL, 0x1f, 0);
+	vb_state_close(s);
+	rename_fault = EXDEV;
+	commit_fails(state, EXDEV);
+}
+
+/* The manifest cannot be written: nothing changes, and no half-written
+ * manifest is left. */
+static void test_fault_manifest(void **state)
+{
+	struct vb_error err = { 0 };
+	struct vb_state *s = open_w(state);
+	struct vb_ckpt_drive d = { .name = "a", .size = SZ };
+	struct vb_ckpt c = { .name = "c1", .kind = "full", .uuid = "u1", .ndrives = 1,
+			     .drives = &d };
+
+	d.bitmap = bitmap_file(s, NCL, 0x1f);
+	write_fault = "manifest-";
+	assert_int_equal(vb_state_commit(s, &c, false, &err), -1);
+	write_fault = NULL;
+	assert_int_equal(err.sys_errno, ENOSPC);
+	assert_int_equal(vb_state_count(s), 0);
+	assert_int_equal(count_prefix(state, "manifest-"), 0);
+	assert_false(sexists(state, STATE_FILE));
+	vb_state_close(s);
+	free(d.bitmap);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, tdir_setup, tdir_teardown)
@@ -1185,6 +1346,10 @@ int main(void)
 		T(test_adigests_damaged),
 		T(test_adigests_order),
 		T(test_adigests_damaged_map_unused),
+		T(test_fault_state_fsync),
+		T(test_fault_state_write),
+		T(test_fault_rename),
+		T(test_fault_manifest),
 	};
 #undef T
 
