@@ -1315,6 +1315,36 @@ static void test_fault_manifest(void **state)
 	free(d.bitmap);
 }
 
+/* Once state.json is renamed into place the change is made: a failed fsync
+ * of the directory after it cannot be reported as "not committed" (the
+ * caller would then delete the files the new state names); the commit
+ * succeeds, and a note says its durability is in doubt. */
+static void test_fault_dir_fsync(void **state)
+{
+	struct vb_error err = { 0 };
+	struct vb_state *s = open_w(state);
+	struct vb_ckpt_drive d = { .name = "a", .size = SZ };
+	struct vb_ckpt c = { .name = "c2", .kind = "incremental", .parent = "c1", .uuid = "u2",
+			     .base_uuid = "u1", .ndrives = 1, .drives = &d };
+	int rc;
+
+	commit_ck(s, "c1", "full", NULL, "u1", NULL, 0x1f, 0);
+	d.bitmap = bitmap_file(s, NCL, 0x2);
+	fsync_fault = "DIR";
+	rc = vb_state_commit(s, &c, false, &err);
+	fsync_fault = NULL;
+	assert_non_null(strstr(vb_state_notes(s), "may not survive a crash"));
+	assert_string_equal(vb_state_latest(s)->name, "c2");
+	vb_state_close(s);
+	s = open_w(state);
+	/* what the call said is what the disk holds */
+	assert_int_equal(vb_state_count(s), rc == 0 ? 2 : 1);
+	assert_int_equal(rc, 0);
+	assert_true(sexists(state, d.bitmap));
+	vb_state_close(s);
+	free(d.bitmap);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, tdir_setup, tdir_teardown)
@@ -1350,6 +1380,7 @@ int main(void)
 		T(test_fault_state_write),
 		T(test_fault_rename),
 		T(test_fault_manifest),
+		T(test_fault_dir_fsync),
 	};
 #undef T
 
