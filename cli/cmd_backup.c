@@ -114,6 +114,23 @@ static void summary(const struct backup_args *a, const struct vb_backup_result *
 			 r->checkpoint);
 }
 
+/* After a failure, what the run leaves: never "nothing" once the archive
+ * was renamed to its name or read by its consumer. */
+static void failed_note(const struct backup_args *a, const struct vb_backup_result *r,
+			int status)
+{
+	if (r->committed || r->pending)
+		cli_info(a->quiet, "INFO: backup failed after its end: archive %s written, "
+			 "checkpoint %s of set %s %s, but it may not survive a crash",
+			 out_name(a), r->checkpoint, a->set, ckpt_state(r));
+	else if (r->published)
+		cli_info(a->quiet, "INFO: backup failed after its end: archive %s written%s",
+			 out_name(a), a->set ? ", the checkpoints are unchanged" : "");
+	else if (status != EXIT_USAGE && status != EXIT_LOCKED)
+		cli_info(a->quiet, "INFO: backup failed: nothing was published%s",
+			 a->set ? " and the checkpoints are unchanged" : "");
+}
+
 /* Below --threshold: nothing kept, and the run says so. */
 static void skipped(const struct backup_args *a, const struct vb_backup_result *r)
 {
@@ -386,9 +403,7 @@ static int backup(struct backup_args *a, struct vb_backup_result *res, bool *sta
 		cli_set_consumer(0);
 		cli_progress_done(&prog);
 		status = cli_fail(CMD, &err);
-		if (status != EXIT_USAGE && status != EXIT_LOCKED)
-			cli_info(a->quiet, "INFO: backup failed: nothing was published%s",
-				 a->set ? " and the checkpoints are unchanged" : "");
+		failed_note(a, res, status);
 		goto out;
 	}
 	cli_set_consumer(0);
@@ -615,7 +630,9 @@ const struct command cmd_backup = {
 	"was.\n"
 	"\n"
 	"Exit status: 0 success; 1 the backup failed (nothing published, nothing\n"
-	"committed); 2 usage error; 3 damaged state or an inconsistent source\n"
+	"committed; or, as the message says, the archive or the checkpoint was\n"
+	"published but a directory's fsync failed, so it may not survive a\n"
+	"crash); 2 usage error; 3 damaged state or an inconsistent source\n"
 	"bitmap; 4 the set is locked by another run, or an image file is in use;\n"
 	"128+N interrupted by signal N (HUP, INT, QUIT, TERM, USR1, USR2, ALRM,\n"
 	"XCPU, XFSZ: the output command is stopped, nothing is committed).\n"

@@ -180,16 +180,33 @@ static int run(int argc, char **argv)
 		status = cli_close_stdout(EXIT_OK);
 		goto out;
 	}
-	if (vb_prune_apply(s, &l, &res, &err) < 0) {
+	status = vb_prune_apply(s, &l, &res, &err);
+	if (status < 0) {
 		status = cli_fail(CMD, &err);
+		goto out;
+	}
+	if (status > 0) {
+		cli_warn(CMD, "%zu checkpoint%s of set %s %s removed from its state, but %s; "
+			 "their archives stay until the next prune", res.removed,
+			 res.removed == 1 ? "" : "s", a.set, res.removed == 1 ? "was" : "were",
+			 err.msg);
+		status = EXIT_FAIL;
 		goto out;
 	}
 	/* Test only: a crash between the state change and the deletions. */
 	if (getenv("VMABACK_TEST_KILL_AFTER_STATE"))
 		raise(SIGKILL);
 	/* The state is durable without them: now the files may go. */
-	if (vb_prune_finish(s, &res, &err) < 0) {
+	status = vb_prune_finish(s, &res, &err);
+	if (status < 0) {
 		status = cli_fail(CMD, &err);
+		goto out;
+	}
+	if (status > 0) {
+		cli_warn(CMD, "removed %zu checkpoint%s and %zu archive file%s of set %s, but %s",
+			 res.removed, res.removed == 1 ? "" : "s", res.files,
+			 res.files == 1 ? "" : "s", a.set, err.msg);
+		status = EXIT_FAIL;
 		goto out;
 	}
 	if (!a.quiet)

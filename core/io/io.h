@@ -53,7 +53,10 @@ struct vb_writer;
 /* All of buf or an error; returns 0 or -1. */
 int vb_writer_write(struct vb_writer *w, const void *buf, size_t len, struct vb_error *err);
 /* Finishes the whole stack from this layer down; on failure the rest of the
- * stack is discarded. Frees w in every case. */
+ * stack is discarded. Frees w in every case. Returns 0; 1 when a file sink
+ * published its file (renamed to its final name) but the fsync of the
+ * directory failed (err says so: the file is there, and may not survive a
+ * crash); -1 when nothing was published. */
 int vb_writer_close(struct vb_writer *w, struct vb_error *err);
 /* Discards the stack from this layer down and frees it; NULL is a no-op. */
 void vb_writer_discard(struct vb_writer *w);

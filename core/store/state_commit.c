@@ -14,7 +14,10 @@
 #include "core/store/store_int.h"
 
 
-/* Writes state.json through a temporary, fsync, rename, fsync of the dir. */
+/* Writes state.json through a temporary, fsync, rename, fsync of the dir:
+ * 0; 1 when the rename happened but the directory's fsync failed (the new
+ * state is the current one, err says it may not survive a crash); -1 when
+ * state.json was not replaced. */
 static int publish(struct vb_state *s, struct vb_error *err)
 {
 	char tmp[PATH_MAX], *text = st_state_text(s);
@@ -41,11 +44,16 @@ static int publish(struct vb_state *s, struct vb_error *err)
 		unlink(tmp);
 		goto out;
 	}
-	if (fsync(s->dirfd) < 0) {
-		vb_error_set(err, VB_E_FAIL, errno, "%s: fsync: %s", s->path, strerror(errno));
-		goto out;
-	}
 	rc = 0;
+	if (fsync(s->dirfd) < 0) {
+		int e = errno;
+
+		vb_error_set(err, VB_E_FAIL, e, "the state directory %s could not be made "
+			     "durable after %s was replaced (fsync: %s): after a crash the set "
+			     "may be back at its previous state", s->path, STATE_FILE,
+			     strerror(e));
+		rc = 1;
+	}
 out:
 	free(text);
 	return rc;
@@ -83,16 +91,20 @@ static void drop_digests(struct vb_ckpt *c)
 }
 
 /* Publishes the state in memory; on failure memory goes back to what the
- * disk holds, so both always agree. */
+ * disk holds, so both always agree. 1: published, not durable (publish). */
 static int publish_or_reload(struct vb_state *s, struct vb_error *err)
 {
 	struct vb_error ignored = { 0 };
+	int r;
 
 	if (!s->writer) {
 		vb_error_set(err, VB_E_FAIL, EBADF, "%s: opened for reading only", s->path);
-	} else if (publish(s, err) == 0) {
-		st_collect_garbage(s, false);
-		return 0;
+	} else if ((r = publish(s, err)) >= 0) {
+		/* Not durable: after a crash the previous state.json may be back,
+		 * with the files it names; the next run's clean-up removes them. */
+		if (r == 0)
+			st_collect_garbage(s, false);
+		return r;
 	}
 	st_clear_memory(s);
 	(void)st_load(s, &ignored);

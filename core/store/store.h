@@ -96,6 +96,14 @@ int vb_state_write_file(struct vb_state *s, const char *prefix, const void *buf,
 /* Removes a file this run created and did not publish. */
 void vb_state_unlink(struct vb_state *s, const char *file);
 
+/* Every change of the chain below (commit, commit_pending, remove, prune,
+ * forget_pruned) is published by one rename of state.json and returns 0
+ * when it is durable; 1 when state.json was replaced but the fsync of the
+ * directory failed: the change happened (the state in memory and on disk
+ * is the new one, and owns every file it names: nothing of it may be
+ * removed), err says that it may not survive a crash; -1 when nothing
+ * changed. */
+
 /* Publishes c as the new latest checkpoint (or as the pending one): writes
  * its manifest, state.json through a temporary, fsync, rename, fsync of the
  * directory. The state object takes a copy. */
