@@ -73,6 +73,9 @@ all: $(B)/vmaback
 deps:
 	@sh scripts/deps.sh
 
+# A unit test's libc faults, through the linker (test_io.c's __wrap_*).
+TEST_LDFLAGS_io = -Wl,--wrap=flock -Wl,--wrap=rename -Wl,--wrap=renameat2 -Wl,--wrap=fsync
+
 # Objects of module M are built with -DVB_MODULE_M: the key to its private header.
 define MODULE_RULES
 $(B)/$(DIR_$(1))/%.o: $(DIR_$(1))/%.c $$(HEADERS)

@@ -337,6 +337,27 @@ static int prepare(struct backup_args *a, struct vb_backup_opts *o, struct vb_st
 	return 0;
 }
 
+/* A file output's directory: the temporaries of runs into it that did not
+ * finish (SIGKILL, a crash of the host) go, each with a line; those of
+ * live writers stay (vb_tempfile_sweep). */
+static void sweep_output_dir(const struct backup_args *a)
+{
+	const char *slash;
+	char *dir, *notes = NULL;
+
+	if (a->output_cmd || !a->out || strcmp(a->out, "-") == 0)
+		return;
+	slash = strrchr(a->out, '/');
+	dir = !slash ? strdup(".") : strndup(a->out, (size_t)(slash - a->out) + (slash == a->out));
+	if (!dir)
+		return;
+	(void)vb_tempfile_sweep(dir, false, &notes, &(struct vb_error){ 0 });
+	if (notes)
+		print_notes(a, notes);
+	free(notes);
+	free(dir);
+}
+
 /* The hook's view of the job (cli_hook_run); res once the backup ran. */
 static void hook_job(const struct backup_args *a, const struct vb_backup_result *res,
 		     const char *status, struct cli_hook_job *j)
@@ -394,6 +415,7 @@ static int backup(struct backup_args *a, struct vb_backup_result *res, bool *sta
 			 "was written%s", a->set ? " and the checkpoints are unchanged" : "");
 		goto out;
 	}
+	sweep_output_dir(a);
 	sink = open_sink(a, &err);
 	if (!sink) {
 		status = cli_fail(CMD, &err);

@@ -43,6 +43,14 @@ void vb_tempfile_discard(struct vb_tempfile *t);
 void vb_tempfile_remove_all(void);
 /* Whether a file name has the form of vmaback's temporaries. */
 bool vb_tempfile_is_ours(const char *name);
+/* Removes the temporaries in directory dir whose writer is gone (SIGKILL,
+ * a crash): names of vb_tempfile_is_ours's form only, regular files of
+ * this user only (never through a symbolic link), and only when no live
+ * writer holds the lock (a writer of this process too); the name must
+ * still be the locked file when it is unlinked. Each one removed (or with
+ * dry, each that would be) adds a line to *notes. Returns how many, or -1
+ * when dir cannot be read. Only commands that write into dir call it. */
+int vb_tempfile_sweep(const char *dir, bool dry, char **notes, struct vb_error *err);
 
 /* ============================================================== output stack
  * A writer is one layer of the output: a filter (zstd, hash) or a sink
