@@ -250,6 +250,10 @@ static int unlink_sibling(const char *archive, const char *what, struct vb_error
 
 int vb_prune_finish(struct vb_state *s, struct vb_prune_result *res, struct vb_error *err)
 {
+	/* The records may come from a state change that was not made durable:
+	 * an archive goes only once no crash can bring back a state naming it. */
+	if (vb_state_pruned_count(s) && vb_state_sync(s, err) < 0)
+		return -1;
 	for (size_t i = 0; i < vb_state_pruned_count(s); i++) {
 		const struct vb_pruned *p = vb_state_pruned_get(s, i);
 

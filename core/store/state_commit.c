@@ -397,6 +397,14 @@ const struct vb_pruned *vb_state_pruned_get(const struct vb_state *s, size_t i)
 	return i < s->npruned ? &s->pruned[i] : NULL;
 }
 
+int vb_state_sync(struct vb_state *s, struct vb_error *err)
+{
+	if (fsync(s->dirfd) < 0)
+		return vb_error_set(err, VB_E_FAIL, errno, "the state directory %s could not "
+				    "be made durable (fsync: %s)", s->path, strerror(errno));
+	return 0;
+}
+
 int vb_state_forget_pruned(struct vb_state *s, struct vb_error *err)
 {
 	if (!s->npruned)

@@ -149,6 +149,9 @@ int vb_state_prune(struct vb_state *s, const char *const *names, size_t n,
 		   struct vb_error *err);
 size_t vb_state_pruned_count(const struct vb_state *s);
 const struct vb_pruned *vb_state_pruned_get(const struct vb_state *s, size_t i);
+/* fsync of the state directory: before deleting what an earlier change
+ * (perhaps not durable, see above) dropped from the state. */
+int vb_state_sync(struct vb_state *s, struct vb_error *err);
 /* Drops the pruned records (their archives are gone). */
 int vb_state_forget_pruned(struct vb_state *s, struct vb_error *err);
 

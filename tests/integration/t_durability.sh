@@ -64,12 +64,20 @@ state_dir_fails() {
 	bk -o out/a.vma
 	expect_rc 0
 	change
+	ls "$SET" >files.before
 	failing "$SET" run vb backup --set s --state-dir "$SD" -d a=a.raw -o out/b.vma
 	expect_fail 1 backup 'the archive was written and checkpoint [^ ]+ was committed, but the state directory .*st/s could not be made durable after state.json was replaced \(fsync: Input/output error\)'
 	not_nothing
 	expect_err '^INFO: backup failed after its end: archive out/b.vma written, checkpoint [^ ]+ of set s committed, but it may not survive a crash'
 	[ -f out/b.vma ] || fail "the archive out/b.vma is gone"
 	named_files_exist
+	# while the directory cannot be made durable, the clean-up of the next
+	# writer (here a commit that fails) keeps what the previous state names
+	failing "$SET" run vb commit --set s --state-dir "$SD" nosuch
+	expect_rc 2
+	for f in $(cat files.before); do
+		[ -e "$SET/$f" ] || fail "$f of the previous state was removed"
+	done
 	run vb checkpoints --set s --state-dir "$SD" --json
 	expect_rc 0
 	[ "$(jq_py "$OUT" 'len(d["checkpoints"])')" = 2 ] || fail "expected 2 checkpoints: $(cat "$OUT")"
@@ -145,6 +153,10 @@ prune_fails() {
 	failing "$SET" run vb prune --set s --state-dir "$SD" --keep-last 1
 	expect_fail 1 prune '2 checkpoints of set s were removed from its state, but the state directory .* could not be made durable.*; their archives stay until the next prune'
 	named_files_exist
+	[ -f out/a.vma ] && [ -f out/b.vma ] || fail "prune deleted archives of a state that may not be durable"
+	# still not durable: the next prune deletes nothing either
+	failing "$SET" run vb prune --set s --state-dir "$SD" --keep-last 1
+	expect_fail 1 prune 'the state directory .* could not be made durable \(fsync: Input/output error\)'
 	[ -f out/a.vma ] && [ -f out/b.vma ] || fail "prune deleted archives of a state that may not be durable"
 	run vb prune --set s --state-dir "$SD" --keep-last 1
 	expect_rc 0
