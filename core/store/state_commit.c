@@ -21,7 +21,7 @@
 static int publish(struct vb_state *s, struct vb_error *err)
 {
 	char tmp[PATH_MAX], *text = st_state_text(s);
-	int fd, rc = -1;
+	int fd, rc = -1, e = 0;
 
 	if (!text)
 		return vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
@@ -31,9 +31,12 @@ static int publish(struct vb_state *s, struct vb_error *err)
 		vb_error_set(err, VB_E_FAIL, errno, "%s: %s", s->path, strerror(errno));
 		goto out;
 	}
-	if (fchmod(fd, 0600) < 0 || vb_write_all(fd, text, strlen(text)) < 0 || fsync(fd) < 0) {
-		vb_error_set(err, VB_E_FAIL, errno, "%s/%s: %s", s->path, STATE_FILE,
-			     strerror(errno));
+	/* vb_write_all returns the error (ECANCELED: a signal), not errno */
+	if (fchmod(fd, 0600) < 0 || (e = -vb_write_all(fd, text, strlen(text))) != 0 ||
+	    fsync(fd) < 0) {
+		e = e ? e : errno;
+		vb_error_set(err, e == ECANCELED ? VB_E_CANCELED : VB_E_FAIL, e, "%s/%s: %s",
+			     s->path, STATE_FILE, e == ECANCELED ? "interrupted" : strerror(e));
 		close(fd);
 		unlink(tmp);
 		goto out;
@@ -46,7 +49,7 @@ static int publish(struct vb_state *s, struct vb_error *err)
 	}
 	rc = 0;
 	if (fsync(s->dirfd) < 0) {
-		int e = errno;
+		e = errno;
 
 		vb_error_set(err, VB_E_FAIL, e, "the state directory %s could not be made "
 			     "durable after %s was replaced (fsync: %s): after a crash the set "
