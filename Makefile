@@ -60,6 +60,9 @@ UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 TOOL_SRCS = $(wildcard tests/tools/*.c)
 UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 TOOL_BINS = $(TOOL_SRCS:tests/tools/%.c=$(B)/tools/%)
+# LD_PRELOAD shims of the tests (fault injection into the real binary).
+SHIM_SRCS = $(wildcard tests/tools/preload/*.c)
+SHIM_BINS = $(SHIM_SRCS:tests/tools/preload/%.c=$(B)/tools/%.so)
 HEADERS = $(wildcard */*.h) $(wildcard core/*/*.h) $(wildcard tests/unit/*.h)
 
 .PHONY: man all deps check check-fast check-san check-valgrind check-layers unit integration \
@@ -69,6 +72,9 @@ all: $(B)/vmaback
 
 deps:
 	@sh scripts/deps.sh
+
+# A unit test's libc faults, through the linker (test_io.c's __wrap_*).
+TEST_LDFLAGS_io = -Wl,--wrap=flock -Wl,--wrap=rename -Wl,--wrap=renameat2 -Wl,--wrap=fsync
 
 # Objects of module M are built with -DVB_MODULE_M: the key to its private header.
 define MODULE_RULES
@@ -102,17 +108,22 @@ $(B)/tools/%: tests/tools/%.c $(ALL_LIBS) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(ALL_LIBS) $(LDLIBS)
 
+# Without the sanitizers: a shim is preloaded into any build.
+$(B)/tools/%.so: tests/tools/preload/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -g -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC -shared -o $@ $< -ldl
+
 # Every #include of a module names only itself and the modules it may use.
 check-layers:
 	@sh scripts/check-layers.sh $(foreach m,$(MODULES),$(m):$(DIR_$(m)):$(subst $(SPACE),+,$(DEPS_$(m))))
 
-tools: $(TOOL_BINS)
+tools: $(TOOL_BINS) $(SHIM_BINS)
 
 # Unit tests, then integration tests, against the build in $(B).
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
-integration: $(B)/vmaback $(TOOL_BINS)
+integration: $(B)/vmaback $(TOOL_BINS) $(SHIM_BINS)
 	@VMABACK=$(CURDIR)/$(B)/vmaback TOOLS=$(CURDIR)/$(B)/tools sh tests/integration/run.sh
 
 check-fast: check-layers unit integration
@@ -129,7 +140,7 @@ check-san:
 # tests' one-message checks see).
 VALGRIND = valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
 VALGRIND_TESTS ?= t_roundtrip t_bad_archives t_list_config_verify
-check-valgrind: $(B)/vmaback $(UNIT_BINS) $(TOOL_BINS)
+check-valgrind: $(B)/vmaback $(UNIT_BINS) $(TOOL_BINS) $(SHIM_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== valgrind $$t"; $(VALGRIND) $$t >/dev/null; done
 	@[ -n "$(VALGRIND_TESTS)" ] || exit 0; mkdir -p $(B)/valgrind; printf '#!/bin/sh\nexec %s %s "$$@"\n' "$(VALGRIND)" "$(CURDIR)/$(B)/vmaback" >$(B)/valgrind/vmaback
 	@[ -n "$(VALGRIND_TESTS)" ] || exit 0; chmod +x $(B)/valgrind/vmaback; VMABACK=$(CURDIR)/$(B)/valgrind/vmaback TOOLS=$(CURDIR)/$(B)/tools VB_TIMEOUT=600 \

@@ -59,5 +59,7 @@ void backup_start_line(const struct backup_args *a, const struct vb_backup_opts 
 void backup_print_notes(const struct backup_args *a, const char *notes);
 void backup_summary(const struct backup_args *a, const struct vb_backup_result *r);
 void backup_skipped(const struct backup_args *a, const struct vb_backup_result *r);
+void backup_failed_note(const struct backup_args *a, const struct vb_backup_result *r,
+			int status);
 
 #endif

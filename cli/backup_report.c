@@ -89,6 +89,23 @@ void backup_summary(const struct backup_args *a, const struct vb_backup_result *
 			 r->checkpoint);
 }
 
+/* After a failure, what the run leaves: never "nothing" once the archive
+ * was renamed to its name or read by its consumer. */
+void backup_failed_note(const struct backup_args *a, const struct vb_backup_result *r,
+			int status)
+{
+	if (r->committed || r->pending)
+		cli_info(a->quiet, "INFO: backup failed after its end: archive %s written, "
+			 "checkpoint %s of set %s %s, but it may not survive a crash",
+			 backup_out_name(a), r->checkpoint, a->set, ckpt_state(r));
+	else if (r->published)
+		cli_info(a->quiet, "INFO: backup failed after its end: archive %s written%s",
+			 backup_out_name(a), a->set ? ", the checkpoints are unchanged" : "");
+	else if (status != EXIT_USAGE && status != EXIT_LOCKED)
+		cli_info(a->quiet, "INFO: backup failed: nothing was published%s",
+			 a->set ? " and the checkpoints are unchanged" : "");
+}
+
 /* Below --threshold: nothing kept, and the run says so. */
 void backup_skipped(const struct backup_args *a, const struct vb_backup_result *r)
 {

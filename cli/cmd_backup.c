@@ -193,6 +193,27 @@ static int prepare(struct backup_args *a, struct vb_backup_opts *o, struct vb_st
 	return 0;
 }
 
+/* A file output's directory: the temporaries of runs into it that did not
+ * finish (SIGKILL, a crash of the host) go, each with a line; those of
+ * live writers stay (vb_tempfile_sweep). */
+static void sweep_output_dir(const struct backup_args *a)
+{
+	const char *slash;
+	char *dir, *notes = NULL;
+
+	if (a->output_cmd || !a->out || strcmp(a->out, "-") == 0)
+		return;
+	slash = strrchr(a->out, '/');
+	dir = !slash ? strdup(".") : strndup(a->out, (size_t)(slash - a->out) + (slash == a->out));
+	if (!dir)
+		return;
+	(void)vb_tempfile_sweep(dir, false, &notes, &(struct vb_error){ 0 });
+	if (notes)
+		backup_print_notes(a, notes);
+	free(notes);
+	free(dir);
+}
+
 /* The hook's view of the job (cli_hook_run); res once the backup ran. */
 static void hook_job(const struct backup_args *a, const struct vb_backup_result *res,
 		     const char *status, struct cli_hook_job *j)
@@ -251,6 +272,7 @@ static int backup(struct backup_args *a, struct vb_backup_result *res, bool *sta
 			 "was written%s", a->set ? " and the checkpoints are unchanged" : "");
 		goto out;
 	}
+	sweep_output_dir(a);
 	sink = open_sink(a, &err);
 	if (!sink) {
 		status = cli_fail(CMD, &err);
@@ -261,9 +283,7 @@ static int backup(struct backup_args *a, struct vb_backup_result *res, bool *sta
 		cli_progress_done(&prog);
 		backup_print_notes(a, vb_backup_notes(b) + backup_notes_shown);
 		status = cli_fail(CMD, &err);
-		if (status != EXIT_USAGE && status != EXIT_LOCKED)
-			cli_info(a->quiet, "INFO: backup failed: nothing was published%s",
-				 a->set ? " and the checkpoints are unchanged" : "");
+		backup_failed_note(a, res, status);
 		goto out;
 	}
 	cli_set_consumer(0);
@@ -525,7 +545,9 @@ const struct command cmd_backup = {
 	"was.\n"
 	"\n"
 	"Exit status: 0 success; 1 the backup failed (nothing published, nothing\n"
-	"committed); 2 usage error; 3 damaged state or an inconsistent source\n"
+	"committed; or, as the message says, the archive or the checkpoint was\n"
+	"published but a directory's fsync failed, so it may not survive a\n"
+	"crash); 2 usage error; 3 damaged state or an inconsistent source\n"
 	"bitmap; 4 the set or the VM is locked by another run, or an image file\n"
 	"is in use;\n"
 	"128+N interrupted by signal N (HUP, INT, QUIT, TERM, USR1, USR2, ALRM,\n"

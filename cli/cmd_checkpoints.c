@@ -115,8 +115,14 @@ static int checkpoints_run(int argc, char **argv)
 	if (!s)
 		return status;
 	if (remove) {
-		status = vb_state_remove(s, remove, &err) < 0 ? cli_fail("checkpoints", &err)
-								 : EXIT_OK;
+		status = vb_state_remove(s, remove, &err);
+		if (status < 0) {
+			status = cli_fail("checkpoints", &err);
+		} else if (status > 0) {
+			cli_warn("checkpoints", "%s was removed from set %s, but %s", remove,
+				 a.set, err.msg);
+			status = EXIT_FAIL;
+		}
 		if (status == EXIT_OK)
 			fprintf(stderr, "vmaback: checkpoints: %s removed from set %s\n", remove,
 				a.set);

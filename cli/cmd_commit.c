@@ -33,8 +33,13 @@ static int commit_run(int argc, char **argv)
 	s = cli_open_set("commit", a.set, a.state_dir, true, &status);
 	if (!s)
 		return status;
-	if (vb_state_commit_pending(s, argv[optind], &err) < 0) {
+	status = vb_state_commit_pending(s, argv[optind], &err);
+	if (status < 0) {
 		status = cli_fail("commit", &err);
+	} else if (status > 0) {
+		cli_warn("commit", "checkpoint %s of set %s was committed, but %s", argv[optind],
+			 a.set, err.msg);
+		status = EXIT_FAIL;
 	} else {
 		fprintf(stderr, "vmaback: commit: checkpoint %s of set %s committed\n",
 			argv[optind], a.set);

@@ -32,6 +32,12 @@ static void list_text(struct vb_archive *a)
 	for (unsigned i = 0; i < vma_reader_device_count(r); i++) {
 		const struct vma_device_info *d = vma_reader_device(r, i);
 
+		/* as Proxmox's `vma list`: the RAM state is no drive */
+		if (strcmp(d->name, "vmstate") == 0) {
+			printf("VMSTATE: dev_id=%u memory: %llu\n", d->dev_id,
+			       (unsigned long long)d->size);
+			continue;
+		}
 		printf("DEV: dev_id=%u size: %llu devname: ", d->dev_id,
 		       (unsigned long long)d->size);
 		cli_put_esc(stdout, d->name);
@@ -79,6 +85,8 @@ static void list_json(struct vb_archive *a)
 
 		json_object_object_add(x, "dev_id", json_object_new_int((int)d->dev_id));
 		json_object_object_add(x, "name", json_object_new_string(d->name));
+		json_object_object_add(x, "type", json_object_new_string(
+					       strcmp(d->name, "vmstate") == 0 ? "vmstate" : "drive"));
 		json_object_object_add(x, "size", json_object_new_uint64(d->size));
 		json_object_array_add(devs, x);
 	}
@@ -128,6 +136,7 @@ const struct command cmd_list = {
 	"Prints what an archive holds, in the lines of Proxmox's `vma list`:\n"
 	"  CFG: size: LEN name: NAME\n"
 	"  DEV: dev_id=ID size: BYTES devname: NAME\n"
+	"  VMSTATE: dev_id=ID memory: BYTES   (Proxmox's RAM state, not a drive)\n"
 	"  CTIME: TIME\n"
 	"Sizes are as the header declares them (rounded up to 512 bytes); the\n"
 	"exact sizes are in the vmaback.json config of vmaback's archives.\n"
@@ -137,7 +146,8 @@ const struct command cmd_list = {
 	"UTF-8 and C1 controls as \\xNN (one per byte), so each entry is one line.\n"
 	"\n"
 	"      --json   one JSON object: uuid, ctime, compression, configs,\n"
-	"               devices, and the vmaback.json metadata (or null); valid\n"
+	"               devices (dev_id, name, size, type: drive or vmstate),\n"
+	"               and the vmaback.json metadata (or null); valid\n"
 	"               UTF-8: a byte that is not UTF-8 becomes U+FFFD\n"
 	"  -h, --help   show this help\n"
 	"\n"

@@ -72,7 +72,8 @@ static int merge_run(int argc, char **argv)
 	if (!sink)
 		return cli_fail("merge", &err);
 	if (vb_merge((const char *const *)argv + optind, (size_t)(argc - optind), sink,
-		     compress, (int)level, (int)sysconf(_SC_NPROCESSORS_ONLN), &err) < 0) {
+		     compress, (int)level, (int)sysconf(_SC_NPROCESSORS_ONLN), &err) != 0) {
+		/* 1: written, not durable, which err says */
 		return cli_fail("merge", &err);
 	}
 	if (!quiet)

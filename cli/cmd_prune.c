@@ -154,6 +154,49 @@ static int parse(struct prune_args *a, int argc, char **argv)
 	return 0;
 }
 
+/* The temporaries of runs that did not finish (SIGKILL, a crash), in the
+ * dump directory and in each directory holding an archive of the set: one
+ * line each, removed (or with --dry-run, named); live writers' stay. */
+static void sweep(const struct prune_args *a, const struct vb_backup_list *l)
+{
+	char **dirs = calloc(l->n + 1, sizeof(*dirs)), *notes = NULL;
+	size_t n = 0;
+
+	if (!dirs)
+		return;
+	if (a->dumpdir)
+		dirs[n++] = strdup(a->dumpdir);
+	for (size_t i = 0; i < l->n; i++) {
+		const char *p = l->v[i].path, *slash = p ? strrchr(p, '/') : NULL;
+		char *d;
+		bool seen = false;
+
+		if (!p || !l->v[i].present)
+			continue;
+		d = !slash ? strdup(".") : strndup(p, (size_t)(slash - p) + (slash == p));
+		for (size_t j = 0; d && j < n && !seen; j++)
+			seen = dirs[j] && strcmp(dirs[j], d) == 0;
+		if (seen)
+			free(d);
+		else
+			dirs[n++] = d;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (dirs[i])
+			(void)vb_tempfile_sweep(dirs[i], a->dry_run, &notes,
+						&(struct vb_error){ 0 });
+		free(dirs[i]);
+	}
+	free(dirs);
+	for (const char *p = notes; p && *p;) {
+		size_t len = strcspn(p, "\n");
+
+		cli_info(false, "INFO: %.*s", (int)len, p); /* a removal: --quiet too */
+		p += len + (p[len] == '\n');
+	}
+	free(notes);
+}
+
 static int run(int argc, char **argv)
 {
 	struct prune_args a = { 0 };
@@ -176,20 +219,38 @@ static int run(int argc, char **argv)
 		cli_info(false, "WARN: %s", l.skipped[i]);
 	vb_prune_plan(&l, &a.keep);
 	report(&a, &l);
+	sweep(&a, &l);
 	if (a.dry_run) {
 		status = cli_close_stdout(EXIT_OK);
 		goto out;
 	}
-	if (vb_prune_apply(s, &l, &res, &err) < 0) {
+	status = vb_prune_apply(s, &l, &res, &err);
+	if (status < 0) {
 		status = cli_fail(CMD, &err);
+		goto out;
+	}
+	if (status > 0) {
+		cli_warn(CMD, "%zu checkpoint%s of set %s %s removed from its state, but %s; "
+			 "their archives stay until the next prune", res.removed,
+			 res.removed == 1 ? "" : "s", a.set, res.removed == 1 ? "was" : "were",
+			 err.msg);
+		status = EXIT_FAIL;
 		goto out;
 	}
 	/* Test only: a crash between the state change and the deletions. */
 	if (getenv("VMABACK_TEST_KILL_AFTER_STATE"))
 		raise(SIGKILL);
 	/* The state is durable without them: now the files may go. */
-	if (vb_prune_finish(s, &res, &err) < 0) {
+	status = vb_prune_finish(s, &res, &err);
+	if (status < 0) {
 		status = cli_fail(CMD, &err);
+		goto out;
+	}
+	if (status > 0) {
+		cli_warn(CMD, "removed %zu checkpoint%s and %zu archive file%s of set %s, but %s",
+			 res.removed, res.removed == 1 ? "" : "s", res.files,
+			 res.files == 1 ? "" : "s", a.set, err.msg);
+		status = EXIT_FAIL;
 		goto out;
 	}
 	if (!a.quiet)
@@ -230,6 +291,11 @@ const struct command cmd_prune = {
 	"meantime stays, outside the set). If a prune is stopped in between, the\n"
 	"state remembers the archives still to delete; the next prune deletes\n"
 	"them (ls shows them as [pruned]).\n"
+	"\n"
+	"The hidden temporaries (.NAME.vbtmp.XXXXXX) that a backup killed by\n"
+	"SIGKILL or a crash left in the dump directory or beside the set's\n"
+	"archives are removed too, one line each (--dry-run names them); a\n"
+	"running backup holds a lock on its temporary, which stays.\n"
 	"\n"
 	"      --set NAME         the backup set (its lock is held while pruning)\n"
 	"      --state-dir DIR    where sets keep their state\n"

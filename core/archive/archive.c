@@ -171,7 +171,13 @@ int vb_verify(struct vb_archive *a, const volatile sig_atomic_t *cancel,
 	}
 	if (rc < 0)
 		return -1;
-	res->drives = (unsigned)a->meta.ndrives;
+	/* Proxmox's RAM state is a device, not a drive. */
+	for (size_t i = 0; i < a->meta.ndrives; i++) {
+		if (strcmp(a->meta.drives[i].name, "vmstate") == 0)
+			res->vmstate = true;
+		else
+			res->drives++;
+	}
 	res->stream_bytes = vma_reader_offset(a->vr);
 	for (size_t i = 0; i < a->meta.ndrives; i++)
 		if (check_drive(a, &a->meta.drives[i], err) < 0)

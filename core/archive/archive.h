@@ -59,7 +59,8 @@ const char *vb_archive_path(const struct vb_archive *a);
 int vb_archive_next_cluster(struct vb_archive *a, struct vma_cluster *c, struct vb_error *err);
 
 struct vb_verify_result {
-	unsigned drives;
+	unsigned drives;        /* disks: the devices but "vmstate" */
+	bool vmstate;           /* the archive holds Proxmox's RAM state */
 	uint64_t clusters;
 	uint64_t stored_bytes;
 	uint64_t stream_bytes;

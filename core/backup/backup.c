@@ -407,7 +407,7 @@ static int commit(struct run *r, int64_t ctime)
 	const struct vb_ckpt *latest = vb_state_latest(s);
 	char uuid[37], sha[65], (*roots)[65] = NULL;
 	struct vb_ckpt c = { 0 };
-	int rc = -1;
+	int rc = -1, got;
 
 	if (write_bitmaps(r) < 0)
 		return -1;
@@ -438,15 +438,16 @@ static int commit(struct run *r, int64_t ctime)
 			.bitmap = j->bitmap_file, .digests = j->map_file, .digest_root = roots[i],
 		};
 	}
-	if (vb_state_commit(s, &c, b->o.no_commit, r->err) < 0)
+	got = vb_state_commit(s, &c, b->o.no_commit, r->err);
+	if (got < 0)
 		goto out;
-	/* Published: the state owns these files now. */
+	/* Published (1: not durable): the state owns these files now. */
 	for (size_t i = 0; i < b->njobs; i++) {
 		free(b->jobs[i].map_file);
 		free(b->jobs[i].bitmap_file);
 		b->jobs[i].map_file = b->jobs[i].bitmap_file = NULL;
 	}
-	rc = 0;
+	rc = got;
 out:
 	free(c.archive);
 	free(c.drives);
@@ -455,18 +456,30 @@ out:
 }
 
 /* Publishes the siblings (each atomically, fsynced); on a failure removes
- * those already published. */
+ * those already published (before the archive: nothing is published). */
 static int publish_siblings(const struct vb_backup *b, struct vb_error *err)
 {
 	for (size_t i = 0; i < b->o.nsiblings; i++) {
 		const struct vb_sibling *f = &b->o.siblings[i];
 		struct vb_writer *w = vb_sink_file_new(f->path, true, err);
+		int r = -1;
 
 		if (w && f->len && vb_writer_write(w, f->data, f->len, err) < 0) {
 			vb_writer_discard(w);
 			w = NULL;
 		}
-		if (!w || vb_writer_close(w, err) < 0) {
+		if (w)
+			r = vb_writer_close(w, err);
+		if (r > 0) { /* renamed, not durable: removed again with the others */
+			int e = err->sys_errno;
+
+			vb_error_clear(err);
+			vb_error_set(err, VB_E_FAIL, e, "%s: the fsync of its directory failed "
+				     "(%s)", f->path, strerror(e));
+		}
+		if (r != 0) {
+			if (r > 0)
+				i++;
 			while (i-- > 0)
 				unlink(b->o.siblings[i].path);
 			return -1;
@@ -481,13 +494,25 @@ static void remove_siblings(const struct vb_backup *b)
 		unlink(b->o.siblings[i].path);
 }
 
+/* Takes err's message into why and clears err, for a new message that
+ * says first what happened; returns its errno. */
+static int reword(struct vb_error *err, char *why, size_t len)
+{
+	int e = err->sys_errno;
+
+	snprintf(why, len, "%s", err->msg);
+	vb_error_clear(err);
+	return e;
+}
+
 int vb_backup_run(struct vb_backup *b, struct vb_writer *sink, struct vb_backup_result *res,
 		  struct vb_error *err)
 {
 	struct run r = { .b = b, .err = err, .res = res };
 	int64_t ctime = vb_clock_now();
 	double t0 = vb_clock_monotonic();
-	int rc = -1;
+	char why[sizeof(err->msg)];
+	int rc = -1, e;
 
 	memset(res, 0, sizeof(*res));
 	res->kind = vb_mode_name(b->mode);
@@ -547,28 +572,49 @@ int vb_backup_run(struct vb_backup *b, struct vb_writer *sink, struct vb_backup_
 		goto fail;
 	{
 		struct vb_writer *out = r.out;
+		int closed;
 
 		r.out = NULL;
-		if (vb_writer_close(out, err) < 0) {
+		closed = vb_writer_close(out, err);
+		if (closed < 0) {
 			remove_siblings(b);
+			goto fail;
+		}
+		/* From here on the archive is out (1: under its final name, but
+		 * perhaps not durable, which err says): never "nothing published". */
+		res->published = true;
+		if (closed > 0) {
+			if (b->o.state) {
+				e = reword(err, why, sizeof(why));
+				vb_error_set(err, VB_E_FAIL, e, "%s; checkpoint %s was not "
+					     "committed, the next backup will include these "
+					     "changes again", why, b->ckname);
+			}
 			goto fail;
 		}
 	}
 	vb_crash_point("after-rename");
 	/* The archive is durable: only now may the checkpoint move. */
 	if (b->o.state) {
-		if (commit(&r, ctime) < 0) {
-			char why[sizeof(err->msg)];
+		int got = commit(&r, ctime);
 
-			snprintf(why, sizeof(why), "%s", err->msg);
-			vb_error_clear(err);
-			vb_error_set(err, VB_E_FAIL, 0, "the archive was written, but checkpoint %s "
-				     "was not committed (%s); the next backup will include these "
-				     "changes again", b->ckname, why);
+		if (got < 0) {
+			e = reword(err, why, sizeof(why));
+			vb_error_set(err, VB_E_FAIL, e, "the archive was written, but checkpoint "
+				     "%s was not committed (%s); the next backup will include "
+				     "these changes again", b->ckname, why);
 			goto fail;
 		}
 		res->committed = !b->o.no_commit;
 		res->pending = b->o.no_commit;
+		if (got > 0) {
+			/* Renamed: the state names this run's files, which stay. */
+			e = reword(err, why, sizeof(why));
+			vb_error_set(err, VB_E_FAIL, e, "the archive was written and checkpoint "
+				     "%s was %s, but %s", b->ckname, b->o.no_commit ?
+				     "recorded as pending" : "committed", why);
+			goto fail;
+		}
 		vb_crash_point("after-commit");
 	}
 	rc = 0;
@@ -576,9 +622,9 @@ fail:
 	if (r.out)
 		vb_writer_discard(r.out);
 	if (rc < 0 || res->skipped)
-		drop_new_files(b);
-	bk_images_finish(b, rc < 0 || res->skipped ? BK_FAILED :
-			 b->o.no_commit ? BK_PENDING : BK_COMMITTED);
+		drop_new_files(b); /* none once the state names them */
+	bk_images_finish(b, (rc < 0 && !res->committed && !res->pending) || res->skipped ?
+			 BK_FAILED : b->o.no_commit ? BK_PENDING : BK_COMMITTED);
 	vma_writer_free(r.vw);
 	vb_ratelimit_free(r.rl);
 	free(r.buf);

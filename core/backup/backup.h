@@ -105,7 +105,10 @@ struct vb_backup_result {
 	uint8_t uuid[VMA_UUID_LEN];
 	uint8_t sha256[32];      /* of the output bytes */
 	char checkpoint[132];    /* the new checkpoint, "" without a state */
-	bool committed;          /* the checkpoint is now the latest */
+	bool published;          /* the archive is out (renamed, or all read): on a
+				  * later failure too */
+	bool committed;          /* the checkpoint is now the latest (on a failure
+				  * too: then the state may not be durable) */
 	bool pending;            /* the checkpoint waits for `vmaback commit` */
 	bool skipped;            /* below the threshold: nothing kept */
 	double seconds;

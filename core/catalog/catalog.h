@@ -109,7 +109,9 @@ struct vb_prune_result {
 };
 /* Finishes what an interrupted prune left (vb_prune_finish), then removes
  * the checkpoints marked VB_KEEP_NO in one state change, recording them as
- * pruned: vb_prune_finish then deletes their files. */
+ * pruned: vb_prune_finish then deletes their files. Both return 1 when the
+ * state changed but could not be made durable (vb_state_prune): then no
+ * archive may be deleted yet, and err says why. */
 int vb_prune_apply(struct vb_state *s, const struct vb_backup_list *l,
 		   struct vb_prune_result *res, struct vb_error *err);
 /* Deletes the archives of the state's pruned records, then drops them. */

@@ -250,6 +250,10 @@ static int unlink_sibling(const char *archive, const char *what, struct vb_error
 
 int vb_prune_finish(struct vb_state *s, struct vb_prune_result *res, struct vb_error *err)
 {
+	/* The records may come from a state change that was not made durable:
+	 * an archive goes only once no crash can bring back a state naming it. */
+	if (vb_state_pruned_count(s) && vb_state_sync(s, err) < 0)
+		return -1;
 	for (size_t i = 0; i < vb_state_pruned_count(s); i++) {
 		const struct vb_pruned *p = vb_state_pruned_get(s, i);
 
@@ -284,8 +288,9 @@ int vb_prune_apply(struct vb_state *s, const struct vb_backup_list *l,
 	memset(res, 0, sizeof(*res));
 	if (!names)
 		return vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
-	if (vb_prune_finish(s, res, err) < 0)
+	if ((rc = vb_prune_finish(s, res, err)) != 0)
 		goto out;
+	rc = -1;
 	for (size_t i = 0; i < l->n; i++) {
 		const struct vb_backup_info *b = &l->v[i];
 
@@ -294,10 +299,12 @@ int vb_prune_apply(struct vb_state *s, const struct vb_backup_list *l,
 			/* a retired record goes by uuid: its name may be reused */
 			names[n++] = b->retired ? b->uuid : b->checkpoint;
 	}
-	if (n && vb_state_prune(s, names, n, err) < 0)
+	/* 1: removed from the state, which may not be durable: the caller
+	 * must not delete their archives now (vb_prune_finish, next time). */
+	if (n && (rc = vb_state_prune(s, names, n, err)) < 0)
 		goto out;
 	res->removed = n;
-	rc = 0;
+	rc = n ? rc : 0;
 out:
 	free(names);
 	return rc;

@@ -43,6 +43,14 @@ void vb_tempfile_discard(struct vb_tempfile *t);
 void vb_tempfile_remove_all(void);
 /* Whether a file name has the form of vmaback's temporaries. */
 bool vb_tempfile_is_ours(const char *name);
+/* Removes the temporaries in directory dir whose writer is gone (SIGKILL,
+ * a crash): names of vb_tempfile_is_ours's form only, regular files of
+ * this user only (never through a symbolic link), and only when no live
+ * writer holds the lock (a writer of this process too); the name must
+ * still be the locked file when it is unlinked. Each one removed (or with
+ * dry, each that would be) adds a line to *notes. Returns how many, or -1
+ * when dir cannot be read. Only commands that write into dir call it. */
+int vb_tempfile_sweep(const char *dir, bool dry, char **notes, struct vb_error *err);
 
 /* ============================================================== output stack
  * A writer is one layer of the output: a filter (zstd, hash) or a sink
@@ -53,7 +61,10 @@ struct vb_writer;
 /* All of buf or an error; returns 0 or -1. */
 int vb_writer_write(struct vb_writer *w, const void *buf, size_t len, struct vb_error *err);
 /* Finishes the whole stack from this layer down; on failure the rest of the
- * stack is discarded. Frees w in every case. */
+ * stack is discarded. Frees w in every case. Returns 0; 1 when a file sink
+ * published its file (renamed to its final name) but the fsync of the
+ * directory failed (err says so: the file is there, and may not survive a
+ * crash); -1 when nothing was published. */
 int vb_writer_close(struct vb_writer *w, struct vb_error *err);
 /* Discards the stack from this layer down and frees it; NULL is a no-op. */
 void vb_writer_discard(struct vb_writer *w);

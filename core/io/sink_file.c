@@ -135,7 +135,7 @@ static int file_close(struct vb_writer *w, struct vb_error *err)
 		vb_tempfile_discard(s->t);
 		rc = -1;
 	} else {
-		rc = vb_tempfile_publish(s->t, s->force, err) == 0 ? 0 : -1;
+		rc = vb_tempfile_publish(s->t, s->force, err); /* 1: published, not durable */
 	}
 	free(s);
 	return rc;

@@ -2,8 +2,10 @@
  * temporary beside the final name, published by fsync, rename, fsync of the
  * directory; whatever is still registered is removed at exit and from the
  * handler of a fatal signal, by the process that made it (git's tempfile.c). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <openssl/rand.h>
 #include <pthread.h>
 #include <signal.h>
@@ -112,7 +114,24 @@ static int split(const char *final, char **dir, const char **base, struct vb_err
 	return 0;
 }
 
-/* Creates t->path (dir/.base.vbtmp.XXXXXX, random) exclusively. */
+/* Locks a temporary that open() just created: at once, so that a sweep
+ * (vb_tempfile_sweep) of another run finds it locked. 0: locked and still
+ * the file under t->path; 1: a sweep got there first (it holds the lock,
+ * or has removed the name): the caller tries another name; -1: errno. */
+static int lock_new(struct vb_tempfile *t)
+{
+	struct stat fd_st, name_st;
+
+	if (flock(t->fd, LOCK_EX | LOCK_NB) < 0)
+		return errno == EWOULDBLOCK ? 1 : -1;
+	if (fstat(t->fd, &fd_st) < 0)
+		return -1;
+	if (fstatat(AT_FDCWD, t->path, &name_st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 1 : -1;
+	return fd_st.st_dev == name_st.st_dev && fd_st.st_ino == name_st.st_ino ? 0 : 1;
+}
+
+/* Creates t->path (dir/.base.vbtmp.XXXXXX, random) exclusively, locked. */
 static int create(struct vb_tempfile *t, const char *base, size_t dirlen, struct vb_error *err)
 {
 	static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
@@ -130,8 +149,20 @@ static int create(struct vb_tempfile *t, const char *base, size_t dirlen, struct
 		snprintf(t->path, t->cap, "%.*s.%.*s%s%s", (int)dirlen, t->final, (int)blen, base,
 			 VB_TEMPFILE_MARK, suffix);
 		t->fd = open(t->path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (t->fd >= 0)
-			return 0;
+		if (t->fd >= 0) {
+			int r = lock_new(t);
+
+			if (r == 0)
+				return 0;
+			e = errno;
+			close(t->fd);
+			t->fd = -1;
+			if (r < 0) {
+				(void)unlink(t->path);
+				break;
+			}
+			continue; /* the sweep removes that one */
+		}
 		e = errno;
 		if (e != EEXIST)
 			break;
@@ -178,10 +209,9 @@ struct vb_tempfile *vb_tempfile_new(const char *final, struct vb_error *err)
 		vb_error_set(err, VB_E_FAIL, errno, "%s: chmod: %s", t->path, strerror(errno));
 		goto fail;
 	}
-	/* Held while the writer lives: a run that finds the lock free knows
-	 * the temporary is an orphan (vb_tempfile_sweep). */
-	if (flock(t->fd, LOCK_EX | LOCK_NB) < 0 ||
-	    (t->dirfd = open(t->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+	/* The lock create() took is held while the writer lives (to the
+	 * rename): a run that finds it free knows the temporary is an orphan. */
+	if ((t->dirfd = open(t->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		vb_error_set(err, VB_E_FAIL, errno, "%s: %s: %s", t->final, t->dir,
 			     strerror(errno));
 		goto fail;
@@ -258,11 +288,20 @@ static int rename_final(struct vb_tempfile *t, bool replace, struct vb_error *er
 
 int vb_tempfile_publish(struct vb_tempfile *t, bool replace, struct vb_error *err)
 {
-	int e, rc = -1;
+	int e, rc = -1, hold = -1;
 
 	if (vb_fsync(t->fd) < 0) {
 		e = errno;
 		vb_error_set(err, VB_E_FAIL, e, "%s: fsync failed: %s", t->final, strerror(e));
+		goto out;
+	}
+	/* The lock belongs to the open file, which a second descriptor keeps
+	 * open up to the rename: close() still reports its errors, and no
+	 * sweep takes the temporary for an orphan in between. */
+	hold = fcntl(t->fd, F_DUPFD_CLOEXEC, 0);
+	if (hold < 0) {
+		e = errno;
+		vb_error_set(err, VB_E_FAIL, e, "%s: %s", t->final, strerror(e));
 		goto out;
 	}
 	e = close(t->fd) < 0 ? errno : 0;
@@ -283,7 +322,9 @@ int vb_tempfile_publish(struct vb_tempfile *t, bool replace, struct vb_error *er
 		rc = 1;
 	}
 out:
-	vb_tempfile_discard(t);
+	vb_tempfile_discard(t); /* unlinks an unpublished one before the lock goes */
+	if (hold >= 0)
+		close(hold);
 	return rc;
 }
 
@@ -300,4 +341,68 @@ bool vb_tempfile_is_ours(const char *name)
 		      (name[i] >= '0' && name[i] <= '9')))
 			return false;
 	return true;
+}
+
+/* Removes name in dirfd if it is an orphan: a regular file of this user,
+ * not locked (its writer is gone: killed, or the host went down), and still
+ * the file that was opened. Returns its size when removed, -1 otherwise. */
+static int64_t sweep_one(int dirfd, const char *name, bool dry)
+{
+	struct stat st, again;
+	int64_t size = -1;
+	int fd;
+
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
+	    st.st_uid != geteuid())
+		return -1;
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+	    flock(fd, LOCK_EX | LOCK_NB) < 0)
+		goto out; /* EWOULDBLOCK: its writer lives */
+	/* Held: a writer that created the name meanwhile retries elsewhere;
+	 * the name must still be the file that is locked. */
+	if (fstatat(dirfd, name, &again, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    again.st_dev != st.st_dev || again.st_ino != st.st_ino)
+		goto out;
+	if (dry || unlinkat(dirfd, name, 0) == 0)
+		size = st.st_size;
+out:
+	close(fd); /* after the unlink: the lock is held to the end */
+	return size;
+}
+
+int vb_tempfile_sweep(const char *dir, bool dry, char **notes, struct vb_error *err)
+{
+	int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), n = 0;
+	struct dirent *e;
+	DIR *d;
+
+	if (dirfd < 0 || !(d = fdopendir(dirfd))) {
+		int en = errno;
+
+		if (dirfd >= 0)
+			close(dirfd);
+		return vb_error_set(err, VB_E_FAIL, en, "%s: %s", dir, strerror(en));
+	}
+	while ((e = readdir(d))) {
+		char shown[4 * 256 + 1];
+		int64_t size;
+
+		if (!vb_tempfile_is_ours(e->d_name) ||
+		    (size = sweep_one(dirfd, e->d_name, dry)) < 0)
+			continue;
+		vb_name_printable(e->d_name, shown, sizeof(shown));
+		vb_notes_add(notes, "%s the temporary %s%s%s left by a run that did not finish "
+			     "(%" PRId64 " bytes)", dry ? "would remove" : "removed",
+			     strcmp(dir, ".") == 0 ? "" : dir,
+			     strcmp(dir, ".") == 0 || dir[strlen(dir) - 1] == '/' ? "" : "/",
+			     shown, size);
+		n++;
+	}
+	if (n && !dry)
+		(void)vb_fsync(dirfd);
+	closedir(d); /* closes dirfd */
+	return n;
 }

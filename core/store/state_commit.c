@@ -15,11 +15,13 @@
 
 
 /* Writes state.json through a temporary, fsync, rename, fsync of the dir:
- * 0 once renamed (a failed fsync of the directory is a note), -1 before. */
+ * 0; 1 when the rename happened but the directory's fsync failed (the new
+ * state is the current one, err says it may not survive a crash); -1 when
+ * state.json was not replaced. */
 static int publish(struct vb_state *s, struct vb_error *err)
 {
 	char tmp[PATH_MAX], *text = st_state_text(s);
-	int fd, rc = -1;
+	int fd, rc = -1, e = 0;
 
 	if (!text)
 		return vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
@@ -29,9 +31,12 @@ static int publish(struct vb_state *s, struct vb_error *err)
 		vb_error_set(err, VB_E_FAIL, errno, "%s: %s", s->path, strerror(errno));
 		goto out;
 	}
-	if (fchmod(fd, 0600) < 0 || vb_write_all(fd, text, strlen(text)) < 0 || fsync(fd) < 0) {
-		vb_error_set(err, VB_E_FAIL, errno, "%s/%s: %s", s->path, STATE_FILE,
-			     strerror(errno));
+	/* vb_write_all returns the error (ECANCELED: a signal), not errno */
+	if (fchmod(fd, 0600) < 0 || (e = -vb_write_all(fd, text, strlen(text))) != 0 ||
+	    fsync(fd) < 0) {
+		e = e ? e : errno;
+		vb_error_set(err, e == ECANCELED ? VB_E_CANCELED : VB_E_FAIL, e, "%s/%s: %s",
+			     s->path, STATE_FILE, e == ECANCELED ? "interrupted" : strerror(e));
 		close(fd);
 		unlink(tmp);
 		goto out;
@@ -42,13 +47,16 @@ static int publish(struct vb_state *s, struct vb_error *err)
 		unlink(tmp);
 		goto out;
 	}
-	/* Renamed: readers see the new state from here on, so the change is
-	 * made (a caller told otherwise would remove the files it names); only
-	 * its durability is in doubt, which a note says. */
-	if (fsync(s->dirfd) < 0)
-		vb_notes_add(&s->notes, "%s: fsync of the directory failed (%s): the new state "
-			     "is in place but may not survive a crash", s->path, strerror(errno));
 	rc = 0;
+	if (fsync(s->dirfd) < 0) {
+		e = errno;
+
+		vb_error_set(err, VB_E_FAIL, e, "the state directory %s could not be made "
+			     "durable after %s was replaced (fsync: %s): after a crash the set "
+			     "may be back at its previous state", s->path, STATE_FILE,
+			     strerror(e));
+		rc = 1;
+	}
 out:
 	free(text);
 	return rc;
@@ -86,16 +94,20 @@ static void drop_digests(struct vb_ckpt *c)
 }
 
 /* Publishes the state in memory; on failure memory goes back to what the
- * disk holds, so both always agree. */
+ * disk holds, so both always agree. 1: published, not durable (publish). */
 static int publish_or_reload(struct vb_state *s, struct vb_error *err)
 {
 	struct vb_error ignored = { 0 };
+	int r;
 
 	if (!s->writer) {
 		vb_error_set(err, VB_E_FAIL, EBADF, "%s: opened for reading only", s->path);
-	} else if (publish(s, err) == 0) {
-		st_collect_garbage(s, false);
-		return 0;
+	} else if ((r = publish(s, err)) >= 0) {
+		/* Not durable: after a crash the previous state.json may be back,
+		 * with the files it names; the next run's clean-up removes them. */
+		if (r == 0)
+			st_collect_garbage(s, false);
+		return r;
 	}
 	st_clear_memory(s);
 	(void)st_load(s, &ignored);
@@ -386,6 +398,14 @@ size_t vb_state_pruned_count(const struct vb_state *s)
 const struct vb_pruned *vb_state_pruned_get(const struct vb_state *s, size_t i)
 {
 	return i < s->npruned ? &s->pruned[i] : NULL;
+}
+
+int vb_state_sync(struct vb_state *s, struct vb_error *err)
+{
+	if (fsync(s->dirfd) < 0)
+		return vb_error_set(err, VB_E_FAIL, errno, "the state directory %s could not "
+				    "be made durable (fsync: %s)", s->path, strerror(errno));
+	return 0;
 }
 
 int vb_state_forget_pruned(struct vb_state *s, struct vb_error *err)

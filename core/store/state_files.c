@@ -98,20 +98,27 @@ int vb_state_write_file(struct vb_state *s, const char *prefix, const void *buf,
 			char **name, struct vb_error *err)
 {
 	int fd = vb_state_create_file(s, prefix, name, err);
-	int rc;
+	int e;
 
 	if (fd < 0)
 		return -1;
-	rc = vb_write_all(fd, buf, len) < 0 || fsync(fd) < 0 ? -1 : 0;
-	if (close(fd) < 0)
-		rc = -1;
-	if (rc < 0) {
-		vb_error_set(err, VB_E_FAIL, errno, "%s/%s: %s", s->path, *name, strerror(errno));
+	/* vb_write_all returns the error (ECANCELED: a signal), not errno */
+	e = -vb_write_all(fd, buf, len);
+	if (e == 0 && fsync(fd) < 0)
+		e = errno;
+	if (close(fd) < 0 && e == 0)
+		e = errno;
+	if (e == ECANCELED) {
+		vb_error_set(err, VB_E_CANCELED, e, "%s/%s: interrupted", s->path, *name);
+	} else if (e != 0) {
+		vb_error_set(err, VB_E_FAIL, e, "%s/%s: %s", s->path, *name, strerror(e));
+	}
+	if (e != 0) {
 		unlinkat(s->dirfd, *name, 0);
 		free(*name);
 		*name = NULL;
 	}
-	return rc;
+	return e ? -1 : 0;
 }
 
 void vb_state_unlink(struct vb_state *s, const char *file)

@@ -78,6 +78,7 @@ void st_collect_garbage(struct vb_state *s, bool report)
 	DIR *d;
 	struct dirent *e;
 	unsigned removed = 0;
+	bool synced = false;
 
 	if (!s->writer || s->dirfd < 0 || !s->was_ours ||
 	    (fstatat(s->dirfd, STATE_FILE, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode)))
@@ -95,6 +96,12 @@ void st_collect_garbage(struct vb_state *s, bool report)
 		if (fstatat(s->dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 		    !S_ISREG(st.st_mode))
 			continue;
+		/* The state.json that does not name it may not be durable yet (a
+		 * directory fsync failed after its rename): a crash would bring
+		 * back one that does. */
+		if (!synced && fsync(s->dirfd) < 0)
+			break;
+		synced = true;
 		if (unlinkat(s->dirfd, e->d_name, 0) == 0)
 			removed++;
 	}

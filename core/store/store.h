@@ -96,6 +96,14 @@ int vb_state_write_file(struct vb_state *s, const char *prefix, const void *buf,
 /* Removes a file this run created and did not publish. */
 void vb_state_unlink(struct vb_state *s, const char *file);
 
+/* Every change of the chain below (commit, commit_pending, remove, prune,
+ * forget_pruned) is published by one rename of state.json and returns 0
+ * when it is durable; 1 when state.json was replaced but the fsync of the
+ * directory failed: the change happened (the state in memory and on disk
+ * is the new one, and owns every file it names: nothing of it may be
+ * removed), err says that it may not survive a crash; -1 when nothing
+ * changed. */
+
 /* Publishes c as the new latest checkpoint (or as the pending one): writes
  * its manifest, state.json through a temporary, fsync, rename, fsync of the
  * directory. The state object takes a copy. */
@@ -141,6 +149,9 @@ int vb_state_prune(struct vb_state *s, const char *const *names, size_t n,
 		   struct vb_error *err);
 size_t vb_state_pruned_count(const struct vb_state *s);
 const struct vb_pruned *vb_state_pruned_get(const struct vb_state *s, size_t i);
+/* fsync of the state directory: before deleting what an earlier change
+ * (perhaps not durable, see above) dropped from the state. */
+int vb_state_sync(struct vb_state *s, struct vb_error *err);
 /* Drops the pruned records (their archives are gone). */
 int vb_state_forget_pruned(struct vb_state *s, struct vb_error *err);
 

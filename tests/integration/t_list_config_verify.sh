@@ -157,6 +157,35 @@ no_drives_vzdump() {
 		fail "list --json of a foreign archive: vmaback is not null"
 }
 
+# Proxmox's RAM state (a device named vmstate, as `vzdump` of a VM with its
+# RAM writes it): list prints it as `vma list` does, not as a drive, and
+# verify does not count it as one.
+vmstate() {
+	have_forge || skip "vma_forge not built"
+	rand d.raw 200000
+	rand ram.bin 300000
+	forge -o v.vma --vmstate ram.bin drive-scsi0=d.raw
+	run vb list v.vma
+	expect_rc 0
+	expect_out '^DEV: dev_id=1 size: 200192 devname: drive-scsi0$'
+	expect_out '^VMSTATE: dev_id=2 memory: 300032$'
+	! grep -q '^DEV:.*vmstate' "$OUT" || fail "list shows the RAM state as a drive"
+	[ "$(cut -d: -f1 "$OUT" | uniq | tr '\n' ' ')" = "DEV VMSTATE CTIME " ] ||
+		fail "list lines: $(cut -d: -f1 "$OUT" | tr '\n' ' ')"
+	run vb list --json v.vma
+	expect_rc 0
+	[ "$(jq_py "$OUT" '[x["type"] for x in d["devices"]]')" = "['drive', 'vmstate']" ] ||
+		fail "list --json: $(cat "$OUT")"
+	run vb verify v.vma
+	expect_rc 0
+	expect_out '^v\.vma: OK \(proxmox, 1 drive and a RAM state, '
+	# a drive is restored, the RAM state is not a drive
+	run vb restore v.vma --to r
+	expect_rc 0
+	expect_err '1 drive restored'
+	entries r disk-drive-scsi0.raw
+}
+
 tcase list_lines list_lines
 tcase list_json list_json
 tcase vmaback_json vmaback_json
@@ -164,3 +193,4 @@ tcase config_blobs config_blobs
 tcase config_largest config_largest
 tcase verify_ok verify_ok
 tcase no_drives_vzdump no_drives_vzdump
+tcase vmstate vmstate

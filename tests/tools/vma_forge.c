@@ -1,5 +1,8 @@
 /* vma_forge.c: test helper that builds a VMA archive from raw images laid out
- * like Proxmox's writer (sizes rounded to 512, 58 clusters per extent, out of order). */
+ * like Proxmox's writer (sizes rounded to 512, 58 clusters per extent, out of order);
+ * --vmstate FILE adds Proxmox's RAM state (a device named "vmstate", which
+ * vmaback's writer refuses: written under a stand-in name, renamed in the
+ * header afterwards). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -9,6 +12,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include "vma/vma.h"
 
@@ -188,10 +193,56 @@ static void write_clusters(struct vma_writer *w, struct image *img, const struct
 	}
 }
 
+#define STAND_IN "vmstat~"
+
+static uint32_t be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Renames the device STAND_IN to "vmstate" in the header of the archive at
+ * path and recomputes the header's MD5 (its field zeroed). */
+static void rename_vmstate(const char *path)
+{
+	static const uint8_t blob[] = { 8, 0, 'v', 'm', 's', 't', 'a', 't', '~', 0 };
+	uint8_t fixed[60], *h, md5[16];
+	uint32_t boff, bsize, hsize;
+	unsigned int len = 0;
+	EVP_MD_CTX *ctx;
+	int fd = open(path, O_RDWR);
+	size_t i;
+
+	if (fd < 0 || pread(fd, fixed, sizeof(fixed), 0) != (ssize_t)sizeof(fixed))
+		die("%s: cannot read the header", path);
+	boff = be32(fixed + 48);
+	bsize = be32(fixed + 52);
+	hsize = be32(fixed + 56);
+	if (hsize < 12288 || hsize > 4u << 20 || boff + bsize > hsize || !(h = malloc(hsize)))
+		die("%s: bad header", path);
+	if (pread(fd, h, hsize, 0) != (ssize_t)hsize)
+		die("%s: cannot read the header", path);
+	for (i = boff; i + sizeof(blob) <= boff + bsize; i++)
+		if (memcmp(h + i, blob, sizeof(blob)) == 0)
+			break;
+	if (i + sizeof(blob) > boff + bsize)
+		die("%s: no device %s in the header", path, STAND_IN);
+	h[i + 8] = 'e';
+	memset(h + 32, 0, 16);
+	ctx = EVP_MD_CTX_new();
+	if (!ctx || EVP_DigestInit_ex(ctx, EVP_md5(), NULL) != 1 ||
+	    EVP_DigestUpdate(ctx, h, hsize) != 1 || EVP_DigestFinal_ex(ctx, md5, &len) != 1)
+		die("md5 failed");
+	EVP_MD_CTX_free(ctx);
+	memcpy(h + 32, md5, 16);
+	if (pwrite(fd, h, hsize, 0) != (ssize_t)hsize || close(fd) < 0)
+		die("%s: %s", path, strerror(errno));
+	free(h);
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: vma_forge [-o OUT] [--extent-clusters N] [--shuffle SEED] "
-			"[--interleave] [--config FILE]... NAME=IMAGE...\n");
+			"[--interleave] [--config FILE]... [--vmstate FILE -o OUT] NAME=IMAGE...\n");
 	exit(2);
 }
 
@@ -203,8 +254,10 @@ int main(int argc, char **argv)
 		{ "shuffle", required_argument, NULL, 's' },
 		{ "interleave", no_argument, NULL, 'i' },
 		{ "config", required_argument, NULL, 'c' },
+		{ "vmstate", required_argument, NULL, 'v' },
 		{ NULL, 0, NULL, 0 },
 	};
+	char *vmstate = NULL;
 	const char *out = "-", *configs[VMA_MAX_CONFIGS + 1];
 	unsigned long per_extent = 58, seed = 0;
 	int opt, fd = 1, interleave = 0, shuffle = 0;
@@ -225,10 +278,16 @@ int main(int argc, char **argv)
 				die("too many configs");
 			configs[nconf++] = optarg;
 			break;
+		case 'v':
+			if (asprintf(&vmstate, STAND_IN "=%s", optarg) < 0)
+				die("out of memory");
+			break;
 		default: usage();
 		}
 	}
-	nimg = (unsigned)(argc - optind);
+	if (vmstate && strcmp(out, "-") == 0)
+		die("--vmstate needs -o OUT (the header is rewritten)");
+	nimg = (unsigned)(argc - optind) + (vmstate != NULL);
 	img = calloc(nimg ? nimg : 1, sizeof(*img));
 	w = vma_writer_new(out_write, &fd);
 	if (!img || !w)
@@ -238,7 +297,7 @@ int main(int argc, char **argv)
 	for (d = 0; d < nconf; d++)
 		add_config(w, configs[d]);
 	for (d = 0; d < nimg; d++) {
-		open_image(&img[d], argv[optind + (int)d]);
+		open_image(&img[d], vmstate && d == nimg - 1 ? vmstate : argv[optind + (int)d]);
 		img[d].dev_id = vma_writer_add_device(w, img[d].name, img[d].size);
 		if (img[d].dev_id < 0)
 			die("%s: %s", img[d].name, vma_writer_error(w));
@@ -256,6 +315,9 @@ int main(int argc, char **argv)
 		die("%s: %s", out, vma_writer_error(w));
 	if (fd != 1 && close(fd) < 0)
 		die("%s: %s", out, strerror(errno));
+	if (vmstate)
+		rename_vmstate(out);
+	free(vmstate);
 	for (d = 0; d < nimg; d++)
 		close(img[d].fd);
 	vma_writer_free(w);

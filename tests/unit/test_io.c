@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -249,6 +250,234 @@ static void test_tempfile_bad_dir(void **state)
 	free(path);
 }
 
+/* ---- faults through the linker's --wrap (TEST_LDFLAGS_io in the Makefile) */
+
+int __real_flock(int fd, int op);
+int __real_rename(const char *from, const char *to);
+int __real_renameat2(int ofd, const char *from, int nfd, const char *to, unsigned flags);
+int __real_fsync(int fd);
+
+static int flock_busy;          /* that many flock calls fail with EWOULDBLOCK */
+static bool rename_probe;       /* at a rename: is its source still locked? */
+static int rename_probe_result; /* 1 locked, 0 free, -1 not probed */
+static bool fsync_dir_fails;    /* fsync of a directory: EIO */
+
+int __wrap_flock(int fd, int op)
+{
+	if (flock_busy > 0 && (op & LOCK_NB)) {
+		flock_busy--;
+		errno = EWOULDBLOCK;
+		return -1;
+	}
+	return __real_flock(fd, op);
+}
+
+/* What a sweep in another run sees at the instant of the rename. */
+static void probe_lock(const char *from)
+{
+	int fd;
+
+	if (!rename_probe)
+		return;
+	fd = open(from, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	rename_probe_result = __real_flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+	close(fd);
+}
+
+int __wrap_rename(const char *from, const char *to)
+{
+	probe_lock(from);
+	return __real_rename(from, to);
+}
+
+int __wrap_renameat2(int ofd, const char *from, int nfd, const char *to, unsigned flags)
+{
+	probe_lock(from);
+	return __real_renameat2(ofd, from, nfd, to, flags);
+}
+
+int __wrap_fsync(int fd)
+{
+	struct stat st;
+
+	if (fsync_dir_fails && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+		errno = EIO;
+		return -1;
+	}
+	return __real_fsync(fd);
+}
+
+/* Whether another open file (a sweep's) can take the lock of path. */
+static bool lock_free(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	bool free_ = false;
+
+	assert_true(fd >= 0);
+	free_ = __real_flock(fd, LOCK_EX | LOCK_NB) == 0;
+	close(fd);
+	return free_;
+}
+
+/* The writer holds its temporary's lock from creation to the rename: no
+ * instant at which a sweep could take a live temporary for an orphan. */
+static void test_tempfile_locked_to_rename(void **state)
+{
+	char *path = tpath(state, "a.vma");
+	struct vb_error err = { 0 };
+	struct vb_tempfile *t;
+
+	for (int replace = 0; replace < 2; replace++) {
+		t = vb_tempfile_new(path, &err);
+		assert_non_null(t);
+		assert_false(lock_free(vb_tempfile_path(t)));
+		rename_probe = true;
+		rename_probe_result = -1;
+		assert_int_equal(vb_tempfile_publish(t, replace, &err), 0);
+		rename_probe = false;
+		assert_int_equal(rename_probe_result, 1);
+		assert_true(lock_free(path)); /* published: the lock is gone with the file */
+	}
+	free(path);
+}
+
+/* A sweep that took the lock of a name just created (before its writer
+ * could): the writer takes another name instead of failing. */
+static void test_tempfile_lock_race(void **state)
+{
+	char *path = tpath(state, "a.vma");
+	struct vb_error err = { 0 };
+	struct vb_tempfile *t;
+
+	flock_busy = 1;
+	t = vb_tempfile_new(path, &err);
+	flock_busy = 0;
+	assert_non_null(t);
+	assert_false(lock_free(vb_tempfile_path(t)));
+	vb_tempfile_discard(t);
+	free(path);
+}
+
+/* A directory that cannot be made durable after the rename: published
+ * (1), under the final name, err says so; through a file sink too. */
+static void test_tempfile_dir_fsync_fails(void **state)
+{
+	char *path = tpath(state, "a.vma"), *path2 = tpath(state, "b.vma");
+	struct vb_error err = { 0 };
+	struct vb_tempfile *t = vb_tempfile_new(path, &err);
+	struct vb_writer *w;
+
+	assert_non_null(t);
+	fsync_dir_fails = true;
+	assert_int_equal(vb_tempfile_publish(t, false, &err), 1);
+	assert_int_equal(access(path, F_OK), 0);
+	assert_non_null(strstr(err.msg, "was written, but the fsync of directory"));
+	assert_int_equal(err.sys_errno, EIO);
+	vb_error_clear(&err);
+	w = vb_sink_file_new(path2, false, &err);
+	assert_non_null(w);
+	assert_int_equal(vb_writer_write(w, "abc", 3, &err), 0);
+	assert_int_equal(vb_writer_close(w, &err), 1);
+	fsync_dir_fails = false;
+	assert_int_equal(access(path2, F_OK), 0);
+	assert_int_equal(count_entries(((struct tdir *)*state)->path), 2);
+	free(path);
+	free(path2);
+}
+
+static char *mk(void **state, const char *name, size_t bytes)
+{
+	char *p = tpath(state, name), *buf = calloc(1, bytes + 1);
+
+	assert_non_null(buf);
+	write_file(p, buf, bytes);
+	free(buf);
+	return p;
+}
+
+/* Orphans (no lock) go with a line each; a live writer's temporary (of
+ * this process, or locked by another one), names of another form, links,
+ * FIFOs and directories stay; a dry run removes nothing. */
+static void test_tempfile_sweep(void **state)
+{
+	const char *dir = ((struct tdir *)*state)->path;
+	char *orphan = mk(state, ".x.vma" VB_TEMPFILE_MARK "Ab3xYz", 1000);
+	char *other = mk(state, ".x.vma.Ab3xYz", 10), *plain = mk(state, "x.vma", 10);
+	char *locked = mk(state, ".y.vma" VB_TEMPFILE_MARK "Zz9yyy", 10);
+	char *link = tpath(state, ".l.vma" VB_TEMPFILE_MARK "Ab3xYz");
+	char *fifo = tpath(state, ".f.vma" VB_TEMPFILE_MARK "Ab3xYz");
+	char *sub = tpath(state, ".d.vma" VB_TEMPFILE_MARK "Ab3xYz");
+	char *live_final = tpath(state, "live.vma"), *notes = NULL;
+	struct vb_error err = { 0 };
+	struct vb_tempfile *live = vb_tempfile_new(live_final, &err);
+	int pfd[2], gofd[2], status;
+	pid_t pid;
+	char c;
+
+	assert_non_null(live);
+	assert_int_equal(symlink(plain, link), 0);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	assert_int_equal(pipe(pfd), 0);
+	assert_int_equal(pipe(gofd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) { /* another live writer */
+		int fd = open(locked, O_RDONLY);
+
+		if (fd < 0 || __real_flock(fd, LOCK_EX) < 0 || write(pfd[1], "x", 1) != 1)
+			_exit(1);
+		(void)!read(gofd[0], &c, 1);
+		_exit(0);
+	}
+	assert_int_equal(read(pfd[0], &c, 1), 1);
+
+	assert_int_equal(vb_tempfile_sweep(dir, true, &notes, &err), 1);
+	assert_non_null(strstr(notes, "would remove the temporary"));
+	assert_int_equal(access(orphan, F_OK), 0);
+	free(notes);
+	notes = NULL;
+	assert_int_equal(vb_tempfile_sweep(dir, false, &notes, &err), 1);
+	assert_non_null(notes);
+	assert_non_null(strstr(notes, "removed the temporary "));
+	assert_non_null(strstr(notes, ".x.vma" VB_TEMPFILE_MARK "Ab3xYz left by a run that "
+			       "did not finish (1000 bytes)"));
+	assert_true(!strchr(notes, '\n') || strchr(notes, '\n')[1] == '\0'); /* one line */
+	assert_int_equal(access(orphan, F_OK), -1);
+	assert_int_equal(access(locked, F_OK), 0);
+	assert_int_equal(access(vb_tempfile_path(live), F_OK), 0);
+	assert_int_equal(access(other, F_OK), 0);
+	assert_int_equal(access(plain, F_OK), 0);
+	assert_int_equal(access(fifo, F_OK), 0);
+	assert_int_equal(access(sub, F_OK), 0);
+	assert_int_equal(faccessat(AT_FDCWD, link, F_OK, AT_SYMLINK_NOFOLLOW), 0);
+	/* its writer gone, the second one goes too */
+	assert_int_equal(write(gofd[1], "x", 1), 1);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_int_equal(status, 0);
+	free(notes);
+	notes = NULL;
+	assert_int_equal(vb_tempfile_sweep(dir, false, &notes, &err), 1);
+	assert_int_equal(access(locked, F_OK), -1);
+	assert_int_equal(access(vb_tempfile_path(live), F_OK), 0);
+	assert_int_equal(vb_tempfile_publish(live, false, &err), 0);
+	assert_int_equal(vb_tempfile_sweep("/nonexistent/dir", false, &notes, &err), -1);
+	close(pfd[0]);
+	close(pfd[1]);
+	close(gofd[0]);
+	close(gofd[1]);
+	free(notes);
+	free(orphan);
+	free(other);
+	free(plain);
+	free(locked);
+	free(link);
+	free(fifo);
+	free(sub);
+	free(live_final);
+}
+
 static int group_tempfile(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -258,6 +487,12 @@ static int group_tempfile(void)
 		cmocka_unit_test_setup_teardown(test_tempfile_long_name, tdir_setup, tdir_teardown),
 		cmocka_unit_test(test_tempfile_names),
 		cmocka_unit_test_setup_teardown(test_tempfile_bad_dir, tdir_setup, tdir_teardown),
+		cmocka_unit_test_setup_teardown(test_tempfile_locked_to_rename, tdir_setup,
+						tdir_teardown),
+		cmocka_unit_test_setup_teardown(test_tempfile_lock_race, tdir_setup, tdir_teardown),
+		cmocka_unit_test_setup_teardown(test_tempfile_dir_fsync_fails, tdir_setup,
+						tdir_teardown),
+		cmocka_unit_test_setup_teardown(test_tempfile_sweep, tdir_setup, tdir_teardown),
 	};
 	return cmocka_run_group_tests_name("tempfile", tests, NULL, NULL);
 }
