@@ -276,32 +276,39 @@ int qmp_start(struct vb_live *l, const char *since, const char *ckpt, struct vb_
 
 /* ============================================================== the end */
 
-static bool has_bitmap(json_object *nodes, const char *node, const char *name)
+/* The bitmaps of node in the listing (an array, or NULL). */
+static json_object *node_bitmaps(json_object *nodes, const char *node)
 {
 	for (size_t i = 0; i < live_len(nodes); i++) {
-		json_object *n = json_object_array_get_idx(nodes, i), *bms;
+		json_object *n = json_object_array_get_idx(nodes, i);
 		const char *nn = vb_json_str(n, "node-name");
 
-		if (!nn || strcmp(nn, node) != 0 ||
-		    !json_object_object_get_ex(n, "dirty-bitmaps", &bms))
-			continue;
-		for (size_t k = 0; k < live_len(bms); k++) {
-			const char *b = vb_json_str(json_object_array_get_idx(bms, k), "name");
-
-			if (b && strcmp(b, name) == 0)
-				return true;
-		}
+		if (nn && strcmp(nn, node) == 0)
+			return json_object_object_get(n, "dirty-bitmaps");
 	}
-	return false;
+	return NULL;
 }
 
-/* The last transaction: the run's temporary bitmap goes, and the bitmap
- * the state no longer names (committed: since's; failed: the new one). */
+/* Whether the end removes bitmap name of the set: the run's temporary one
+ * always; committed: every checkpoint bitmap of the set but the new one
+ * (a full backup has no since, and the state names only the new one);
+ * failed: the new one; pending: none else, the next run keeps the one the
+ * state then names. */
+static bool goes(const struct vb_live *l, enum vb_live_end how, const char *name)
+{
+	if (strcmp(name, l->tmp) == 0)
+		return true;
+	if (!l->ckpt || !live_has_prefix(name, l->set_prefix))
+		return false;
+	if (how == VB_LIVE_COMMITTED)
+		return strcmp(name, l->ckpt) != 0;
+	return how == VB_LIVE_FAILED && strcmp(name, l->ckpt) == 0;
+}
+
+/* The last transaction, for every drive at once. */
 static int final_bitmaps(struct vb_live *l, enum vb_live_end how, struct vb_error *err)
 {
 	json_object *nodes = NULL, *acts = json_object_new_array();
-	const char *gone = how == VB_LIVE_COMMITTED ? l->since :
-			   how == VB_LIVE_FAILED ? l->ckpt : NULL;
 	int rc = -1;
 
 	if (!acts)
@@ -309,14 +316,16 @@ static int final_bitmaps(struct vb_live *l, enum vb_live_end how, struct vb_erro
 	if (live_nodes(l, &nodes, err) < 0)
 		goto out;
 	for (size_t i = 0; i < l->n; i++) {
-		const char *names[2] = { l->tmp, gone };
+		json_object *bms = node_bitmaps(nodes, l->d[i].node);
 
-		for (size_t k = 0; k < 2; k++) {
-			if (!names[k] || !has_bitmap(nodes, l->d[i].node, names[k]))
+		for (size_t k = 0; k < live_len(bms); k++) {
+			const char *b = vb_json_str(json_object_array_get_idx(bms, k), "name");
+
+			if (!b || !goes(l, how, b))
 				continue;
 			if (action(acts, err, "{\"type\": \"block-dirty-bitmap-remove\", \"data\": "
 				   "{\"node\": %s, \"name\": %s}}", vb_qmp_str(l->d[i].node),
-				   vb_qmp_str(names[k])) < 0)
+				   vb_qmp_str(b)) < 0)
 				goto out;
 		}
 	}
