@@ -46,4 +46,18 @@ struct backup_args {
 int backup_args_parse(struct backup_args *a, int argc, char **argv);
 void backup_args_free(struct backup_args *a);
 
+/* A usage error in an option's value; one from the --config-file names
+ * the file and the key. Returns EXIT_USAGE. */
+int backup_opt_usage(const struct backup_args *a, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* The options together, once read (backup_check.c): 0 or an exit status. */
+int backup_args_check(struct backup_args *a);
+
+/* What the run tells (backup_report.c). */
+const char *backup_out_name(const struct backup_args *a);
+void backup_start_line(const struct backup_args *a, const struct vb_backup_opts *o);
+void backup_print_notes(const struct backup_args *a, const char *notes);
+void backup_summary(const struct backup_args *a, const struct vb_backup_result *r);
+void backup_skipped(const struct backup_args *a, const struct vb_backup_result *r);
+
 #endif

@@ -32,111 +32,6 @@ static struct vb_writer *open_sink(const struct backup_args *a, struct vb_error 
 	return vb_sink_file_new(a->out, a->force, err);
 }
 
-static const char *out_name(const struct backup_args *a)
-{
-	if (a->output_cmd)
-		return "(output command)";
-	return strcmp(a->out, "-") == 0 ? "(standard output)" : a->out;
-}
-
-static const char *ckpt_state(const struct vb_backup_result *r)
-{
-	if (!r->checkpoint[0])
-		return "none";
-	return r->pending ? "pending" : "committed";
-}
-
-static void summary_json(const struct backup_args *a, const struct vb_backup_result *r,
-			 const char *uuid, const char *sha)
-{
-	bool to_stdout = a->out && strcmp(a->out, "-") == 0;
-	json_object *o = json_object_new_object();
-	const char *txt;
-
-	json_object_object_add(o, "status", json_object_new_string("ok"));
-	json_object_object_add(o, "archive", a->out ? json_object_new_string(a->out) : NULL);
-	json_object_object_add(o, "output_cmd", a->output_cmd ?
-			       json_object_new_string(a->output_cmd) : NULL);
-	json_object_object_add(o, "uuid", json_object_new_string(uuid));
-	json_object_object_add(o, "sha256", json_object_new_string(sha));
-	json_object_object_add(o, "kind", json_object_new_string(r->kind));
-	json_object_object_add(o, "set", a->set ? json_object_new_string(a->set) : NULL);
-	json_object_object_add(o, "checkpoint", r->checkpoint[0] ?
-			       json_object_new_string(r->checkpoint) : NULL);
-	json_object_object_add(o, "checkpoint_state", json_object_new_string(ckpt_state(r)));
-	json_object_object_add(o, "drives", json_object_new_int((int)r->drives));
-	json_object_object_add(o, "total_size", json_object_new_uint64(r->total_size));
-	json_object_object_add(o, "bytes_read", json_object_new_uint64(r->bytes_read));
-	json_object_object_add(o, "bytes_zero", json_object_new_uint64(r->bytes_zero));
-	json_object_object_add(o, "bytes_unchanged", json_object_new_uint64(r->bytes_unchanged));
-	json_object_object_add(o, "clusters", json_object_new_uint64(r->clusters));
-	json_object_object_add(o, "dirty_clusters", json_object_new_uint64(r->dirty_clusters));
-	json_object_object_add(o, "archive_bytes", json_object_new_uint64(r->archive_bytes));
-	json_object_object_add(o, "output_bytes", json_object_new_uint64(r->output_bytes));
-	json_object_object_add(o, "seconds", json_object_new_double(r->seconds));
-	cli_json_print(to_stdout ? stderr : stdout, o, JSON_C_TO_STRING_PLAIN);
-	txt = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-					     JSON_C_TO_STRING_NOSLASHESCAPE);
-	cli_log_line("%s", txt);
-	json_object_put(o);
-}
-
-static void summary(const struct backup_args *a, const struct vb_backup_result *r)
-{
-	char total[32], rd[32], zero[32], arch[32], uuid[40], sha[65], dirty[64] = "";
-
-	vb_uuid_format(r->uuid, uuid);
-	vb_hex(r->sha256, 32, sha);
-	if (a->json)
-		summary_json(a, r, uuid, sha);
-	cli_format_size(r->total_size, total, sizeof(total));
-	cli_format_size(r->bytes_read, rd, sizeof(rd));
-	cli_format_size(r->bytes_zero, zero, sizeof(zero));
-	cli_format_size(r->output_bytes, arch, sizeof(arch));
-	if (strcmp(r->kind, "full") != 0) {
-		char same[32];
-
-		cli_format_size(r->bytes_unchanged, same, sizeof(same));
-		snprintf(dirty, sizeof(dirty), ", %s unchanged, %llu changed clusters", same,
-			 (unsigned long long)r->dirty_clusters);
-	}
-	cli_info(a->quiet, "INFO: %s backup of %u drive%s (%s) finished in %.1fs: read %s, "
-		 "%s zero or holes not stored%s", r->kind, r->drives, r->drives == 1 ? "" : "s",
-		 total, r->seconds, rd, zero, dirty);
-	cli_info(a->quiet, "INFO: archive %s: %s, uuid %s, sha256 %s", out_name(a), arch, uuid,
-		 sha);
-	if (r->checkpoint[0] && !r->pending)
-		cli_info(a->quiet, "INFO: checkpoint %s of set %s committed", r->checkpoint,
-			 a->set);
-	if (r->pending)
-		cli_info(a->quiet, "INFO: checkpoint %s of set %s is pending: run 'vmaback commit "
-			 "--set %s %s' once the archive is stored", r->checkpoint, a->set, a->set,
-			 r->checkpoint);
-}
-
-/* Below --threshold: nothing kept, and the run says so. */
-static void skipped(const struct backup_args *a, const struct vb_backup_result *r)
-{
-	char changed[32], limit[32];
-
-	cli_format_size(r->dirty_clusters * (uint64_t)VMA_CLUSTER_SIZE, changed, sizeof(changed));
-	cli_format_size(a->threshold, limit, sizeof(limit));
-	if (a->json) {
-		json_object *o = json_object_new_object();
-
-		json_object_object_add(o, "status", json_object_new_string("skipped"));
-		json_object_object_add(o, "kind", json_object_new_string(r->kind));
-		json_object_object_add(o, "set", json_object_new_string(a->set));
-		json_object_object_add(o, "dirty_clusters", json_object_new_uint64(r->dirty_clusters));
-		json_object_object_add(o, "threshold", json_object_new_uint64(a->threshold));
-		cli_json_print(stdout, o, JSON_C_TO_STRING_PLAIN);
-		json_object_put(o);
-	}
-	cli_info(a->quiet, "INFO: backup skipped: %s changed (%llu clusters), less than "
-		 "--threshold %s; nothing was published or committed, the next backup holds "
-		 "these changes", changed, (unsigned long long)r->dirty_clusters, limit);
-}
-
 /* ARCHIVE.notes (as Proxmox: the text and a newline) and ARCHIVE.protected:
  * the engine publishes them with the archive, before the commit. */
 struct siblings {
@@ -171,40 +66,6 @@ static void siblings_free(struct siblings *sb)
 	free(sb->notes_path);
 	free(sb->protected_path);
 	free(sb->text);
-}
-
-static void print_notes(const struct backup_args *a, const char *notes)
-{
-	const char *p = notes;
-
-	while (*p) {
-		size_t n = strcspn(p, "\n");
-
-		cli_info(a->quiet, "INFO: %.*s", (int)n, p);
-		p += n + (p[n] == '\n');
-	}
-}
-
-static void start_line(const struct backup_args *a, const struct vb_backup_opts *o)
-{
-	size_t n = o->live ? vb_live_count(o->live) : o->ndrives;
-
-	/* A dump directory's name waits for the kind (kind_name). */
-	cli_info(a->quiet, "INFO: starting backup of %zu drive%s%s%s%s%s to %s%s", n,
-		 n == 1 ? "" : "s", o->live ? " of the running VM at " : "",
-		 o->live ? a->live.qmp : "", a->set ? ", set " : "", a->set ? a->set : "",
-		 a->dumpdir ? "dump directory " : "", a->dumpdir ? a->dumpdir : out_name(a));
-	for (size_t i = 0; i < n; i++) {
-		const struct vb_live_drive *d = o->live ? vb_live_get(o->live, i) : NULL;
-		char name[200], spec[600];
-
-		vb_name_printable(d ? d->name : o->drives[i].name, name, sizeof(name));
-		vb_name_printable(d ? d->qdev : o->drives[i].spec, spec, sizeof(spec));
-		if (d)
-			cli_info(a->quiet, "INFO: drive %s: device %s, node %s", name, spec, d->node);
-		else
-			cli_info(a->quiet, "INFO: drive %s: %s", name, spec);
-	}
 }
 
 /* Archives and logs are never written into the state directory, whose
@@ -319,15 +180,15 @@ static int prepare(struct backup_args *a, struct vb_backup_opts *o, struct vb_st
 	o->max_chain = a->max_chain;
 	o->threshold = a->threshold;
 	o->full_every = a->full_every;
-	start_line(a, o);
+	backup_start_line(a, o);
 	*b = vb_backup_prepare(o, err);
 	if (*state) {
-		print_notes(a, vb_state_notes(*state));
+		backup_print_notes(a, vb_state_notes(*state));
 		state_notes_shown = strlen(vb_state_notes(*state));
 	}
 	if (!*b || kind_name(a, *b, err) < 0)
 		return cli_fail(CMD, err);
-	print_notes(a, vb_backup_notes(*b));
+	backup_print_notes(a, vb_backup_notes(*b));
 	backup_notes_shown = strlen(vb_backup_notes(*b));
 	return 0;
 }
@@ -398,7 +259,7 @@ static int backup(struct backup_args *a, struct vb_backup_result *res, bool *sta
 	if (vb_backup_run(b, sink, res, &err) < 0) {
 		cli_set_consumer(0);
 		cli_progress_done(&prog);
-		print_notes(a, vb_backup_notes(b) + backup_notes_shown);
+		backup_print_notes(a, vb_backup_notes(b) + backup_notes_shown);
 		status = cli_fail(CMD, &err);
 		if (status != EXIT_USAGE && status != EXIT_LOCKED)
 			cli_info(a->quiet, "INFO: backup failed: nothing was published%s",
@@ -408,15 +269,15 @@ static int backup(struct backup_args *a, struct vb_backup_result *res, bool *sta
 	cli_set_consumer(0);
 	cli_progress_done(&prog);
 	/* What the end of the run noted (the VM's teardown). */
-	print_notes(a, vb_backup_notes(b) + backup_notes_shown);
+	backup_print_notes(a, vb_backup_notes(b) + backup_notes_shown);
 	if (res->skipped) {
-		skipped(a, res);
+		backup_skipped(a, res);
 		goto out;
 	}
-	summary(a, res);
+	backup_summary(a, res);
 	/* What the commit itself noted (a pending checkpoint it replaced). */
 	if (state)
-		print_notes(a, vb_state_notes(state) + state_notes_shown);
+		backup_print_notes(a, vb_state_notes(state) + state_notes_shown);
 	status = 0;
 out:
 	vb_backup_free(b);

@@ -97,6 +97,19 @@ int vb_chain_next(struct vb_chain *c, struct vma_cluster *out, struct vb_error *
 /* Completeness of one drive after the end of the stream (see vb_verify). */
 int vb_archive_check_drive(struct vb_archive *a, unsigned dev_id, struct vb_error *err);
 
+/* ============================================================== writing */
+
+/* A VMA writer whose bytes go into out (which stays the caller's; the
+ * caller may change o->out between writes), and whose write errors are
+ * kept in *err: the one adapter backup and merge share. */
+struct vb_vma_out {
+	struct vb_writer *out;
+	struct vb_error *err;
+};
+struct vma_writer *vb_vma_out_writer(struct vb_vma_out *o, struct vb_error *err);
+/* The writer's last error as VB_E_FAIL "archive: ..." with its errno; -1. */
+int vb_error_vma(struct vb_error *err, const struct vma_writer *w);
+
 /* ============================================================== vmaback.json */
 
 #define VB_META_NAME "vmaback.json"

@@ -82,6 +82,7 @@ struct vb_ratelimit;
 struct run {
 	struct vb_backup *b;
 	struct vb_writer *out;
+	struct vb_vma_out vo;        /* vw's bytes into out */
 	struct vma_writer *vw;
 	struct vb_error *err;
 	struct vb_backup_result *res;
@@ -90,6 +91,12 @@ struct run {
 	uint8_t *buf;                /* CHUNK_SIZE */
 	uint8_t zero_digest[DIGEST_LEN]; /* of a whole zero cluster */
 };
+
+/* decide.c: the new checkpoint's name (never one the state has), then the
+ * mode, the base and the latest checkpoint's digest maps (--mode auto
+ * falls back to a full backup, with a note, where it must). */
+int bk_pick_checkpoint_name(struct vb_backup *b, struct vb_error *err);
+int bk_decide_mode(struct vb_backup *b, struct vb_error *err);
 
 /* Pass 1 of an incremental or differential backup: reads the whole drive,
  * writes its new digest map, and sets j->dirty to the clusters that differ

@@ -337,8 +337,7 @@ static int copy_cluster(struct run *r, struct drive_job *j, struct copy_ctx *x, 
 	}
 	if (vma_writer_add_cluster(r->vw, j->dev_id, (uint32_t)i, has_data ? data : NULL,
 				   len) < 0)
-		return vb_error_set(r->err, VB_E_FAIL, vma_writer_sys_errno(r->vw), "archive: %s",
-				    vma_writer_error(r->vw));
+		return vb_error_vma(r->err, r->vw);
 	r->res->clusters++;
 	return 0;
 }

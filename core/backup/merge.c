@@ -8,19 +8,6 @@
 
 #include "core/backup/backup_int.h"
 
-struct mctx {
-	struct vb_writer *out;
-	struct vb_error *err;
-};
-
-static int write_cb(void *opaque, const void *buf, size_t len)
-{
-	struct mctx *m = opaque;
-
-	if (vb_writer_write(m->out, buf, len, m->err) < 0)
-		return m->err->sys_errno ? -m->err->sys_errno : -EIO;
-	return 0;
-}
 
 /* What extract refuses, merge does not write: a name that is not a safe
  * file name, a drive whose disk-NAME.raw would not fit a file name. */
@@ -135,7 +122,7 @@ static int start(struct vma_writer *w, struct vb_chain *c, uint8_t dev_map[256],
 	rc = 0;
 	goto out;
 vfail:
-	vb_error_set(err, VB_E_FAIL, vma_writer_sys_errno(w), "archive: %s", vma_writer_error(w));
+	vb_error_vma(err, w);
 out:
 	free(json);
 	free(md);
@@ -146,7 +133,7 @@ out:
 int vb_merge(const char *const *paths, size_t n, struct vb_writer *sink, bool compress,
 	     int zstd_level, int zstd_threads, struct vb_error *err)
 {
-	struct mctx m = { .out = sink, .err = err };
+	struct vb_vma_out m = { .out = sink, .err = err };
 	struct vb_chain *c = NULL;
 	struct vma_writer *w = NULL;
 	struct vma_cluster cl;
@@ -161,27 +148,21 @@ int vb_merge(const char *const *paths, size_t n, struct vb_writer *sink, bool co
 		}
 	}
 	c = vb_chain_open(paths, n, err);
-	w = vma_writer_new(write_cb, &m);
-	if (!c || !w) {
-		if (!w)
-			vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
+	if (!c || !(w = vb_vma_out_writer(&m, err)))
 		goto out;
-	}
 	if (check_names(c, err) < 0 || start(w, c, dev_map, err) < 0)
 		goto out;
 	while ((r = vb_chain_next(c, &cl, err)) == 1) {
 		if (vma_writer_add_cluster(w, dev_map[cl.dev_id], cl.cluster_num,
 					   cl.mask ? cl.data : NULL, VMA_CLUSTER_SIZE) < 0) {
-			vb_error_set(err, VB_E_FAIL, vma_writer_sys_errno(w), "archive: %s",
-				     vma_writer_error(w));
+			vb_error_vma(err, w);
 			goto out;
 		}
 	}
 	if (r < 0)
 		goto out;
 	if (vma_writer_finish(w) < 0) {
-		vb_error_set(err, VB_E_FAIL, vma_writer_sys_errno(w), "archive: %s",
-			     vma_writer_error(w));
+		vb_error_vma(err, w);
 		goto out;
 	}
 	r = vb_writer_close(m.out, err);
