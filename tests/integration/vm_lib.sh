@@ -176,6 +176,17 @@ vbq_bg() {
 	bg vb backup --qmp "$S/qmp.sock" --set "$VSET" --state-dir "$PWD/st" "$@"
 }
 
+# vbq_ok C ARGS...: a run for checkpoint C (point in time now, archive
+# ./C.vma) that succeeds and leaves QEMU clean.
+vbq_ok() {
+	local c=$1
+	shift
+	pit "$c"
+	vbq --checkpoint "$c" -o "$PWD/$c.vma" "$@"
+	expect_rc 0
+	vm_clean
+}
+
 # latest: the set's latest committed checkpoint ("-" for none).
 latest() {
 	"$VMABACK" checkpoints --set "$VSET" --state-dir "$PWD/st" --json >cps.json 2>/dev/null ||
