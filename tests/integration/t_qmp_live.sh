@@ -113,6 +113,27 @@ named_drives() {
 	verify_all virtio0=sys virtio2=data
 }
 
+# disks are named as Proxmox names them from the device id when it is a
+# Proxmox key (virtio0, efidisk0, scsi0: drive-ID), else by the id itself.
+device_names() {
+	vm_setup names virtio0:8 efidisk0:4 data:8 scsi0:8
+	vm_start
+	gwrand 14 20
+	vbq_ok d1
+	run vb list d1.vma
+	local n
+	for n in drive-virtio0 drive-efidisk0 data drive-scsi0; do
+		grep -q "devname: $n\$" "$OUT" || fail "no drive $n in the archive: $(grep DEV "$OUT" | tr '\n' ' ')"
+	done
+	gwrand 15 20
+	vbq_ok d2 --mode incremental --json
+	bytes_read_at_most "$(vm touched iv.d2)"
+	verify_all data=data
+	vm_quit
+	shadow_is_disk
+	no_write_error
+}
+
 # a disk hot-plugged into the VM (blockdev-add, device_add) gets a full
 # backup in --mode auto; the next incremental reads only what changed; a
 # VM the user paused stays paused.
@@ -158,4 +179,5 @@ added_drive() {
 
 tcase point_in_time point_in_time
 tcase named_drives named_drives
+tcase device_names device_names
 tcase added_drive added_drive

@@ -92,7 +92,9 @@ def qmp():
     return QMP(os.environ["VM_QMP"])
 
 
-def backend(dev):
+def backend(dev):  # the device's block backend, as vm_lib.sh's vm_start made it
+    if dev.startswith("scsi"):
+        return f"/machine/peripheral/{dev}"
     return f"/machine/peripheral/{dev}/virtio-backend"
 
 
@@ -210,8 +212,11 @@ def check(setname, latest, *rest):
         q.cmd("nbd-server-stop")
     except RuntimeError as e:
         bad.append(f"an NBD server is still running ({e})")
-    inserted = {b.get("qdev"): b.get("inserted", {}).get("node-name")
-                for b in q.cmd("query-block")}
+    inserted = {}
+    for b in q.cmd("query-block"):  # qdev: a QOM path, or the id (scsi-hd)
+        qd = b.get("qdev", "")
+        qd = qd if qd.startswith("/") else "/machine/peripheral/" + qd
+        inserted[qd] = b.get("inserted", {}).get("node-name")
     mine = f"vmaback/{setname}/{latest}"  # the set's bitmap, as live.c names it
     want = {}
     for dev, node, flag in pairs:

@@ -58,16 +58,17 @@ vm_cleanup() {
 	rm -rf "$S"
 }
 
-# node DEV: the qcow2 node of a disk (virtio0 -> d0).
+# node DEV: the qcow2 node of a disk (virtio0 -> d0, data -> ddata).
 node() {
 	echo "d${1#virtio}"
 }
 
 # vm_start: QEMU with the disks of VM_DEVS (a direct child: QPID), running
-# (not -S: vmaback must leave it running). VM_BLKDEBUG=DEV:CONF puts a
+# (not -S: vmaback must leave it running): a virtio-blk device with the
+# disk's name as its id, scsi-hd for a name scsi*. VM_BLKDEBUG=DEV:CONF puts a
 # blkdebug node with that config between DEV's qcow2 node and its file.
 vm_start() {
-	local args=() d n
+	local args=() d n scsi=""
 	for d in $VM_DEVS; do
 		n=${d#virtio}
 		args+=(-blockdev "driver=file,filename=$PWD/img/$d.qcow2,node-name=f$n")
@@ -77,7 +78,13 @@ vm_start() {
 		else
 			args+=(-blockdev "driver=qcow2,file=f$n,node-name=d$n")
 		fi
-		args+=(-device "virtio-blk-pci,drive=d$n,id=$d")
+		case $d in
+		scsi*) # on one virtio-scsi controller
+			[ -n "$scsi" ] || args+=(-device virtio-scsi-pci,id=vscsi)
+			scsi=1
+			args+=(-device "scsi-hd,drive=d$n,id=$d,bus=vscsi.0") ;;
+		*) args+=(-device "virtio-blk-pci,drive=d$n,id=$d") ;;
+		esac
 	done
 	rm -f "$S/qmp.sock" "$S/qmp2.sock"
 	# stdbuf: HMP qemu-io's lines reach the log as they are printed
