@@ -88,6 +88,8 @@ $(B)/tests/test_$(1): tests/unit/test_$(1).c $(call LIBS_FOR,$(1)) $$(HEADERS)
 		$$(LDLIBS) $$(CMOCKA_LIBS) $$(TEST_LDFLAGS_$(1))
 endef
 $(foreach m,$(MODULES),$(eval $(call MODULE_RULES,$(m))))
+# test_store injects faults into the state's publishing (fsync, rename, write).
+TEST_LDFLAGS_store = -Wl,--wrap=fsync -Wl,--wrap=renameat -Wl,--wrap=write
 
 $(B)/cli/main.o: cli/main.c $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -167,6 +169,8 @@ FUZZ_FLAGS = -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer -g -O1
 FUZZ_SRCS = $(wildcard tests/fuzz/fuzz_*.c)
 # A fuzz target reaching into a module's private interface names it here.
 FUZZ_MODULE_fuzz_state_loader = store
+FUZZ_MODULE_fuzz_adigests = store
+FUZZ_MODULE_fuzz_meta = vma
 fuzz: deps
 	$(MAKE) B=build-fuzz CC=clang EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined" \
 		$(subst $(B)/,build-fuzz/,$(ALL_LIBS))

@@ -9,6 +9,37 @@
 
 #include "cli/cli.h"
 
+#define MAX_SETTINGS (1024 * 1024)
+
+/* Up to max + 1 bytes of f (one more than allowed says "too large"), in a
+ * buffer that grows with what is there, NUL-terminated; NULL if out of
+ * memory or on a read error (errno). */
+static char *read_upto(FILE *f, size_t max, size_t *len)
+{
+	size_t cap = 4096, n = 0;
+	char *buf = malloc(cap + 1), *nb;
+
+	while (buf) {
+		n += fread(buf + n, 1, cap - n, f);
+		if (ferror(f)) {
+			free(buf);
+			return NULL;
+		}
+		if (n < cap || cap > max)
+			break; /* the end, or one byte beyond the limit */
+		cap = cap * 2 > max + 1 ? max + 1 : cap * 2;
+		nb = realloc(buf, cap + 1);
+		if (!nb)
+			free(buf);
+		buf = nb;
+	}
+	if (buf) {
+		buf[n] = '\0';
+		*len = n;
+	}
+	return buf;
+}
+
 json_object *cli_load_json_file(const char *cmd, const char *path)
 {
 	FILE *f = fopen(path, "re");
@@ -21,15 +52,19 @@ json_object *cli_load_json_file(const char *cmd, const char *path)
 		cli_usage(cmd, "--config-file %s: %s", path, strerror(errno));
 		return NULL;
 	}
-	text = calloc(1, 1024 * 1024 + 1);
-	len = text ? fread(text, 1, 1024 * 1024 + 1, f) : 0;
+	errno = 0;
+	text = read_upto(f, MAX_SETTINGS, &len);
 	fclose(f);
+	if (!text && errno && errno != ENOMEM) {
+		cli_usage(cmd, "--config-file %s: %s", path, strerror(errno));
+		return NULL;
+	}
 	tok = json_tokener_new();
-	if (text && tok && len <= 1024 * 1024)
+	if (text && tok && len <= MAX_SETTINGS)
 		root = json_tokener_parse_ex(tok, text, (int)len);
 	if (!text || !tok)
 		cli_usage(cmd, "out of memory");
-	else if (len > 1024 * 1024)
+	else if (len > MAX_SETTINGS)
 		cli_usage(cmd, "--config-file %s: larger than 1 MiB", path);
 	else if (!root || json_tokener_get_parse_end(tok) != len)
 		cli_usage(cmd, "--config-file %s: not valid JSON (%s at byte %zu)", path,

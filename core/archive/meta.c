@@ -172,6 +172,10 @@ static int get_u64(json_object *o, const char *key, uint64_t *v)
 
 	if (!json_object_object_get_ex(o, key, &x) || !json_object_is_type(x, json_type_int))
 		return -1;
+	/* json-c reads a negative number as 0 here: refused, never misread
+	 * (a value beyond INT64_MAX reads as INT64_MAX in int64) */
+	if (json_object_get_int64(x) < 0)
+		return -1;
 	errno = 0;
 	*v = json_object_get_uint64(x);
 	return errno ? -1 : 0;

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bitmap/bitmap.h"
@@ -137,6 +138,11 @@ int vb_adigests_write(struct vb_state *s, const struct vb_ckpt *c, size_t di, ch
 		len += AD_ENTRY;
 		count++;
 	}
+	/* the trailer checks every digest read: a damaged map is never used */
+	if (digest_reader_next(rd, dg) != 0) {
+		vb_error_set(err, VB_E_INVALID, 0, "drive %s: the digest map is damaged", d->name);
+		goto out;
+	}
 	memcpy(buf, AD_MAGIC, 8);
 	put64(buf + 8, d->size);
 	put64(buf + 16, count);
@@ -150,34 +156,93 @@ out:
 	return rc;
 }
 
+/* The header of an archive-digest file of len bytes: the magic, and a
+ * count that is what the length holds, so nothing is allocated for
+ * entries the file does not have. */
+static int ad_check_head(const uint8_t *head, uint64_t len, uint64_t *n)
+{
+	if (len < 24 || memcmp(head, AD_MAGIC, 8) != 0)
+		return -1;
+	*n = get64(head + 16);
+	if ((len - 24) % AD_ENTRY != 0 || (len - 24) / AD_ENTRY != *n)
+		return -1;
+	return 0;
+}
+
+/* The entries name clusters of the drive, in ascending order, each once
+ * (vb_adigests_find searches them by halves). */
+static int ad_check_entries(const struct vb_adigests *a)
+{
+	uint64_t ncl = bitmap_clusters(a->size), prev = 0;
+
+	for (uint64_t i = 0; i < a->n; i++) {
+		uint64_t k = get64(a->entries + i * AD_ENTRY);
+
+		if (k >= ncl || (i > 0 && k <= prev))
+			return -1;
+		prev = k;
+	}
+	return 0;
+}
+
+static int ad_damaged(struct vb_adigests *out, const char *file, struct vb_error *err)
+{
+	free(out->entries);
+	memset(out, 0, sizeof(*out));
+	return vb_error_set(err, VB_E_INVALID, 0, "%s: damaged archive digests", file);
+}
+
 int vb_adigests_load(struct vb_state *s, const char *file, struct vb_adigests *out,
 		     struct vb_error *err)
 {
 	int fd = vb_state_open_file(s, file, err);
 	uint8_t head[24];
-	ssize_t got;
+	struct stat st;
+	uint64_t n;
 	size_t want;
+	ssize_t got;
 
 	memset(out, 0, sizeof(*out));
 	if (fd < 0)
 		return -1;
-	got = read(fd, head, sizeof(head));
-	if (got != (ssize_t)sizeof(head) || memcmp(head, AD_MAGIC, 8) != 0 ||
-	    get64(head + 16) > (uint64_t)1 << 40) {
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    vb_io_read_full(fd, head, sizeof(head)) != (ssize_t)sizeof(head) ||
+	    ad_check_head(head, (uint64_t)st.st_size, &n) < 0 || n > SIZE_MAX / AD_ENTRY - 1) {
 		close(fd);
-		return vb_error_set(err, VB_E_INVALID, 0, "%s: damaged archive digests", file);
+		return ad_damaged(out, file, err);
 	}
 	out->size = get64(head + 8);
-	out->n = get64(head + 16);
-	want = (size_t)out->n * AD_ENTRY;
+	out->n = n;
+	want = (size_t)n * AD_ENTRY;
 	out->entries = malloc(want + 1);
-	got = out->entries ? read(fd, out->entries, want + 1) : -1;
-	close(fd);
-	if (got != (ssize_t)want) {
-		free(out->entries);
-		out->entries = NULL;
-		return vb_error_set(err, VB_E_INVALID, 0, "%s: damaged archive digests", file);
+	if (!out->entries) {
+		close(fd);
+		return vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
 	}
+	/* one byte more than counted: a file that grew is damaged too */
+	got = vb_io_read_full(fd, out->entries, want + 1);
+	close(fd);
+	if (got != (ssize_t)want || ad_check_entries(out) < 0)
+		return ad_damaged(out, file, err);
+	return 0;
+}
+
+int vb_adigests_parse(const uint8_t *buf, size_t len, struct vb_adigests *out,
+		      struct vb_error *err)
+{
+	uint64_t n;
+
+	memset(out, 0, sizeof(*out));
+	if (ad_check_head(buf, len, &n) < 0)
+		return ad_damaged(out, "(buffer)", err);
+	out->size = get64(buf + 8);
+	out->n = n;
+	out->entries = malloc(len - 24 + 1);
+	if (!out->entries)
+		return vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
+	memcpy(out->entries, buf + 24, len - 24);
+	if (ad_check_entries(out) < 0)
+		return ad_damaged(out, "(buffer)", err);
 	return 0;
 }
 

@@ -14,7 +14,8 @@
 #include "core/store/store_int.h"
 
 
-/* Writes state.json through a temporary, fsync, rename, fsync of the dir. */
+/* Writes state.json through a temporary, fsync, rename, fsync of the dir:
+ * 0 once renamed (a failed fsync of the directory is a note), -1 before. */
 static int publish(struct vb_state *s, struct vb_error *err)
 {
 	char tmp[PATH_MAX], *text = st_state_text(s);
@@ -41,10 +42,12 @@ static int publish(struct vb_state *s, struct vb_error *err)
 		unlink(tmp);
 		goto out;
 	}
-	if (fsync(s->dirfd) < 0) {
-		vb_error_set(err, VB_E_FAIL, errno, "%s: fsync: %s", s->path, strerror(errno));
-		goto out;
-	}
+	/* Renamed: readers see the new state from here on, so the change is
+	 * made (a caller told otherwise would remove the files it names); only
+	 * its durability is in doubt, which a note says. */
+	if (fsync(s->dirfd) < 0)
+		vb_notes_add(&s->notes, "%s: fsync of the directory failed (%s): the new state "
+			     "is in place but may not survive a crash", s->path, strerror(errno));
 	rc = 0;
 out:
 	free(text);

@@ -74,6 +74,11 @@ struct vb_state *vb_state_parse(const char *set, const char *text, size_t len,
 				struct vb_error *err);
 char *vb_state_text(const struct vb_state *s);
 
+/* The checks vb_adigests_load makes, on the bytes of such a file: for the
+ * fuzz target. */
+int vb_adigests_parse(const uint8_t *buf, size_t len, struct vb_adigests *out,
+		      struct vb_error *err);
+
 /* Writes the archive-digest list for drive di of checkpoint c (from its
  * digest map and the state's bitmaps) into a new state file; *name NULL
  * without a digest map. */

@@ -230,6 +230,49 @@ static void test_config_file(void **state)
 	free(badtype);
 }
 
+/* A settings file of up to 1 MiB is read whole, whatever its size (the
+ * buffer grows with it); one byte more, or a directory, is a usage error. */
+static void test_config_file_sizes(void **state)
+{
+	const size_t max = 1024 * 1024;
+	const char *json = "{\"drives\": [\"a=/x\"], \"output\": \"o.vma\"}";
+	char *text = malloc(max + 2), *path = strdup("/tmp/vmaback-test-cli-XXXXXX");
+	char cf[] = "--config-file";
+	struct backup_args a;
+	int fd = mkstemp(path);
+
+	(void)state;
+	assert_true(fd >= 0);
+	close(fd);
+	memset(text, ' ', max + 1);
+	memcpy(text + max - strlen(json), json, strlen(json)); /* ends at byte max */
+	for (int i = 0; i < 3; i++) {
+		size_t len = i == 0 ? max : i == 1 ? max + 1 : 4097;
+		const char *const args[] = { "backup", cf, path, NULL };
+		FILE *f = fopen(path, "w");
+
+		assert_non_null(f);
+		if (i == 2) /* 4097 bytes: past the first 4 KiB read */
+			assert_int_equal(fwrite(text + max - 4097, 1, len, f), len);
+		else
+			assert_int_equal(fwrite(text, 1, len, f), len);
+		assert_int_equal(fclose(f), 0);
+		assert_int_equal(parse(&a, args), i == 1 ? EXIT_USAGE : 0);
+		if (i != 1)
+			assert_string_equal(a.out, "o.vma");
+		done(&a);
+	}
+	{
+		const char *const args[] = { "backup", cf, "/tmp", NULL };
+
+		assert_int_equal(parse(&a, args), EXIT_USAGE);
+		done(&a);
+	}
+	unlink(path);
+	free(path);
+	free(text);
+}
+
 /* Names as printed: one line, no control character, no byte outside UTF-8;
  * valid UTF-8 (also non-ASCII) passes unchanged. */
 static void test_printable(void **state)
@@ -267,6 +310,7 @@ int main(void)
 		cmocka_unit_test(test_format_size),
 		cmocka_unit_test(test_backup_args),
 		cmocka_unit_test(test_config_file),
+		cmocka_unit_test(test_config_file_sizes),
 		cmocka_unit_test(test_printable),
 	};
 
