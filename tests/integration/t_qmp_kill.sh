@@ -18,12 +18,12 @@ kill_loop() {
 	RANDOM=$seed
 	VERIFIED=0
 	for i in $(seq 1 "$runs"); do
-		gwrand "$((seed * 1000 + i))" 15
+		gwrand "$((seed * 1000 + i))" 20
 		pit "k$i"
 		LAST="backup --qmp (run $i)"
 		bg "$VMABACK" backup --qmp "$S/qmp.sock" --set kl --state-dir "$PWD/st" \
 			--checkpoint "k$i" -o "$PWD/k$i.vma" --bwlimit 8M
-		delay=$((RANDOM % 1800))
+		delay=$((RANDOM % 900))
 		sleep "$((delay / 1000)).$(printf %03d $((delay % 1000)))"
 		kill -9 "$PID" 2>/dev/null || true
 		RC=0
