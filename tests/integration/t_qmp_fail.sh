@@ -116,5 +116,46 @@ scratch_full() {
 	no_write_error
 }
 
+# SIGTERM or SIGINT while the backup reads: vmaback takes the failure path
+# at once (exit 128+N): QEMU is left clean without another run, nothing is
+# committed, the guest's writes meanwhile all succeed; the next run holds
+# every change.
+signalled() {
+	vm_setup sig virtio0:8 virtio1:16
+	vm_start
+	gw virtio0:0:2M:0x10 virtio1:0:8M:0x20
+	vbq_ok c1
+	local sig n i=1
+	for sig in TERM INT; do
+		i=$((i + 1))
+		gw virtio1:0:6M:0x2$i
+		committed >before
+		pit "x$i"
+		# vmaback itself, not vb's timeout, gets the signal
+		bg "$VMABACK" backup --qmp "$S/qmp.sock" --set sig --state-dir "$PWD/st" \
+			--checkpoint "x$i" -o "$PWD/x$i.vma" --bwlimit 1M
+		py "$T_SRCDIR/vm.py" wait-export 60 "$PID" || { bg_wait 60; fail "no export appeared (exit $RC)"; }
+		gwredo "$i" "iv.x$i"
+		kill -0 "$PID" 2>/dev/null || fail "the backup ended before the signal"
+		kill "-$sig" "$PID"
+		bg_wait 30
+		n=$(kill -l "$sig")
+		[ "$RC" -eq $((128 + n)) ] || fail "SIG$sig: vmaback exited $RC, expected $((128 + n))"
+		committed >after
+		same_list before after "the checkpoints before and after SIG$sig"
+		absent "x$i.vma"
+		rm -rf "snap/x$i"
+		vm_clean
+	done
+	gwrand 9 10
+	vbq_ok c4 --mode incremental
+	verify_all
+	[ "$VERIFIED" -eq 2 ] || fail "$VERIFIED checkpoints restored, expected 2"
+	vm_quit
+	shadow_is_disk
+	no_write_error
+}
+
 tcase read_error read_error
+tcase signalled signalled
 tcase scratch_full scratch_full
