@@ -157,9 +157,13 @@ check: deps
 # (seed STRESS_SEED), every committed checkpoint restored after each kill.
 STRESS_RUNS ?= 400
 STRESS_SEED ?= 6
+# Then the --qmp kill loop on a running VM (t_qmp_kill), QMP_STRESS_RUNS runs.
+QMP_STRESS_RUNS ?= 60
 stress: all
 	python3 tests/stress/kill_loop.py --vmaback $(B)/vmaback --runs $(STRESS_RUNS) \
 		--seed $(STRESS_SEED) --full-restore
+	QMP_KILL_RUNS=$(QMP_STRESS_RUNS) QMP_KILL_SEED=$(STRESS_SEED) T_TIMEOUT=3600 \
+		VMABACK=$(CURDIR)/$(B)/vmaback sh tests/integration/run.sh t_qmp_kill
 
 demo: deps
 	$(MAKE) all
