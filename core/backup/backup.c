@@ -542,8 +542,10 @@ int vb_backup_run(struct vb_backup *b, struct vb_writer *sink, struct vb_backup_
 	if (scan_all(&r) < 0 || start_archive(&r, ctime) < 0)
 		goto fail;
 	for (size_t i = 0; i < b->njobs; i++)
-		if (job_copy(&r, &b->jobs[i]) < 0)
+		if (job_copy(&r, &b->jobs[i]) < 0) {
+			bk_live_explain(b, err);
 			goto fail;
+		}
 	if (vma_writer_finish(r.vw) < 0) {
 		vma_fail(&r);
 		goto fail;

@@ -17,6 +17,9 @@ int bk_live_start(struct vb_backup *b, enum vb_mode asked, struct vb_error *err)
 /* Ends QEMU's side once (the sources must be closed): teardown, then the
  * final bitmap transaction. Problems become notes. */
 void bk_live_finish(struct vb_backup *b, enum bk_outcome how);
+/* After a read of a running VM's drive failed: what may have caused it
+ * (a full scratch directory) is added to err's message. */
+void bk_live_explain(struct vb_backup *b, struct vb_error *err);
 
 #endif
 
@@ -140,5 +143,8 @@ int bk_live_start(struct vb_backup *b, enum vb_mode asked, struct vb_error *err)
 /* Ends QEMU's side once (the sources must be closed): teardown, then the
  * final bitmap transaction. Problems become notes. */
 void bk_live_finish(struct vb_backup *b, enum bk_outcome how);
+/* After a read of a running VM's drive failed: what may have caused it
+ * (a full scratch directory) is added to err's message. */
+void bk_live_explain(struct vb_backup *b, struct vb_error *err);
 
 #endif

@@ -147,3 +147,14 @@ void bk_live_finish(struct vb_backup *b, enum bk_outcome how)
 		notes += n + (notes[n] == '\n');
 	}
 }
+
+void bk_live_explain(struct vb_backup *b, struct vb_error *err)
+{
+	char why[512];
+	size_t n;
+
+	if (!b->o.live || err->cls != VB_E_FAIL || !vb_live_why(b->o.live, why, sizeof(why)))
+		return;
+	n = strlen(err->msg);
+	snprintf(err->msg + n, sizeof(err->msg) - n, " (%s)", why);
+}

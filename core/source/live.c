@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "core/source/live_int.h"
@@ -309,6 +310,24 @@ const struct vb_live_drive *vb_live_get(const struct vb_live *l, size_t i)
 const char *vb_live_layout(const struct vb_live *l)
 {
 	return l->layout;
+}
+
+bool vb_live_why(const struct vb_live *l, char *buf, size_t len)
+{
+	struct statvfs st;
+	uint64_t room;
+
+	if (!l->o.scratch_dir || statvfs(l->o.scratch_dir, &st) < 0)
+		return false;
+	room = (uint64_t)st.f_bavail * st.f_frsize;
+	/* A cluster copied before the guest overwrites it needs 64 KiB. */
+	if (room >= 4 * 1048576)
+		return false;
+	snprintf(buf, len, "the scratch directory %s has %llu KiB left: when it fills, the "
+		 "point-in-time copy of what the guest overwrites breaks, and the backup with "
+		 "it (the guest's writes go on); give --scratch-dir room for the writes made "
+		 "during a backup", l->o.scratch_dir, (unsigned long long)(room / 1024));
+	return true;
 }
 
 const char *vb_live_notes(const struct vb_live *l)

@@ -213,6 +213,10 @@ enum vb_live_end { VB_LIVE_FAILED, VB_LIVE_PENDING, VB_LIVE_COMMITTED };
  * state then names). Problems become notes; -1 only when QEMU could not
  * be cleaned (the next run's recovery retries). */
 int vb_live_finish(struct vb_live *l, enum vb_live_end how, struct vb_error *err);
+/* After a read of an export failed: what may have broken the point-in-time
+ * view (a scratch directory with no room left), into buf; false when
+ * nothing is known. */
+bool vb_live_why(const struct vb_live *l, char *buf, size_t len);
 /* What a person should know (fallbacks, a guest agent that did not answer). */
 const char *vb_live_notes(const struct vb_live *l);
 /* Disconnects and releases the lock; NULL: no-op. */

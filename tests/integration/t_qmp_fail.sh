@@ -101,7 +101,7 @@ scratch_full() {
 	gwrand 2 10
 	DURING="virtio2:8M:6M:0x31"
 	REDO=1 VM_SCRATCH=scr failing_run c2 --scratch-dir "$PWD/scr" --mode full --bwlimit 2M
-	expect_msg backup 'drive drive-virtio[0-9]'
+	expect_msg backup 'drive drive-virtio[0-9].*the scratch directory .* KiB left'
 	only_message
 	[ -z "$(ls -A scr)" ] || fail "the scratch directory still holds $(ls -A scr | tr '\n' ' ')"
 	gwrand 3 10
