@@ -1,6 +1,7 @@
 /* cmd_backup.c: `vmaback backup`: options into a backup transaction, the
  * output stack (file, stdout, zstd), and the summary. */
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,19 +89,28 @@ static int outside_state(const struct backup_args *a)
 	return rc < 0 ? cli_fail(CMD, &err) : 0;
 }
 
-/* The set's state, locked; with --lockwait, waits for another run's lock
- * (checking every second, every 0.1 s for a wait under 10 s; a signal
- * ends the wait). */
-static struct vb_state *open_state(const struct backup_args *a, const char *dir,
-				   struct vb_error *err)
+/* What waits for a lock: the set's state or the VM. */
+struct lock_wait {
+	const struct backup_args *a;
+	const char *what;           /* "backup set 'S'", "the VM of QMP socket P" */
+	void *(*open)(struct lock_wait *w, struct vb_error *err);
+	const char *dir;            /* open_set's */
+	struct vb_state *state;     /* open_vm's */
+};
+
+/* w->open, and with --lockwait, while it fails with VB_E_LOCKED, again
+ * (every second, every 0.1 s for a wait under 10 s) until the wait is
+ * over; a signal ends the wait. */
+static void *wait_lock(struct lock_wait *w, struct vb_error *err)
 {
+	const struct backup_args *a = w->a;
 	double until = vb_clock_monotonic() + a->lockwait * 60.0;
 	bool said = false;
-	struct vb_state *s;
+	void *p;
 
 	for (;;) {
-		s = vb_state_open(dir, a->set, err);
-		if (s || err->cls != VB_E_LOCKED || !a->lockwait || cli_interrupted ||
+		p = w->open(w, err);
+		if (p || err->cls != VB_E_LOCKED || !a->lockwait || cli_interrupted ||
 		    vb_clock_monotonic() >= until)
 			break;
 		if (!said)
@@ -110,17 +120,26 @@ static struct vb_state *open_state(const struct backup_args *a, const char *dir,
 		vb_error_clear(err);
 		usleep(a->lockwait * 60 < 10 ? 100000 : 1000000);
 	}
-	if (!s && said && err->cls == VB_E_LOCKED) {
+	if (!p && said && err->cls == VB_E_LOCKED) {
 		vb_error_clear(err);
 		if (cli_interrupted)
 			vb_error_set(err, VB_E_CANCELED, 0, "interrupted while waiting for the lock "
-				     "of backup set '%s'", a->set);
+				     "of %s", w->what);
 		else
-			vb_error_set(err, VB_E_LOCKED, 0, "backup set '%s' is still locked after %g "
-				     "minute%s (--lockwait)", a->set, a->lockwait,
-				     a->lockwait == 1 ? "" : "s");
+			vb_error_set(err, VB_E_LOCKED, 0, "%s is still locked after %g minute%s "
+				     "(--lockwait)", w->what, a->lockwait, a->lockwait == 1 ? "" : "s");
 	}
-	return s;
+	return p;
+}
+
+static void *open_set(struct lock_wait *w, struct vb_error *err)
+{
+	return vb_state_open(w->dir, w->a->set, err);
+}
+
+static void *open_vm(struct lock_wait *w, struct vb_error *err)
+{
+	return cli_live_open(&w->a->live, w->state, err);
 }
 
 /* In a dump directory, an incremental or differential is not named like a
@@ -152,14 +171,24 @@ static int prepare(struct backup_args *a, struct vb_backup_opts *o, struct vb_st
 		dir = a->state_dir ? strdup(a->state_dir) : vb_state_default_dir();
 		if (!dir)
 			return cli_usage(CMD, "no state directory: give --state-dir DIR");
-		*state = open_state(a, dir, err);
+		char what[300];
+		struct lock_wait w = { .a = a, .what = what, .open = open_set, .dir = dir };
+
+		snprintf(what, sizeof(what), "backup set '%s'", a->set);
+		*state = wait_lock(&w, err);
 		free(dir);
 		if (!*state)
 			return cli_fail(CMD, err);
 	}
 	/* The set's lock first, then the VM's (and its recovery). */
-	if (a->live.qmp && !(*live = cli_live_open(&a->live, *state, err)))
-		return cli_fail(CMD, err);
+	if (a->live.qmp) {
+		char what[PATH_MAX + 40];
+		struct lock_wait w = { .a = a, .what = what, .open = open_vm, .state = *state };
+
+		snprintf(what, sizeof(what), "the VM of QMP socket %s", a->live.qmp);
+		if (!(*live = wait_lock(&w, err)))
+			return cli_fail(CMD, err);
+	}
 	o->live = *live;
 	o->drives = *live ? NULL : a->drives;
 	o->ndrives = *live ? 0 : a->ndrives;
@@ -491,8 +520,9 @@ const struct command cmd_backup = {
 	"                         backup-start stops the backup before it writes\n"
 	"                         anything; later, it makes the exit status 1 and\n"
 	"                         the backup stays committed\n"
-	"      --lockwait MIN     wait up to MIN minutes (1.5 is 90 s) for a set that\n"
-	"                         another run holds, instead of failing at once\n"
+	"      --lockwait MIN     wait up to MIN minutes (1.5 is 90 s) for a set, or a\n"
+	"                         VM (--qmp), that another run holds, instead of\n"
+	"                         failing at once\n"
 	"      --max-chain N      --mode auto: a full backup once the chain since the\n"
 	"                         latest full holds N backups (the full included)\n"
 	"      --threshold SIZE   keep an incremental or differential only if at\n"

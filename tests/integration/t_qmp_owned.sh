@@ -95,6 +95,10 @@ nbd_and_lock() {
 	done
 	bk other -o b.vma
 	expect_fail 4 backup 'in use by another vmaback run'
+	# --lockwait waits for the VM as for a set, then runs
+	bk other -o c.vma --lockwait 1
+	expect_rc 0
+	expect_err 'in use by another vmaback run.*waiting for it'
 	wait "$pid" || fail "the first run failed: $(cat slow.err)"
 }
 
