@@ -191,8 +191,10 @@ static void start_line(const struct backup_args *a, const struct vb_backup_opts 
 
 	/* A dump directory's name waits for the kind (kind_name). */
 	cli_info(a->quiet, "INFO: starting backup of %zu drive%s%s%s%s%s to %s%s", n,
-		 n == 1 ? "" : "s", o->live ? " of the running VM at " : "",
-		 o->live ? a->live.qmp : "", a->set ? ", set " : "", a->set ? a->set : "",
+		 n == 1 ? "" : "s", o->live ? (a->live.domain ? " of running " :
+					      " of the running VM at ") : "",
+		 o->live ? (a->live.domain ? vb_live_what(o->live) : a->live.qmp) : "",
+		 a->set ? ", set " : "", a->set ? a->set : "",
 		 a->dumpdir ? "dump directory " : "", a->dumpdir ? a->dumpdir : out_name(a));
 	for (size_t i = 0; i < n; i++) {
 		const struct vb_live_drive *d = o->live ? vb_live_get(o->live, i) : NULL;
@@ -200,7 +202,9 @@ static void start_line(const struct backup_args *a, const struct vb_backup_opts 
 
 		vb_name_printable(d ? d->name : o->drives[i].name, name, sizeof(name));
 		vb_name_printable(d ? d->qdev : o->drives[i].spec, spec, sizeof(spec));
-		if (d)
+		if (d && a->live.domain)
+			cli_info(a->quiet, "INFO: drive %s: disk %s, %s", name, d->node, spec);
+		else if (d)
 			cli_info(a->quiet, "INFO: drive %s: device %s, node %s", name, spec, d->node);
 		else
 			cli_info(a->quiet, "INFO: drive %s: %s", name, spec);
@@ -297,7 +301,7 @@ static int prepare(struct backup_args *a, struct vb_backup_opts *o, struct vb_st
 			return cli_fail(CMD, err);
 	}
 	/* The set's lock first, then the VM's (and its recovery). */
-	if (a->live.qmp && !(*live = cli_live_open(&a->live, *state, err)))
+	if ((a->live.qmp || a->live.domain) && !(*live = cli_live_open(&a->live, *state, err)))
 		return cli_fail(CMD, err);
 	o->live = *live;
 	o->drives = *live ? NULL : a->drives;
