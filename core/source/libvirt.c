@@ -4,7 +4,6 @@
  * of the set but that of its latest committed checkpoint, which is
  * redefined from vmaback's copy when libvirt lost it). The run itself is
  * in libvirt_run.c; the sequence and its traps in live-vm.md. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -127,7 +126,7 @@ static xmlNodePtr child(xmlNodePtr n, const char *name)
 	return NULL;
 }
 
-static xmlDocPtr parse(const char *xml)
+xmlDocPtr lv_parse(const char *xml)
 {
 	return xmlReadMemory(xml, (int)strlen(xml), "libvirt.xml", NULL,
 			     XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
@@ -341,7 +340,7 @@ static int find_disks(struct vb_live *l, const struct vb_live_libvirt_opts *o,
 {
 	struct lv *v = lv_of(l);
 	char *xml = virDomainGetXMLDesc(v->dom, 0);
-	xmlDocPtr doc = xml ? parse(xml) : NULL;
+	xmlDocPtr doc = xml ? lv_parse(xml) : NULL;
 	xmlXPathObjectPtr disks = lv_xpath(doc, "/domain/devices/disk");
 	size_t nx = disks ? (size_t)disks->nodesetval->nodeNr : 0;
 	struct disk_xml *x = calloc(nx + 1, sizeof(*x));
@@ -448,7 +447,7 @@ int lv_end_job(struct vb_live *l, struct vb_error *err)
 {
 	struct lv *v = lv_of(l);
 	char *xml = virDomainBackupGetXMLDesc(v->dom, 0);
-	xmlDocPtr doc = xml ? parse(xml) : NULL;
+	xmlDocPtr doc = xml ? lv_parse(xml) : NULL;
 	xmlXPathObjectPtr srv = lv_xpath(doc, "/domainbackup/server");
 	char *sock = srv ? lv_prop(srv->nodesetval->nodeTab[0], "socket") : NULL;
 	int rc = 0;
@@ -475,167 +474,6 @@ static void thaw(struct vb_live *l)
 			     "(virsh domfsthaw)", e.msg);
 	}
 	live_mark(l, 0, MARK_FROZEN, &e);
-}
-
-void lv_delete_ckpt(struct vb_live *l, virDomainCheckpointPtr cp)
-{
-	struct lv *v = lv_of(l);
-	const char *name = virDomainCheckpointGetName(cp);
-	char *meta = lv_meta_path(v, name);
-	struct vb_error e = { 0 };
-
-	if (virDomainCheckpointDelete(cp, 0) < 0) {
-		lv_fail(&e, VB_E_FAIL, "domain %s: deleting checkpoint %s", v->domain, name);
-		if (virDomainCheckpointDelete(cp, VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY) == 0)
-			vb_notes_add(&l->notes, "%s; deleted only libvirt's record of it", e.msg);
-		else
-			vb_notes_add(&l->notes, "%s", e.msg);
-	}
-	if (meta)
-		unlink(meta);
-	free(meta);
-}
-
-/* vmaback's copies of checkpoint XML of the set, but keep's. */
-static void drop_meta(struct lv *v, const char *keep)
-{
-	DIR *d = opendir(v->meta_dir);
-	struct dirent *e;
-
-	while (d && (e = readdir(d))) {
-		size_t n = strlen(e->d_name);
-
-		if (!live_has_prefix(e->d_name, v->prefix) || n < 4 ||
-		    strcmp(e->d_name + n - 4, ".xml") != 0)
-			continue;
-		if (keep && strlen(keep) == n - 4 && strncmp(e->d_name, keep, n - 4) == 0)
-			continue;
-		unlinkat(dirfd(d), e->d_name, 0);
-	}
-	if (d)
-		closedir(d);
-}
-
-/* Checkpoint name again in libvirt, from vmaback's copy of its XML (libvirt
- * lost its metadata: the domain was defined again, the host reinstalled);
- * libvirt checks that the disks still have its bitmaps. */
-static virDomainCheckpointPtr redefine(struct vb_live *l, const char *name, char **why)
-{
-	struct lv *v = lv_of(l);
-	char *path = lv_meta_path(v, name), buf[65536];
-	virDomainCheckpointPtr cp = NULL;
-	struct vb_error e = { 0 };
-	ssize_t n = -1;
-	int fd = path ? open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
-
-	if (fd >= 0) {
-		n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-	}
-	if (n <= 0 || (size_t)n >= sizeof(buf) - 1) {
-		if (asprintf(why, "libvirt has no checkpoint %s, and vmaback kept no copy of it "
-			     "(%s)", name, path ? path : "?") < 0)
-			*why = NULL;
-	} else {
-		buf[n] = '\0';
-		cp = virDomainCheckpointCreateXML(v->dom, buf,
-						  VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE |
-						  VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE_VALIDATE);
-		if (!cp) {
-			lv_fail(&e, VB_E_FAIL, "libvirt has no checkpoint %s, and redefining it "
-				"from %s failed", name, path);
-			if (!(*why = strdup(e.msg)))
-				*why = NULL;
-		} else {
-			vb_notes_add(&l->notes, "domain %s: libvirt had lost checkpoint %s; "
-				     "redefined it from vmaback's copy", v->domain, name);
-		}
-	}
-	free(path);
-	return cp;
-}
-
-/* Which drives checkpoint cp holds a bitmap of (libvirt reads their
- * sizes from QEMU, so a bitmap QEMU lost fails here). */
-static void judge(struct vb_live *l, virDomainCheckpointPtr cp, const char *name)
-{
-	struct lv *v = lv_of(l);
-	char *xml = virDomainCheckpointGetXMLDesc(cp, VIR_DOMAIN_CHECKPOINT_XML_NO_DOMAIN |
-						  VIR_DOMAIN_CHECKPOINT_XML_SIZE);
-	xmlDocPtr doc = xml ? parse(xml) : NULL;
-	xmlXPathObjectPtr o = lv_xpath(doc, "/domaincheckpoint/disks/disk[@checkpoint='bitmap']");
-	struct vb_error e = { 0 };
-
-	if (!xml)
-		lv_fail(&e, VB_E_FAIL, "libvirt cannot read checkpoint %s", name);
-	for (int i = 0; o && i < o->nodesetval->nodeNr; i++) {
-		char *t = lv_prop(o->nodesetval->nodeTab[i], "name");
-
-		for (size_t k = 0; t && k < v->ndisks; k++)
-			if (v->disks[k].drive >= 0 && strcmp(v->disks[k].target, t) == 0)
-				l->d[v->disks[k].drive].has_bitmap = !v->disks[k].raw;
-		free(t);
-	}
-	for (size_t i = 0; i < l->n; i++) {
-		struct vb_live_drive *d = &l->d[i];
-
-		if (d->has_bitmap)
-			continue;
-		if (asprintf(&d->why, "drive %s: %s%s%s", d->name, xml ? "libvirt's checkpoint " :
-			     e.msg, xml ? name : "", xml ? " has no bitmap of this disk (the disk "
-			     "is new, or not qcow2)" : "") < 0)
-			d->why = NULL;
-	}
-	xmlXPathFreeObject(o);
-	xmlFreeDoc(doc);
-	free(xml);
-}
-
-static int lv_recover(struct vb_live *l, const char *keep, struct vb_error *err)
-{
-	struct lv *v = lv_of(l);
-	virDomainCheckpointPtr *cps = NULL, found = NULL;
-	char *keepname = keep ? lv_name(v, keep) : NULL, *why = NULL;
-	int n;
-
-	if (keep && !keepname)
-		return lv_oom(err);
-	n = virDomainListAllCheckpoints(v->dom, &cps, 0);
-	if (n < 0) {
-		free(keepname);
-		return lv_fail(err, VB_E_FAIL, "domain %s: listing its checkpoints", v->domain);
-	}
-	for (int i = 0; i < n; i++) {
-		const char *name = virDomainCheckpointGetName(cps[i]);
-
-		if (!live_has_prefix(name, v->prefix)) {
-			virDomainCheckpointFree(cps[i]);
-		} else if (keepname && strcmp(name, keepname) == 0) {
-			found = cps[i];
-		} else {
-			lv_delete_ckpt(l, cps[i]);
-			virDomainCheckpointFree(cps[i]);
-		}
-	}
-	free(cps);
-	drop_meta(v, keepname);
-	for (size_t i = 0; i < l->n; i++) {
-		free(l->d[i].why);
-		l->d[i].why = NULL;
-		l->d[i].has_bitmap = false;
-	}
-	if (keepname && !found)
-		found = redefine(l, keepname, &why);
-	if (found) {
-		judge(l, found, keepname);
-		virDomainCheckpointFree(found);
-	}
-	for (size_t i = 0; why && i < l->n; i++)
-		if (asprintf(&l->d[i].why, "drive %s: %s", l->d[i].name, why) < 0)
-			l->d[i].why = NULL;
-	free(why);
-	free(keepname);
-	return 0;
 }
 
 static void lv_close(struct vb_live *l)

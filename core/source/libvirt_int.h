@@ -55,6 +55,8 @@ char *lv_name(const struct lv *v, const char *ckpt);
 /* XPath on an XML text: the nodes, or NULL (none, or bad XML). */
 xmlXPathObjectPtr lv_xpath(xmlDocPtr doc, const char *expr);
 char *lv_prop(xmlNodePtr n, const char *name);
+/* A document libvirt gave (no network, no messages on stderr); NULL. */
+xmlDocPtr lv_parse(const char *xml);
 /* scratch file i: malloc'd. */
 char *lv_scratch(const struct lv *v, size_t i);
 /* Removes the run's scratch files and socket (by their names only). */
@@ -68,6 +70,9 @@ int lv_end_job(struct vb_live *l, struct vb_error *err);
 void lv_delete_ckpt(struct vb_live *l, virDomainCheckpointPtr cp);
 /* meta_dir/NAME.xml: malloc'd. */
 char *lv_meta_path(const struct lv *v, const char *name);
+
+/* libvirt_ckpt.c: live_ops' recover. */
+int lv_recover(struct vb_live *l, const char *keep, struct vb_error *err);
 
 /* libvirt_run.c */
 int lv_start(struct vb_live *l, const char *since, const char *ckpt, struct vb_error *err);

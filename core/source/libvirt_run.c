@@ -5,7 +5,6 @@
  * the state no longer names. */
 #include <errno.h>
 #include <fcntl.h>
-#include <libxml/parser.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,8 +161,7 @@ static int save_meta(struct vb_live *l, struct vb_error *err)
 	virDomainCheckpointPtr cp = virDomainCheckpointLookupByName(v->dom, l->ckpt, 0);
 	char *xml = cp ? virDomainCheckpointGetXMLDesc(cp, VIR_DOMAIN_CHECKPOINT_XML_NO_DOMAIN) :
 		    NULL;
-	xmlDocPtr doc = xml ? xmlReadMemory(xml, (int)strlen(xml), "c.xml", NULL,
-					    XML_PARSE_NONET | XML_PARSE_NOERROR) : NULL;
+	xmlDocPtr doc = xml ? lv_parse(xml) : NULL;
 	xmlXPathObjectPtr par = lv_xpath(doc, "/domaincheckpoint/parent");
 	char *path = lv_meta_path(v, l->ckpt), *tmp = NULL, *text;
 	int fd = -1, rc = -1;
@@ -222,8 +220,7 @@ static int read_exports(struct vb_live *l, struct vb_error *err)
 {
 	struct lv *v = lv_of(l);
 	char *xml = virDomainBackupGetXMLDesc(v->dom, 0);
-	xmlDocPtr doc = xml ? xmlReadMemory(xml, (int)strlen(xml), "b.xml", NULL,
-					    XML_PARSE_NONET | XML_PARSE_NOERROR) : NULL;
+	xmlDocPtr doc = xml ? lv_parse(xml) : NULL;
 	xmlXPathObjectPtr o = lv_xpath(doc, "/domainbackup/disks/disk[@backup='yes']");
 	int rc = -1;
 
