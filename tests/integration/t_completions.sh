@@ -54,7 +54,9 @@ bash_commands() {
 
 bash_backup_options() {
 	expect_comp "--zstd-level --zstd-threads" backup --drive a=b --zs
-	expect_comp "--commit --compress --config --config-file" backup --co
+	expect_comp "--commit --compress --config --config-file --connect" backup --co
+	expect_comp "qemu:///session qemu:///system" backup --connect ""
+	expect_comp "--domain" recover --dom
 	expect_comp "--bwlimit" backup --bwl
 	expect_comp "none zstd" backup --compress ""
 	expect_comp "zstd" backup --compress z
