@@ -275,9 +275,30 @@ for n in json.load(open(sys.argv[1]))["return"]:
 	expect_err "finding its changes by reading all of it"
 	kept inc5
 	exact inc5 full.vma inc1.vma inc2.vma inc3.vma inc4.vma inc5.vma
-	c=$(jget inc5.json checkpoint)
+	# --fsfreeze without a guest agent: a note, a crash-consistent backup
+	gwrites 91 2 >"$L/during"
+	lvb inc6 --fsfreeze
+	expect_rc 0
+	expect_err "--fsfreeze: .*crash-consistent"
+	kept inc6
+	exact inc6 full.vma inc1.vma inc2.vma inc3.vma inc4.vma inc5.vma inc6.vma
+	c=$(jget inc6.json checkpoint)
 	[ "$(ours)" = "$(ckname "$c")" ] || fail "at the end, libvirt's checkpoints: $(ours)"
 	[ -z "$(ls -A "$L"/scr/vmaback.*)" ] || fail "scratch files left"
+
+	# another set, one disk under a name of its own: its own checkpoint,
+	# which covers only that disk; set vt's stays
+	run vb backup --set one --state-dir "$PWD/st" --domain vt --connect "$URI" \
+		--scratch-dir "$L/scr" -d data=libvirt:vdb -o one.vma
+	expect_rc 0
+	[ "$(ours | grep -c '^vmaback\.one\.')" = 1 ] || fail "set one's checkpoints: $(ours)"
+	[ "$(ours | grep '^vmaback\.vt\.')" = "$(ckname "$c")" ] || fail "set vt's: $(ours)"
+	virsh -q -c "$URI" checkpoint-dumpxml vt "$(ours | grep '^vmaback\.one\.')" --no-domain >one.xml
+	grep -q "name='vda' checkpoint='no'" one.xml || fail "set one's checkpoint covers vda"
+	rm -rf r
+	run vb restore one.vma --to r
+	expect_rc 0
+	same r/disk-data.raw "$L/sh1.raw"
 	run vb verify --deep --set vt --state-dir "$PWD/st"
 	expect_rc 0
 }
