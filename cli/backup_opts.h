@@ -46,4 +46,9 @@ struct backup_args {
 int backup_args_parse(struct backup_args *a, int argc, char **argv);
 void backup_args_free(struct backup_args *a);
 
+/* backup --all (backup_all.c): whether the command line asks for it, and
+ * the runs of one (the backup command) for every running domain. */
+bool backup_all_asked(int argc, char **argv);
+int backup_all(int argc, char **argv, int (*one)(int, char **));
+
 #endif

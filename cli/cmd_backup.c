@@ -436,7 +436,11 @@ static int run(int argc, char **argv)
 	struct vb_backup_result res;
 	bool started = false, ok;
 	const char *why;
-	int status = backup_args_parse(&a, argc, argv);
+	int status;
+
+	if (backup_all_asked(argc, argv))
+		return backup_all(argc, argv, run);
+	status = backup_args_parse(&a, argc, argv);
 
 	memset(&res, 0, sizeof(res));
 	if (status == -1) {
@@ -496,6 +500,7 @@ const struct command cmd_backup = {
 	"       vmaback backup --qmp SOCKET --set NAME (-o OUT | ...) [OPTIONS]\n"
 	"       vmaback backup --domain NAME [--connect URI] --set NAME (-o OUT | ...)\n"
 	"                      [OPTIONS]\n"
+	"       vmaback backup --all [--connect URI] --dumpdir DIR [OPTIONS]\n"
 	"       vmaback backup --config-file FILE [OPTIONS]\n"
 	"\n"
 	"Backs up every drive, one after the other, into one VMA archive that\n"
@@ -565,6 +570,12 @@ const struct command cmd_backup = {
 	"                         for the scratch files and the NBD socket\n"
 	"      --fsfreeze         with --domain: through libvirt's guest agent\n"
 	"                         channel (virDomainFSFreeze), no --qga\n"
+	"      --all              every running domain of libvirt, one after the\n"
+	"                         other, each in its own set named after it (its\n"
+	"                         own lock and checkpoints) and its own archive in\n"
+	"                         --dumpdir (named vmaback-{set}-{date} unless\n"
+	"                         --name-template); a line per domain, exit 1 if any\n"
+	"                         failed; with --json one object per domain\n"
 	"\n"
 	"Where the archive goes:\n"
 	"  -o, --output OUT       a file, written under a hidden temporary name (mode\n"

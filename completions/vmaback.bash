@@ -10,7 +10,7 @@ _vmaback_opts_backup="--drive -d --config -c --output -o --output-cmd --force --
 	--zstd-level --zstd-threads --bwlimit --set --state-dir --mode --since --checkpoint
 	--no-commit --commit --quiet --progress --log-file --json --config-file --help
 	--dumpdir --vmid --name-template --notes --protected --hook --bitmap --no-bitmap --lockwait --max-chain --full-every --threshold
-	--qmp --scratch-dir --fsfreeze --qga --domain --connect"
+	--qmp --scratch-dir --fsfreeze --qga --domain --connect --all"
 _vmaback_arg_backup="-d --drive -c --config -o --output --output-cmd --compress --zstd-level
 	--zstd-threads --bwlimit --set --state-dir --mode --since --checkpoint --progress
 	--log-file --config-file --dumpdir --vmid --name-template --notes --hook --bitmap --lockwait --max-chain --full-every --threshold

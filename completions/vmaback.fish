@@ -195,6 +195,7 @@ complete -c vmaback -n $b -l fsfreeze -d 'Freeze the guest\'s file systems (with
 complete -c vmaback -n $b -l qga -r -F -d 'The guest agent\'s socket'
 complete -c vmaback -n $b -l domain -x -a '(virsh -q list --name 2>/dev/null)' -d 'The running libvirt domain'
 complete -c vmaback -n $b -l connect -x -a 'qemu:///system qemu:///session' -d 'libvirt\'s connection URI'
+complete -c vmaback -n $b -l all -d 'Every running libvirt domain, each in its own set'
 complete -c vmaback -n $b -l json -d 'Print the summary as JSON'
 complete -c vmaback -n $b -l config-file -r -F -d 'Read options from a JSON file'
 complete -c vmaback -n $b -l dumpdir -x -a '(__fish_complete_directories)' -d 'Write the archive into DIR, named as vzdump'

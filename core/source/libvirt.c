@@ -578,3 +578,46 @@ fail:
 	vb_live_close(l);
 	return NULL;
 }
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int vb_libvirt_running(const char *uri, char ***names, size_t *n, struct vb_error *err)
+{
+	virConnectPtr conn;
+	virDomainPtr *doms = NULL;
+	int k, rc = 0;
+
+	*names = NULL;
+	*n = 0;
+	virSetErrorFunc(NULL, quiet);
+	if (!(conn = virConnectOpen(uri)))
+		return lv_fail(err, VB_E_FAIL, "connecting to libvirt%s%s", uri ? " at " : "",
+			       uri ? uri : "");
+	k = virConnectListAllDomains(conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+	if (k < 0)
+		rc = lv_fail(err, VB_E_FAIL, "listing libvirt's running domains");
+	if (k > 0 && !(*names = calloc((size_t)k, sizeof(**names))))
+		rc = lv_oom(err);
+	for (int i = 0; i < k; i++) {
+		const char *name = virDomainGetName(doms[i]);
+
+		if (rc == 0 && !((*names)[(*n)++] = strdup(name ? name : "")))
+			rc = lv_oom(err);
+		virDomainFree(doms[i]);
+	}
+	free(doms);
+	virConnectClose(conn);
+	if (rc == 0 && *n > 1)
+		qsort(*names, *n, sizeof(**names), by_name);
+	if (rc < 0) {
+		for (size_t i = 0; i < *n; i++)
+			free((*names)[i]);
+		free(*names);
+		*names = NULL;
+		*n = 0;
+	}
+	return rc;
+}

@@ -243,6 +243,10 @@ struct vb_live_libvirt_opts {
  * the disks (node: the target dev; qdev: the disk's source). */
 struct vb_live *vb_live_open_libvirt(const struct vb_live_libvirt_opts *o,
 				     struct vb_error *err);
+/* The names of the running domains of libvirt at uri (NULL: libvirt's
+ * default), sorted; *names a malloc'd array of malloc'd strings. */
+int vb_libvirt_running(const char *uri, char ***names, size_t *n, struct vb_error *err);
+
 /* "qmp" or "libvirt": the prefix of the sessions' drive specs. */
 const char *vb_live_kind(const struct vb_live *l);
 /* The archive's config blob of the layout: qmp-block.json (query-block)

@@ -25,6 +25,12 @@ usage() {
 	expect_fail 2 backup "--qga goes with --qmp"
 	run vb recover --set s --domain d --qmp /tmp/x
 	expect_fail 2 recover "--qmp SOCKET or --domain NAME"
+	run vb backup --all --set s --dumpdir .
+	expect_fail 2 backup "--set does not go with --all"
+	run vb backup --all -o a.vma
+	expect_fail 2 backup "-o does not go with --all"
+	run vb backup --all
+	expect_fail 2 backup "--all needs --dumpdir"
 }
 
 # ------------------------------------------------------------ the daemon
@@ -61,10 +67,12 @@ lv_up() {
 }
 
 lv_down() {
-	local f p
-	virsh -q -c "$URI" destroy vt >/dev/null 2>&1 || true
+	local f p d
+	for d in $(virsh -q -c "$URI" list --name 2>/dev/null); do
+		virsh -q -c "$URI" destroy "$d" >/dev/null 2>&1 || true
+	done
 	# QEMU, should libvirtd not have stopped it, then the daemons.
-	for f in "$L/run/libvirt/qemu/run/vt.pid" "$L/run/libvirtd.pid" "$L/run/virtlogd.pid"; do
+	for f in "$L"/run/libvirt/qemu/run/*.pid "$L/run/libvirtd.pid" "$L/run/virtlogd.pid"; do
 		[ -f "$f" ] || continue
 		p=$(cat "$f")
 		kill "$p" 2>/dev/null || continue
@@ -303,5 +311,69 @@ for n in json.load(open(sys.argv[1]))["return"]:
 	expect_rc 0
 }
 
+# mkdom NAME DISK...: a running domain NAME; DISK is TARGET:SIZE_MIB, or
+# TARGET:SIZE_MIB:ro for a read-only disk.
+mkdom() {
+	local name=$1 d t m ro disks=""
+	shift
+	for d in "$@"; do
+		IFS=: read -r t m ro <<<"$d"
+		qemu-img create -q -f qcow2 "$L/img/$name-$t.qcow2" $((m * 1048576))
+		qemu-io -f qcow2 -c "write -P 0x$((RANDOM % 89 + 10)) 0 1M" "$L/img/$name-$t.qcow2" >/dev/null
+		[ "$(id -u)" != 0 ] || chown 65534:65534 "$L/img/$name-$t.qcow2"
+		disks="$disks<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+		disks="$disks<source file='$L/img/$name-$t.qcow2'/><target dev='$t' bus='virtio'/>"
+		[ -z "$ro" ] || disks="$disks<readonly/>"
+		disks="$disks</disk>"
+	done
+	cat >"$L/$name.xml" <<EOF
+<domain type='qemu'><name>$name</name><memory unit='MiB'>32</memory><vcpu>1</vcpu>
+<os><type arch='x86_64' machine='pc'>hvm</type></os>
+<devices><emulator>$(command -v qemu-system-x86_64)</emulator>$disks
+<video><model type='none'/></video><memballoon model='none'/></devices></domain>
+EOF
+	virsh -q -c "$URI" create "$L/$name.xml" >"$L/create.out" 2>&1 ||
+		skip "libvirt cannot start a TCG domain here: $(head -c 300 "$L/create.out")"
+}
+
+# --all: three running domains, one of which has no disk to back up.
+all() {
+	lv_up
+	mkdom a vda:8 vdb:4
+	mkdom b vda:4
+	mkdom c vda:4:ro
+	mkdir dump
+	run vb backup --all --connect "$URI" --state-dir "$PWD/st" --scratch-dir "$L/scr" \
+		--dumpdir dump --json
+	expect_rc 1
+	expect_err "domain a: ok"
+	expect_err "domain b: ok"
+	expect_err "domain c: failed \(exit status 2\)"
+	expect_err "3 domains, 2 ok, 1 failed"
+	[ "$(wc -l <"$OUT")" = 3 ] || fail "--json: $(wc -l <"$OUT") lines, expected 3"
+	py -c '
+import json, sys
+got = [(o["set"], o["status"], o.get("kind")) for o in map(json.loads, open(sys.argv[1]))]
+want = [("a", "ok", "full"), ("b", "ok", "full"), ("c", "failed", None)]
+assert got == want, got
+' "$OUT" || fail "--json objects: $(cat "$OUT")"
+	ls dump | grep -c '^vmaback-a-.*\.vma\.zst$' | grep -qx 1 || fail "dump: $(ls dump)"
+	ls dump | grep -c '^vmaback-b-.*\.vma\.zst$' | grep -qx 1 || fail "dump: $(ls dump)"
+	if ls dump | grep -q '^vmaback-c-.*\.vma'; then fail "an archive of c: $(ls dump)"; fi
+	virsh -q -c "$URI" qemu-monitor-command --hmp a \
+		'qemu-io -d /machine/peripheral/virtio-disk1/virtio-backend "write -P 0x11 64k 64k"' >/dev/null
+	run vb backup --all --connect "$URI" --state-dir "$PWD/st" --scratch-dir "$L/scr" \
+		--dumpdir dump
+	expect_rc 1
+	ls dump | grep -c '^vmaback-a-.*\.vmainc\.zst$' | grep -qx 1 || fail "dump: $(ls dump)"
+	ls dump | grep -c '^vmaback-b-.*\.vmainc\.zst$' | grep -qx 1 || fail "dump: $(ls dump)"
+	run vb restore dump/vmaback-a-*.vma.zst dump/vmaback-a-*.vmainc.zst --to r
+	expect_rc 0
+	virsh -q -c "$URI" destroy a >/dev/null
+	run qemu-img compare -f raw -F qcow2 r/disk-drive-virtio1.raw "$L/img/a-vdb.qcow2"
+	expect_rc 0
+}
+
 tcase usage usage
 tcase domain domain
+tcase all all
