@@ -283,7 +283,25 @@ for n in json.load(open(sys.argv[1]))["return"]:
 	expect_err "finding its changes by reading all of it"
 	kept inc5
 	exact inc5 full.vma inc1.vma inc2.vma inc3.vma inc4.vma inc5.vma
-	# --fsfreeze without a guest agent: a note, a crash-consistent backup
+	# a signal mid-read: the job ends and the new checkpoint goes at once
+	c=$(jget inc5.json checkpoint)
+	"$VMABACK" backup --set vt --state-dir "$PWD/st" --domain vt --connect "$URI" \
+		--scratch-dir "$L/scr" --mode full --bwlimit 64K -o sig.vma >sig.out 2>&1 &
+	local pid=$!
+	for _ in $(seq 1 200); do
+		[ "$(ours | wc -l)" = 2 ] && break
+		sleep 0.05
+	done
+	[ "$(ours | wc -l)" = 2 ] || fail "no new checkpoint while the run reads: $(ours)"
+	kill -TERM $pid
+	local rc=0
+	wait $pid || rc=$?
+	[ $rc = 143 ] || fail "SIGTERM mid-read: exit $rc: $(tail -3 sig.out)"
+	[ "$(ours)" = "$(ckname "$c")" ] || fail "after SIGTERM, libvirt's checkpoints: $(ours)"
+	virsh -q -c "$URI" backup-dumpxml vt >/dev/null 2>&1 && fail "a backup job is left"
+
+	# --fsfreeze without a guest agent: a note, a crash-consistent backup;
+	# the incremental after the signal holds every change
 	gwrites 91 2 >"$L/during"
 	lvb inc6 --fsfreeze
 	expect_rc 0
