@@ -157,8 +157,18 @@ static void judge(struct vb_live *l, virDomainCheckpointPtr cp, const char *name
 	for (size_t i = 0; i < l->n; i++) {
 		struct vb_live_drive *d = &l->d[i];
 
+		bool raw = false;
+
+		for (size_t k = 0; k < v->ndisks; k++)
+			raw = raw || (v->disks[k].drive == (int)i && v->disks[k].raw);
 		if (d->has_bitmap)
 			continue;
+		if (raw) {
+			if (asprintf(&d->why, "drive %s: disk %s is not qcow2: libvirt keeps no "
+				     "bitmap of it", d->name, d->node) < 0)
+				d->why = NULL;
+			continue;
+		}
 		if (asprintf(&d->why, "drive %s: %s%s%s", d->name, xml ? "libvirt's checkpoint " :
 			     e.msg, xml ? name : "", xml ? " has no bitmap of this disk (the disk "
 			     "is new, or not qcow2)" : "") < 0)

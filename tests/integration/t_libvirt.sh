@@ -330,18 +330,20 @@ for n in json.load(open(sys.argv[1]))["return"]:
 }
 
 # mkdom NAME DISK...: a running domain NAME; DISK is TARGET:SIZE_MIB, or
-# TARGET:SIZE_MIB:ro for a read-only disk.
+# TARGET:SIZE_MIB:ro for a read-only disk, TARGET:SIZE_MIB:raw for a raw one.
 mkdom() {
-	local name=$1 d t m ro disks=""
+	local name=$1 d t m ro f disks=""
 	shift
 	for d in "$@"; do
 		IFS=: read -r t m ro <<<"$d"
-		qemu-img create -q -f qcow2 "$L/img/$name-$t.qcow2" $((m * 1048576))
-		qemu-io -f qcow2 -c "write -P 0x$((RANDOM % 89 + 10)) 0 1M" "$L/img/$name-$t.qcow2" >/dev/null
+		f=qcow2
+		[ "$ro" != raw ] || f=raw
+		qemu-img create -q -f $f "$L/img/$name-$t.qcow2" $((m * 1048576))
+		qemu-io -f $f -c "write -P 0x$((RANDOM % 89 + 10)) 0 1M" "$L/img/$name-$t.qcow2" >/dev/null
 		[ "$(id -u)" != 0 ] || chown 65534:65534 "$L/img/$name-$t.qcow2"
-		disks="$disks<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+		disks="$disks<disk type='file' device='disk'><driver name='qemu' type='$f'/>"
 		disks="$disks<source file='$L/img/$name-$t.qcow2'/><target dev='$t' bus='virtio'/>"
-		[ -z "$ro" ] || disks="$disks<readonly/>"
+		[ "$ro" != ro ] || disks="$disks<readonly/>"
 		disks="$disks</disk>"
 	done
 	cat >"$L/$name.xml" <<EOF
@@ -358,7 +360,7 @@ EOF
 all() {
 	lv_up
 	mkdom a vda:8 vdb:4
-	mkdom b vda:4
+	mkdom b vda:4 vdb:4:raw
 	mkdom c vda:4:ro
 	mkdir dump
 	run vb backup --all --connect "$URI" --state-dir "$PWD/st" --scratch-dir "$L/scr" \
@@ -383,6 +385,7 @@ assert got == want, got
 	run vb backup --all --connect "$URI" --state-dir "$PWD/st" --scratch-dir "$L/scr" \
 		--dumpdir dump
 	expect_rc 1
+	expect_err "drive drive-virtio1: disk vdb is not qcow2: libvirt keeps no bitmap of it"
 	ls dump | grep -c '^vmaback-a-.*\.vmainc\.zst$' | grep -qx 1 || fail "dump: $(ls dump)"
 	ls dump | grep -c '^vmaback-b-.*\.vmainc\.zst$' | grep -qx 1 || fail "dump: $(ls dump)"
 	run vb restore dump/vmaback-a-*.vma.zst dump/vmaback-a-*.vmainc.zst --to r
