@@ -15,8 +15,8 @@ _vmaback_arg_backup="-d --drive -c --config -o --output --output-cmd --compress 
 	--zstd-threads --bwlimit --set --state-dir --mode --since --checkpoint --progress
 	--log-file --config-file --dumpdir --vmid --name-template --notes --hook --bitmap --lockwait --max-chain --full-every --threshold
 	--qmp --scratch-dir --qga --domain --connect"
-_vmaback_opts_restore="--to --target --drive -d --force --quiet --help"
-_vmaback_arg_restore="--to --target -d --drive"
+_vmaback_opts_restore="--to --target --drive -d --define --connect --force --quiet --help"
+_vmaback_arg_restore="--to --target -d --drive --define --connect"
 _vmaback_opts_merge="--output -o --force --compress --zstd-level --quiet --help"
 _vmaback_arg_merge="-o --output --compress --zstd-level"
 _vmaback_opts_list="--json --help"

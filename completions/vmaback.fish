@@ -7,7 +7,7 @@ set -l __vmaback_commands backup restore list verify extract config merge checkp
 # Options that take a value (their values are not positional arguments).
 set -g __vmaback_value_opts -d --drive -c --config -o --output --output-cmd --compress \
     --zstd-level --zstd-threads --bwlimit --set --state-dir --mode --since --checkpoint \
-    --progress --log-file --config-file --to --target --remove --dumpdir --vmid \
+    --progress --log-file --config-file --to --target --define --remove --dumpdir --vmid \
     --name-template --notes --hook --bitmap --lockwait --max-chain --full-every --threshold --qmp --scratch-dir --qga --domain --connect --keep-last --keep-hourly --keep-daily --keep-weekly \
     --keep-monthly --keep-yearly
 
@@ -210,6 +210,8 @@ complete -c vmaback -n $r -F
 complete -c vmaback -n $r -l to -x -a '(__fish_complete_directories)' -d 'Write DIR/disk-NAME.raw'
 complete -c vmaback -n $r -l target -x -a '(__vmaback_target)' -d 'NAME=PATH: write a drive to PATH'
 complete -c vmaback -n $r -s d -l drive -x -a '(__vmaback_drive_list)' -d 'Only these drives'
+complete -c vmaback -n $r -l define -x -d 'Then define this libvirt domain with the restored disks'
+complete -c vmaback -n $r -l connect -x -a 'qemu:///system qemu:///session' -d 'libvirt\'s connection URI'
 complete -c vmaback -n $r -s f -l force -d 'Replace files; write to block devices'
 complete -c vmaback -n $r -s q -l quiet -d 'Print only errors'
 

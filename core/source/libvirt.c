@@ -40,7 +40,7 @@ int lv_fail(struct vb_error *err, enum vb_errclass cls, const char *fmt, ...)
 
 /* libvirt prints every error on stderr unless told otherwise; vmaback's
  * messages carry them. */
-static void quiet(void *opaque, virErrorPtr e)
+void lv_quiet(void *opaque, virErrorPtr e)
 {
 	(void)opaque;
 	(void)e;
@@ -118,7 +118,7 @@ char *lv_prop(xmlNodePtr n, const char *name)
 	return s;
 }
 
-static xmlNodePtr child(xmlNodePtr n, const char *name)
+xmlNodePtr lv_child(xmlNodePtr n, const char *name)
 {
 	for (xmlNodePtr c = n ? n->children : NULL; c; c = c->next)
 		if (c->type == XML_ELEMENT_NODE && xmlStrcmp(c->name, (const xmlChar *)name) == 0)
@@ -213,7 +213,7 @@ static long letters_index(const char *s)
 
 /* Proxmox's name for a disk (drive-virtio0, drive-scsi1, ...) when its bus
  * and target allow, else the target dev. */
-static char *drive_name(const char *bus, const char *target)
+char *lv_drive_name(const char *bus, const char *target)
 {
 	static const struct { const char *bus, *prefix; } map[] = {
 		{ "virtio", "vd" }, { "scsi", "sd" }, { "sata", "sd" }, { "ide", "hd" },
@@ -248,7 +248,7 @@ static int add_drive(struct vb_live *l, struct lv_disk *disk, const char *name,
 	disk->drive = (int)l->n++;
 	d->node = strdup(disk->target);
 	d->qdev = strdup(source);
-	d->name = name ? strdup(name) : drive_name(bus, disk->target);
+	d->name = name ? strdup(name) : lv_drive_name(bus, disk->target);
 	if (!d->node || !d->qdev || !d->name)
 		return lv_oom(err);
 	if (virDomainGetBlockInfo(v->dom, disk->target, &info, 0) < 0)
@@ -261,13 +261,8 @@ static int add_drive(struct vb_live *l, struct lv_disk *disk, const char *name,
 	return vb_drive_name_check(d->name, err);
 }
 
-/* What the XML says of one <disk>: eligible = a writable disk with a source. */
-struct disk_xml {
-	char *device, *target, *bus, *alias, *format, *source;
-	bool readonly;
-};
 
-static void disk_xml_free(struct disk_xml *x)
+void lv_disk_xml_free(struct disk_xml *x)
 {
 	free(x->device);
 	free(x->target);
@@ -277,22 +272,22 @@ static void disk_xml_free(struct disk_xml *x)
 	free(x->source);
 }
 
-static void disk_xml_read(xmlNodePtr n, struct disk_xml *x)
+void lv_disk_xml_read(xmlNodePtr n, struct disk_xml *x)
 {
-	xmlNodePtr src = child(n, "source");
+	xmlNodePtr src = lv_child(n, "source");
 
 	memset(x, 0, sizeof(*x));
 	x->device = lv_prop(n, "device");
-	x->target = lv_prop(child(n, "target"), "dev");
-	x->bus = lv_prop(child(n, "target"), "bus");
-	x->alias = lv_prop(child(n, "alias"), "name");
-	x->format = lv_prop(child(n, "driver"), "type");
+	x->target = lv_prop(lv_child(n, "target"), "dev");
+	x->bus = lv_prop(lv_child(n, "target"), "bus");
+	x->alias = lv_prop(lv_child(n, "alias"), "name");
+	x->format = lv_prop(lv_child(n, "driver"), "type");
 	x->source = lv_prop(src, "file");
 	if (!x->source)
 		x->source = lv_prop(src, "dev");
 	if (!x->source)
 		x->source = lv_prop(src, "name");
-	x->readonly = child(n, "readonly") != NULL;
+	x->readonly = lv_child(n, "readonly") != NULL;
 }
 
 static bool eligible(const struct disk_xml *x)
@@ -361,7 +356,7 @@ static int find_disks(struct vb_live *l, const struct vb_live_libvirt_opts *o,
 	if (dac_label(doc, &v->uid, &v->gid))
 		v->chown = true;
 	for (size_t i = 0; i < nx; i++) {
-		disk_xml_read(disks->nodesetval->nodeTab[i], &x[i]);
+		lv_disk_xml_read(disks->nodesetval->nodeTab[i], &x[i]);
 		if (!x[i].target)
 			continue;
 		v->disks[v->ndisks].target = strdup(x[i].target);
@@ -417,7 +412,7 @@ static int find_disks(struct vb_live *l, const struct vb_live_libvirt_opts *o,
 	rc = 0;
 out:
 	for (size_t i = 0; x && i < nx; i++)
-		disk_xml_free(&x[i]);
+		lv_disk_xml_free(&x[i]);
 	free(x);
 	xmlXPathFreeObject(disks);
 	xmlFreeDoc(doc);
@@ -513,7 +508,7 @@ static int connect_domain(struct vb_live *l, struct vb_error *err)
 {
 	struct lv *v = lv_of(l);
 
-	virSetErrorFunc(NULL, quiet);
+	virSetErrorFunc(NULL, lv_quiet);
 	v->conn = virConnectOpen(v->uri);
 	if (!v->conn)
 		return lv_fail(err, VB_E_FAIL, "connecting to libvirt%s%s", v->uri ? " at " : "",
@@ -579,45 +574,3 @@ fail:
 	return NULL;
 }
 
-static int by_name(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-int vb_libvirt_running(const char *uri, char ***names, size_t *n, struct vb_error *err)
-{
-	virConnectPtr conn;
-	virDomainPtr *doms = NULL;
-	int k, rc = 0;
-
-	*names = NULL;
-	*n = 0;
-	virSetErrorFunc(NULL, quiet);
-	if (!(conn = virConnectOpen(uri)))
-		return lv_fail(err, VB_E_FAIL, "connecting to libvirt%s%s", uri ? " at " : "",
-			       uri ? uri : "");
-	k = virConnectListAllDomains(conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
-	if (k < 0)
-		rc = lv_fail(err, VB_E_FAIL, "listing libvirt's running domains");
-	if (k > 0 && !(*names = calloc((size_t)k, sizeof(**names))))
-		rc = lv_oom(err);
-	for (int i = 0; i < k; i++) {
-		const char *name = virDomainGetName(doms[i]);
-
-		if (rc == 0 && !((*names)[(*n)++] = strdup(name ? name : "")))
-			rc = lv_oom(err);
-		virDomainFree(doms[i]);
-	}
-	free(doms);
-	virConnectClose(conn);
-	if (rc == 0 && *n > 1)
-		qsort(*names, *n, sizeof(**names), by_name);
-	if (rc < 0) {
-		for (size_t i = 0; i < *n; i++)
-			free((*names)[i]);
-		free(*names);
-		*names = NULL;
-		*n = 0;
-	}
-	return rc;
-}

@@ -9,6 +9,7 @@
 #endif
 
 #include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
 #include <libxml/tree.h>
 #include <libxml/xpath.h>
 #include <sys/types.h>
@@ -46,6 +47,18 @@ static inline struct lv *lv_of(struct vb_live *l)
 }
 
 /* libvirt.c */
+/* What the XML says of one <disk>: eligible = a writable disk with a source. */
+struct disk_xml {
+	char *device, *target, *bus, *alias, *format, *source;
+	bool readonly;
+};
+void lv_disk_xml_read(xmlNodePtr n, struct disk_xml *x);
+void lv_disk_xml_free(struct disk_xml *x);
+xmlNodePtr lv_child(xmlNodePtr n, const char *name);
+/* Proxmox's name of a disk from its bus and target (drive-virtio0). */
+char *lv_drive_name(const char *bus, const char *target);
+/* An error handler that prints nothing (vmaback's messages carry them). */
+void lv_quiet(void *opaque, virErrorPtr e);
 int lv_oom(struct vb_error *err);
 /* An error of class cls whose message ends with libvirt's last error. */
 int lv_fail(struct vb_error *err, enum vb_errclass cls, const char *fmt, ...)

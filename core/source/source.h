@@ -247,6 +247,14 @@ struct vb_live *vb_live_open_libvirt(const struct vb_live_libvirt_opts *o,
  * default), sorted; *names a malloc'd array of malloc'd strings. */
 int vb_libvirt_running(const char *uri, char ***names, size_t *n, struct vb_error *err);
 
+/* Defines domain name in libvirt at uri from xml (an archive's
+ * libvirt-domain.xml): its own UUID and MAC addresses, and each disk the
+ * restore wrote into dir (dir/disk-DRIVE.raw, DRIVE named as a --domain
+ * backup names it) as a raw file; a disk that was not restored is left
+ * out (a note). A domain of that name already there is a VB_E_USAGE. */
+int vb_libvirt_define(const char *uri, const char *xml, const char *name, const char *dir,
+		      char **notes, struct vb_error *err);
+
 /* "qmp" or "libvirt": the prefix of the sessions' drive specs. */
 const char *vb_live_kind(const struct vb_live *l);
 /* The archive's config blob of the layout: qmp-block.json (query-block)

@@ -39,7 +39,7 @@ bash_commands() {
 	expect_comp "--help --json" list --
 	expect_comp "--checkpoint --deep --help --quiet --set --state-dir" verify --
 	expect_comp "--drive --help --quiet -d" extract -
-	expect_comp "--drive --force --help --quiet --target --to -d" restore -
+	expect_comp "--connect --define --drive --force --help --quiet --target --to -d" restore -
 	expect_comp "--compress --force --help --output --quiet --zstd-level -o" merge -
 	expect_comp "--config --help -c" config -
 	expect_comp "--help --json --remove --set --state-dir" checkpoints -

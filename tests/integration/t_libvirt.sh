@@ -325,6 +325,25 @@ for n in json.load(open(sys.argv[1]))["return"]:
 	run vb restore one.vma --to r
 	expect_rc 0
 	same r/disk-data.raw "$L/sh1.raw"
+
+	# restore --define: a new domain whose disks are the restored images
+	run vb restore full.vma inc1.vma inc2.vma inc3.vma inc4.vma inc5.vma inc6.vma \
+		--to rd --define vt-copy --connect "$URI"
+	expect_rc 0
+	expect_err "defined domain vt-copy"
+	virsh -q -c "$URI" dumpxml vt-copy >copy.xml || fail "no domain vt-copy"
+	grep -q "<source file='$PWD/rd/disk-drive-virtio0.raw'/>" copy.xml || fail "vda: $(grep -A3 '<disk' copy.xml)"
+	grep -q "<source file='$PWD/rd/disk-drive-virtio1.raw'/>" copy.xml || fail "vdb: $(grep -A3 '<disk' copy.xml)"
+	[ "$(grep -c "<driver name='qemu' type='raw'/>" copy.xml)" = 2 ] || fail "formats: $(grep driver copy.xml)"
+	[ "$(virsh -q -c "$URI" domuuid vt-copy)" != "$(virsh -q -c "$URI" domuuid vt)" ] ||
+		fail "vt-copy has vt's UUID"
+	run vb restore full.vma --to rd2 --define vt-copy --connect "$URI"
+	expect_rc 2
+	expect_err "has a domain vt-copy already"
+	run vb restore one.vma --to rd3 --define vt-copy2 --connect "$URI"
+	expect_rc 2
+	expect_err "none of the domain's disks is in rd3"
+	virsh -q -c "$URI" dumpxml vt-copy2 >/dev/null 2>&1 && fail "vt-copy2 was defined"
 	run vb verify --deep --set vt --state-dir "$PWD/st"
 	expect_rc 0
 }
