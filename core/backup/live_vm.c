@@ -1,7 +1,8 @@
 /* live_vm.c: a running VM's drives in the backup transaction (--qmp,
- * --domain): the drives come from QEMU or libvirt, recovery keeps the bitmap of the set's latest
- * committed checkpoint, the point in time is taken once the mode is
- * decided, and the end of the run (commit or failure) ends QEMU's side. */
+ * --domain): the drives come from QEMU or libvirt, recovery keeps the
+ * bitmap of the set's latest committed checkpoint, the point in time is
+ * taken once the mode is decided, and the end of the run (commit or
+ * failure) ends the hypervisor's side. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
