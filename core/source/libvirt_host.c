@@ -130,15 +130,23 @@ int vb_libvirt_define(const char *uri, const char *xml, const char *name, const 
 	}
 	/* A new domain beside the old one: its own UUID and MAC addresses. */
 	if ((o = lv_xpath(doc, "/domain/uuid | /domain/devices/interface/mac"))) {
+		/* Each out of the node set first: freeing the set reads them. */
 		for (int i = 0; i < o->nodesetval->nodeNr; i++) {
-			xmlUnlinkNode(o->nodesetval->nodeTab[i]);
-			xmlFreeNode(o->nodesetval->nodeTab[i]);
+			xmlNodePtr x = o->nodesetval->nodeTab[i];
+
+			o->nodesetval->nodeTab[i] = NULL;
+			xmlUnlinkNode(x);
+			xmlFreeNode(x);
 		}
 		xmlXPathFreeObject(o);
 	}
 	if ((o = lv_xpath(doc, "/domain/devices/disk"))) {
-		for (int i = 0; i < o->nodesetval->nodeNr; i++)
-			n += define_disk(o->nodesetval->nodeTab[i], real, notes);
+		for (int i = 0; i < o->nodesetval->nodeNr; i++) {
+			xmlNodePtr d = o->nodesetval->nodeTab[i];
+
+			o->nodesetval->nodeTab[i] = NULL; /* define_disk may free it */
+			n += define_disk(d, real, notes);
+		}
 		xmlXPathFreeObject(o);
 	}
 	if (n == 0) {

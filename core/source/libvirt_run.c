@@ -176,8 +176,12 @@ static int save_meta(struct vb_live *l, struct vb_error *err)
 		goto out;
 	}
 	if (par) {
-		xmlUnlinkNode(par->nodesetval->nodeTab[0]);
-		xmlFreeNode(par->nodesetval->nodeTab[0]);
+		/* Out of the node set first: freeing the set reads its nodes. */
+		xmlNodePtr n = par->nodesetval->nodeTab[0];
+
+		par->nodesetval->nodeTab[0] = NULL;
+		xmlUnlinkNode(n);
+		xmlFreeNode(n);
 		xmlXPathFreeObject(par);
 		par = NULL;
 	}
