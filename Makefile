@@ -12,7 +12,7 @@ SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 
 CC ?= cc
 PKG_CONFIG ?= pkg-config
-PKGS = libzstd libcrypto libarchive json-c zlib libnbd
+PKGS = libzstd libcrypto libarchive json-c zlib libnbd libvirt libxml-2.0
 # Variant builds (the sanitizer build) go to their own directory.
 B ?= build
 SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all

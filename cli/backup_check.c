@@ -88,34 +88,50 @@ static int dumpdir_name(struct backup_args *a)
 	return 0;
 }
 
-/* --qmp: the drives are the VM's, or those --drive NAME=qmp:DEVICE names. */
+/* --qmp or --domain: the drives are the VM's, or those --drive
+ * NAME=qmp:DEVICE (NAME=libvirt:DEV) names. */
 static int check_live(struct backup_args *a)
 {
 	struct cli_live_args *l = &a->live;
+	const char *kind = l->qmp ? "qmp:" : l->domain ? "libvirt:" : NULL;
+	size_t klen = kind ? strlen(kind) : 0;
 
+	if (l->qmp && l->domain)
+		return cli_usage(CMD, "give either --qmp SOCKET (plain QEMU) or --domain NAME "
+				 "(libvirt), not both");
+	if (l->connect && !l->domain)
+		return cli_usage(CMD, "--connect goes with --domain NAME");
 	for (size_t i = 0; i < a->ndrives; i++) {
-		bool qmp = strncmp(a->drives[i].spec, "qmp:", 4) == 0;
+		const char *spec = a->drives[i].spec;
+		bool qmp = strncmp(spec, "qmp:", 4) == 0, lv = strncmp(spec, "libvirt:", 8) == 0;
 
-		if (qmp != !!l->qmp)
-			return cli_usage(CMD, "--drive %s=%s: %s", a->drives[i].name,
-					 a->drives[i].spec, qmp ? "a qmp:DEVICE drive needs --qmp "
-					 "SOCKET" : "with --qmp every drive is NAME=qmp:DEVICE");
+		if ((qmp || lv) && !kind)
+			return cli_usage(CMD, "--drive %s=%s: a %s drive needs %s", a->drives[i].name,
+					 spec, qmp ? "qmp:DEVICE" : "libvirt:DEV",
+					 qmp ? "--qmp SOCKET" : "--domain NAME");
+		if (kind && strncmp(spec, kind, klen) != 0)
+			return cli_usage(CMD, "--drive %s=%s: with %s every drive is NAME=%sDEVICE",
+					 a->drives[i].name, spec, l->qmp ? "--qmp" : "--domain", kind);
 	}
-	if (!l->qmp) {
+	if (!kind) {
 		if (l->scratch_dir || l->qga || a->fsfreeze)
 			return cli_usage(CMD, "--scratch-dir, --fsfreeze and --qga go with --qmp "
-					 "SOCKET");
+					 "SOCKET or --domain NAME");
 		return 0;
 	}
 	if (!a->set)
-		return cli_usage(CMD, "--qmp needs --set NAME: the VM's dirty bitmaps are named "
-				 "for the set");
+		return cli_usage(CMD, "%s needs --set NAME: the VM's dirty bitmaps are named for "
+				 "the set", l->qmp ? "--qmp" : "--domain");
 	if (a->nbitmaps)
-		return cli_usage(CMD, "--bitmap does not go with --qmp: vmaback keeps the VM's "
-				 "bitmaps itself");
-	if (a->fsfreeze != !!l->qga)
+		return cli_usage(CMD, "--bitmap does not go with %s: vmaback keeps the VM's "
+				 "bitmaps itself", l->qmp ? "--qmp" : "--domain");
+	if (l->domain && l->qga)
+		return cli_usage(CMD, "--qga goes with --qmp: with --domain, libvirt talks to the "
+				 "guest agent");
+	if (l->qmp && a->fsfreeze != !!l->qga)
 		return cli_usage(CMD, "--fsfreeze needs --qga SOCKET (the guest agent's "
 				 "socket), and --qga goes with --fsfreeze");
+	l->fsfreeze = a->fsfreeze;
 	l->ndrives = a->ndrives;
 	l->names = calloc(a->ndrives + 1, sizeof(*l->names));
 	l->devices = calloc(a->ndrives + 1, sizeof(*l->devices));
@@ -123,9 +139,9 @@ static int check_live(struct backup_args *a)
 		return cli_usage(CMD, "out of memory");
 	for (size_t i = 0; i < a->ndrives; i++) {
 		l->names[i] = a->drives[i].name;
-		l->devices[i] = a->drives[i].spec + 4;
+		l->devices[i] = a->drives[i].spec + klen;
 		if (!l->devices[i][0])
-			return cli_usage(CMD, "--drive %s=qmp: names no device", l->names[i]);
+			return cli_usage(CMD, "--drive %s=%s names no device", l->names[i], kind);
 	}
 	return 0;
 }
@@ -137,9 +153,9 @@ int backup_args_check(struct backup_args *a)
 
 	if ((rc = check_live(a)) != 0)
 		return rc;
-	if (a->ndrives == 0 && !a->live.qmp)
-		return cli_usage(CMD, "no drive given (--drive NAME=PATH, or --qmp SOCKET for a "
-				 "running VM)");
+	if (a->ndrives == 0 && !a->live.qmp && !a->live.domain)
+		return cli_usage(CMD, "no drive given (--drive NAME=PATH, or --qmp SOCKET or "
+				 "--domain NAME for a running VM)");
 	if (!a->dumpdir && (a->vmid || a->name_template))
 		return cli_usage(CMD, "--vmid and --name-template go with --dumpdir DIR");
 	if ((a->notes || a->protect) && (a->output_cmd || (a->out && strcmp(a->out, "-") == 0)))

@@ -22,7 +22,7 @@ enum {
 	OPT_LOG_FILE, OPT_PROGRESS, OPT_CONFIG_FILE, OPT_BITMAP, OPT_NO_BITMAP,
 	OPT_DUMPDIR, OPT_VMID, OPT_NAME_TEMPLATE, OPT_NOTES, OPT_PROTECTED, OPT_HOOK,
 	OPT_MAX_CHAIN, OPT_FULL_EVERY, OPT_LOCKWAIT, OPT_THRESHOLD, OPT_QMP, OPT_SCRATCH_DIR,
-	OPT_FSFREEZE, OPT_QGA,
+	OPT_FSFREEZE, OPT_QGA, OPT_DOMAIN, OPT_CONNECT,
 };
 
 static const struct option options[] = {
@@ -63,6 +63,8 @@ static const struct option options[] = {
 	{ "scratch-dir", required_argument, NULL, OPT_SCRATCH_DIR },
 	{ "fsfreeze", no_argument, NULL, OPT_FSFREEZE },
 	{ "qga", required_argument, NULL, OPT_QGA },
+	{ "domain", required_argument, NULL, OPT_DOMAIN },
+	{ "connect", required_argument, NULL, OPT_CONNECT },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -297,6 +299,12 @@ static int option(struct backup_args *a, int ch, char *arg)
 		return 0;
 	case OPT_QGA:
 		a->live.qga = arg;
+		return 0;
+	case OPT_DOMAIN:
+		a->live.domain = arg;
+		return 0;
+	case OPT_CONNECT:
+		a->live.connect = arg;
 		return 0;
 	case 'h':
 		return -1;

@@ -61,5 +61,9 @@ void backup_summary(const struct backup_args *a, const struct vb_backup_result *
 void backup_skipped(const struct backup_args *a, const struct vb_backup_result *r);
 void backup_failed_note(const struct backup_args *a, const struct vb_backup_result *r,
 			int status);
+/* backup --all (backup_all.c): whether the command line asks for it, and
+ * the runs of one (the backup command) for every running domain. */
+bool backup_all_asked(int argc, char **argv);
+int backup_all(int argc, char **argv, int (*one)(int, char **));
 
 #endif

@@ -147,8 +147,10 @@ void backup_start_line(const struct backup_args *a, const struct vb_backup_opts 
 
 	/* A dump directory's name waits for the kind (kind_name). */
 	cli_info(a->quiet, "INFO: starting backup of %zu drive%s%s%s%s%s to %s%s", n,
-		 n == 1 ? "" : "s", o->live ? " of the running VM at " : "",
-		 o->live ? a->live.qmp : "", a->set ? ", set " : "", a->set ? a->set : "",
+		 n == 1 ? "" : "s", o->live ? (a->live.domain ? " of running " :
+					      " of the running VM at ") : "",
+		 o->live ? (a->live.domain ? vb_live_what(o->live) : a->live.qmp) : "",
+		 a->set ? ", set " : "", a->set ? a->set : "",
 		 a->dumpdir ? "dump directory " : "", a->dumpdir ? a->dumpdir : backup_out_name(a));
 	for (size_t i = 0; i < n; i++) {
 		const struct vb_live_drive *d = o->live ? vb_live_get(o->live, i) : NULL;
@@ -156,7 +158,9 @@ void backup_start_line(const struct backup_args *a, const struct vb_backup_opts 
 
 		vb_name_printable(d ? d->name : o->drives[i].name, name, sizeof(name));
 		vb_name_printable(d ? d->qdev : o->drives[i].spec, spec, sizeof(spec));
-		if (d)
+		if (d && a->live.domain)
+			cli_info(a->quiet, "INFO: drive %s: disk %s, %s", name, d->node, spec);
+		else if (d)
 			cli_info(a->quiet, "INFO: drive %s: device %s, node %s", name, spec, d->node);
 		else
 			cli_info(a->quiet, "INFO: drive %s: %s", name, spec);

@@ -166,10 +166,15 @@ struct vb_state *cli_open_set(const char *cmd, const char *set, const char *stat
 const char *cli_backup_status(const struct vb_backup_info *b, bool with_state);
 const char *cli_backup_parent(const struct vb_backup_list *l, const struct vb_backup_info *b);
 /* A running VM (cli/live.c): --qmp SOCKET, --scratch-dir DIR (default
- * the set's state directory's scratch/), --qga SOCKET (--fsfreeze) and
- * the drives named by --drive NAME=qmp:DEVICE. */
+ * the state root's .scratch/), --qga SOCKET (--fsfreeze) and the drives
+ * named by --drive NAME=qmp:DEVICE; or --domain NAME, --connect URI,
+ * --scratch-dir (default /var/tmp: libvirt's QEMU user must reach it) and
+ * --drive NAME=libvirt:DEV. */
 struct cli_live_args {
 	const char *qmp, *scratch_dir, *qga;
+	/* a libvirt domain: --domain NAME [--connect URI] (NAME=libvirt:DEV) */
+	const char *domain, *connect;
+	bool fsfreeze;
 	const char **names, **devices;
 	size_t ndrives;
 };

@@ -181,11 +181,14 @@ static int prepare(struct backup_args *a, struct vb_backup_opts *o, struct vb_st
 			return cli_fail(CMD, err);
 	}
 	/* The set's lock first, then the VM's (and its recovery). */
-	if (a->live.qmp) {
+	if (a->live.qmp || a->live.domain) {
 		char what[PATH_MAX + 40];
 		struct lock_wait w = { .a = a, .what = what, .open = open_vm, .state = *state };
 
-		snprintf(what, sizeof(what), "the VM of QMP socket %s", a->live.qmp);
+		if (a->live.qmp)
+			snprintf(what, sizeof(what), "the VM of QMP socket %s", a->live.qmp);
+		else
+			snprintf(what, sizeof(what), "domain %s", a->live.domain);
 		if (!(*live = wait_lock(&w, err)))
 			return cli_fail(CMD, err);
 	}
@@ -342,7 +345,11 @@ static int run(int argc, char **argv)
 	struct vb_backup_result res;
 	bool started = false, ok;
 	const char *why;
-	int status = backup_args_parse(&a, argc, argv);
+	int status;
+
+	if (backup_all_asked(argc, argv))
+		return backup_all(argc, argv, run);
+	status = backup_args_parse(&a, argc, argv);
 
 	memset(&res, 0, sizeof(res));
 	if (status == -1) {
@@ -400,6 +407,9 @@ const struct command cmd_backup = {
 	"Usage: vmaback backup --drive NAME=SPEC [--drive NAME=SPEC ...]\n"
 	"                      [--config FILE ...] (-o OUT | --output-cmd CMD) [OPTIONS]\n"
 	"       vmaback backup --qmp SOCKET --set NAME (-o OUT | ...) [OPTIONS]\n"
+	"       vmaback backup --domain NAME [--connect URI] --set NAME (-o OUT | ...)\n"
+	"                      [OPTIONS]\n"
+	"       vmaback backup --all [--connect URI] --dumpdir DIR [OPTIONS]\n"
 	"       vmaback backup --config-file FILE [OPTIONS]\n"
 	"\n"
 	"Backs up every drive, one after the other, into one VMA archive that\n"
@@ -449,6 +459,32 @@ const struct command cmd_backup = {
 	"                         guest agent's socket; an agent that does not answer\n"
 	"                         makes a crash-consistent backup and a note\n"
 	"      --qga SOCKET       the guest agent's socket (with --fsfreeze)\n"
+	"\n"
+	"A running libvirt domain (vmaback drives it through libvirt's API):\n"
+	"      --domain NAME      the domain (its name or UUID): every writable disk\n"
+	"                         with a source is backed up at one point in time\n"
+	"                         (a pull-mode backup job with a new checkpoint),\n"
+	"                         named as Proxmox does (target vda on bus virtio:\n"
+	"                         drive-virtio0; sda on scsi: drive-scsi0; sata,\n"
+	"                         ide) or by the target dev; needs --set\n"
+	"      --connect URI      libvirt's connection URI (default: libvirt's own,\n"
+	"                         qemu:///system for root)\n"
+	"  -d, --drive NAME=libvirt:DEV\n"
+	"                         with --domain: back up only these disks, in this\n"
+	"                         order, under these names (DEV: a target dev such\n"
+	"                         as vda, or a device alias); every other disk is\n"
+	"                         listed in the job as backup='no'\n"
+	"      --scratch-dir DIR  with --domain: default /var/tmp; vmaback makes\n"
+	"                         DIR/vmaback.TAG/ (0700, owned by QEMU's user)\n"
+	"                         for the scratch files and the NBD socket\n"
+	"      --fsfreeze         with --domain: through libvirt's guest agent\n"
+	"                         channel (virDomainFSFreeze), no --qga\n"
+	"      --all              every running domain of libvirt, one after the\n"
+	"                         other, each in its own set named after it (its\n"
+	"                         own lock and checkpoints) and its own archive in\n"
+	"                         --dumpdir (named vmaback-{set}-{date} unless\n"
+	"                         --name-template); a line per domain, exit 1 if any\n"
+	"                         failed; with --json one object per domain\n"
 	"\n"
 	"Where the archive goes:\n"
 	"  -o, --output OUT       a file, written under a hidden temporary name (mode\n"
@@ -568,6 +604,16 @@ const struct command cmd_backup = {
 	"it with the digest maps (a note), and fails --mode incremental (exit 2).\n"
 	"One run per VM at a time (exit 4 otherwise). The VM's query-block\n"
 	"answer is stored in the archive as qmp-block.json.\n"
+	"With --domain, the set keeps one libvirt checkpoint, vmaback.SET.CKPT (with\n"
+	"every character of SET and CKPT but letters, digits and '-' written _XX),\n"
+	"that of its latest committed checkpoint: an incremental reads what its\n"
+	"bitmaps mark. After the commit the previous checkpoint is deleted in\n"
+	"libvirt, after a failure the new one. Every run first ends a backup job an\n"
+	"interrupted run left and deletes the set's other checkpoints; one that\n"
+	"libvirt lost (the domain was defined again) is redefined from vmaback's\n"
+	"copy of its XML in the state root's .libvirt/, or else from the disks'\n"
+	"bitmaps, or the disks are read whole (a note). The domain's XML is stored\n"
+	"in the archive as libvirt-domain.xml.\n"
 	"The checkpoint is committed only after the archive is durable (fsync and\n"
 	"rename, or the output command read every byte and exited 0; a command\n"
 	"or pipe reader that stops early fails the backup, saying how many bytes\n"
@@ -594,6 +640,7 @@ const struct command cmd_backup = {
 	"      -o /backup/vm100-$(date +%F).vma.zst\n"
 	"  vmaback backup --set vm100 --qmp /run/qemu/vm100.qmp --dumpdir /backup \\\n"
 	"      --vmid 100 --bwlimit 100M\n"
+	"  vmaback backup --set web1 --domain web1 --dumpdir /backup --vmid 101\n"
 	"  vmaback backup --set vm100 --bitmap backup-vda \\\n"
 	"      -d drive-scsi0='nbd+unix:///vda?socket=/run/vm100-nbd.sock' -o inc.vma\n",
 };

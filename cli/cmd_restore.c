@@ -8,12 +8,16 @@
 
 #include "cli/cli.h"
 
-enum { OPT_TO = 256, OPT_TARGET };
+enum { OPT_TO = 256, OPT_TARGET, OPT_DEFINE, OPT_CONNECT };
+
+#define DOMAIN_BLOB "libvirt-domain.xml"
 
 static const struct option restore_options[] = {
 	{ "to", required_argument, NULL, OPT_TO },
 	{ "target", required_argument, NULL, OPT_TARGET },
 	{ "drive", required_argument, NULL, 'd' },
+	{ "define", required_argument, NULL, OPT_DEFINE },
+	{ "connect", required_argument, NULL, OPT_CONNECT },
 	{ "force", no_argument, NULL, 'f' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -51,6 +55,49 @@ static int check_targets(const struct vb_restore_target *t, size_t n, const char
 	return 0;
 }
 
+/* --define: the domain XML a --domain backup stored, from the newest
+ * archive (read before the restore: a bad archive fails it early). */
+static int domain_xml(const char *path, char **xml)
+{
+	struct vb_error err = { 0 };
+	struct vb_archive *a;
+	const struct vma_config_info *c;
+
+	if (strcmp(path, "-") == 0)
+		return cli_usage("restore", "--define reads the newest archive's %s first: "
+				 "give it as a file, not -", DOMAIN_BLOB);
+	if (!(a = vb_archive_open(path, &err)))
+		return cli_fail("restore", &err);
+	c = vma_reader_config_by_name(vb_archive_vma(a), DOMAIN_BLOB);
+	*xml = c ? strndup((const char *)c->data, c->len) : NULL;
+	vb_archive_free(a);
+	if (!c)
+		return cli_usage("restore", "--define: %s holds no %s (not a backup of a libvirt "
+				 "domain, --domain)", path, DOMAIN_BLOB);
+	return *xml ? 0 : cli_usage("restore", "out of memory");
+}
+
+/* Defines the domain after the restore: the images are in place. */
+static int define(const char *uri, const char *xml, const char *name, const char *dir)
+{
+	struct vb_error err = { 0 };
+	char *notes = NULL;
+	int rc = vb_libvirt_define(uri, xml, name, dir, &notes, &err);
+
+	for (const char *p = notes; p && *p;) {
+		size_t n = strcspn(p, "\n");
+
+		fprintf(stderr, "vmaback: restore: %.*s\n", (int)n, p);
+		p += n + (p[n] == '\n');
+	}
+	free(notes);
+	if (rc < 0)
+		return cli_fail("restore", &err);
+	fprintf(stderr, "vmaback: restore: defined domain %s in libvirt, its disks the restored "
+		"images in %s\n", name, dir);
+	return 0;
+}
+
 static int restore_run(int argc, char **argv)
 {
 	static const int repeatable[] = { OPT_TARGET, 'd', 0 };
@@ -63,7 +110,8 @@ static int restore_run(int argc, char **argv)
 	struct vb_error err = { 0 };
 	bool quiet = false;
 	int ch, status = EXIT_OK;
-	char written[32];
+	char written[32], *xml = NULL;
+	const char *def = NULL, *uri = NULL;
 
 	while ((ch = cli_getopt(&g, argc, argv)) != -1) {
 		switch (ch) {
@@ -87,6 +135,12 @@ static int restore_run(int argc, char **argv)
 		case 'd':
 			if ((status = cli_add_names("restore", "-d", &select, &o.nselect, optarg)))
 				goto out;
+			break;
+		case OPT_DEFINE:
+			def = optarg;
+			break;
+		case OPT_CONNECT:
+			uri = optarg;
 			break;
 		case 'f':
 			o.force = true;
@@ -112,6 +166,14 @@ static int restore_run(int argc, char **argv)
 	}
 	if ((status = check_targets(targets, o.ntargets, select, o.nselect)) != 0)
 		goto out;
+	if ((def || uri) && (!def || !o.dir || o.ntargets)) {
+		status = cli_usage("restore", "%s", !def ? "--connect goes with --define NAME" :
+				   "--define NAME needs --to DIR (and no --target): the domain's "
+				   "disks are DIR/disk-DRIVE.raw");
+		goto out;
+	}
+	if (def && (status = domain_xml(argv[argc - 1], &xml)) != 0)
+		goto out;
 	o.archives = (const char *const *)argv + optind;
 	o.narchives = (size_t)(argc - optind);
 	o.targets = targets;
@@ -128,11 +190,14 @@ static int restore_run(int argc, char **argv)
 			(unsigned long long)res.clusters, written, o.dir ? " into " : "",
 			o.dir ? o.dir : "");
 	}
+	if (def && (status = define(uri, xml, def, o.dir)) != 0)
+		goto out;
 	status = cli_close_stdout(EXIT_OK);
 	goto out;
 nomem:
 	status = cli_usage("restore", "out of memory");
 out:
+	free(xml);
 	free(targets);
 	free(select);
 	return status;
@@ -146,6 +211,7 @@ const struct command cmd_restore = {
 	.help =
 	"Usage: vmaback restore [OPTIONS] FULL [INCREMENTAL|DIFFERENTIAL ...]\n"
 	"                       (--to DIR | --target NAME=PATH ...)\n"
+	"       vmaback restore [OPTIONS] FULL [...] --to DIR --define NAME [--connect URI]\n"
 	"\n"
 	"Restores the drives as they were at the newest archive given: a full\n"
 	"archive followed by incremental or differential archives of the same\n"
@@ -166,6 +232,13 @@ const struct command cmd_restore = {
 	"                          requests (as sparse as the source); an NBD URI\n"
 	"                          overwrites that export (needs --force)\n"
 	"  -d, --drive NAME[,...]  restore only these drives\n"
+	"      --define NAME       then define libvirt domain NAME from the newest\n"
+	"                          archive's libvirt-domain.xml (a --domain backup):\n"
+	"                          its own UUID and MAC addresses, its disks the\n"
+	"                          restored raw images in DIR (a disk not restored\n"
+	"                          is left out, with a note); never replaces a\n"
+	"                          domain of that name\n"
+	"      --connect URI       libvirt's connection URI for --define\n"
 	"  -f, --force             replace existing files; write to block devices\n"
 	"  -q, --quiet             print only errors\n"
 	"  -h, --help              show this help\n"
@@ -179,5 +252,7 @@ const struct command cmd_restore = {
 	"3 invalid or corrupt archive.\n"
 	"\n"
 	"Example:\n"
-	"  vmaback restore full.vma.zst inc1.vma.zst inc2.vma.zst --to /restore\n",
+	"  vmaback restore full.vma.zst inc1.vma.zst inc2.vma.zst --to /restore\n"
+	"  vmaback restore web1-full.vma.zst web1-inc.vmainc.zst \\\n"
+	"      --to /srv/restore/web1 --define web1-restored\n",
 };

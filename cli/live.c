@@ -53,6 +53,47 @@ static char *run_dir(struct vb_error *err)
 	return p;
 }
 
+/* The state root's NAME directory (.scratch, .libvirt): never a set's
+ * name (no set starts with '.'), and nothing inside a set's own directory
+ * but its state. */
+static char *root_dir(struct vb_state *state, const char *name)
+{
+	const char *set_dir = vb_state_path(state), *slash = strrchr(set_dir, '/');
+	int len = slash ? (int)(slash - set_dir) : 1;
+	char *p = NULL;
+
+	if (asprintf(&p, "%.*s/%s", len, slash ? set_dir : ".", name) < 0)
+		p = NULL;
+	return p;
+}
+
+/* --domain: scratch files where libvirt's QEMU user reaches them (not
+ * /run, see live-vm.md); vmaback's copies of its checkpoints' XML in the
+ * state root's .libvirt/. */
+static struct vb_live *open_libvirt(const struct cli_live_args *a, struct vb_state *state,
+				    const char *rdir, struct vb_error *err)
+{
+	struct vb_live_libvirt_opts o = {
+		.uri = a->connect, .domain = a->domain, .set = vb_state_set(state),
+		.scratch_dir = a->scratch_dir ? a->scratch_dir : "/var/tmp", .run_dir = rdir,
+		.fsfreeze = a->fsfreeze, .names = a->names, .devices = a->devices,
+		.ndrives = a->ndrives,
+	};
+	char *meta = root_dir(state, ".libvirt");
+	struct vb_live *l = NULL;
+
+	if (!meta) {
+		vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
+		return NULL;
+	}
+	if (own_dir(meta, "checkpoint directory", err) == 0) {
+		o.meta_dir = meta;
+		l = vb_live_open_libvirt(&o, err);
+	}
+	free(meta);
+	return l;
+}
+
 struct vb_live *cli_live_open(const struct cli_live_args *a, struct vb_state *state,
 			      struct vb_error *err)
 {
@@ -65,17 +106,12 @@ struct vb_live *cli_live_open(const struct cli_live_args *a, struct vb_state *st
 
 	if (!rdir)
 		return NULL;
-	/* The state root's .scratch: never a set's name (no set starts with
-	 * '.'), and nothing inside a set's own directory but its state. */
-	if (a->scratch_dir) {
-		sdir = strdup(a->scratch_dir);
-	} else {
-		const char *set_dir = vb_state_path(state), *slash = strrchr(set_dir, '/');
-		int len = slash ? (int)(slash - set_dir) : 1;
-
-		if (asprintf(&sdir, "%.*s/.scratch", len, slash ? set_dir : ".") < 0)
-			sdir = NULL;
+	if (a->domain) {
+		l = open_libvirt(a, state, rdir, err);
+		free(rdir);
+		return l;
 	}
+	sdir = a->scratch_dir ? strdup(a->scratch_dir) : root_dir(state, ".scratch");
 	if (!sdir) {
 		vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
 		goto out;

@@ -10,13 +10,13 @@ _vmaback_opts_backup="--drive -d --config -c --output -o --output-cmd --force --
 	--zstd-level --zstd-threads --bwlimit --set --state-dir --mode --since --checkpoint
 	--no-commit --commit --quiet --progress --log-file --json --config-file --help
 	--dumpdir --vmid --name-template --notes --protected --hook --bitmap --no-bitmap --lockwait --max-chain --full-every --threshold
-	--qmp --scratch-dir --fsfreeze --qga"
+	--qmp --scratch-dir --fsfreeze --qga --domain --connect --all"
 _vmaback_arg_backup="-d --drive -c --config -o --output --output-cmd --compress --zstd-level
 	--zstd-threads --bwlimit --set --state-dir --mode --since --checkpoint --progress
 	--log-file --config-file --dumpdir --vmid --name-template --notes --hook --bitmap --lockwait --max-chain --full-every --threshold
-	--qmp --scratch-dir --qga"
-_vmaback_opts_restore="--to --target --drive -d --force --quiet --help"
-_vmaback_arg_restore="--to --target -d --drive"
+	--qmp --scratch-dir --qga --domain --connect"
+_vmaback_opts_restore="--to --target --drive -d --define --connect --force --quiet --help"
+_vmaback_arg_restore="--to --target -d --drive --define --connect"
 _vmaback_opts_merge="--output -o --force --compress --zstd-level --quiet --help"
 _vmaback_arg_merge="-o --output --compress --zstd-level"
 _vmaback_opts_list="--json --help"
@@ -29,8 +29,8 @@ _vmaback_opts_config="--config -c --help"
 _vmaback_arg_config="-c --config"
 _vmaback_opts_checkpoints="--set --state-dir --json --remove --help"
 _vmaback_arg_checkpoints="--set --state-dir --remove"
-_vmaback_opts_recover="--qmp --set --state-dir --scratch-dir --help"
-_vmaback_arg_recover="--qmp --set --state-dir --scratch-dir"
+_vmaback_opts_recover="--qmp --domain --connect --set --state-dir --scratch-dir --help"
+_vmaback_arg_recover="--qmp --domain --connect --set --state-dir --scratch-dir"
 _vmaback_opts_commit="--set --state-dir --help"
 _vmaback_arg_commit="--set --state-dir"
 _vmaback_opts_ls="--dumpdir --set --state-dir --json --help"
@@ -178,6 +178,8 @@ _vmaback_value() {
 	backup:--max-chain) _vmaback_words "7 14 30 31" "$cur" ;;
 	backup:--full-every) _vmaback_words "7 14 30" "$cur" ;;
 	backup:--threshold) _vmaback_words "10M 100M 1G" "$cur" ;;
+	*:--domain) _vmaback_words "$(virsh -q list --name 2>/dev/null)" "$cur" ;;
+	*:--connect) _vmaback_words "qemu:///system qemu:///session" "$cur" ;;
 	backup:--drive | backup:-d)
 		_vmaback_name_file $'drive-scsi0\ndrive-scsi1\ndrive-virtio0\ndrive-virtio1\ndrive-sata0\ndrive-ide0\ndrive-efidisk0' "$cur" ;;
 	backup:--output-cmd | backup:--checkpoint | backup:--vmid | backup:--name-template | \

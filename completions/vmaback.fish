@@ -7,8 +7,8 @@ set -l __vmaback_commands backup restore list verify extract config merge checkp
 # Options that take a value (their values are not positional arguments).
 set -g __vmaback_value_opts -d --drive -c --config -o --output --output-cmd --compress \
     --zstd-level --zstd-threads --bwlimit --set --state-dir --mode --since --checkpoint \
-    --progress --log-file --config-file --to --target --remove --dumpdir --vmid \
-    --name-template --notes --hook --bitmap --lockwait --max-chain --full-every --threshold --qmp --scratch-dir --qga --keep-last --keep-hourly --keep-daily --keep-weekly \
+    --progress --log-file --config-file --to --target --define --remove --dumpdir --vmid \
+    --name-template --notes --hook --bitmap --lockwait --max-chain --full-every --threshold --qmp --scratch-dir --qga --domain --connect --keep-last --keep-hourly --keep-daily --keep-weekly \
     --keep-monthly --keep-yearly
 
 # The first positional argument after the command (the archive), if any.
@@ -193,6 +193,9 @@ complete -c vmaback -n $b -l qmp -r -F -d 'The running VM\'s QMP socket'
 complete -c vmaback -n $b -l scratch-dir -x -a '(__fish_complete_directories)' -d 'Where the point-in-time copies go'
 complete -c vmaback -n $b -l fsfreeze -d 'Freeze the guest\'s file systems (with --qga)'
 complete -c vmaback -n $b -l qga -r -F -d 'The guest agent\'s socket'
+complete -c vmaback -n $b -l domain -x -a '(virsh -q list --name 2>/dev/null)' -d 'The running libvirt domain'
+complete -c vmaback -n $b -l connect -x -a 'qemu:///system qemu:///session' -d 'libvirt\'s connection URI'
+complete -c vmaback -n $b -l all -d 'Every running libvirt domain, each in its own set'
 complete -c vmaback -n $b -l json -d 'Print the summary as JSON'
 complete -c vmaback -n $b -l config-file -r -F -d 'Read options from a JSON file'
 complete -c vmaback -n $b -l dumpdir -x -a '(__fish_complete_directories)' -d 'Write the archive into DIR, named as vzdump'
@@ -207,6 +210,8 @@ complete -c vmaback -n $r -F
 complete -c vmaback -n $r -l to -x -a '(__fish_complete_directories)' -d 'Write DIR/disk-NAME.raw'
 complete -c vmaback -n $r -l target -x -a '(__vmaback_target)' -d 'NAME=PATH: write a drive to PATH'
 complete -c vmaback -n $r -s d -l drive -x -a '(__vmaback_drive_list)' -d 'Only these drives'
+complete -c vmaback -n $r -l define -x -d 'Then define this libvirt domain with the restored disks'
+complete -c vmaback -n $r -l connect -x -a 'qemu:///system qemu:///session' -d 'libvirt\'s connection URI'
 complete -c vmaback -n $r -s f -l force -d 'Replace files; write to block devices'
 complete -c vmaback -n $r -s q -l quiet -d 'Print only errors'
 
@@ -243,6 +248,8 @@ complete -c vmaback -n '__fish_seen_subcommand_from commit' -a '(__vmaback_check
 # recover
 set -l rc '__fish_seen_subcommand_from recover'
 complete -c vmaback -n $rc -l qmp -r -F -d 'The running VM\'s QMP socket'
+complete -c vmaback -n $rc -l domain -x -a '(virsh -q list --name 2>/dev/null)' -d 'The running libvirt domain'
+complete -c vmaback -n $rc -l connect -x -a 'qemu:///system qemu:///session' -d 'libvirt\'s connection URI'
 complete -c vmaback -n $rc -l set -x -a '(__vmaback_sets)' -d 'Backup set'
 complete -c vmaback -n $rc -l state-dir -x -a '(__fish_complete_directories)' -d 'State directory'
 complete -c vmaback -n $rc -l scratch-dir -x -a '(__fish_complete_directories)' -d 'Where the scratch files went'

@@ -1,7 +1,8 @@
-/* live_vm.c: a running VM's drives in the backup transaction (--qmp): the
- * drives come from QEMU, recovery keeps the bitmap of the set's latest
- * committed checkpoint, the point in time is taken once the mode is
- * decided, and the end of the run (commit or failure) ends QEMU's side. */
+/* live_vm.c: a running VM's drives in the backup transaction (--qmp,
+ * --domain): the drives come from QEMU or libvirt, recovery keeps the
+ * bitmap of the set's latest committed checkpoint, the point in time is
+ * taken once the mode is decided, and the end of the run (commit or
+ * failure) ends the hypervisor's side. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -10,8 +11,6 @@
 
 #include "core/backup/backup_int.h"
 
-#define LAYOUT_BLOB "qmp-block.json"
-
 int bk_live_prepare(struct vb_backup *b, struct vb_error *err)
 {
 	struct vb_live *l = b->o.live;
@@ -19,12 +18,12 @@ int bk_live_prepare(struct vb_backup *b, struct vb_error *err)
 	size_t n = vb_live_count(l);
 
 	if (!b->o.state)
-		return vb_error_set(err, VB_E_USAGE, 0, "--qmp needs a backup set (--set NAME): "
-				    "the VM's bitmaps are named for it");
+		return vb_error_set(err, VB_E_USAGE, 0, "a running VM needs a backup set (--set "
+				    "NAME): the VM's bitmaps are named for it");
 	if (n > VMA_MAX_DEVICES)
 		return vb_error_set(err, VB_E_USAGE, 0, "the VM has %zu disks; an archive holds "
-				    "at most %u (choose with --drive NAME=qmp:DEVICE)", n,
-				    VMA_MAX_DEVICES);
+				    "at most %u (choose with --drive NAME=%s:DEVICE)", n,
+				    VMA_MAX_DEVICES, vb_live_kind(l));
 	if (vb_live_recover(l, latest ? latest->name : NULL, err) < 0)
 		return -1;
 	vb_crash_point("after-recovery");
@@ -37,7 +36,7 @@ int bk_live_prepare(struct vb_backup *b, struct vb_error *err)
 
 		b->njobs = i + 1;
 		j->name = d->name;
-		if (asprintf(&j->owned_spec, "qmp:%s", d->node) < 0) {
+		if (asprintf(&j->owned_spec, "%s:%s", vb_live_kind(l), d->node) < 0) {
 			j->owned_spec = NULL;
 			return vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
 		}
@@ -46,7 +45,8 @@ int bk_live_prepare(struct vb_backup *b, struct vb_error *err)
 			if (strcmp(b->jobs[k].name, j->name) == 0)
 				return vb_error_set(err, VB_E_USAGE, 0, "two of the VM's disks are "
 						    "named %s (name them with --drive "
-						    "NAME=qmp:DEVICE)", j->name);
+						    "NAME=%s:DEVICE)", j->name,
+						    vb_live_kind(l));
 		j->dev_id = (unsigned)i + 1;
 		j->size = d->size;
 		if (j->size > VMA_MAX_DEVICE_SIZE)
@@ -60,22 +60,22 @@ int bk_live_prepare(struct vb_backup *b, struct vb_error *err)
 /* The VM's block layout, stored as a config blob of the archive. */
 static int add_layout(struct vb_backup *b, struct vb_error *err)
 {
-	const char *text = vb_live_layout(b->o.live);
+	const char *text = vb_live_layout(b->o.live), *blob = vb_live_layout_name(b->o.live);
 	struct config_blob *c;
 
 	for (size_t i = 0; i < b->ncfg; i++)
-		if (strcmp(b->cfg[i].name, LAYOUT_BLOB) == 0)
+		if (strcmp(b->cfg[i].name, blob) == 0)
 			return vb_error_set(err, VB_E_USAGE, 0, "--config %s: the name is the VM's "
-					    "block layout's, which --qmp stores", LAYOUT_BLOB);
+					    "layout's, which vmaback stores", blob);
 	if (b->ncfg + 1 > VMA_MAX_CONFIGS - 1)
-		return vb_error_set(err, VB_E_USAGE, 0, "at most %u config files with --qmp",
-				    VMA_MAX_CONFIGS - 2);
+		return vb_error_set(err, VB_E_USAGE, 0, "at most %u config files with a "
+				    "running VM", VMA_MAX_CONFIGS - 2);
 	c = realloc(b->cfg, (b->ncfg + 1) * sizeof(*c));
 	if (!c)
 		return vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
 	b->cfg = c;
 	c = &b->cfg[b->ncfg];
-	c->name = strdup(LAYOUT_BLOB);
+	c->name = strdup(blob);
 	c->len = strlen(text);
 	c->data = malloc(c->len + 1);
 	if (!c->name || !c->data) {

@@ -266,6 +266,8 @@ struct vb_live *vb_live_open(const struct vb_live_opts *o, struct vb_error *err)
 	}
 	l->o = *o;
 	l->ops = &live_qmp_ops;
+	l->kind = "qmp";
+	l->layout_name = "qmp-block.json";
 	l->lock_fd = -1;
 	/* Kept: copies of the caller's strings. */
 	l->o.qmp = l->own[0] = strdup(o->qmp);
@@ -288,6 +290,10 @@ struct vb_live *vb_live_open(const struct vb_live_opts *o, struct vb_error *err)
 	if (take_lock(l, err) < 0)
 		goto fail;
 	snprintf(what, sizeof(what), "QMP socket %s", o->qmp);
+	if (!(l->what = strdup(what))) {
+		live_oom(err);
+		goto fail;
+	}
 	l->q = vb_qmp_connect(VB_QMP_MONITOR, o->qmp, what, l->o.timeout_ms, err);
 	if (!l->q || live_cleanup(l, err) < 0 || find_drives(l, o, err) < 0)
 		goto fail;
@@ -330,6 +336,21 @@ bool vb_live_why(const struct vb_live *l, char *buf, size_t len)
 	return true;
 }
 
+const char *vb_live_kind(const struct vb_live *l)
+{
+	return l->kind;
+}
+
+const char *vb_live_layout_name(const struct vb_live *l)
+{
+	return l->layout_name;
+}
+
+const char *vb_live_what(const struct vb_live *l)
+{
+	return l->what ? l->what : "";
+}
+
 const char *vb_live_notes(const struct vb_live *l)
 {
 	return l->notes ? l->notes : "";
@@ -358,6 +379,7 @@ void vb_live_close(struct vb_live *l)
 	}
 	free(l->d);
 	free(l->layout);
+	free(l->what);
 	free(l->notes);
 	free(l->set_prefix);
 	free(l->tmp);

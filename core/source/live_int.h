@@ -41,12 +41,16 @@ struct live_ops {
 	void (*close)(struct vb_live *l); /* its own part; the rest is common */
 };
 extern const struct live_ops live_qmp_ops;
+extern const struct live_ops live_libvirt_ops;
 
 /* A session: the drives, layout and notes are common to every kind; the
  * rest is QMP's (impl: another kind's own state). */
 struct vb_live {
 	const struct live_ops *ops;
 	void *impl;
+	const char *kind;         /* "qmp", "libvirt" */
+	const char *layout_name;  /* the layout's config blob */
+	char *what;               /* "QMP socket PATH", "domain NAME" */
 	struct vb_live_opts o;
 	char *own[5];             /* o's strings, copied */
 	struct vb_qmp *q;

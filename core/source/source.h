@@ -217,6 +217,56 @@ int vb_live_finish(struct vb_live *l, enum vb_live_end how, struct vb_error *err
  * view (a scratch directory with no room left), into buf; false when
  * nothing is known. */
 bool vb_live_why(const struct vb_live *l, char *buf, size_t len);
+/* A libvirt domain, through libvirt's C API (libvirt.c, libvirt_run.c):
+ * a pull-mode backup job (virDomainBackupBegin) with a new libvirt
+ * checkpoint, vmaback.SET.CKPT (SET and CKPT with every byte but letters,
+ * digits and '-' written _XX, so that the prefix of one set never matches
+ * another's), one kept per set: that of its latest committed checkpoint.
+ * The scratch files and the NBD socket are in scratch_dir/vmaback.TAG/, a
+ * directory of mode 0700 owned by the user QEMU runs as (the domain's DAC
+ * label; without one, the owner of scratch_dir unless that is a shared
+ * sticky directory such as /var/tmp, else this process's user). */
+struct vb_live_libvirt_opts {
+	const char *uri;           /* NULL: libvirt's default connection */
+	const char *domain;        /* the domain's name (or UUID) */
+	const char *set;
+	const char *scratch_dir;   /* exists; QEMU's user must reach it */
+	const char *run_dir;       /* the domain's lock (exists, 0700) */
+	/* Where vmaback keeps each kept checkpoint's XML, to redefine one
+	 * libvirt lost (exists, 0700). */
+	const char *meta_dir;
+	bool fsfreeze;             /* virDomainFSFreeze for the point in time */
+	/* --drive NAME=libvirt:DEV: only these disks (DEV: a target dev such
+	 * as vda, or a device alias), in this order; n 0: every writable disk
+	 * with a source. */
+	const char *const *names, *const *devices;
+	size_t ndrives;
+};
+/* Like vb_live_open: takes the domain's lock, connects, ends a backup job
+ * and a freeze a crashed run left, removes its scratch files, and finds
+ * the disks (node: the target dev; qdev: the disk's source). */
+struct vb_live *vb_live_open_libvirt(const struct vb_live_libvirt_opts *o,
+				     struct vb_error *err);
+/* The names of the running domains of libvirt at uri (NULL: libvirt's
+ * default), sorted; *names a malloc'd array of malloc'd strings. */
+int vb_libvirt_running(const char *uri, char ***names, size_t *n, struct vb_error *err);
+
+/* Defines domain name in libvirt at uri from xml (an archive's
+ * libvirt-domain.xml): its own UUID and MAC addresses, and each disk the
+ * restore wrote into dir (dir/disk-DRIVE.raw, DRIVE named as a --domain
+ * backup names it) as a raw file; a disk that was not restored is left
+ * out (a note). A domain of that name already there is a VB_E_USAGE. */
+int vb_libvirt_define(const char *uri, const char *xml, const char *name, const char *dir,
+		      char **notes, struct vb_error *err);
+
+/* "qmp" or "libvirt": the prefix of the sessions' drive specs. */
+const char *vb_live_kind(const struct vb_live *l);
+/* The archive's config blob of the layout: qmp-block.json (query-block)
+ * or libvirt-domain.xml (the domain's XML). */
+const char *vb_live_layout_name(const struct vb_live *l);
+/* What the session is, for messages: "QMP socket PATH", "domain NAME". */
+const char *vb_live_what(const struct vb_live *l);
+
 /* What a person should know (fallbacks, a guest agent that did not answer). */
 const char *vb_live_notes(const struct vb_live *l);
 /* Disconnects and releases the lock; NULL: no-op. */

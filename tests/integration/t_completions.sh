@@ -39,7 +39,7 @@ bash_commands() {
 	expect_comp "--help --json" list --
 	expect_comp "--checkpoint --deep --help --quiet --set --state-dir" verify --
 	expect_comp "--drive --help --quiet -d" extract -
-	expect_comp "--drive --force --help --quiet --target --to -d" restore -
+	expect_comp "--connect --define --drive --force --help --quiet --target --to -d" restore -
 	expect_comp "--compress --force --help --output --quiet --zstd-level -o" merge -
 	expect_comp "--config --help -c" config -
 	expect_comp "--help --json --remove --set --state-dir" checkpoints -
@@ -54,7 +54,9 @@ bash_commands() {
 
 bash_backup_options() {
 	expect_comp "--zstd-level --zstd-threads" backup --drive a=b --zs
-	expect_comp "--commit --compress --config --config-file" backup --co
+	expect_comp "--commit --compress --config --config-file --connect" backup --co
+	expect_comp "qemu:///session qemu:///system" backup --connect ""
+	expect_comp "--domain" recover --dom
 	expect_comp "--bwlimit" backup --bwl
 	expect_comp "none zstd" backup --compress ""
 	expect_comp "zstd" backup --compress z
