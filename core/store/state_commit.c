@@ -31,12 +31,10 @@ static int publish(struct vb_state *s, struct vb_error *err)
 		vb_error_set(err, VB_E_FAIL, errno, "%s: %s", s->path, strerror(errno));
 		goto out;
 	}
-	/* vb_write_all returns the error (ECANCELED: a signal), not errno */
-	if (fchmod(fd, 0600) < 0 || (e = -vb_write_all(fd, text, strlen(text))) != 0 ||
+	if (fchmod(fd, 0600) < 0 || (e = st_write_whole(fd, text, strlen(text))) != 0 ||
 	    fsync(fd) < 0) {
 		e = e ? e : errno;
-		vb_error_set(err, e == ECANCELED ? VB_E_CANCELED : VB_E_FAIL, e, "%s/%s: %s",
-			     s->path, STATE_FILE, e == ECANCELED ? "interrupted" : strerror(e));
+		vb_error_set(err, VB_E_FAIL, e, "%s/%s: %s", s->path, STATE_FILE, strerror(e));
 		close(fd);
 		unlink(tmp);
 		goto out;

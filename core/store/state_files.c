@@ -54,6 +54,25 @@ int st_read_whole(int dirfd, const char *name, char **out, size_t *len)
 	return 0;
 }
 
+int st_write_whole(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno;
+		if (n == 0)
+			return EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 int vb_state_open_file(struct vb_state *s, const char *file, struct vb_error *err)
 {
 	int fd;
@@ -102,18 +121,13 @@ int vb_state_write_file(struct vb_state *s, const char *prefix, const void *buf,
 
 	if (fd < 0)
 		return -1;
-	/* vb_write_all returns the error (ECANCELED: a signal), not errno */
-	e = -vb_write_all(fd, buf, len);
+	e = st_write_whole(fd, buf, len);
 	if (e == 0 && fsync(fd) < 0)
 		e = errno;
 	if (close(fd) < 0 && e == 0)
 		e = errno;
-	if (e == ECANCELED) {
-		vb_error_set(err, VB_E_CANCELED, e, "%s/%s: interrupted", s->path, *name);
-	} else if (e != 0) {
-		vb_error_set(err, VB_E_FAIL, e, "%s/%s: %s", s->path, *name, strerror(e));
-	}
 	if (e != 0) {
+		vb_error_set(err, VB_E_FAIL, e, "%s/%s: %s", s->path, *name, strerror(e));
 		unlinkat(s->dirfd, *name, 0);
 		free(*name);
 		*name = NULL;
