@@ -3,7 +3,8 @@
 times with a fixed seed, and check after each kill that nothing was lost.
 
 Each iteration changes the drives a little, starts a backup (full or
-incremental, plain or zstd, to a file or to --output-cmd) and SIGKILLs it
+incremental, plain or zstd, to a file, into a dump directory (--dumpdir, the
+name following the kind the run picks) or to --output-cmd) and SIGKILLs it
 after a random number of milliseconds or of bytes written (/proc/PID/io
 wchar).  Then, before any other vmaback command touches the set:
 
@@ -40,6 +41,8 @@ import tempfile
 import time
 
 MiB = 1048576
+# The archive of a run into a dump directory, until resolve() finds its name.
+DUMP = "dump:"
 
 
 class Violation(Exception):
@@ -82,7 +85,7 @@ class Loop:
         self.counts = dict(attempts=0, killed=0, finished_first=0, published_uncommitted=0,
                            committed_by_killed=0, truncated_streams_refused=0,
                            streams_stored=0, restores=0, completed_runs=0, sets=0,
-                           early_consumers=0)
+                           early_consumers=0, dump_dir_runs=0)
         self.set_no = 0
         self.last_secs, self.last_bytes = 0.1, 2 * MiB
 
@@ -153,11 +156,17 @@ class Loop:
 
     # ------------------------------------------------------------ one run
 
-    def command(self, name, kind):
-        """argv, final archive path, consumer pid file (or None)."""
+    def command(self, name, kind, dump_ok=True):
+        """argv, final archive path, consumer pid file (or None). In a dump
+        directory (--dumpdir) the name follows the kind the run picks: the
+        path is DUMP + name until resolve() finds the file."""
         zst = self.rnd.random() < 0.35
         ext = ".vma.zst" if zst else ".vma"
         final = os.path.join(self.out, name + ext)
+        dump = dump_ok and self.rnd.random() < 0.25
+        if dump:
+            final = DUMP + name
+            self.counts["dump_dir_runs"] += 1
         self.archives[name] = final
         argv = [self.vb, "backup", "--set", self.set, "--state-dir", self.sd,
                 "--checkpoint", name, "--quiet"]
@@ -168,7 +177,11 @@ class Loop:
         if zst:
             argv += ["--compress", "zstd", "--zstd-threads", str(self.rnd.choice([0, 2]))]
         cpid = None
-        if self.rnd.random() < 0.3:
+        if dump:
+            argv += ["--dumpdir", self.out, "--name-template", "kl-" + name]
+            if not zst:
+                argv += ["--compress", "none"]
+        elif self.rnd.random() < 0.3:
             part = os.path.join(self.out, "." + name + ".part")
             cpid = os.path.join(self.out, "." + name + ".cpid")
             cmd = ('echo $$ > %s; cat > %s && "%s" verify -q %s 2>/dev/null && mv %s %s; '
@@ -177,6 +190,19 @@ class Loop:
         else:
             argv += ["-o", final]
         return argv, final, cpid
+
+    def resolve(self, name, final):
+        """A dump directory's archive: kl-NAME.vma[.zst], .vmainc[.zst] or
+        .vmadiff[.zst] as the run chose (never two); else final as it is."""
+        if not final.startswith(DUMP):
+            return final
+        found = [f for f in os.listdir(self.out)
+                 if f.startswith("kl-%s.vma" % name) and not f.startswith(".")]
+        if len(found) > 1:
+            raise Violation("%s: two archives in the dump directory: %s" % (name, found))
+        path = os.path.join(self.out, found[0] if found else "kl-%s.vma" % name)
+        self.archives[name] = path
+        return path
 
     def wait_consumer(self, cpid):
         """A killed vmaback leaves its consumer running: wait for it."""
@@ -226,6 +252,7 @@ class Loop:
         err = p.stderr.read().decode(errors="replace")
         p.stderr.close()
         self.wait_consumer(cpid)
+        final = self.resolve(name, final)
         killed = p.returncode == -signal.SIGKILL
         if killed:
             self.counts["killed"] += 1
@@ -340,7 +367,7 @@ class Loop:
     def early_consumer_run(self, name):
         """A consumer that reads a few bytes and exits 0: exit 1, the state
         unchanged, nothing under a final name, no temporary left."""
-        argv, final, _ = self.command(name, "auto")
+        argv, final, _ = self.command(name, "auto", dump_ok=False)
         i = argv.index("--output-cmd") if "--output-cmd" in argv else argv.index("-o")
         part = os.path.join(self.out, "." + name + ".early")
         # fewer bytes than any archive, compressed ones included
@@ -366,6 +393,7 @@ class Loop:
         p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
         self.last_secs = time.monotonic() - t0
         self.wait_consumer(cpid)
+        final = self.resolve(name, final)
         if os.path.exists(final):
             self.last_bytes = os.path.getsize(final) + 65536
         if p.returncode != 0:
@@ -434,11 +462,12 @@ def main():
     print("kill_loop: seed %d: %d runs started, %d killed (%d after publishing, %d after "
           "committing), %d finished before the kill; %d stored streams, %d cut streams "
           "refused by the consumer's verify; %d backups after a kill; %d restores checked; "
-          "%d sets; %d consumers that stopped early refused; %.1f s" % (a.seed, c["attempts"], c["killed"], c["published_uncommitted"],
+          "%d sets; %d consumers that stopped early refused; %d runs into a dump "
+          "directory; %.1f s" % (a.seed, c["attempts"], c["killed"], c["published_uncommitted"],
                              c["committed_by_killed"], c["finished_first"], c["streams_stored"],
                              c["truncated_streams_refused"], c["completed_runs"],
                              c["restores"], c["sets"], c["early_consumers"],
-                             time.monotonic() - t0))
+                             c["dump_dir_runs"], time.monotonic() - t0))
     if own and rc == 0:
         shutil.rmtree(a.work, ignore_errors=True)
     elif rc:
