@@ -187,16 +187,6 @@ static int check_cancel(struct run *r, struct drive_job *j, uint64_t off)
 	return 0;
 }
 
-static int cluster_digest(struct run *r, const uint8_t *data, size_t len, bool has_data,
-			  uint8_t d[DIGEST_LEN])
-{
-	if (!has_data && len == VMA_CLUSTER_SIZE)
-		memcpy(d, r->zero_digest, DIGEST_LEN);
-	else if (digest_cluster(data, len, d) < 0)
-		return vb_error_set(r->err, VB_E_FAIL, 0, "SHA-256 failed");
-	return 0;
-}
-
 static void report(struct run *r, struct drive_job *j, const char *phase, uint64_t done,
 		   uint64_t step)
 {
@@ -227,13 +217,13 @@ static int map_add(struct run *r, struct drive_job *j, struct map_out *mo,
 	return 0;
 }
 
-/* Hashes cluster i and records it in the new map; compares with the old. */
+/* Records cluster i's digest d in the new map; compares with the old. */
 static int hash_step(struct run *r, struct drive_job *j, struct map_out *mo, struct map_in *mi,
-		     uint64_t i, const uint8_t *data, size_t len, bool has_data)
+		     uint64_t i, const uint8_t d[DIGEST_LEN])
 {
-	uint8_t d[DIGEST_LEN], old[DIGEST_LEN];
+	uint8_t old[DIGEST_LEN];
 
-	if (cluster_digest(r, data, len, has_data, d) < 0 || map_add(r, j, mo, d) < 0)
+	if (map_add(r, j, mo, d) < 0)
 		return -1;
 	if (!mi)
 		return 0;
@@ -263,17 +253,13 @@ int job_scan(struct run *r, struct drive_job *j)
 		size_t len = j->size - off < CHUNK_SIZE ? (size_t)(j->size - off) : CHUNK_SIZE;
 		uint64_t mask;
 
-		if (check_cancel(r, j, off) < 0 || read_chunk(r, j, off, len, &mask) < 0)
+		if (check_cancel(r, j, off) < 0 || read_chunk(r, j, off, len, &mask) < 0 ||
+		    chunk_digests(r, r->buf, len, mask, r->digests) < 0)
 			goto out;
-		for (size_t c = 0; c * VMA_CLUSTER_SIZE < len; c++) {
-			size_t coff = c * VMA_CLUSTER_SIZE;
-			size_t clen = len - coff < VMA_CLUSTER_SIZE ? len - coff : VMA_CLUSTER_SIZE;
-
+		for (size_t c = 0; c * VMA_CLUSTER_SIZE < len; c++)
 			if (hash_step(r, j, &mo, j->old_map ? &mi : NULL,
-				      (off + coff) / VMA_CLUSTER_SIZE, r->buf + coff, clen,
-				      (mask >> c) & 1) < 0)
+				      off / VMA_CLUSTER_SIZE + c, r->digests[c]) < 0)
 				goto out;
-		}
 		report(r, j, "scan", off + len, len);
 	}
 	if (map_out_finish(r, j, &mo) < 0 || (j->old_map && map_in_finish(r, &mi, j->nclusters) < 0))
@@ -309,25 +295,24 @@ static int patch_upto(struct run *r, struct drive_job *j, struct copy_ctx *x, ui
 	return 0;
 }
 
+/* d: the cluster's digest, when x hashes (else NULL). */
 static int copy_cluster(struct run *r, struct drive_job *j, struct copy_ctx *x, uint64_t i,
-			const uint8_t *data, size_t len, bool has_data)
+			const uint8_t *data, size_t len, bool has_data, const uint8_t *d)
 {
-	if (x->hashing &&
-	    hash_step(r, j, &x->mo, j->old_map ? &x->mi : NULL, i, data, len, has_data) < 0)
+	if (x->hashing && hash_step(r, j, &x->mo, j->old_map ? &x->mi : NULL, i, d) < 0)
 		return -1;
 	if (x->patching) {
-		uint8_t d[DIGEST_LEN];
+		uint8_t old[DIGEST_LEN];
 
-		if (patch_upto(r, j, x, i) < 0 || map_in_get(r, &x->mi, i, d) < 0 ||
-		    cluster_digest(r, data, len, has_data, d) < 0 || map_add(r, j, &x->mo, d) < 0)
+		if (patch_upto(r, j, x, i) < 0 || map_in_get(r, &x->mi, i, old) < 0 ||
+		    map_add(r, j, &x->mo, d) < 0)
 			return -1;
 		x->next = i + 1;
 	}
 	if (x->checking) {
-		uint8_t d[DIGEST_LEN], want[DIGEST_LEN];
+		uint8_t want[DIGEST_LEN];
 
-		if (cluster_digest(r, data, len, has_data, d) < 0 ||
-		    map_in_get(r, &x->check, i, want) < 0)
+		if (map_in_get(r, &x->check, i, want) < 0)
 			return -1;
 		if (memcmp(d, want, DIGEST_LEN) != 0)
 			return vb_error_set(r->err, VB_E_FAIL, 0,
@@ -354,13 +339,17 @@ static int copy_range(struct run *r, struct drive_job *j, struct copy_ctx *x, ui
 	if (end > j->size)
 		end = j->size;
 	len = (size_t)(end - off);
-	if (check_cancel(r, j, off) < 0 || read_chunk(r, j, off, len, &mask) < 0)
+	bool hash = x->hashing || x->patching || x->checking;
+
+	if (check_cancel(r, j, off) < 0 || read_chunk(r, j, off, len, &mask) < 0 ||
+	    (hash && chunk_digests(r, r->buf, len, mask, r->digests) < 0))
 		return -1;
 	for (size_t c = 0; c * VMA_CLUSTER_SIZE < len; c++) {
 		size_t coff = c * VMA_CLUSTER_SIZE;
 		size_t clen = len - coff < VMA_CLUSTER_SIZE ? len - coff : VMA_CLUSTER_SIZE;
 
-		if (copy_cluster(r, j, x, first + c, r->buf + coff, clen, (mask >> c) & 1) < 0)
+		if (copy_cluster(r, j, x, first + c, r->buf + coff, clen, (mask >> c) & 1,
+				 hash ? r->digests[c] : NULL) < 0)
 			return -1;
 	}
 	report(r, j, "copy", end, len);
