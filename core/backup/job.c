@@ -141,8 +141,27 @@ static void map_out_close(struct map_out *m)
 	m->io.fd = -1;
 }
 
+/* Zeroes the hole [at, at+len) of a chunk where a cluster may share it with
+ * data: the partial clusters at its ends. The whole clusters inside it have
+ * no data, and nothing reads them (no data: stored as zero, hashed as the
+ * zero cluster), so a sparse terabyte costs no terabyte of memset. */
+static void zero_hole(uint8_t *buf, uint64_t at, uint64_t len)
+{
+	uint64_t end = at + len;
+	uint64_t head = (at + VMA_CLUSTER_SIZE - 1) / VMA_CLUSTER_SIZE * VMA_CLUSTER_SIZE;
+	uint64_t tail = end / VMA_CLUSTER_SIZE * VMA_CLUSTER_SIZE;
+
+	if (head >= tail) {
+		memset(buf + at, 0, len);
+		return;
+	}
+	memset(buf + at, 0, head - at);
+	memset(buf + tail, 0, end - tail);
+}
+
 /* Fills r->buf with [off, off+len) of the drive: data extents are read,
- * holes are zeroed. Bit i of *data_mask: cluster i of the chunk has data. */
+ * holes are zero where a cluster holds data, or where a cluster is cut by
+ * the drive's end. Bit i of *data_mask: cluster i of the chunk has data. */
 static int read_chunk(struct run *r, struct drive_job *j, uint64_t off, size_t len,
 		      uint64_t *data_mask)
 {
@@ -169,7 +188,7 @@ static int read_chunk(struct run *r, struct drive_job *j, uint64_t off, size_t l
 			r->res->bytes_read += elen;
 			vb_crash_point("mid-read");
 		} else {
-			memset(r->buf + (pos - off), 0, elen);
+			zero_hole(r->buf, pos - off, elen);
 		}
 		pos += elen;
 	}
