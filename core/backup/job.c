@@ -273,7 +273,8 @@ int job_scan(struct run *r, struct drive_job *j)
 		uint64_t mask;
 
 		if (check_cancel(r, j, off) < 0 || read_chunk(r, j, off, len, &mask) < 0 ||
-		    chunk_digests(r, r->buf, len, mask, r->digests) < 0)
+		    chunk_digests(r, r->buf, len, mask, r->digests) < 0 ||
+		    check_cancel(r, j, off) < 0)
 			goto out;
 		for (size_t c = 0; c * VMA_CLUSTER_SIZE < len; c++)
 			if (hash_step(r, j, &mo, j->old_map ? &mi : NULL,
@@ -360,8 +361,10 @@ static int copy_range(struct run *r, struct drive_job *j, struct copy_ctx *x, ui
 	len = (size_t)(end - off);
 	bool hash = x->hashing || x->patching || x->checking;
 
+	/* a signal while the helper hashed is seen here, before any write */
 	if (check_cancel(r, j, off) < 0 || read_chunk(r, j, off, len, &mask) < 0 ||
-	    (hash && chunk_digests(r, r->buf, len, mask, r->digests) < 0))
+	    (hash && (chunk_digests(r, r->buf, len, mask, r->digests) < 0 ||
+		      check_cancel(r, j, off) < 0)))
 		return -1;
 	for (size_t c = 0; c * VMA_CLUSTER_SIZE < len; c++) {
 		size_t coff = c * VMA_CLUSTER_SIZE;
