@@ -530,6 +530,8 @@ int vb_backup_run(struct vb_backup *b, struct vb_writer *sink, struct vb_backup_
 	r.vw = vb_vma_out_writer(&r.vo, err);
 	if (b->o.bwlimit)
 		r.rl = vb_ratelimit_new(b->o.bwlimit, CHUNK_SIZE, NULL, NULL, NULL);
+	if (b->o.state)
+		r.hasher = chunk_hasher_new(); /* digest maps: hash on two CPUs */
 	if (!r.buf || !r.vw || (b->o.bwlimit && !r.rl)) {
 		vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
 		goto fail;
@@ -628,6 +630,7 @@ fail:
 	bk_images_finish(b, (rc < 0 && !res->committed && !res->pending) || res->skipped ?
 			 BK_FAILED : b->o.no_commit ? BK_PENDING : BK_COMMITTED);
 	vma_writer_free(r.vw);
+	chunk_hasher_free(r.hasher);
 	vb_ratelimit_free(r.rl);
 	free(r.buf);
 	res->seconds = vb_clock_monotonic() - t0;

@@ -93,6 +93,8 @@ struct run {
 	struct vb_ratelimit *rl;
 	uint8_t *buf;                /* CHUNK_SIZE */
 	uint8_t zero_digest[DIGEST_LEN]; /* of a whole zero cluster */
+	uint8_t digests[CHUNK_CLUSTERS][DIGEST_LEN]; /* of the chunk in buf */
+	struct chunk_hasher *hasher; /* a second CPU for them, or NULL */
 };
 
 /* decide.c: the new checkpoint's name (never one the state has), then the
@@ -100,6 +102,14 @@ struct run {
  * falls back to a full backup, with a note, where it must). */
 int bk_pick_checkpoint_name(struct vb_backup *b, struct vb_error *err);
 int bk_decide_mode(struct vb_backup *b, struct vb_error *err);
+/* chunk_digests.c: a helper thread that hashes half of each chunk. NULL
+ * when it cannot start (the caller then hashes alone); free(NULL) is a no-op. */
+struct chunk_hasher *chunk_hasher_new(void);
+void chunk_hasher_free(struct chunk_hasher *h);
+/* The digest of every cluster of data (len bytes, bit c of mask: cluster c
+ * holds data; a whole cluster without data gets the zero digest) into out. */
+int chunk_digests(struct run *r, const uint8_t *data, size_t len, uint64_t mask,
+		  uint8_t (*out)[DIGEST_LEN]);
 
 /* Pass 1 of an incremental or differential backup: reads the whole drive,
  * writes its new digest map, and sets j->dirty to the clusters that differ

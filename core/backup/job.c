@@ -141,8 +141,27 @@ static void map_out_close(struct map_out *m)
 	m->io.fd = -1;
 }
 
+/* Zeroes the hole [at, at+len) of a chunk where a cluster may share it with
+ * data: the partial clusters at its ends. The whole clusters inside it have
+ * no data, and nothing reads them (no data: stored as zero, hashed as the
+ * zero cluster), so a sparse terabyte costs no terabyte of memset. */
+static void zero_hole(uint8_t *buf, uint64_t at, uint64_t len)
+{
+	uint64_t end = at + len;
+	uint64_t head = (at + VMA_CLUSTER_SIZE - 1) / VMA_CLUSTER_SIZE * VMA_CLUSTER_SIZE;
+	uint64_t tail = end / VMA_CLUSTER_SIZE * VMA_CLUSTER_SIZE;
+
+	if (head >= tail) {
+		memset(buf + at, 0, len);
+		return;
+	}
+	memset(buf + at, 0, head - at);
+	memset(buf + tail, 0, end - tail);
+}
+
 /* Fills r->buf with [off, off+len) of the drive: data extents are read,
- * holes are zeroed. Bit i of *data_mask: cluster i of the chunk has data. */
+ * holes are zero where a cluster holds data, or where a cluster is cut by
+ * the drive's end. Bit i of *data_mask: cluster i of the chunk has data. */
 static int read_chunk(struct run *r, struct drive_job *j, uint64_t off, size_t len,
 		      uint64_t *data_mask)
 {
@@ -169,7 +188,7 @@ static int read_chunk(struct run *r, struct drive_job *j, uint64_t off, size_t l
 			r->res->bytes_read += elen;
 			vb_crash_point("mid-read");
 		} else {
-			memset(r->buf + (pos - off), 0, elen);
+			zero_hole(r->buf, pos - off, elen);
 		}
 		pos += elen;
 	}
@@ -184,16 +203,6 @@ static int check_cancel(struct run *r, struct drive_job *j, uint64_t off)
 		return vb_error_set(r->err, VB_E_CANCELED, EINTR,
 				    "drive %s: interrupted at offset %llu", j->name,
 				    (unsigned long long)off);
-	return 0;
-}
-
-static int cluster_digest(struct run *r, const uint8_t *data, size_t len, bool has_data,
-			  uint8_t d[DIGEST_LEN])
-{
-	if (!has_data && len == VMA_CLUSTER_SIZE)
-		memcpy(d, r->zero_digest, DIGEST_LEN);
-	else if (digest_cluster(data, len, d) < 0)
-		return vb_error_set(r->err, VB_E_FAIL, 0, "SHA-256 failed");
 	return 0;
 }
 
@@ -227,13 +236,13 @@ static int map_add(struct run *r, struct drive_job *j, struct map_out *mo,
 	return 0;
 }
 
-/* Hashes cluster i and records it in the new map; compares with the old. */
+/* Records cluster i's digest d in the new map; compares with the old. */
 static int hash_step(struct run *r, struct drive_job *j, struct map_out *mo, struct map_in *mi,
-		     uint64_t i, const uint8_t *data, size_t len, bool has_data)
+		     uint64_t i, const uint8_t d[DIGEST_LEN])
 {
-	uint8_t d[DIGEST_LEN], old[DIGEST_LEN];
+	uint8_t old[DIGEST_LEN];
 
-	if (cluster_digest(r, data, len, has_data, d) < 0 || map_add(r, j, mo, d) < 0)
+	if (map_add(r, j, mo, d) < 0)
 		return -1;
 	if (!mi)
 		return 0;
@@ -263,17 +272,14 @@ int job_scan(struct run *r, struct drive_job *j)
 		size_t len = j->size - off < CHUNK_SIZE ? (size_t)(j->size - off) : CHUNK_SIZE;
 		uint64_t mask;
 
-		if (check_cancel(r, j, off) < 0 || read_chunk(r, j, off, len, &mask) < 0)
+		if (check_cancel(r, j, off) < 0 || read_chunk(r, j, off, len, &mask) < 0 ||
+		    chunk_digests(r, r->buf, len, mask, r->digests) < 0 ||
+		    check_cancel(r, j, off) < 0)
 			goto out;
-		for (size_t c = 0; c * VMA_CLUSTER_SIZE < len; c++) {
-			size_t coff = c * VMA_CLUSTER_SIZE;
-			size_t clen = len - coff < VMA_CLUSTER_SIZE ? len - coff : VMA_CLUSTER_SIZE;
-
+		for (size_t c = 0; c * VMA_CLUSTER_SIZE < len; c++)
 			if (hash_step(r, j, &mo, j->old_map ? &mi : NULL,
-				      (off + coff) / VMA_CLUSTER_SIZE, r->buf + coff, clen,
-				      (mask >> c) & 1) < 0)
+				      off / VMA_CLUSTER_SIZE + c, r->digests[c]) < 0)
 				goto out;
-		}
 		report(r, j, "scan", off + len, len);
 	}
 	if (map_out_finish(r, j, &mo) < 0 || (j->old_map && map_in_finish(r, &mi, j->nclusters) < 0))
@@ -309,25 +315,24 @@ static int patch_upto(struct run *r, struct drive_job *j, struct copy_ctx *x, ui
 	return 0;
 }
 
+/* d: the cluster's digest, when x hashes (else NULL). */
 static int copy_cluster(struct run *r, struct drive_job *j, struct copy_ctx *x, uint64_t i,
-			const uint8_t *data, size_t len, bool has_data)
+			const uint8_t *data, size_t len, bool has_data, const uint8_t *d)
 {
-	if (x->hashing &&
-	    hash_step(r, j, &x->mo, j->old_map ? &x->mi : NULL, i, data, len, has_data) < 0)
+	if (x->hashing && hash_step(r, j, &x->mo, j->old_map ? &x->mi : NULL, i, d) < 0)
 		return -1;
 	if (x->patching) {
-		uint8_t d[DIGEST_LEN];
+		uint8_t old[DIGEST_LEN];
 
-		if (patch_upto(r, j, x, i) < 0 || map_in_get(r, &x->mi, i, d) < 0 ||
-		    cluster_digest(r, data, len, has_data, d) < 0 || map_add(r, j, &x->mo, d) < 0)
+		if (patch_upto(r, j, x, i) < 0 || map_in_get(r, &x->mi, i, old) < 0 ||
+		    map_add(r, j, &x->mo, d) < 0)
 			return -1;
 		x->next = i + 1;
 	}
 	if (x->checking) {
-		uint8_t d[DIGEST_LEN], want[DIGEST_LEN];
+		uint8_t want[DIGEST_LEN];
 
-		if (cluster_digest(r, data, len, has_data, d) < 0 ||
-		    map_in_get(r, &x->check, i, want) < 0)
+		if (map_in_get(r, &x->check, i, want) < 0)
 			return -1;
 		if (memcmp(d, want, DIGEST_LEN) != 0)
 			return vb_error_set(r->err, VB_E_FAIL, 0,
@@ -353,13 +358,19 @@ static int copy_range(struct run *r, struct drive_job *j, struct copy_ctx *x, ui
 	if (end > j->size)
 		end = j->size;
 	len = (size_t)(end - off);
-	if (check_cancel(r, j, off) < 0 || read_chunk(r, j, off, len, &mask) < 0)
+	bool hash = x->hashing || x->patching || x->checking;
+
+	/* a signal while the helper hashed is seen here, before any write */
+	if (check_cancel(r, j, off) < 0 || read_chunk(r, j, off, len, &mask) < 0 ||
+	    (hash && (chunk_digests(r, r->buf, len, mask, r->digests) < 0 ||
+		      check_cancel(r, j, off) < 0)))
 		return -1;
 	for (size_t c = 0; c * VMA_CLUSTER_SIZE < len; c++) {
 		size_t coff = c * VMA_CLUSTER_SIZE;
 		size_t clen = len - coff < VMA_CLUSTER_SIZE ? len - coff : VMA_CLUSTER_SIZE;
 
-		if (copy_cluster(r, j, x, first + c, r->buf + coff, clen, (mask >> c) & 1) < 0)
+		if (copy_cluster(r, j, x, first + c, r->buf + coff, clen, (mask >> c) & 1,
+				 hash ? r->digests[c] : NULL) < 0)
 			return -1;
 	}
 	report(r, j, "copy", end, len);

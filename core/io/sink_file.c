@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "core/io/io_int.h"
@@ -40,11 +41,29 @@ void vb_writer_discard(struct vb_writer *w)
 
 /* ------------------------------------------------------------ file sink */
 
+/* On a disk, the pages of the archive are sent to it while the backup goes
+ * on (sync_file_range every window), and once a window is on the disk its
+ * pages leave the page cache: the final fsync then has almost nothing left
+ * to write, and a backup larger than RAM does not push out the cache of
+ * everything else (the archive is not read back). tmpfs has no disk behind
+ * it: nothing to do there. */
+#define WB_WINDOW ((uint64_t)32 << 20)
+#ifndef TMPFS_MAGIC
+#define TMPFS_MAGIC 0x01021994
+#endif
+#ifndef RAMFS_MAGIC
+#define RAMFS_MAGIC 0x858458f6
+#endif
+
 struct file_sink {
 	struct vb_writer w;     /* first: the layer is cast from it */
 	struct vb_tempfile *t;
 	bool force;
 	bool failed;            /* a write failed: never publish */
+	bool writeback;         /* sync_file_range works on this file */
+	uint64_t pos;           /* bytes written */
+	uint64_t started;       /* writeback started for [0, started) */
+	uint64_t done;          /* ... and finished (dropped from the cache) for [0, done) */
 };
 
 static int file_write(struct vb_writer *w, const void *buf, size_t len, struct vb_error *err);
@@ -97,6 +116,12 @@ struct vb_writer *vb_sink_file_new(const char *path, bool force, struct vb_error
 		free(s);
 		return NULL;
 	}
+	{
+		struct statfs fs;
+
+		s->writeback = fstatfs(vb_tempfile_fd(s->t), &fs) == 0 &&
+			       fs.f_type != TMPFS_MAGIC && fs.f_type != RAMFS_MAGIC;
+	}
 	return &s->w;
 }
 
@@ -105,6 +130,38 @@ const char *vb_sink_file_temp_path(const struct vb_writer *w)
 	if (w == NULL || w->ops != &file_ops)
 		return NULL;
 	return vb_tempfile_path(((const struct file_sink *)w)->t);
+}
+
+/* Starts the writeback of the last window, waits for the one before it and
+ * drops its pages. An error here is a write error: the kernel reports it
+ * once per file, so the final fsync would no longer see it. Returns 0 or
+ * an errno; a file system without the call just gets no writeback. */
+static int file_writeback(struct file_sink *s)
+{
+	int fd = vb_tempfile_fd(s->t);
+
+	if (!s->writeback || s->pos - s->started < WB_WINDOW)
+		return 0;
+	if (sync_file_range(fd, (off_t)s->started, (off_t)(s->pos - s->started),
+			    SYNC_FILE_RANGE_WRITE) < 0)
+		goto fail;
+	if (s->started > s->done) {
+		if (sync_file_range(fd, (off_t)s->done, (off_t)(s->started - s->done),
+				    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+				    SYNC_FILE_RANGE_WAIT_AFTER) < 0)
+			goto fail;
+		(void)posix_fadvise(fd, (off_t)s->done, (off_t)(s->started - s->done),
+				    POSIX_FADV_DONTNEED);
+		s->done = s->started;
+	}
+	s->started = s->pos;
+	return 0;
+fail:
+	if (errno == ENOSYS || errno == EINVAL || errno == ESPIPE || errno == EOPNOTSUPP) {
+		s->writeback = false;
+		return 0;
+	}
+	return errno == EINTR ? 0 : errno;
 }
 
 static int file_write(struct vb_writer *w, const void *buf, size_t len, struct vb_error *err)
@@ -116,6 +173,10 @@ static int file_write(struct vb_writer *w, const void *buf, size_t len, struct v
 		return vb_error_set(err, VB_E_FAIL, 0, "%s: write after a failed write",
 				    vb_tempfile_final(s->t));
 	e = -vb_write_all(vb_tempfile_fd(s->t), buf, len);
+	if (e == 0) {
+		s->pos += len;
+		e = file_writeback(s);
+	}
 	if (e != 0) {
 		s->failed = true;
 		return vb_error_set(err, e == ECANCELED ? VB_E_CANCELED : VB_E_FAIL, e,

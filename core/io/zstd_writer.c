@@ -63,7 +63,13 @@ static int zstd_set_threads(struct zstd_writer *z, int threads, struct vb_error 
 		return -1;
 	/* The default job (4 windows: 8 MiB at level 3) buffers about 30 MiB
 	 * per worker: 2 MiB jobs keep a backup's memory bounded (RSS 120 -> 48
-	 * MiB with 2 workers) and cost under 1% of size on compressible disks. */
+	 * MiB with 2 workers). Each job starts with the last quarter window
+	 * (512 KiB) of the one before it as its dictionary (zstd's default,
+	 * an eighth, is for 8 MiB jobs): on 256 MiB of /usr files the size
+	 * against zstd -T0 -3 goes from 1.025 to 1.016 for no more memory and
+	 * about 2% more CPU on random data. */
+	if (zstd_param(z, ZSTD_c_overlapLog, 7, "the job overlap", err) < 0)
+		return -1;
 	return zstd_param(z, ZSTD_c_jobSize, ZSTD_JOB_SIZE, "the job size", err);
 }
 

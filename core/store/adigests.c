@@ -99,16 +99,20 @@ fail:
 	return NULL;
 }
 
+/* Entries go out through a buffer of this many bytes: a full backup of a
+ * 1 TiB drive has 16 Mi entries (640 MiB), which must not sit in memory. */
+#define AD_BUF (4096 * AD_ENTRY)
+
 int vb_adigests_write(struct vb_state *s, const struct vb_ckpt *c, size_t di, char **name,
 		      struct vb_error *err)
 {
 	const struct vb_ckpt_drive *d = &c->drives[di];
 	struct digest_reader *rd = NULL;
 	struct bitmap *set = NULL;
-	uint8_t *buf = NULL, dg[DIGEST_LEN];
+	uint8_t *buf = NULL, dg[DIGEST_LEN], head[24];
 	uint64_t size, n, count = 0;
 	size_t len = 0;
-	int fd = -1, rc = -1;
+	int fd = -1, out = -1, rc = -1, e = 0;
 
 	*name = NULL;
 	if (!d->digests)
@@ -119,13 +123,18 @@ int vb_adigests_write(struct vb_state *s, const struct vb_ckpt *c, size_t di, ch
 	if (fd < 0)
 		goto out;
 	rd = digest_reader_new(vb_fd_read_cb, &fd);
-	buf = malloc(24 + (size_t)bitmap_count(set) * AD_ENTRY);
+	buf = malloc(AD_BUF);
 	if (!rd || !buf || digest_reader_start(rd, &size, &n) < 0 || size != d->size) {
 		vb_error_set(err, VB_E_INVALID, 0, "drive %s: the digest map is damaged", d->name);
 		goto out;
 	}
-	len = 24;
-	for (uint64_t i = 0; i < n; i++) {
+	out = vb_state_create_file(s, "adigests", name, err);
+	if (out < 0)
+		goto out;
+	/* the header, with the count, is written last at offset 0 */
+	memset(head, 0, sizeof(head));
+	e = -vb_pwrite_all(out, head, sizeof(head), 0);
+	for (uint64_t i = 0; i < n && !e; i++) {
 		if (digest_reader_next(rd, dg) != 1) {
 			vb_error_set(err, VB_E_INVALID, 0, "drive %s: the digest map is damaged",
 				     d->name);
@@ -137,17 +146,41 @@ int vb_adigests_write(struct vb_state *s, const struct vb_ckpt *c, size_t di, ch
 		memcpy(buf + len + 8, dg, DIGEST_LEN);
 		len += AD_ENTRY;
 		count++;
+		if (len == AD_BUF) {
+			e = -vb_pwrite_all(out, buf, len, 24 + (count - len / AD_ENTRY) * AD_ENTRY);
+			len = 0;
+		}
 	}
+	if (!e && len)
+		e = -vb_pwrite_all(out, buf, len, 24 + (count - len / AD_ENTRY) * AD_ENTRY);
 	/* the trailer checks every digest read: a damaged map is never used */
-	if (digest_reader_next(rd, dg) != 0) {
+	if (!e && digest_reader_next(rd, dg) != 0) {
 		vb_error_set(err, VB_E_INVALID, 0, "drive %s: the digest map is damaged", d->name);
 		goto out;
 	}
-	memcpy(buf, AD_MAGIC, 8);
-	put64(buf + 8, d->size);
-	put64(buf + 16, count);
-	rc = vb_state_write_file(s, "adigests", buf, len, name, err);
+	memcpy(head, AD_MAGIC, 8);
+	put64(head + 8, d->size);
+	put64(head + 16, count);
+	if (!e)
+		e = -vb_pwrite_all(out, head, sizeof(head), 0);
+	if (!e && fsync(out) < 0)
+		e = errno;
+	if (close(out) < 0 && !e)
+		e = errno;
+	out = -1;
+	if (e) {
+		vb_error_set(err, VB_E_FAIL, e, "%s/%s: %s", vb_state_path(s), *name, strerror(e));
+		goto out;
+	}
+	rc = 0;
 out:
+	if (out >= 0)
+		close(out);
+	if (rc < 0 && *name) {
+		vb_state_unlink(s, *name);
+		free(*name);
+		*name = NULL;
+	}
 	if (fd >= 0)
 		close(fd);
 	digest_reader_free(rd);
