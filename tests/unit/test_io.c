@@ -189,6 +189,10 @@ static void test_tempfile_remove_all(void **state)
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		vb_tempfile_remove_all();
+		/* the parent's strings: valgrind checks the child's heap too */
+		free(a);
+		free(b);
+		free(c);
 		_exit(0);
 	}
 	assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -426,6 +430,15 @@ static void test_tempfile_sweep(void **state)
 	if (pid == 0) { /* another live writer */
 		int fd = open(locked, O_RDONLY);
 
+		/* the parent's strings: valgrind checks the child's heap too */
+		free(orphan);
+		free(other);
+		free(plain);
+		free(locked);
+		free(link);
+		free(fifo);
+		free(sub);
+		free(live_final);
 		if (fd < 0 || __real_flock(fd, LOCK_EX) < 0 || write(pfd[1], "x", 1) != 1)
 			_exit(1);
 		(void)!read(gofd[0], &c, 1);
