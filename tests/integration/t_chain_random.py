@@ -5,7 +5,7 @@
 
 Environment: VMABACK (the binary), T_WORK (a scratch directory), SEED (default:
 20261123; "random" picks one; always printed), RUNS (backup runs in all; default: as many as fit in
-BUDGET seconds, default 60, at least 40 and at most 400), SETS (backup sets,
+BUDGET seconds, default 60, 30 under the sanitizers, at least 40 and at most 400), SETS (backup sets,
 default 3), FAULTS (the failure kinds to inject, default
 enospc,kill,term,shrink), VERBOSE=1 (one line per run). Exit status 0 when
 every check held, 1 on the first mismatch (the message names the seed and the
@@ -114,7 +114,9 @@ class Test:
         else:
             self.seed = int(seed) if seed else 20261123
         self.runs = int(os.environ["RUNS"]) if os.environ.get("RUNS") else None
-        self.budget = float(os.environ.get("BUDGET", "60"))
+        # shorter under the sanitizers (make check-san sets ASAN_OPTIONS)
+        self.budget = float(os.environ.get("BUDGET") or
+                            (30 if os.environ.get("ASAN_OPTIONS") else 60))
         self.nsets = int(os.environ.get("SETS", "3"))
         self.verbose = os.environ.get("VERBOSE") == "1"
         self.faults = os.environ.get("FAULTS", "enospc,kill,term,shrink,early").split(",")
