@@ -69,6 +69,17 @@ struct vb_live {
 	bool started;             /* vb_live_start was called */
 };
 
+/* Bitmap transactions (live_recover.c): node's bitmaps in a listing of
+ * live_nodes (NULL: none); an action built from a printf-formatted JSON
+ * object added to acts; a removal; the transaction of acts (none when
+ * empty: never an empty transaction). */
+json_object *live_node_bitmaps(json_object *nodes, const char *node);
+int live_action(json_object *acts, struct vb_error *err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+int live_bitmap_remove(json_object *acts, const char *node, const char *name,
+		       struct vb_error *err);
+int live_transaction(struct vb_live *l, json_object *acts, struct vb_error *err);
+
 /* QMP's recovery (live_recover.c), start and finish (live_run.c). */
 int qmp_recover(struct vb_live *l, const char *keep, struct vb_error *err);
 int qmp_start(struct vb_live *l, const char *since, const char *ckpt, struct vb_error *err);

@@ -3,6 +3,7 @@
  * pointed back at their disks, scratch files, a paused or frozen guest),
  * and the bitmap recovery that keeps only the set's latest checkpoint's. */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -249,7 +250,7 @@ int live_cleanup(struct vb_live *l, struct vb_error *err)
 
 /* ============================================================== bitmaps */
 
-static json_object *bitmaps_of(json_object *nodes, const char *node)
+json_object *live_node_bitmaps(json_object *nodes, const char *node)
 {
 	for (size_t i = 0; i < live_len(nodes); i++) {
 		json_object *n = json_object_array_get_idx(nodes, i);
@@ -261,22 +262,49 @@ static json_object *bitmaps_of(json_object *nodes, const char *node)
 	return NULL;
 }
 
-static int remove_action(json_object *acts, const char *node, const char *name)
+int live_action(json_object *acts, struct vb_error *err, const char *fmt, ...)
 {
 	char *s = NULL;
 	json_object *a;
+	va_list ap;
+	int n;
 
-	if (asprintf(&s, "{\"type\": \"block-dirty-bitmap-remove\", \"data\": {\"node\": %s, "
-		     "\"name\": %s}}", vb_qmp_str(node), vb_qmp_str(name)) < 0)
-		return -1;
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return live_oom(err);
 	a = json_tokener_parse(s);
 	free(s);
-	return a ? json_object_array_add(acts, a) : -1;
+	if (!a || json_object_array_add(acts, a) < 0) {
+		json_object_put(a);
+		return vb_error_set(err, VB_E_FAIL, 0, "QMP: a transaction action did not build");
+	}
+	return 0;
+}
+
+int live_bitmap_remove(json_object *acts, const char *node, const char *name,
+		       struct vb_error *err)
+{
+	return live_action(acts, err, "{\"type\": \"block-dirty-bitmap-remove\", \"data\": "
+			   "{\"node\": %s, \"name\": %s}}", vb_qmp_str(node), vb_qmp_str(name));
+}
+
+int live_transaction(struct vb_live *l, json_object *acts, struct vb_error *err)
+{
+	json_object *args;
+
+	if (live_len(acts) == 0)
+		return 0; /* never an empty transaction (QEMU 7.2 handles some badly) */
+	if (!(args = json_object_new_object()))
+		return live_oom(err);
+	json_object_object_add(args, "actions", json_object_get(acts));
+	return vb_qmp_exec(l->q, "transaction", args, NULL, err);
 }
 
 /* Judges drive d's bitmaps, adding the removals to acts. */
 static int judge(struct vb_live *l, struct vb_live_drive *d, json_object *bms,
-		 const char *keep, json_object *acts)
+		 const char *keep, json_object *acts, struct vb_error *err)
 {
 	bool seen = false;
 
@@ -299,15 +327,15 @@ static int judge(struct vb_live *l, struct vb_live_drive *d, json_object *bms,
 				     vb_json_bool(b, "inconsistent", false) ?
 				     "inconsistent (QEMU was killed while it recorded)" :
 				     "not recording (disabled by another program)") < 0)
-			return -1;
-		if (remove_action(acts, d->node, name) < 0)
+			return live_oom(err);
+		if (live_bitmap_remove(acts, d->node, name, err) < 0)
 			return -1;
 	}
 	d->has_bitmap = seen;
 	if (!seen && keep && !d->why &&
 	    asprintf(&d->why, "drive %s: node %s has no bitmap %s%s (QEMU was restarted, or "
 		     "the disk is new)", d->name, d->node, l->set_prefix, keep) < 0)
-		return -1;
+		return live_oom(err);
 	return 0;
 }
 
@@ -323,20 +351,11 @@ int qmp_recover(struct vb_live *l, const char *keep, struct vb_error *err)
 	for (size_t i = 0; i < l->n; i++) {
 		free(l->d[i].why);
 		l->d[i].why = NULL;
-		if (judge(l, &l->d[i], bitmaps_of(nodes, l->d[i].node), keep, acts) < 0) {
-			live_oom(err);
-			goto out;
-		}
-	}
-	/* Never an empty transaction (QEMU 7.2 handles some badly). */
-	if (live_len(acts) > 0) {
-		json_object *args = json_object_new_object();
-
-		json_object_object_add(args, "actions", json_object_get(acts));
-		if (vb_qmp_exec(l->q, "transaction", args, NULL, err) < 0)
+		if (judge(l, &l->d[i], live_node_bitmaps(nodes, l->d[i].node), keep, acts,
+			  err) < 0)
 			goto out;
 	}
-	rc = 0;
+	rc = live_transaction(l, acts, err);
 out:
 	json_object_put(acts);
 	json_object_put(nodes);

@@ -13,42 +13,6 @@
 
 #include "core/source/live_int.h"
 
-/* Adds the action {"type": TYPE, "data": DATA...} to acts. */
-static int action(json_object *acts, struct vb_error *err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int action(json_object *acts, struct vb_error *err, const char *fmt, ...)
-{
-	char *s = NULL;
-	json_object *a;
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return live_oom(err);
-	a = json_tokener_parse(s);
-	free(s);
-	if (!a || json_object_array_add(acts, a) < 0) {
-		json_object_put(a);
-		return vb_error_set(err, VB_E_FAIL, 0, "QMP: a transaction action did not build");
-	}
-	return 0;
-}
-
-static int transaction(struct vb_live *l, json_object *acts, struct vb_error *err)
-{
-	json_object *args;
-
-	if (live_len(acts) == 0)
-		return 0; /* never an empty transaction */
-	if (!(args = json_object_new_object()))
-		return live_oom(err);
-	json_object_object_add(args, "actions", json_object_get(acts));
-	return vb_qmp_exec(l->q, "transaction", args, NULL, err);
-}
-
 /* ============================================================== scratch */
 
 /* A qcow2 file of the disk's size, made by vmaback (0600, never an
@@ -108,7 +72,7 @@ static int bitmap_transaction(struct vb_live *l, struct vb_error *err)
 	for (size_t i = 0; i < l->n; i++) {
 		const char *node = vb_qmp_str(l->d[i].node);
 
-		if (action(acts, err, "{\"type\": \"block-dirty-bitmap-add\", \"data\": {\"node\": "
+		if (live_action(acts, err, "{\"type\": \"block-dirty-bitmap-add\", \"data\": {\"node\": "
 			   "%s, \"name\": %s, \"persistent\": true, \"granularity\": 65536}}",
 			   node, vb_qmp_str(l->ckpt)) < 0)
 			goto out;
@@ -116,17 +80,17 @@ static int bitmap_transaction(struct vb_live *l, struct vb_error *err)
 			continue;
 		/* Never a merge of an empty list: it crashes QEMU 7.2. */
 		node = vb_qmp_str(l->d[i].node);
-		if (action(acts, err, "{\"type\": \"block-dirty-bitmap-add\", \"data\": {\"node\": "
+		if (live_action(acts, err, "{\"type\": \"block-dirty-bitmap-add\", \"data\": {\"node\": "
 			   "%s, \"name\": %s, \"persistent\": false, \"disabled\": true, "
 			   "\"granularity\": 65536}}", node, vb_qmp_str(l->tmp)) < 0)
 			goto out;
 		node = vb_qmp_str(l->d[i].node);
-		if (action(acts, err, "{\"type\": \"block-dirty-bitmap-merge\", \"data\": {\"node\": "
+		if (live_action(acts, err, "{\"type\": \"block-dirty-bitmap-merge\", \"data\": {\"node\": "
 			   "%s, \"target\": %s, \"bitmaps\": [%s]}}", node, vb_qmp_str(l->tmp),
 			   vb_qmp_str(l->since)) < 0)
 			goto out;
 	}
-	rc = transaction(l, acts, err);
+	rc = live_transaction(l, acts, err);
 out:
 	json_object_put(acts);
 	return rc;
@@ -276,19 +240,6 @@ int qmp_start(struct vb_live *l, const char *since, const char *ckpt, struct vb_
 
 /* ============================================================== the end */
 
-/* The bitmaps of node in the listing (an array, or NULL). */
-static json_object *node_bitmaps(json_object *nodes, const char *node)
-{
-	for (size_t i = 0; i < live_len(nodes); i++) {
-		json_object *n = json_object_array_get_idx(nodes, i);
-		const char *nn = vb_json_str(n, "node-name");
-
-		if (nn && strcmp(nn, node) == 0)
-			return json_object_object_get(n, "dirty-bitmaps");
-	}
-	return NULL;
-}
-
 /* Whether the end removes bitmap name of the set: the run's temporary one
  * always; committed: every checkpoint bitmap of the set but the new one
  * (a full backup has no since, and the state names only the new one);
@@ -316,20 +267,18 @@ static int final_bitmaps(struct vb_live *l, enum vb_live_end how, struct vb_erro
 	if (live_nodes(l, &nodes, err) < 0)
 		goto out;
 	for (size_t i = 0; i < l->n; i++) {
-		json_object *bms = node_bitmaps(nodes, l->d[i].node);
+		json_object *bms = live_node_bitmaps(nodes, l->d[i].node);
 
 		for (size_t k = 0; k < live_len(bms); k++) {
 			const char *b = vb_json_str(json_object_array_get_idx(bms, k), "name");
 
 			if (!b || !goes(l, how, b))
 				continue;
-			if (action(acts, err, "{\"type\": \"block-dirty-bitmap-remove\", \"data\": "
-				   "{\"node\": %s, \"name\": %s}}", vb_qmp_str(l->d[i].node),
-				   vb_qmp_str(b)) < 0)
+			if (live_bitmap_remove(acts, l->d[i].node, b, err) < 0)
 				goto out;
 		}
 	}
-	rc = transaction(l, acts, err);
+	rc = live_transaction(l, acts, err);
 out:
 	json_object_put(nodes);
 	json_object_put(acts);
