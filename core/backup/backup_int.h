@@ -1,26 +1,12 @@
-/* backup_int.h: the parts of the backup transaction shared by backup.c
- * (prepare, decide, commit), job.c (reading drives into the archive) and
- * image_bitmaps.c (qcow2 checkpoint bitmaps); private to core/backup. */
+/* backup_int.h: the parts of the backup transaction shared by prepare.c
+ * (prepare, free), backup.c (run, commit), decide.c (name, mode), job.c
+ * (reading drives into the archive), image_bitmaps.c (qcow2 checkpoint
+ * bitmaps) and live_vm.c (a running VM); private to core/backup. */
 #ifndef VMABACK_BACKUP_INT_H
 #define VMABACK_BACKUP_INT_H
 
 #ifndef VB_MODULE_backup
 #error "core/backup/backup_int.h is private to core/backup: include core/backup/backup.h"
-/* A running VM (live_vm.c). Instead of opening the drives: recovery,
- * keeping the bitmap of the set's latest committed checkpoint, and the
- * jobs sized from QEMU's drives. */
-int bk_live_prepare(struct vb_backup *b, struct vb_error *err);
-/* Once the mode is decided: the point in time, then the exports opened as
- * the drives' sources with the run's bitmap; a drive whose bitmap is gone
- * is read whole (a note), or fails an explicit --mode incremental. */
-int bk_live_start(struct vb_backup *b, enum vb_mode asked, struct vb_error *err);
-/* Ends QEMU's side once (the sources must be closed): teardown, then the
- * final bitmap transaction. Problems become notes. */
-void bk_live_finish(struct vb_backup *b, enum bk_outcome how);
-/* After a read of a running VM's drive failed: what may have caused it
- * (a full scratch directory) is added to err's message. */
-void bk_live_explain(struct vb_backup *b, struct vb_error *err);
-
 #endif
 
 #include "bitmap/bitmap.h"
@@ -135,6 +121,10 @@ int bk_image_prepare(struct vb_backup *b, struct drive_job *j, const struct vb_d
  * differential uses instead of a scan; one that cannot be used makes auto
  * mode a full backup (a note) and fails an explicit mode. */
 int bk_source_bitmaps(struct vb_backup *b, enum vb_mode asked, struct vb_error *err);
+
+/* prepare.c: removes the run's new state files (digest maps, bitmaps) the
+ * state does not name yet. */
+void bk_drop_new_files(struct vb_backup *b);
 
 enum bk_outcome { BK_FAILED, BK_PENDING, BK_COMMITTED };
 /* After the run (and in vb_backup_free): closes every source, then
