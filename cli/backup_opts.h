@@ -56,7 +56,6 @@ int backup_args_check(struct backup_args *a);
 /* What the run tells (backup_report.c). */
 const char *backup_out_name(const struct backup_args *a);
 void backup_start_line(const struct backup_args *a, const struct vb_backup_opts *o);
-void backup_print_notes(const struct backup_args *a, const char *notes);
 void backup_summary(const struct backup_args *a, const struct vb_backup_result *r);
 void backup_skipped(const struct backup_args *a, const struct vb_backup_result *r);
 void backup_failed_note(const struct backup_args *a, const struct vb_backup_result *r,

@@ -1,4 +1,4 @@
-/* backup_report.c: what `vmaback backup` tells: the start lines, the notes,
+/* backup_report.c: what `vmaback backup` tells: the start lines,
  * the summary (text and --json) and a run skipped below --threshold. */
 #include <stdio.h>
 #include <string.h>
@@ -49,6 +49,7 @@ static void summary_json(const struct backup_args *a, const struct vb_backup_res
 	json_object_object_add(o, "archive_bytes", json_object_new_uint64(r->archive_bytes));
 	json_object_object_add(o, "output_bytes", json_object_new_uint64(r->output_bytes));
 	json_object_object_add(o, "seconds", json_object_new_double(r->seconds));
+	json_object_object_add(o, "warnings", cli_warnings_json());
 	cli_json_print(to_stdout ? stderr : stdout, o, JSON_C_TO_STRING_PLAIN);
 	txt = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
 					     JSON_C_TO_STRING_NOSLASHESCAPE);
@@ -121,24 +122,13 @@ void backup_skipped(const struct backup_args *a, const struct vb_backup_result *
 		json_object_object_add(o, "set", json_object_new_string(a->set));
 		json_object_object_add(o, "dirty_clusters", json_object_new_uint64(r->dirty_clusters));
 		json_object_object_add(o, "threshold", json_object_new_uint64(a->threshold));
+		json_object_object_add(o, "warnings", cli_warnings_json());
 		cli_json_print(stdout, o, JSON_C_TO_STRING_PLAIN);
 		json_object_put(o);
 	}
 	cli_info(a->quiet, "INFO: backup skipped: %s changed (%llu clusters), less than "
 		 "--threshold %s; nothing was published or committed, the next backup holds "
 		 "these changes", changed, (unsigned long long)r->dirty_clusters, limit);
-}
-
-void backup_print_notes(const struct backup_args *a, const char *notes)
-{
-	const char *p = notes;
-
-	while (*p) {
-		size_t n = strcspn(p, "\n");
-
-		cli_info(a->quiet, "INFO: %.*s", (int)n, p);
-		p += n + (p[n] == '\n');
-	}
 }
 
 void backup_start_line(const struct backup_args *a, const struct vb_backup_opts *o)

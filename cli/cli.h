@@ -159,7 +159,22 @@ struct cli_set_opts {
 /* Takes getopt's ch (and its argument) if it is one of those: 1, else 0. */
 int cli_set_option(int ch, const char *arg, struct cli_set_opts *o);
 
-/* Opens (and locks) a set's state, printing its notes; NULL with *status set.
+/* Core's warnings (warnings.c): cli_on_warning is the vb_warn_fn of every
+ * object; each warning is printed (cmd NULL: "INFO: MESSAGE" lines on
+ * stderr unless quiet, else "vmaback: CMD: MESSAGE"; the log file always)
+ * and kept for --json. cli_warnings_hold(true) delays the printing until
+ * the matching cli_warnings_hold(false) (a progress bar, a start line
+ * that comes first); cli_warnings_end prints what is held and forgets
+ * them all. The style applies to the warnings printed from then on. */
+void cli_warnings_style(const char *cmd, bool quiet);
+void cli_on_warning(void *opaque, const struct vb_warning *w);
+void cli_warnings_hold(bool hold);
+/* [{"kind": NAME, "drive": NAME or null, "message": TEXT}, ...] */
+struct json_object *cli_warnings_json(void);
+size_t cli_warnings_count(void);
+void cli_warnings_end(void);
+
+/* Opens (and locks) a set's state, its warnings to cli_on_warning; NULL with *status set.
  * write: the command changes the state (else it creates and deletes nothing). */
 struct vb_state *cli_open_set(const char *cmd, const char *set, const char *state_dir,
 			      bool write, int *status);

@@ -134,7 +134,11 @@ static void *wait_lock(struct lock_wait *w, struct vb_error *err)
 
 static void *open_set(struct lock_wait *w, struct vb_error *err)
 {
-	return vb_state_open(w->dir, w->a->set, err);
+	struct vb_state *s = vb_state_open(w->dir, w->a->set, err);
+
+	if (s)
+		vb_state_on_warning(s, cli_on_warning, NULL);
+	return s;
 }
 
 static void *open_vm(struct lock_wait *w, struct vb_error *err)
@@ -158,9 +162,6 @@ static int kind_name(struct backup_args *a, struct vb_backup *b, struct vb_error
 	a->out = path;
 	return vb_backup_set_archive_path(b, path, err);
 }
-
-/* How much of the state's and the backup's notes prepare() printed. */
-static size_t state_notes_shown, backup_notes_shown;
 
 static int prepare(struct backup_args *a, struct vb_backup_opts *o, struct vb_state **state,
 		   struct vb_live **live, struct vb_backup **b, struct vb_error *err)
@@ -212,16 +213,12 @@ static int prepare(struct backup_args *a, struct vb_backup_opts *o, struct vb_st
 	o->max_chain = a->max_chain;
 	o->threshold = a->threshold;
 	o->full_every = a->full_every;
+	o->warn = cli_on_warning;
 	backup_start_line(a, o);
+	cli_warnings_hold(false); /* those of the opening after the start line */
 	*b = vb_backup_prepare(o, err);
-	if (*state) {
-		backup_print_notes(a, vb_state_notes(*state));
-		state_notes_shown = strlen(vb_state_notes(*state));
-	}
 	if (!*b || kind_name(a, *b, err) < 0)
 		return cli_fail(CMD, err);
-	backup_print_notes(a, vb_backup_notes(*b));
-	backup_notes_shown = strlen(vb_backup_notes(*b));
 	return 0;
 }
 
@@ -231,7 +228,8 @@ static int prepare(struct backup_args *a, struct vb_backup_opts *o, struct vb_st
 static void sweep_output_dir(const struct backup_args *a)
 {
 	const char *slash;
-	char *dir, *notes = NULL;
+	struct vb_warnings w = { .fn = cli_on_warning };
+	char *dir;
 
 	if (a->output_cmd || !a->out || strcmp(a->out, "-") == 0)
 		return;
@@ -239,10 +237,7 @@ static void sweep_output_dir(const struct backup_args *a)
 	dir = !slash ? strdup(".") : strndup(a->out, (size_t)(slash - a->out) + (slash == a->out));
 	if (!dir)
 		return;
-	(void)vb_tempfile_sweep(dir, false, &notes, &(struct vb_error){ 0 });
-	if (notes)
-		backup_print_notes(a, notes);
-	free(notes);
+	(void)vb_tempfile_sweep(dir, false, &w, &(struct vb_error){ 0 });
 	free(dir);
 }
 
@@ -290,6 +285,9 @@ static int backup(struct backup_args *a, struct vb_backup_result *res, bool *sta
 	cli_progress_init(&prog, a->progress);
 	o.progress = cli_progress_cb;
 	o.progress_opaque = &prog;
+	cli_warnings_end(); /* backup --all: each domain's run its own */
+	cli_warnings_style(NULL, a->quiet);
+	cli_warnings_hold(true);
 	if ((status = prepare(a, &o, &state, &live, &b, &err)) != 0)
 		goto out;
 	/* after prepare: in a dump directory the archive's name follows its kind */
@@ -310,28 +308,28 @@ static int backup(struct backup_args *a, struct vb_backup_result *res, bool *sta
 		status = cli_fail(CMD, &err);
 		goto out;
 	}
+	cli_warnings_hold(true); /* not across the progress bar */
 	if (vb_backup_run(b, sink, res, &err) < 0) {
 		cli_set_consumer(0);
 		cli_progress_done(&prog);
-		backup_print_notes(a, vb_backup_notes(b) + backup_notes_shown);
+		cli_warnings_hold(false);
 		status = cli_fail(CMD, &err);
 		backup_failed_note(a, res, status);
 		goto out;
 	}
 	cli_set_consumer(0);
 	cli_progress_done(&prog);
-	/* What the end of the run noted (the VM's teardown). */
-	backup_print_notes(a, vb_backup_notes(b) + backup_notes_shown);
+	/* What the run noted (the VM's teardown, a pending checkpoint the
+	 * commit replaced). */
+	cli_warnings_hold(false);
 	if (res->skipped) {
 		backup_skipped(a, res);
 		goto out;
 	}
 	backup_summary(a, res);
-	/* What the commit itself noted (a pending checkpoint it replaced). */
-	if (state)
-		backup_print_notes(a, vb_state_notes(state) + state_notes_shown);
 	status = 0;
 out:
+	cli_warnings_hold(false);
 	vb_backup_free(b);
 	vb_live_close(live);
 	vb_state_close(state);
@@ -577,7 +575,8 @@ const struct command cmd_backup = {
 	"                         (a regular file, created 0600; a symbolic link,\n"
 	"                         FIFO or device there is refused)\n"
 	"      --json             print the summary as JSON (on stdout, or on stderr\n"
-	"                         when the archive goes to stdout)\n"
+	"                         when the archive goes to stdout), its warnings\n"
+	"                         as records (kind, drive, message)\n"
 	"      --config-file FILE read options from a JSON object whose keys are the\n"
 	"                         long options (\"drives\" and \"configs\" are lists);\n"
 	"                         the command line overrides it\n"

@@ -159,11 +159,13 @@ static int parse(struct prune_args *a, int argc, char **argv)
  * line each, removed (or with --dry-run, named); live writers' stay. */
 static void sweep(const struct prune_args *a, const struct vb_backup_list *l)
 {
-	char **dirs = calloc(l->n + 1, sizeof(*dirs)), *notes = NULL;
+	char **dirs = calloc(l->n + 1, sizeof(*dirs));
+	struct vb_warnings w = { .fn = cli_on_warning };
 	size_t n = 0;
 
 	if (!dirs)
 		return;
+	cli_warnings_style(NULL, false); /* "INFO: " lines; a removal: --quiet too */
 	if (a->dumpdir)
 		dirs[n++] = strdup(a->dumpdir);
 	for (size_t i = 0; i < l->n; i++) {
@@ -183,18 +185,12 @@ static void sweep(const struct prune_args *a, const struct vb_backup_list *l)
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (dirs[i])
-			(void)vb_tempfile_sweep(dirs[i], a->dry_run, &notes,
+			(void)vb_tempfile_sweep(dirs[i], a->dry_run, &w,
 						&(struct vb_error){ 0 });
 		free(dirs[i]);
 	}
 	free(dirs);
-	for (const char *p = notes; p && *p;) {
-		size_t len = strcspn(p, "\n");
-
-		cli_info(false, "INFO: %.*s", (int)len, p); /* a removal: --quiet too */
-		p += len + (p[len] == '\n');
-	}
-	free(notes);
+	cli_warnings_style(CMD, false);
 }
 
 static int run(int argc, char **argv)

@@ -62,8 +62,6 @@ static int recover_run(int argc, char **argv)
 		status = cli_fail(CMD, &err);
 		goto out;
 	}
-	if (vb_live_notes(l)[0])
-		fprintf(stderr, "vmaback: %s: %s", CMD, vb_live_notes(l));
 	for (size_t i = 0; i < vb_live_count(l); i++) {
 		const struct vb_live_drive *d = vb_live_get(l, i);
 

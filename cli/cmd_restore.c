@@ -81,16 +81,9 @@ static int domain_xml(const char *path, char **xml)
 static int define(const char *uri, const char *xml, const char *name, const char *dir)
 {
 	struct vb_error err = { 0 };
-	char *notes = NULL;
-	int rc = vb_libvirt_define(uri, xml, name, dir, &notes, &err);
+	struct vb_warnings w = { .fn = cli_on_warning };
+	int rc = vb_libvirt_define(uri, xml, name, dir, &w, &err);
 
-	for (const char *p = notes; p && *p;) {
-		size_t n = strcspn(p, "\n");
-
-		fprintf(stderr, "vmaback: restore: %.*s\n", (int)n, p);
-		p += n + (p[n] == '\n');
-	}
-	free(notes);
 	if (rc < 0)
 		return cli_fail("restore", &err);
 	fprintf(stderr, "vmaback: restore: defined domain %s in libvirt, its disks the restored "

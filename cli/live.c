@@ -108,8 +108,7 @@ struct vb_live *cli_live_open(const struct cli_live_args *a, struct vb_state *st
 		return NULL;
 	if (a->domain) {
 		l = open_libvirt(a, state, rdir, err);
-		free(rdir);
-		return l;
+		goto out;
 	}
 	sdir = a->scratch_dir ? strdup(a->scratch_dir) : root_dir(state, ".scratch");
 	if (!sdir) {
@@ -126,5 +125,7 @@ struct vb_live *cli_live_open(const struct cli_live_args *a, struct vb_state *st
 out:
 	free(rdir);
 	free(sdir);
+	if (l)
+		vb_live_on_warning(l, cli_on_warning, NULL);
 	return l;
 }

@@ -72,7 +72,9 @@ int main(int argc, char **argv)
 	snprintf(prog, sizeof(prog), "vmaback %s", c->name);
 	argv[1] = prog;
 	cli_signals_engine_polls(c->polls_cancel);
+	cli_warnings_style(c->name, false);
 	rc = c->run(argc - 1, argv + 1);
+	cli_warnings_end();
 	/* A signal that came once the work was done (the archive published,
 	 * the checkpoint committed) changes nothing: say so, and exit 0, so that
 	 * no caller takes a committed backup for a failed one. */

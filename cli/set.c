@@ -22,8 +22,8 @@ struct vb_state *cli_open_set(const char *cmd, const char *set, const char *stat
 	free(dir);
 	if (!s)
 		*status = cli_fail(cmd, &err);
-	else if (vb_state_notes(s)[0])
-		fprintf(stderr, "vmaback: %s: %s", cmd, vb_state_notes(s));
+	else
+		vb_state_on_warning(s, cli_on_warning, NULL);
 	return s;
 }
 

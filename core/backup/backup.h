@@ -64,6 +64,10 @@ struct vb_backup_opts {
 	const volatile sig_atomic_t *cancel; /* non-zero: stop at the next cluster */
 	vb_progress_fn progress;     /* called about every 4 MiB; may be NULL */
 	void *progress_opaque;
+	/* What prepare decided and the run's end noted that a person should
+	 * know (a running VM's own warnings go to its vb_live_on_warning). */
+	vb_warn_fn warn;             /* may be NULL: warnings are dropped */
+	void *warn_opaque;
 	/* output */
 	bool compress;               /* zstd */
 	int zstd_level, zstd_threads;
@@ -128,8 +132,6 @@ int vb_backup_set_archive_path(struct vb_backup *b, const char *path, struct vb_
 /* The siblings the archive is published with (they may name the archive's
  * final path, known only after prepare); the array stays the caller's. */
 void vb_backup_set_siblings(struct vb_backup *b, const struct vb_sibling *f, size_t n);
-/* What prepare decided that a person should know, one line each, or "". */
-const char *vb_backup_notes(const struct vb_backup *b);
 /* Runs one job per drive, in order, into sink (consumed: published only when
  * every job succeeded, discarded otherwise), then commits the checkpoint.
  * If the archive was published but the commit failed, res->committed is

@@ -60,7 +60,7 @@ struct vb_backup {
 	enum vb_mode mode;           /* resolved: never AUTO */
 	const struct vb_ckpt *base;  /* the archive's parent checkpoint, or NULL */
 	char ckname[132];
-	char *notes;
+	struct vb_warnings warn;      /* to o.warn */
 	bool live_started;           /* vb_live_start was called */
 	bool live_finished;          /* vb_live_finish was called */
 };

@@ -9,7 +9,7 @@
 
 #include "core/backup/backup_int.h"
 
-#define note(b, ...) vb_notes_add(&(b)->notes, __VA_ARGS__)
+#define note(b, ...) vb_warn(&(b)->warn, VB_WARN_FULL, NULL, __VA_ARGS__)
 
 /* Whether checkpoint c was taken of the same drives (names, order, sizes). */
 static bool same_drives(const struct vb_backup *b, const struct vb_ckpt *c, char *why,

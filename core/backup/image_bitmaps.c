@@ -167,10 +167,10 @@ int bk_source_bitmaps(struct vb_backup *b, enum vb_mode asked, struct vb_error *
 		if (!j->bitmap_why)
 			continue;
 		if (rc == 1 || !j->bitmap_given) {
-			vb_notes_add(&b->notes, "%s; finding its changes by reading all of it",
-				     j->bitmap_why);
+			vb_warn(&b->warn, VB_WARN_FULL, j->name, "%s; finding its changes by "
+				"reading all of it", j->bitmap_why);
 		} else if (asked == VB_MODE_AUTO) {
-			vb_notes_add(&b->notes, "%s; full backup", j->bitmap_why);
+			vb_warn(&b->warn, VB_WARN_FULL, j->name, "%s; full backup", j->bitmap_why);
 			full = true;
 		} else {
 			return vb_error_set(err, j->bitmap_missing ? VB_E_USAGE : VB_E_INVALID, 0,
@@ -216,8 +216,8 @@ static void rotate(struct vb_backup *b, struct drive_job *j)
 	}
 out:
 	if (e.cls)
-		vb_notes_add(&b->notes, "%s; the older checkpoint bitmaps stay as they are "
-			     "(harmless; the next backup retries)", e.msg);
+		vb_warn(&b->warn, VB_WARN_BITMAP, j->name, "%s; the older checkpoint bitmaps stay "
+			"as they are (harmless; the next backup retries)", e.msg);
 	vb_qcow2_bitmaps_free(l, n);
 	free(prefix);
 }
@@ -241,8 +241,8 @@ void bk_images_finish(struct vb_backup *b, enum bk_outcome how)
 			rotate(b, j);
 		else if (how == BK_FAILED &&
 			 vb_qcow2_bitmap_op(what, j->image, "--remove", j->added, &e) < 0)
-			vb_notes_add(&b->notes, "%s; the bitmap %s stays (harmless; the next backup "
-				     "removes it)", e.msg, j->added);
+			vb_warn(&b->warn, VB_WARN_BITMAP, j->name, "%s; the bitmap %s stays "
+				"(harmless; the next backup removes it)", e.msg, j->added);
 		free(j->added);
 		j->added = NULL;
 	}	bk_live_finish(b, how);

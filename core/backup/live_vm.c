@@ -106,7 +106,8 @@ int bk_live_start(struct vb_backup *b, enum vb_mode asked, struct vb_error *err)
 			return vb_error_set(err, VB_E_USAGE, 0, "%s: --mode incremental cannot find "
 					    "this drive's changes without it (--mode auto reads "
 					    "the whole drive then)", d->why);
-		vb_notes_add(&b->notes, "%s; finding its changes by reading all of it", d->why);
+		vb_warn(&b->warn, VB_WARN_FULL, d->name, "%s; finding its changes by reading all of it",
+			d->why);
 	}
 	b->live_started = true;
 	if (vb_live_start(l, since, b->ckname, err) < 0)
@@ -131,21 +132,14 @@ int bk_live_start(struct vb_backup *b, enum vb_mode asked, struct vb_error *err)
 void bk_live_finish(struct vb_backup *b, enum bk_outcome how)
 {
 	struct vb_error e = { 0 };
-	const char *notes;
 
 	if (!b->o.live || b->live_finished)
 		return;
 	b->live_finished = true;
 	if (vb_live_finish(b->o.live, how == BK_COMMITTED ? VB_LIVE_COMMITTED :
 			   how == BK_PENDING ? VB_LIVE_PENDING : VB_LIVE_FAILED, &e) < 0)
-		vb_notes_add(&b->notes, "%s; the next run (or vmaback recover) removes what "
-			     "is left in QEMU", e.msg);
-	for (notes = vb_live_notes(b->o.live); *notes;) {
-		size_t n = strcspn(notes, "\n");
-
-		vb_notes_add(&b->notes, "%.*s", (int)n, notes);
-		notes += n + (notes[n] == '\n');
-	}
+		vb_warn(&b->warn, VB_WARN_CLEANUP, NULL, "%s; the next run (or vmaback recover) "
+			"removes what is left in QEMU", e.msg);
 }
 
 void bk_live_explain(struct vb_backup *b, struct vb_error *err)

@@ -13,11 +13,6 @@
 
 #include "core/backup/backup_int.h"
 
-const char *vb_backup_notes(const struct vb_backup *b)
-{
-	return b->notes ? b->notes : "";
-}
-
 static int read_config(struct config_blob *c, const char *path, struct vb_error *err)
 {
 	const char *base = strrchr(path, '/');
@@ -192,6 +187,7 @@ struct vb_backup *vb_backup_prepare(const struct vb_backup_opts *o, struct vb_er
 		return NULL;
 	}
 	b->o = *o;
+	vb_warnings_to(&b->warn, o->warn, o->warn_opaque);
 	/* The name first: a qcow2 image gets the new checkpoint's bitmap
 	 * before its source opens (image_bitmaps.c). */
 	if (check_output(b, err) < 0 || bk_pick_checkpoint_name(b, err) < 0 ||
@@ -244,6 +240,6 @@ void vb_backup_free(struct vb_backup *b)
 		free(b->cfg[i].data);
 	}
 	free(b->cfg);
-	free(b->notes);
+	vb_warnings_free(&b->warn);
 	free(b);
 }

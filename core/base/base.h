@@ -103,8 +103,44 @@ const char *vb_mode_name(enum vb_mode m);
 void vb_hex(const uint8_t *d, size_t n, char *out);
 /* Formats a 16-byte uuid as 8-4-4-4-12 lowercase hex into out[37]. */
 void vb_uuid_format(const uint8_t uuid[16], char out[37]);
-/* Appends one line to a malloc'd string of notes for a person to read. */
-void vb_notes_add(char **notes, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ============================================================== warnings */
+
+/* What a run noted that a person should know; it went on (never an error).
+ * The kinds, as JSON names them (vb_warn_kind_name). */
+enum vb_warn_kind {
+	VB_WARN_NOTE = 0,     /* "note": anything else */
+	VB_WARN_LEFTOVER,     /* "leftover": a file of an interrupted run removed */
+	VB_WARN_DISCARDED,    /* "discarded": a pending checkpoint replaced */
+	VB_WARN_FULL,         /* "full-backup": a drive read whole, or a full backup */
+	VB_WARN_BITMAP,       /* "bitmap": a dirty bitmap left as it was */
+	VB_WARN_GUEST,        /* "guest": frozen, thawed or resumed as it should not be */
+	VB_WARN_CLEANUP,      /* "cleanup": left for the next run (or recover) to remove */
+	VB_WARN_CHECKPOINT,   /* "checkpoint": libvirt's record of a checkpoint redefined */
+	VB_WARN_DEFINE,       /* "define": a disk left out of a defined domain */
+};
+const char *vb_warn_kind_name(enum vb_warn_kind k);
+
+struct vb_warning {
+	enum vb_warn_kind kind;
+	const char *drive;    /* the drive it concerns, or NULL */
+	const char *msg;      /* one line for a person */
+};
+typedef void (*vb_warn_fn)(void *opaque, const struct vb_warning *w);
+
+/* Where an object's warnings go: to fn, or, until there is one, a queue
+ * of them (an object that warns while it opens: the state's leftovers). */
+struct vb_warnings {
+	vb_warn_fn fn;
+	void *opaque;
+	struct vb_warning *q;
+	size_t n;
+};
+void vb_warn(struct vb_warnings *w, enum vb_warn_kind kind, const char *drive,
+	     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Sends the queued warnings to fn, then every later one. */
+void vb_warnings_to(struct vb_warnings *w, vb_warn_fn fn, void *opaque);
+void vb_warnings_free(struct vb_warnings *w);
 
 /* Rounds a drive size up to a whole 512-byte sector, as Proxmox declares it. */
 static inline uint64_t vb_round_sector(uint64_t size)

@@ -31,28 +31,6 @@ void vb_hex(const uint8_t *d, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
-void vb_notes_add(char **notes, const char *fmt, ...)
-{
-	size_t old = *notes ? strlen(*notes) : 0;
-	char line[512];
-	va_list ap;
-	char *p;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	p = realloc(*notes, old + strlen(line) + 2);
-	if (!p)
-		return; /* a note is advice: losing it is better than failing */
-	memcpy(p + old, line, strlen(line));
-	p[old + strlen(line)] = '\n';
-	p[old + strlen(line) + 1] = '\0';
-	*notes = p;
-}
-
 void vb_uuid_format(const uint8_t u[16], char out[37])
 {
 	snprintf(out, 37,

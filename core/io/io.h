@@ -48,9 +48,10 @@ bool vb_tempfile_is_ours(const char *name);
  * this user only (never through a symbolic link), and only when no live
  * writer holds the lock (a writer of this process too); the name must
  * still be the locked file when it is unlinked. Each one removed (or with
- * dry, each that would be) adds a line to *notes. Returns how many, or -1
- * when dir cannot be read. Only commands that write into dir call it. */
-int vb_tempfile_sweep(const char *dir, bool dry, char **notes, struct vb_error *err);
+ * dry, each that would be) is a VB_WARN_LEFTOVER warning to w. Returns how
+ * many, or -1 when dir cannot be read. Only commands that write into dir
+ * call it. */
+int vb_tempfile_sweep(const char *dir, bool dry, struct vb_warnings *w, struct vb_error *err);
 
 /* ============================================================== output stack
  * A writer is one layer of the output: a filter (zstd, hash) or a sink

@@ -373,7 +373,7 @@ out:
 	return size;
 }
 
-int vb_tempfile_sweep(const char *dir, bool dry, char **notes, struct vb_error *err)
+int vb_tempfile_sweep(const char *dir, bool dry, struct vb_warnings *w, struct vb_error *err)
 {
 	int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), n = 0;
 	struct dirent *e;
@@ -394,8 +394,8 @@ int vb_tempfile_sweep(const char *dir, bool dry, char **notes, struct vb_error *
 		    (size = sweep_one(dirfd, e->d_name, dry)) < 0)
 			continue;
 		vb_name_printable(e->d_name, shown, sizeof(shown));
-		vb_notes_add(notes, "%s the temporary %s%s%s left by a run that did not finish "
-			     "(%" PRId64 " bytes)", dry ? "would remove" : "removed",
+		vb_warn(w, VB_WARN_LEFTOVER, NULL, "%s the temporary %s%s%s left by a run that "
+			"did not finish (%" PRId64 " bytes)", dry ? "would remove" : "removed",
 			     strcmp(dir, ".") == 0 ? "" : dir,
 			     strcmp(dir, ".") == 0 || dir[strlen(dir) - 1] == '/' ? "" : "/",
 			     shown, size);

@@ -465,7 +465,7 @@ static void thaw(struct vb_live *l)
 	/* A guest a crashed run left frozen: thaw, or say so. */
 	if (virDomainFSThaw(v->dom, NULL, 0, 0) < 0) {
 		lv_fail(&e, VB_E_FAIL, "domain %s", v->domain);
-		vb_notes_add(&l->notes, "%s; the guest's file systems may still be frozen "
+		vb_warn(&l->warn, VB_WARN_GUEST, NULL, "%s; the guest's file systems may still be frozen "
 			     "(virsh domfsthaw)", e.msg);
 	}
 	live_mark(l, 0, MARK_FROZEN, &e);

@@ -24,9 +24,9 @@ void lv_delete_ckpt(struct vb_live *l, virDomainCheckpointPtr cp)
 	if (virDomainCheckpointDelete(cp, 0) < 0) {
 		lv_fail(&e, VB_E_FAIL, "domain %s: deleting checkpoint %s", v->domain, name);
 		if (virDomainCheckpointDelete(cp, VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY) == 0)
-			vb_notes_add(&l->notes, "%s; deleted only libvirt's record of it", e.msg);
+			vb_warn(&l->warn, VB_WARN_CLEANUP, NULL, "%s; deleted only libvirt's record of it", e.msg);
 		else
-			vb_notes_add(&l->notes, "%s", e.msg);
+			vb_warn(&l->warn, VB_WARN_CLEANUP, NULL, "%s", e.msg);
 	}
 	if (meta)
 		unlink(meta);
@@ -124,7 +124,7 @@ static virDomainCheckpointPtr redefine(struct vb_live *l, const char *name, char
 		if (!(*why = strdup(e.msg)))
 			*why = NULL;
 	} else {
-		vb_notes_add(&l->notes, "domain %s: libvirt had lost checkpoint %s; redefined it "
+		vb_warn(&l->warn, VB_WARN_CHECKPOINT, NULL, "domain %s: libvirt had lost checkpoint %s; redefined it "
 			     "%s", v->domain, name, copy ? "from vmaback's copy" :
 			     "from its bitmaps in the disks (vmaback kept no copy of it)");
 	}

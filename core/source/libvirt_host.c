@@ -70,7 +70,7 @@ static void drop_children(xmlNodePtr n, const char *name)
 }
 
 /* One <disk> of the stored XML: its restored image, or gone. */
-static bool define_disk(xmlNodePtr n, const char *dir, char **notes)
+static bool define_disk(xmlNodePtr n, const char *dir, struct vb_warnings *w)
 {
 	bool restored = false;
 	struct disk_xml x;
@@ -96,8 +96,8 @@ static bool define_disk(xmlNodePtr n, const char *dir, char **notes)
 		set_prop(src, "file", path);
 		restored = true;
 	} else if (name) {
-		vb_notes_add(notes, "disk %s (drive %s) was not restored: left out of the domain",
-			     x.target, name);
+		vb_warn(w, VB_WARN_DEFINE, name, "disk %s (drive %s) was not restored: left out "
+			"of the domain", x.target, name);
 		xmlUnlinkNode(n);
 		xmlFreeNode(n);
 	}
@@ -108,7 +108,7 @@ static bool define_disk(xmlNodePtr n, const char *dir, char **notes)
 }
 
 int vb_libvirt_define(const char *uri, const char *xml, const char *name, const char *dir,
-		      char **notes, struct vb_error *err)
+		      struct vb_warnings *w, struct vb_error *err)
 {
 	xmlDocPtr doc = lv_parse(xml);
 	xmlXPathObjectPtr o;
@@ -145,7 +145,7 @@ int vb_libvirt_define(const char *uri, const char *xml, const char *name, const 
 			xmlNodePtr d = o->nodesetval->nodeTab[i];
 
 			o->nodesetval->nodeTab[i] = NULL; /* define_disk may free it */
-			n += define_disk(d, real, notes);
+			n += define_disk(d, real, w);
 		}
 		xmlXPathFreeObject(o);
 	}

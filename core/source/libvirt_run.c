@@ -292,7 +292,7 @@ static bool freeze(struct vb_live *l)
 		return true;
 	if (!e.cls)
 		lv_fail(&e, VB_E_FAIL, "domain %s: virDomainFSFreeze", v->domain);
-	vb_notes_add(&l->notes, "--fsfreeze: %s; the backup is crash-consistent (as after a "
+	vb_warn(&l->warn, VB_WARN_GUEST, NULL, "--fsfreeze: %s; the backup is crash-consistent (as after a "
 		     "power cut), not file-system consistent", e.msg);
 	live_mark(l, 0, MARK_FROZEN, &e);
 	return false;
@@ -305,7 +305,7 @@ static void unfreeze(struct vb_live *l)
 
 	if (virDomainFSThaw(v->dom, NULL, 0, 0) < 0) {
 		lv_fail(&e, VB_E_FAIL, "domain %s: virDomainFSThaw", v->domain);
-		vb_notes_add(&l->notes, "%s; the next run (or vmaback recover) thaws it", e.msg);
+		vb_warn(&l->warn, VB_WARN_GUEST, NULL, "%s; the next run (or vmaback recover) thaws it", e.msg);
 		return;
 	}
 	live_mark(l, 0, MARK_FROZEN, &e);

@@ -351,9 +351,9 @@ const char *vb_live_what(const struct vb_live *l)
 	return l->what ? l->what : "";
 }
 
-const char *vb_live_notes(const struct vb_live *l)
+void vb_live_on_warning(struct vb_live *l, vb_warn_fn fn, void *opaque)
 {
-	return l->notes ? l->notes : "";
+	vb_warnings_to(&l->warn, fn, opaque);
 }
 
 static void qmp_close(struct vb_live *l)
@@ -380,7 +380,7 @@ void vb_live_close(struct vb_live *l)
 	free(l->d);
 	free(l->layout);
 	free(l->what);
-	free(l->notes);
+	vb_warnings_free(&l->warn);
 	free(l->set_prefix);
 	free(l->tmp);
 	free(l->since);

@@ -62,7 +62,7 @@ struct vb_live {
 	struct vb_live_drive *d;
 	size_t n;
 	char *layout;
-	char *notes;
+	struct vb_warnings warn;
 	char *set_prefix;         /* "vmaback/SET/" */
 	char *tmp;                /* "vmaback-tmp/SET" */
 	char *since, *ckpt;       /* this run's bitmap names, or NULL */

@@ -33,7 +33,7 @@ void live_thaw(struct vb_live *l, const char *path)
 	struct vb_qmp *g = vb_qmp_connect(VB_QMP_AGENT, path, "guest agent", LIVE_AGENT_MS, &e);
 
 	if (!g || vb_qmp_exec(g, "guest-fsfreeze-thaw", NULL, NULL, &e) < 0)
-		vb_notes_add(&l->notes, "%s; the guest's file systems may still be frozen "
+		vb_warn(&l->warn, VB_WARN_GUEST, NULL, "%s; the guest's file systems may still be frozen "
 			     "(thaw them: guest-fsfreeze-thaw)", e.msg);
 	vb_qmp_close(g);
 	if (!e.cls)
@@ -235,7 +235,7 @@ int live_cleanup(struct vb_live *l, struct vb_error *err)
 				json_object_put(st);
 				return -1;
 			}
-			vb_notes_add(&l->notes, "resumed the guest, which an interrupted run had "
+			vb_warn(&l->warn, VB_WARN_GUEST, NULL, "resumed the guest, which an interrupted run had "
 				     "paused");
 		}
 		json_object_put(st);

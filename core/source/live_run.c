@@ -106,7 +106,7 @@ static void freeze(struct vb_live *l, struct vb_qmp **agent)
 	if (*agent && live_mark(l, MARK_FROZEN, 0, &e) == 0 &&
 	    vb_qmp_exec(*agent, "guest-fsfreeze-freeze", NULL, NULL, &e) == 0)
 		return;
-	vb_notes_add(&l->notes, "--fsfreeze: %s; the backup is crash-consistent (as after a "
+	vb_warn(&l->warn, VB_WARN_GUEST, NULL, "--fsfreeze: %s; the backup is crash-consistent (as after a "
 		     "power cut), not file-system consistent", e.msg);
 }
 
@@ -293,7 +293,7 @@ int qmp_finish(struct vb_live *l, enum vb_live_end how, struct vb_error *err)
 		return -1;
 	vb_crash_point("after-teardown");
 	if (final_bitmaps(l, how, &e) < 0)
-		vb_notes_add(&l->notes, "%s; the next run removes the bitmaps the state does "
+		vb_warn(&l->warn, VB_WARN_CLEANUP, NULL, "%s; the next run removes the bitmaps the state does "
 			     "not name", e.msg);
 	return 0;
 }

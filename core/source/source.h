@@ -257,7 +257,7 @@ int vb_libvirt_running(const char *uri, char ***names, size_t *n, struct vb_erro
  * backup names it) as a raw file; a disk that was not restored is left
  * out (a note). A domain of that name already there is a VB_E_USAGE. */
 int vb_libvirt_define(const char *uri, const char *xml, const char *name, const char *dir,
-		      char **notes, struct vb_error *err);
+		      struct vb_warnings *w, struct vb_error *err);
 
 /* "qmp" or "libvirt": the prefix of the sessions' drive specs. */
 const char *vb_live_kind(const struct vb_live *l);
@@ -267,8 +267,9 @@ const char *vb_live_layout_name(const struct vb_live *l);
 /* What the session is, for messages: "QMP socket PATH", "domain NAME". */
 const char *vb_live_what(const struct vb_live *l);
 
-/* What a person should know (fallbacks, a guest agent that did not answer). */
-const char *vb_live_notes(const struct vb_live *l);
+/* Where the session's warnings go (fallbacks, a guest agent that did not
+ * answer, a recovery): those already noted at once, then each as it comes. */
+void vb_live_on_warning(struct vb_live *l, vb_warn_fn fn, void *opaque);
 /* Disconnects and releases the lock; NULL: no-op. */
 void vb_live_close(struct vb_live *l);
 

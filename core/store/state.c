@@ -328,15 +328,15 @@ void vb_state_close(struct vb_state *s)
 	st_lock_release(s);
 	if (s->dirfd >= 0)
 		close(s->dirfd);
-	free(s->notes);
+	vb_warnings_free(&s->warn);
 	free(s->path);
 	free(s->set);
 	free(s);
 }
 
-const char *vb_state_notes(const struct vb_state *s)
+void vb_state_on_warning(struct vb_state *s, vb_warn_fn fn, void *opaque)
 {
-	return s->notes ? s->notes : "";
+	vb_warnings_to(&s->warn, fn, opaque);
 }
 
 const char *vb_state_path(const struct vb_state *s)

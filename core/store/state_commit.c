@@ -137,8 +137,8 @@ int vb_state_commit(struct vb_state *s, const struct vb_ckpt *c, bool pending,
 	if (s->pending) {
 		/* Replaced only now that a newer backup succeeded: a failed run
 		 * leaves it, still committable. */
-		vb_notes_add(&s->notes, "discarded checkpoint %s of set %s: it was never "
-			     "committed (vmaback commit)", s->pending->name, s->set);
+		vb_warn(&s->warn, VB_WARN_DISCARDED, NULL, "discarded checkpoint %s of set %s: "
+			"it was never committed (vmaback commit)", s->pending->name, s->set);
 		st_ckpt_clear(s->pending);
 		free(s->pending);
 		s->pending = NULL;

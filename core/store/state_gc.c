@@ -107,6 +107,6 @@ void st_collect_garbage(struct vb_state *s, bool report)
 	}
 	closedir(d);
 	if (removed && report)
-		vb_notes_add(&s->notes, "removed %u leftover file%s of an interrupted run from %s",
-			     removed, removed == 1 ? "" : "s", s->path);
+		vb_warn(&s->warn, VB_WARN_LEFTOVER, NULL, "removed %u leftover file%s of an "
+			"interrupted run from %s", removed, removed == 1 ? "" : "s", s->path);
 }

@@ -65,9 +65,10 @@ int vb_state_dir_check_output(const char *dir, const char *what, const char *pat
 /* Default state directory: /var/lib/vmaback for root, else
  * $XDG_STATE_HOME/vmaback or ~/.local/state/vmaback. malloc'd. */
 char *vb_state_default_dir(void);
-/* What opening did that a person should know (leftovers removed, a pending
- * checkpoint discarded), one line each, or "" . */
-const char *vb_state_notes(const struct vb_state *s);
+/* Where the state's warnings go (leftovers removed at opening, a pending
+ * checkpoint discarded): those of the opening at once, then each as it
+ * comes. Until it is called they wait. */
+void vb_state_on_warning(struct vb_state *s, vb_warn_fn fn, void *opaque);
 const char *vb_state_path(const struct vb_state *s);
 const char *vb_state_set(const struct vb_state *s);
 

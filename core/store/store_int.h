@@ -30,7 +30,7 @@ struct vb_state {
 	size_t nman;
 	struct vb_pruned *pruned;  /* removed checkpoints whose archives may remain */
 	size_t npruned;
-	char *notes;
+	struct vb_warnings warn;
 };
 
 /* state.c: memory */

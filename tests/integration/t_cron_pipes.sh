@@ -186,9 +186,15 @@ pending_discarded() {
 	bk --checkpoint f -o nodir/f.vma
 	expect_fail 2 backup 'nodir'
 	cmp -s before.json "$SD/s/state.json" || fail "a failed backup changed the state"
-	bk --checkpoint c3 -o c3.vma
+	bk --checkpoint c3 -o c3.vma --json
 	expect_rc 0
 	expect_err '^INFO: .*discarded checkpoint n2 .*never committed'
+	# --json lists the warning as a record: kind, drive, message
+	cp "$OUT" c3.json
+	[ "$(jq_py c3.json '[(w["kind"], w["drive"]) for w in d["warnings"]]')" = "[('discarded', None)]" ] ||
+		fail "warnings in --json: $(cat c3.json)"
+	jq_py c3.json 'd["warnings"][0]["message"]' | grep -q '^discarded checkpoint n2 .*never committed' ||
+		fail "warning message in --json: $(cat c3.json)"
 	chain
 	[ "$CHAIN" = "c1 c3" ] && [ "$PENDING" = None ] || fail "chain [$CHAIN] pending [$PENDING], expected [c1 c3]"
 	# c3 holds both changes: the chain c1, c3 restores the disk without n2

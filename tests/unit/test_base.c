@@ -179,16 +179,59 @@ static void test_uuid_format(void **state)
 	assert_string_equal(out, "00000000-0000-0000-0000-000000000000");
 }
 
-static void test_notes(void **state)
+/* What a warning callback got. */
+struct seen {
+	int calls;
+	enum vb_warn_kind kind[4];
+	char drive[4][16], msg[4][64];
+};
+
+static void on_warning(void *opaque, const struct vb_warning *w)
 {
-	char *notes = NULL;
+	struct seen *s = opaque;
+
+	assert_true(s->calls < 4);
+	s->kind[s->calls] = w->kind;
+	snprintf(s->drive[s->calls], sizeof(s->drive[0]), "%s", w->drive ? w->drive : "-");
+	snprintf(s->msg[s->calls], sizeof(s->msg[0]), "%s", w->msg);
+	s->calls++;
+}
+
+/* Warnings are records: queued until there is a callback, then given to
+ * it in order, the later ones at once; freeing the queue is idempotent. */
+static void test_warnings(void **state)
+{
+	struct vb_warnings w = { 0 };
+	struct seen s = { 0 };
 
 	(void)state;
-	vb_notes_add(&notes, "one %d", 1);
-	assert_string_equal(notes, "one 1\n");
-	vb_notes_add(&notes, "%s", "two");
-	assert_string_equal(notes, "one 1\ntwo\n");
-	free(notes);
+	vb_warn(&w, VB_WARN_LEFTOVER, NULL, "one %d", 1);
+	vb_warn(&w, VB_WARN_FULL, "scsi0", "%s", "two");
+	assert_int_equal(w.n, 2);
+	assert_string_equal(w.q[0].msg, "one 1");
+	assert_null(w.q[0].drive);
+	assert_string_equal(w.q[1].drive, "scsi0");
+	vb_warnings_to(&w, on_warning, &s);
+	assert_int_equal(w.n, 0);
+	assert_int_equal(s.calls, 2);
+	assert_int_equal(s.kind[0], VB_WARN_LEFTOVER);
+	assert_string_equal(s.msg[0], "one 1");
+	assert_string_equal(s.drive[0], "-");
+	assert_int_equal(s.kind[1], VB_WARN_FULL);
+	assert_string_equal(s.drive[1], "scsi0");
+	assert_string_equal(s.msg[1], "two");
+	vb_warn(&w, VB_WARN_GUEST, "d", "three");
+	assert_int_equal(w.n, 0); /* not queued: given at once */
+	assert_int_equal(s.calls, 3);
+	assert_string_equal(s.msg[2], "three");
+	vb_warnings_free(&w);
+	vb_warnings_free(&w);
+	/* the JSON names, one per kind, and a name for a kind out of range */
+	assert_string_equal(vb_warn_kind_name(VB_WARN_NOTE), "note");
+	assert_string_equal(vb_warn_kind_name(VB_WARN_LEFTOVER), "leftover");
+	assert_string_equal(vb_warn_kind_name(VB_WARN_FULL), "full-backup");
+	assert_string_equal(vb_warn_kind_name(VB_WARN_DEFINE), "define");
+	assert_string_equal(vb_warn_kind_name((enum vb_warn_kind)99), "note");
 }
 
 /* VMABACK_TEST_NOW sets the wall clock of backups; a value that is not a
@@ -324,7 +367,7 @@ int main(void)
 		cmocka_unit_test(test_error_long_message),
 		cmocka_unit_test(test_hex),
 		cmocka_unit_test(test_uuid_format),
-		cmocka_unit_test(test_notes),
+		cmocka_unit_test(test_warnings),
 		cmocka_unit_test(test_clock),
 		cmocka_unit_test(test_crash_point_other_name),
 		cmocka_unit_test(test_crash_point_kills),

@@ -1,5 +1,6 @@
 /* test_cli.c: unit tests of the command line's parsers: sizes, rates,
- * modes, and backup options from the command line and a --config-file. */
+ * modes, and backup options from the command line and a --config-file;
+ * the printing of core's warnings. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include <json-c/json.h>
 
 #include "cli/backup_opts.h"
 
@@ -301,6 +304,61 @@ static void test_printable(void **state)
 	assert_int_equal(vb_utf8_len((const unsigned char *)"\xf4\x8f\xbf\xbf", 4), 4);
 }
 
+/* Core's warnings through the one output path: held, then printed to the
+ * log file (quiet: not on stderr) as "INFO: " lines, and kept as records
+ * for --json. */
+static void test_warnings(void **state)
+{
+	char path[] = "/tmp/vb-test-warn.XXXXXX", text[1024] = "";
+	struct vb_warning w1 = { VB_WARN_LEFTOVER, NULL, "removed 1 leftover file" };
+	struct vb_warning w2 = { VB_WARN_FULL, "scsi0", "drive scsi0: no bitmap; full backup" };
+	struct json_object *a, *o;
+	const char *why = NULL;
+	int fd = mkstemp(path);
+	FILE *f;
+
+	(void)state;
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(cli_log_open(path, &why), 0);
+	cli_warnings_style(NULL, true);
+	cli_warnings_hold(true);
+	cli_on_warning(NULL, &w1);
+	cli_on_warning(NULL, &w2);
+	cli_log_close(); /* flushed: nothing printed yet */
+	f = fopen(path, "r");
+	assert_non_null(f);
+	assert_int_equal(fread(text, 1, sizeof(text) - 1, f), 0);
+	fclose(f);
+	assert_int_equal(cli_log_open(path, &why), 0);
+	cli_warnings_hold(false);
+	cli_log_close();
+	f = fopen(path, "r");
+	assert_non_null(f);
+	assert_true(fread(text, 1, sizeof(text) - 1, f) > 0);
+	fclose(f);
+	assert_non_null(strstr(text, "INFO: removed 1 leftover file\n"));
+	assert_non_null(strstr(text, "INFO: drive scsi0: no bitmap; full backup\n"));
+	assert_true(strstr(text, "leftover") < strstr(text, "scsi0"));
+	assert_int_equal(cli_warnings_count(), 2);
+	a = cli_warnings_json();
+	assert_int_equal(json_object_array_length(a), 2);
+	o = json_object_array_get_idx(a, 1);
+	assert_string_equal(json_object_get_string(json_object_object_get(o, "kind")),
+			    "full-backup");
+	assert_string_equal(json_object_get_string(json_object_object_get(o, "drive")), "scsi0");
+	assert_string_equal(json_object_get_string(json_object_object_get(o, "message")),
+			    w2.msg);
+	o = json_object_array_get_idx(a, 0);
+	assert_string_equal(json_object_get_string(json_object_object_get(o, "kind")),
+			    "leftover");
+	assert_true(json_object_is_type(json_object_object_get(o, "drive"), json_type_null));
+	json_object_put(a);
+	cli_warnings_end();
+	assert_int_equal(cli_warnings_count(), 0);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -312,6 +370,7 @@ int main(void)
 		cmocka_unit_test(test_config_file),
 		cmocka_unit_test(test_config_file_sizes),
 		cmocka_unit_test(test_printable),
+		cmocka_unit_test(test_warnings),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

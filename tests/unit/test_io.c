@@ -412,7 +412,9 @@ static void test_tempfile_sweep(void **state)
 	char *link = tpath(state, ".l.vma" VB_TEMPFILE_MARK "Ab3xYz");
 	char *fifo = tpath(state, ".f.vma" VB_TEMPFILE_MARK "Ab3xYz");
 	char *sub = tpath(state, ".d.vma" VB_TEMPFILE_MARK "Ab3xYz");
-	char *live_final = tpath(state, "live.vma"), *notes = NULL;
+	char *live_final = tpath(state, "live.vma"), *notes;
+	struct vb_warnings w = { 0 };
+	char text[2048];
 	struct vb_error err = { 0 };
 	struct vb_tempfile *live = vb_tempfile_new(live_final, &err);
 	int pfd[2], gofd[2], status;
@@ -446,13 +448,15 @@ static void test_tempfile_sweep(void **state)
 	}
 	assert_int_equal(read(pfd[0], &c, 1), 1);
 
-	assert_int_equal(vb_tempfile_sweep(dir, true, &notes, &err), 1);
+	assert_int_equal(vb_tempfile_sweep(dir, true, &w, &err), 1);
+	notes = (char *)ts_warnings_text(&w, text, sizeof(text));
 	assert_non_null(strstr(notes, "would remove the temporary"));
+	assert_int_equal(w.q[0].kind, VB_WARN_LEFTOVER);
 	assert_int_equal(access(orphan, F_OK), 0);
-	free(notes);
-	notes = NULL;
-	assert_int_equal(vb_tempfile_sweep(dir, false, &notes, &err), 1);
-	assert_non_null(notes);
+	vb_warnings_free(&w);
+	assert_int_equal(vb_tempfile_sweep(dir, false, &w, &err), 1);
+	notes = (char *)ts_warnings_text(&w, text, sizeof(text));
+	assert_int_equal(w.n, 1);
 	assert_non_null(strstr(notes, "removed the temporary "));
 	assert_non_null(strstr(notes, ".x.vma" VB_TEMPFILE_MARK "Ab3xYz left by a run that "
 			       "did not finish (1000 bytes)"));
@@ -469,18 +473,17 @@ static void test_tempfile_sweep(void **state)
 	assert_int_equal(write(gofd[1], "x", 1), 1);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_int_equal(status, 0);
-	free(notes);
-	notes = NULL;
-	assert_int_equal(vb_tempfile_sweep(dir, false, &notes, &err), 1);
+	vb_warnings_free(&w);
+	assert_int_equal(vb_tempfile_sweep(dir, false, &w, &err), 1);
 	assert_int_equal(access(locked, F_OK), -1);
 	assert_int_equal(access(vb_tempfile_path(live), F_OK), 0);
 	assert_int_equal(vb_tempfile_publish(live, false, &err), 0);
-	assert_int_equal(vb_tempfile_sweep("/nonexistent/dir", false, &notes, &err), -1);
+	assert_int_equal(vb_tempfile_sweep("/nonexistent/dir", false, &w, &err), -1);
 	close(pfd[0]);
 	close(pfd[1]);
 	close(gofd[0]);
 	close(gofd[1]);
-	free(notes);
+	vb_warnings_free(&w);
 	free(orphan);
 	free(other);
 	free(plain);

@@ -24,6 +24,9 @@
 
 #include "tests/unit/test_support.h"
 
+/* The state's queued warnings (no callback given), one line each. */
+#define WARNINGS(s) ts_warnings_text(&(s)->warn, (char[2048]){ 0 }, 2048)
+
 #define SZ (4 * 65536 + 100) /* a drive of 5 clusters, the last one short */
 
 /* ============================================================== faults
@@ -672,7 +675,9 @@ static void test_gc_own_patterns_only(void **state)
 	assert_int_equal(symlink(target, link), 0);
 
 	s = open_w(state);
-	assert_non_null(strstr(vb_state_notes(s), "removed 2 leftover files"));
+	assert_non_null(strstr(WARNINGS(s), "removed 2 leftover files"));
+	assert_int_equal(s->warn.n, 1);
+	assert_int_equal(s->warn.q[0].kind, VB_WARN_LEFTOVER);
 	assert_false(sexists(state, stray));
 	assert_false(sexists(state, ".state.json.Ab12Cd"));
 	assert_true(sexists(state, bitmap));       /* named by state.json */
@@ -683,7 +688,7 @@ static void test_gc_own_patterns_only(void **state)
 	assert_int_equal(stat(target, &st), 0);
 	vb_state_close(s);
 	s = open_w(state);
-	assert_string_equal(vb_state_notes(s), "");
+	assert_string_equal(WARNINGS(s), "");
 	vb_state_close(s);
 	free(stray);
 	free(user);
@@ -711,7 +716,7 @@ static void test_gc_not_reader_not_foreign(void **state)
 	assert_true(sexists(state, "bitmap-0123456789abcdef.bin"));
 	s = open_w(state); /* no state.json, no lock before: not ours to clean */
 	assert_true(sexists(state, "bitmap-0123456789abcdef.bin"));
-	assert_string_equal(vb_state_notes(s), "");
+	assert_string_equal(WARNINGS(s), "");
 	vb_state_close(s);
 	/* with a state.json: the reader still leaves it */
 	s = open_w(state);
@@ -906,7 +911,8 @@ static void test_pending_replaced(void **state)
 	assert_int_equal(vb_state_commit(s, &c, true, &err), 0);
 	commit_ck(s, "c1", "full", NULL, "u1", NULL, 0x1f, 0);
 	assert_null(vb_state_pending(s));
-	assert_non_null(strstr(vb_state_notes(s), "discarded checkpoint p1"));
+	assert_non_null(strstr(WARNINGS(s), "discarded checkpoint p1"));
+	assert_int_equal(s->warn.q[s->warn.n - 1].kind, VB_WARN_DISCARDED);
 	vb_state_close(s);
 	s = open_w(state);
 	assert_null(vb_state_pending(s));

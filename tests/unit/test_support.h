@@ -184,4 +184,19 @@ TS_UNUSED static void append(unsigned char **buf, size_t *len, const void *more,
 	*len += n;
 }
 
+#ifdef VMABACK_BASE_H
+/* The messages of the warnings queued in w (no callback yet), one line
+ * each, into buf ("" when none): what a test of a warning checks. */
+TS_UNUSED static const char *ts_warnings_text(const struct vb_warnings *w, char *buf,
+					      size_t len)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < w->n && used < len; i++)
+		used += (size_t)snprintf(buf + used, len - used, "%s\n", w->q[i].msg);
+	return buf;
+}
+#endif
+
 #endif
