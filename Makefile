@@ -95,7 +95,7 @@ $(B)/tests/test_$(1): tests/unit/test_$(1).c $(call LIBS_FOR,$(1)) $$(HEADERS)
 endef
 $(foreach m,$(MODULES),$(eval $(call MODULE_RULES,$(m))))
 # test_store injects faults into the state's publishing (fsync, rename, write).
-TEST_LDFLAGS_store = -Wl,--wrap=fsync -Wl,--wrap=renameat -Wl,--wrap=write
+TEST_LDFLAGS_store = -Wl,--wrap=fsync -Wl,--wrap=rename -Wl,--wrap=write
 
 $(B)/cli/main.o: cli/main.c $(HEADERS)
 	@mkdir -p $(dir $@)

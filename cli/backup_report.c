@@ -34,7 +34,7 @@ static void summary_json(const struct backup_args *a, const struct vb_backup_res
 			       json_object_new_string(a->output_cmd) : NULL);
 	json_object_object_add(o, "uuid", json_object_new_string(uuid));
 	json_object_object_add(o, "sha256", json_object_new_string(sha));
-	json_object_object_add(o, "kind", json_object_new_string(r->kind));
+	json_object_object_add(o, "kind", json_object_new_string(vb_kind_name(r->kind)));
 	json_object_object_add(o, "set", a->set ? json_object_new_string(a->set) : NULL);
 	json_object_object_add(o, "checkpoint", r->checkpoint[0] ?
 			       json_object_new_string(r->checkpoint) : NULL);
@@ -69,7 +69,7 @@ void backup_summary(const struct backup_args *a, const struct vb_backup_result *
 	cli_format_size(r->bytes_read, rd, sizeof(rd));
 	cli_format_size(r->bytes_zero, zero, sizeof(zero));
 	cli_format_size(r->output_bytes, arch, sizeof(arch));
-	if (strcmp(r->kind, "full") != 0) {
+	if (r->kind != VB_KIND_FULL) {
 		char same[32];
 
 		cli_format_size(r->bytes_unchanged, same, sizeof(same));
@@ -77,7 +77,7 @@ void backup_summary(const struct backup_args *a, const struct vb_backup_result *
 			 (unsigned long long)r->dirty_clusters);
 	}
 	cli_info(a->quiet, "INFO: %s backup of %u drive%s (%s) finished in %.1fs: read %s, "
-		 "%s zero or holes not stored%s", r->kind, r->drives, r->drives == 1 ? "" : "s",
+		 "%s zero or holes not stored%s", vb_kind_name(r->kind), r->drives, r->drives == 1 ? "" : "s",
 		 total, r->seconds, rd, zero, dirty);
 	cli_info(a->quiet, "INFO: archive %s: %s, uuid %s, sha256 %s", backup_out_name(a), arch, uuid,
 		 sha);
@@ -118,7 +118,7 @@ void backup_skipped(const struct backup_args *a, const struct vb_backup_result *
 		json_object *o = json_object_new_object();
 
 		json_object_object_add(o, "status", json_object_new_string("skipped"));
-		json_object_object_add(o, "kind", json_object_new_string(r->kind));
+		json_object_object_add(o, "kind", json_object_new_string(vb_kind_name(r->kind)));
 		json_object_object_add(o, "set", json_object_new_string(a->set));
 		json_object_object_add(o, "dirty_clusters", json_object_new_uint64(r->dirty_clusters));
 		json_object_object_add(o, "threshold", json_object_new_uint64(a->threshold));

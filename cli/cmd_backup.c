@@ -253,7 +253,7 @@ static void hook_job(const struct backup_args *a, const struct vb_backup_result 
 	if (res && res->checkpoint[0])
 		j->checkpoint = res->checkpoint;
 	if (res)
-		j->kind = res->kind;
+		j->kind = vb_kind_name(res->kind);
 }
 
 /* One hook phase: 0, or EXIT_FAIL when the hook failed. */

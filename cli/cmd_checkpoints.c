@@ -26,7 +26,7 @@ static json_object *ckpt_json(const struct vb_ckpt *c, bool pending)
 
 	json_object_object_add(o, "name", json_object_new_string(c->name));
 	json_object_object_add(o, "time", json_object_new_int64(c->time));
-	json_object_object_add(o, "kind", json_object_new_string(c->kind));
+	json_object_object_add(o, "kind", json_object_new_string(vb_kind_name(c->kind)));
 	json_object_object_add(o, "parent", c->parent ? json_object_new_string(c->parent) : NULL);
 	json_object_object_add(o, "uuid", json_object_new_string(c->uuid));
 	json_object_object_add(o, "base_uuid",
@@ -57,7 +57,7 @@ static void print_ckpt(const struct vb_ckpt *c, bool pending)
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
 	char *name = cli_esc(c->name), *arch = c->archive ? cli_esc(c->archive) : NULL;
 
-	printf("%-26s %-12s %s  %s%s\n", name ? name : "?", c->kind, when,
+	printf("%-26s %-12s %s  %s%s\n", name ? name : "?", vb_kind_name(c->kind), when,
 	       arch ? arch : c->archive ? "?" : "(not a file)", pending ? "  [pending]" : "");
 	free(name);
 	free(arch);

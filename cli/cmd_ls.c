@@ -48,7 +48,7 @@ static void print_text(const struct vb_backup_list *l, bool with_state)
 		char *ck = cli_esc(b->checkpoint ? b->checkpoint : "-");
 		char *par = cli_esc(parent ? parent : "-"), *name = cli_esc(base_name(b->path));
 
-		printf("%-19s  %-12s  %-10s  %-9s  %-22s  %-22s  %s%s%s%s%s\n", t, b->kind, size,
+		printf("%-19s  %-12s  %-10s  %-9s  %-22s  %-22s  %s%s%s%s%s\n", t, vb_kind_name(b->kind), size,
 		       b->complete ? "complete" : "broken", ck ? ck : "?", par ? par : "?",
 		       name ? name : "?", b->protected ? " [protected]" : "",
 		       strcmp(st, "ok") ? " [" : "", strcmp(st, "ok") ? st : "",
@@ -83,7 +83,7 @@ static void print_json(const struct vb_backup_list *l, bool with_state)
 		gmtime_r(&tt, &tm);
 		strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%SZ", &tm);
 		json_object_object_add(o, "archive", str_or_null(b->path));
-		json_object_object_add(o, "kind", str_or_null(b->kind));
+		json_object_object_add(o, "kind", json_object_new_string(vb_kind_name(b->kind)));
 		json_object_object_add(o, "set", str_or_null(b->set));
 		json_object_object_add(o, "checkpoint", str_or_null(b->checkpoint));
 		json_object_object_add(o, "parent", str_or_null(cli_backup_parent(l, b)));

@@ -100,7 +100,7 @@ static void report(const struct prune_args *a, const struct vb_backup_list *l)
 
 		printf("%-12s %s  %-12s %-22s %s (%s)\n",
 		       b->keep != VB_KEEP_NO ? "keep" : a->dry_run ? "would remove" : "remove", t,
-		       b->kind, ck ? ck : "?", name ? name : "?", w ? w : "?");
+		       vb_kind_name(b->kind), ck ? ck : "?", name ? name : "?", w ? w : "?");
 		free(ck);
 		free(name);
 		free(w);

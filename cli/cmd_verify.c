@@ -36,7 +36,7 @@ static int verify_one(const char *path, bool quiet)
 	if (!quiet) {
 		cli_format_size(res.stored_bytes, stored, sizeof(stored));
 		printf("%s: OK (%s, %u drive%s%s, %llu clusters, %s stored)\n",
-		       vb_archive_path(a), vb_archive_meta(a)->kind, res.drives,
+		       vb_archive_path(a), vb_kind_name(vb_archive_meta(a)->kind), res.drives,
 		       res.drives == 1 ? "" : "s", res.vmstate ? " and a RAM state" : "",
 		       (unsigned long long)res.clusters, stored);
 	}

@@ -132,7 +132,7 @@ static int check_drive(struct vb_archive *a, const struct vb_meta_drive *d,
 		       struct vb_error *err)
 {
 	uint64_t seen = vma_reader_clusters_seen(a->vr, d->dev_id);
-	bool whole = !a->meta.ours || strcmp(a->meta.kind, "full") == 0;
+	bool whole = vb_kind_whole(a->meta.kind);
 
 	/* vmstate is a byte stream, not a disk: Proxmox does not check it. */
 	if (whole && strcmp(d->name, "vmstate") != 0 &&

@@ -25,8 +25,7 @@ struct vb_meta_drive {
 
 struct vb_meta {
 	bool ours;            /* the archive carries vmaback.json */
-	char *kind;           /* "full", "incremental", "differential"; "proxmox"
-			       * for archives without vmaback.json */
+	enum vb_kind kind;    /* VB_KIND_PROXMOX for archives without vmaback.json */
 	char *tool_version;
 	char uuid[37];        /* the header's uuid */
 	int64_t ctime;
@@ -126,7 +125,7 @@ struct vb_meta_drive_in {
 
 /* What vmaback.json says of the archive as a whole. */
 struct vb_meta_archive_in {
-	const char *kind;
+	enum vb_kind kind;
 	const char *set;                /* NULL: no backup set */
 	const char *checkpoint;
 	const char *parent_checkpoint;

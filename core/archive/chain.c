@@ -60,7 +60,7 @@ static int check_link(struct vb_chain *c, size_t i, struct vb_error *err)
 	const char *path = vb_archive_path(c->m[i].a);
 	bool parent = false;
 
-	if (!m->ours || strcmp(m->kind, "full") == 0)
+	if (vb_kind_whole(m->kind))
 		return vb_error_set(err, VB_E_USAGE, 0,
 				    "%s is a full archive: only the first archive of a chain "
 				    "may be full", path);
@@ -121,9 +121,9 @@ struct vb_chain *vb_chain_open(const char *const *paths, size_t n, struct vb_err
 		c->n = i + 1;
 	}
 	first = vb_archive_meta(c->m[0].a);
-	if (strcmp(first->kind, "full") != 0 && strcmp(first->kind, "proxmox") != 0) {
+	if (!vb_kind_whole(first->kind)) {
 		vb_error_set(err, VB_E_USAGE, 0, "%s is %s: a chain starts with a full archive",
-			     vb_archive_path(c->m[0].a), first->kind);
+			     vb_archive_path(c->m[0].a), vb_kind_name(first->kind));
 		goto fail;
 	}
 	if (n > 1 && !first->ours) {

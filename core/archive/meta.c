@@ -101,7 +101,7 @@ char *vb_meta_build(const struct vb_meta_archive_in *a, const uint8_t uuid[VMA_U
 	if (add(root, "format", json_object_new_string("vmaback")) < 0 ||
 	    add(root, "format_version", json_object_new_int(1)) < 0 ||
 	    add(root, "tool_version", json_object_new_string(VB_VERSION)) < 0 ||
-	    add(root, "kind", json_object_new_string(a->kind)) < 0 ||
+	    add(root, "kind", json_object_new_string(vb_kind_name(a->kind))) < 0 ||
 	    add_opt(root, "set", a->set) < 0 ||
 	    add_opt(root, "checkpoint", a->checkpoint) < 0 ||
 	    add_opt(root, "parent_checkpoint", a->parent_checkpoint) < 0 ||
@@ -131,7 +131,6 @@ void vb_meta_clear(struct vb_meta *m)
 	for (size_t i = 0; i < m->ndrives; i++)
 		free(m->drives[i].name);
 	free(m->drives);
-	free(m->kind);
 	free(m->tool_version);
 	free(m->set);
 	free(m->checkpoint);
@@ -148,9 +147,9 @@ static int meta_from_header(struct vb_meta *m, struct vma_reader *r, struct vb_e
 	unsigned n = vma_reader_device_count(r);
 
 	m->ours = false;
-	m->kind = strdup("proxmox");
+	m->kind = VB_KIND_PROXMOX;
 	m->drives = calloc(n ? n : 1, sizeof(*m->drives));
-	if (!m->kind || !m->drives)
+	if (!m->drives)
 		return vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
 	for (unsigned i = 0; i < n; i++) {
 		const struct vma_device_info *di = vma_reader_device(r, i);
@@ -299,7 +298,6 @@ static int meta_from_json(struct vb_meta *m, const struct vma_config_info *ci,
 		goto out;
 	}
 	m->ours = true;
-	m->kind = strdup(get_str(root, "kind"));
 	s = get_str(root, "tool_version");
 	m->tool_version = s ? strdup(s) : NULL;
 	s = get_str(root, "set");
@@ -317,17 +315,16 @@ static int meta_from_json(struct vb_meta *m, const struct vma_config_info *ci,
 	m->parent_checkpoint = s ? strdup(s) : NULL;
 	s = get_str(root, "parent_uuid");
 	m->parent_uuid = s ? strdup(s) : NULL;
-	if (strcmp(m->kind, "full") != 0 && strcmp(m->kind, "incremental") != 0 &&
-	    strcmp(m->kind, "differential") != 0) {
+	if (vb_kind_parse(get_str(root, "kind"), &m->kind) < 0) {
 		vb_error_set(err, VB_E_INVALID, 0, "%s: %s: unknown kind '%s'", what,
-			     VB_META_NAME, m->kind);
+			     VB_META_NAME, get_str(root, "kind"));
 		goto out;
 	}
 	if (load_merged(m, root, what, err) < 0)
 		goto out;
-	if (strcmp(m->kind, "full") != 0 && (!m->parent_uuid || !m->set)) {
+	if (m->kind != VB_KIND_FULL && (!m->parent_uuid || !m->set)) {
 		vb_error_set(err, VB_E_INVALID, 0, "%s: %s: a %s archive without its parent",
-			     what, VB_META_NAME, m->kind);
+			     what, VB_META_NAME, vb_kind_name(m->kind));
 		goto out;
 	}
 	n = json_object_array_length(drives);
@@ -338,7 +335,7 @@ static int meta_from_json(struct vb_meta *m, const struct vma_config_info *ci,
 		goto out;
 	}
 	m->drives = calloc(n ? n : 1, sizeof(*m->drives));
-	if (!m->kind || !m->drives) {
+	if (!m->drives) {
 		vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
 		goto out;
 	}

@@ -25,7 +25,7 @@ static int start_archive(struct run *r, int64_t ctime)
 {
 	struct vb_backup *b = r->b;
 	struct vb_meta_archive_in ma = {
-		.kind = vb_mode_name(b->mode),
+		.kind = vb_kind_of_mode(b->mode),
 		.set = b->o.state ? vb_state_set(b->o.state) : NULL,
 		.checkpoint = b->o.state ? b->ckname : NULL,
 		.parent_checkpoint = b->base ? b->base->name : NULL,
@@ -182,7 +182,7 @@ static int commit(struct run *r, int64_t ctime)
 	vb_hex(r->res->sha256, 32, sha);
 	c.name = b->ckname;
 	c.time = ctime;
-	c.kind = (char *)vb_mode_name(b->mode);
+	c.kind = vb_kind_of_mode(b->mode);
 	c.parent = latest ? latest->name : NULL;
 	c.uuid = uuid;
 	c.base_uuid = b->base ? b->base->uuid : NULL;
@@ -275,7 +275,7 @@ int vb_backup_run(struct vb_backup *b, struct vb_writer *sink, struct vb_backup_
 	int rc = -1, e;
 
 	memset(res, 0, sizeof(*res));
-	res->kind = vb_mode_name(b->mode);
+	res->kind = vb_kind_of_mode(b->mode);
 	res->drives = (unsigned)b->njobs;
 	for (size_t i = 0; i < b->njobs; i++)
 		res->total_size += b->jobs[i].size;

@@ -96,7 +96,7 @@ struct vb_backup_opts {
 };
 
 struct vb_backup_result {
-	const char *kind;        /* "full", "incremental", "differential" */
+	enum vb_kind kind;       /* full, incremental or differential */
 	unsigned drives;
 	uint64_t total_size;     /* sum of drive sizes */
 	uint64_t bytes_read;     /* read from the sources */
@@ -124,8 +124,8 @@ struct vb_backup;
  * source, reads every config file, decides the mode and loads the state it
  * needs. Nothing is written. */
 struct vb_backup *vb_backup_prepare(const struct vb_backup_opts *o, struct vb_error *err);
-/* The kind prepare decided: "full", "incremental" or "differential". */
-const char *vb_backup_kind(const struct vb_backup *b);
+/* The kind prepare decided: full, incremental or differential. */
+enum vb_kind vb_backup_kind(const struct vb_backup *b);
 /* Replaces o->archive_path (path must outlive b), checked again against
  * the sources: a dump directory's name depends on the kind. */
 int vb_backup_set_archive_path(struct vb_backup *b, const char *path, struct vb_error *err);

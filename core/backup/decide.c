@@ -112,7 +112,7 @@ static bool chain_rotates(struct vb_backup *b)
 	const struct vb_ckpt *full;
 	int64_t age;
 
-	while (k > 0 && strcmp(vb_state_get(s, k - 1)->kind, "full") != 0)
+	while (k > 0 && vb_state_get(s, k - 1)->kind != VB_KIND_FULL)
 		k--;
 	if (k == 0)
 		return false; /* no full in the state: nothing to rotate */

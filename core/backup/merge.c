@@ -69,7 +69,7 @@ static int start(struct vma_writer *w, struct vb_chain *c, uint8_t dev_map[256],
 {
 	const struct vb_meta *m = vb_chain_meta(c);
 	struct vma_reader *first = vb_archive_vma(vb_chain_archive(c, 0));
-	struct vb_meta_archive_in ma = { .kind = "full", .set = m->set,
+	struct vb_meta_archive_in ma = { .kind = VB_KIND_FULL, .set = m->set,
 					 .checkpoint = m->checkpoint, .time_ns = m->time_ns };
 	struct vb_meta_drive_in *md = calloc(m->ndrives + 1, sizeof(*md));
 	const char **merged = m->ours ? merged_uuids(c, &ma.nmerged) : NULL;

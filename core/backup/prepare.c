@@ -161,9 +161,9 @@ static int check_output(const struct vb_backup *b, struct vb_error *err)
 	return 0;
 }
 
-const char *vb_backup_kind(const struct vb_backup *b)
+enum vb_kind vb_backup_kind(const struct vb_backup *b)
 {
-	return vb_mode_name(b->mode);
+	return vb_kind_of_mode(b->mode);
 }
 
 int vb_backup_set_archive_path(struct vb_backup *b, const char *path, struct vb_error *err)

@@ -95,7 +95,32 @@ enum vb_mode {
 	VB_MODE_INCREMENTAL, /* changes since the latest checkpoint */
 	VB_MODE_DIFFERENTIAL /* changes since an older checkpoint (since) */
 };
+/* "auto", "full", ...: the CLI's words (cli_parse_mode reads them). */
 const char *vb_mode_name(enum vb_mode m);
+
+/* What an archive or a checkpoint is; a string only in vmaback.json,
+ * state.json and what the CLI prints (vb_kind_name, vb_kind_parse). A
+ * resolved mode is a kind (vb_kind_of_mode). */
+enum vb_kind {
+	VB_KIND_UNKNOWN = 0,                         /* "?": an archive that did not open */
+	VB_KIND_FULL = VB_MODE_FULL,                 /* "full" */
+	VB_KIND_INCREMENTAL = VB_MODE_INCREMENTAL,   /* "incremental" */
+	VB_KIND_DIFFERENTIAL = VB_MODE_DIFFERENTIAL, /* "differential" */
+	VB_KIND_PROXMOX,     /* "proxmox": no vmaback.json, a full backup of Proxmox's */
+};
+const char *vb_kind_name(enum vb_kind k);
+/* "full", "incremental" or "differential" (what vmaback writes): 0, else -1. */
+int vb_kind_parse(const char *s, enum vb_kind *k);
+/* VB_MODE_FULL, _INCREMENTAL or _DIFFERENTIAL (never AUTO) as a kind. */
+static inline enum vb_kind vb_kind_of_mode(enum vb_mode m)
+{
+	return (enum vb_kind)m;
+}
+/* Holds every cluster of its drives: a full backup (vmaback's or Proxmox's). */
+static inline bool vb_kind_whole(enum vb_kind k)
+{
+	return k == VB_KIND_FULL || k == VB_KIND_PROXMOX;
+}
 
 /* ============================================================== formatting */
 

@@ -52,3 +52,30 @@ const char *vb_mode_name(enum vb_mode m)
 		return "auto";
 	}
 }
+
+const char *vb_kind_name(enum vb_kind k)
+{
+	switch (k) {
+	case VB_KIND_FULL:
+	case VB_KIND_INCREMENTAL:
+	case VB_KIND_DIFFERENTIAL:
+		return vb_mode_name((enum vb_mode)k);
+	case VB_KIND_PROXMOX:
+		return "proxmox";
+	default:
+		return "?";
+	}
+}
+
+int vb_kind_parse(const char *s, enum vb_kind *k)
+{
+	static const enum vb_kind ours[] = { VB_KIND_FULL, VB_KIND_INCREMENTAL,
+					     VB_KIND_DIFFERENTIAL };
+
+	for (size_t i = 0; s && i < sizeof(ours) / sizeof(ours[0]); i++)
+		if (strcmp(s, vb_kind_name(ours[i])) == 0) {
+			*k = ours[i];
+			return 0;
+		}
+	return -1;
+}

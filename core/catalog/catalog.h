@@ -18,12 +18,12 @@
  * result must be a plain file name. malloc'd, or NULL with err set. */
 char *vb_dumpdir_name(const char *tmpl, const char *vmid, const char *set, int64_t time,
 		      bool zstd, struct vb_error *err);
-/* The name an archive of kind ("full", "incremental", "differential")
+/* The name an archive of kind (full, incremental, differential)
  * takes instead of the full's name path (from vb_dumpdir_name): a full
  * keeps it, an incremental ends in .vmainc[.zst], a differential in
  * .vmadiff[.zst], names Proxmox does not list as backups. malloc'd; NULL
  * when path does not end in .vma or .vma.zst (or out of memory). */
-char *vb_dumpdir_kind_name(const char *path, const char *kind);
+char *vb_dumpdir_kind_name(const char *path, enum vb_kind kind);
 /* Sibling files: ARCHIVE.notes, ARCHIVE.protected (Proxmox), and the log,
  * the archive's name without .vma[.zst|.gz|.lzo] plus .log (vzdump).
  * malloc'd. */
@@ -37,7 +37,7 @@ struct vb_backup_info {
 	char *path;             /* the archive file, or NULL */
 	char *checkpoint;       /* NULL for archives of no set */
 	char *set;
-	char *kind;             /* full, incremental, differential, proxmox, "?" */
+	enum vb_kind kind;      /* VB_KIND_UNKNOWN: the archive did not open */
 	char *uuid;
 	char *base_uuid;        /* the archive it builds on, or NULL */
 	char *error;            /* why the archive could not be read, or NULL */

@@ -60,7 +60,7 @@ char *vb_dumpdir_sibling(const char *archive, const char *what)
 	return out;
 }
 
-char *vb_dumpdir_kind_name(const char *path, const char *kind)
+char *vb_dumpdir_kind_name(const char *path, enum vb_kind kind)
 {
 	const char *ext = NULL;
 	size_t len = strlen(path);
@@ -70,9 +70,9 @@ char *vb_dumpdir_kind_name(const char *path, const char *kind)
 	if (!zst && !ends_with(path, ".vma"))
 		return NULL;
 	len -= zst ? 8 : 4;
-	if (strcmp(kind, "incremental") == 0)
+	if (kind == VB_KIND_INCREMENTAL)
 		ext = ".vmainc";
-	else if (strcmp(kind, "differential") == 0)
+	else if (kind == VB_KIND_DIFFERENTIAL)
 		ext = ".vmadiff";
 	else
 		ext = ".vma";
@@ -198,7 +198,6 @@ static void info_clear(struct vb_backup_info *b)
 	free(b->path);
 	free(b->checkpoint);
 	free(b->set);
-	free(b->kind);
 	free(b->uuid);
 	free(b->base_uuid);
 	free(b->error);
@@ -297,7 +296,7 @@ static int add_ckpt(struct vb_backup_list *l, const struct vb_state *s, const st
 	b->path = dup0(c->archive);
 	b->checkpoint = dup0(c->name);
 	b->set = dup0(vb_state_set(s));
-	b->kind = dup0(c->kind);
+	b->kind = c->kind;
 	b->uuid = dup0(c->uuid);
 	b->base_uuid = dup0(c->base_uuid);
 	b->time = c->time;
@@ -321,7 +320,7 @@ static int add_pruned(struct vb_backup_list *l, const struct vb_state *s,
 	b->path = strdup(p->archive);
 	b->checkpoint = dup0(p->checkpoint);
 	b->set = dup0(vb_state_set(s));
-	b->kind = strdup("?");
+	b->kind = VB_KIND_UNKNOWN;
 	b->uuid = dup0(p->uuid);
 	b->pruned = true;
 	stat_file(b);
@@ -359,12 +358,12 @@ static int add_file(struct vb_backup_list *l, const struct vb_state *s, const ch
 	b->path = strdup(path);
 	stat_file(b);
 	if (!m) {
-		b->kind = strdup("?");
+		b->kind = VB_KIND_UNKNOWN;
 		b->error = strdup(aerr.msg);
 		b->time = b->time_ns = 0;
 		goto out;
 	}
-	b->kind = dup0(m->kind);
+	b->kind = m->kind;
 	b->set = dup0(m->set);
 	b->checkpoint = dup0(m->checkpoint);
 	b->uuid = strdup(m->uuid);
@@ -433,9 +432,7 @@ static void mark_complete(struct vb_backup_list *l)
 
 		while (b && b->present && !b->error && steps++ <= l->n) {
 			if (!b->base_uuid) {
-				l->v[i].complete = strcmp(b->kind, "incremental") != 0 &&
-						   strcmp(b->kind, "differential") != 0 &&
-						   strcmp(b->kind, "?") != 0;
+				l->v[i].complete = vb_kind_whole(b->kind);
 				break;
 			}
 			b = by_uuid(l, b->base_uuid);

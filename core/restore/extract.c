@@ -77,11 +77,11 @@ static int check_request(struct extract *x)
 	struct vma_reader *vr = vb_archive_vma(x->a);
 	const char *path = vb_archive_path(x->a);
 
-	if (m->ours && strcmp(m->kind, "full") != 0)
+	if (!vb_kind_whole(m->kind))
 		return vb_error_set(x->err, VB_E_USAGE, 0,
 				    "%s is not a full archive (it is %s: only changed clusters); "
 				    "restore it with its chain (vmaback restore FULL ... %s --to DIR)",
-				    path, m->kind, path);
+				    path, vb_kind_name(m->kind), path);
 	for (size_t i = 0; i < x->o->nselect; i++) {
 		bool found = false;
 

@@ -47,7 +47,7 @@ static int chain_of(const struct vb_state *s, const struct vb_ckpt *c, const cha
 		(*paths)[0] = path;
 		(*recs)[0] = cur;
 		(*n)++;
-		if (strcmp(cur->kind, "full") == 0)
+		if (cur->kind == VB_KIND_FULL)
 			return 0;
 		if (!cur->base_uuid || !(cur = vb_state_by_uuid(s, cur->base_uuid)))
 			return vb_error_set(err, VB_E_USAGE, 0, "the state no longer records the "

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/io/io.h"
 #include "core/source/libvirt_int.h"
 
 /* ============================================================== the directory */
@@ -153,8 +154,8 @@ static char *checkpoint_xml(struct vb_live *l)
 }
 
 /* vmaback's copy of the new checkpoint's XML, to redefine it if libvirt
- * loses it; without <parent>, which the next commit deletes. Written
- * under a temporary name, fsynced and renamed. */
+ * loses it; without <parent>, which the next commit deletes. Published
+ * through core/io's tempfile (fsync, rename, fsync of the directory). */
 static int save_meta(struct vb_live *l, struct vb_error *err)
 {
 	struct lv *v = lv_of(l);
@@ -163,9 +164,9 @@ static int save_meta(struct vb_live *l, struct vb_error *err)
 		    NULL;
 	xmlDocPtr doc = xml ? lv_parse(xml) : NULL;
 	xmlXPathObjectPtr par = lv_xpath(doc, "/domaincheckpoint/parent");
-	char *path = lv_meta_path(v, l->ckpt), *tmp = NULL, *text;
-	int fd = -1, rc = -1;
-	size_t len;
+	char *path = lv_meta_path(v, l->ckpt), *text;
+	struct vb_tempfile *t;
+	int rc = -1, e;
 
 	if (cp)
 		virDomainCheckpointFree(cp);
@@ -187,34 +188,29 @@ static int save_meta(struct vb_live *l, struct vb_error *err)
 	}
 	text = dump(doc);
 	doc = NULL;
-	if (!text || !path || asprintf(&tmp, "%s/.%s.tmp", v->meta_dir, l->ckpt) < 0) {
+	if (!text || !path) {
 		free(text);
-		tmp = NULL;
 		rc = lv_oom(err);
 		goto out;
 	}
-	len = strlen(text);
-	unlink(tmp);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0 || write(fd, text, len) != (ssize_t)len || fsync(fd) < 0 || close(fd) < 0 ||
-	    rename(tmp, path) < 0) {
-		vb_error_set(err, VB_E_FAIL, errno, "%s: %s", path, strerror(errno));
-		if (fd >= 0)
-			unlink(tmp);
-	} else {
+	t = vb_tempfile_new(path, err);
+	if (t && (e = vb_write_all(vb_tempfile_fd(t), text, strlen(text))) < 0) {
+		vb_error_set(err, VB_E_FAIL, -e, "%s: %s", path, strerror(-e));
+		vb_tempfile_discard(t);
+		t = NULL;
+	}
+	/* 1: renamed, the directory's fsync failed: the copy is there (a
+	 * crash may lose it; libvirt still has the checkpoint) */
+	if (t && vb_tempfile_publish(t, true, err) >= 0) {
+		vb_error_clear(err);
 		rc = 0;
 	}
 	free(text);
-	if (rc == 0 && (fd = open(v->meta_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-		fsync(fd);
-		close(fd);
-	}
 out:
 	xmlXPathFreeObject(par);
 	xmlFreeDoc(doc);
 	free(xml);
 	free(path);
-	free(tmp);
 	return rc;
 }
 

@@ -68,13 +68,13 @@ static struct bitmap *archive_clusters(struct vb_state *s, const struct vb_ckpt 
 		vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
 		return NULL;
 	}
-	if (strcmp(c->kind, "full") == 0 || !c->base_uuid) {
+	if (c->kind == VB_KIND_FULL || !c->base_uuid) {
 		bitmap_set_all(acc);
 		return acc;
 	}
 	if (add_bitmap(s, d->bitmap, n, acc, err) < 0)
 		goto fail;
-	if (strcmp(c->kind, "differential") != 0)
+	if (c->kind != VB_KIND_DIFFERENTIAL)
 		return acc;
 	for (i = 0; i < count; i++) {
 		const struct vb_ckpt *k = vb_state_get(s, i);

@@ -32,7 +32,6 @@ void st_ckpt_clear(struct vb_ckpt *c)
 	}
 	free(c->drives);
 	free(c->name);
-	free(c->kind);
 	free(c->parent);
 	free(c->uuid);
 	free(c->base_uuid);
@@ -46,7 +45,7 @@ int st_ckpt_copy(struct vb_ckpt *dst, const struct vb_ckpt *src)
 	memset(dst, 0, sizeof(*dst));
 	dst->time = src->time;
 	dst->name = st_strdup(src->name);
-	dst->kind = st_strdup(src->kind);
+	dst->kind = src->kind;
 	dst->parent = st_strdup(src->parent);
 	dst->uuid = st_strdup(src->uuid);
 	dst->base_uuid = st_strdup(src->base_uuid);
@@ -54,7 +53,7 @@ int st_ckpt_copy(struct vb_ckpt *dst, const struct vb_ckpt *src)
 	dst->archive_sha256 = st_strdup(src->archive_sha256);
 	dst->archive_size = src->archive_size;
 	dst->drives = calloc(src->ndrives ? src->ndrives : 1, sizeof(*dst->drives));
-	if (!dst->name || !dst->kind || !dst->uuid || !dst->drives)
+	if (!dst->name || !dst->uuid || !dst->drives)
 		goto fail;
 	for (size_t i = 0; i < src->ndrives; i++) {
 		struct vb_ckpt_drive *d = &dst->drives[i];

@@ -14,46 +14,36 @@
 #include "core/store/store_int.h"
 
 
-/* Writes state.json through a temporary, fsync, rename, fsync of the dir:
- * 0; 1 when the rename happened but the directory's fsync failed (the new
- * state is the current one, err says it may not survive a crash); -1 when
- * state.json was not replaced. */
+/* Writes state.json through a registered temporary (core/io's publish:
+ * fsync, rename, fsync of the dir): 0; 1 when the rename happened but the
+ * directory's fsync failed (the new state is the current one, err says it
+ * may not survive a crash); -1 when state.json was not replaced. */
 static int publish(struct vb_state *s, struct vb_error *err)
 {
-	char tmp[PATH_MAX], *text = st_state_text(s);
-	int fd, rc = -1, e = 0;
+	char final[PATH_MAX], *text = st_state_text(s);
+	struct vb_tempfile *t;
+	int rc = -1, e;
 
 	if (!text)
 		return vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
-	snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", s->path, STATE_FILE);
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0) {
-		vb_error_set(err, VB_E_FAIL, errno, "%s: %s", s->path, strerror(errno));
+	snprintf(final, sizeof(final), "%s/%s", s->path, STATE_FILE);
+	t = vb_tempfile_new(final, err);
+	if (!t)
+		goto out;
+	/* st_write_whole, not vb_write_all: a signal does not cut it short */
+	if ((e = st_write_whole(vb_tempfile_fd(t), text, strlen(text))) != 0) {
+		vb_error_set(err, VB_E_FAIL, e, "%s: %s", final, strerror(e));
+		vb_tempfile_discard(t);
 		goto out;
 	}
-	if (fchmod(fd, 0600) < 0 || (e = st_write_whole(fd, text, strlen(text))) != 0 ||
-	    fsync(fd) < 0) {
-		e = e ? e : errno;
-		vb_error_set(err, VB_E_FAIL, e, "%s/%s: %s", s->path, STATE_FILE, strerror(e));
-		close(fd);
-		unlink(tmp);
-		goto out;
-	}
-	if (close(fd) < 0 || renameat(AT_FDCWD, tmp, s->dirfd, STATE_FILE) < 0) {
-		vb_error_set(err, VB_E_FAIL, errno, "%s/%s: %s", s->path, STATE_FILE,
-			     strerror(errno));
-		unlink(tmp);
-		goto out;
-	}
-	rc = 0;
-	if (fsync(s->dirfd) < 0) {
-		e = errno;
-
+	rc = vb_tempfile_publish(t, true, err);
+	if (rc > 0) {
+		e = err->sys_errno;
+		vb_error_clear(err);
 		vb_error_set(err, VB_E_FAIL, e, "the state directory %s could not be made "
 			     "durable after %s was replaced (fsync: %s): after a crash the set "
 			     "may be back at its previous state", s->path, STATE_FILE,
 			     strerror(e));
-		rc = 1;
 	}
 out:
 	free(text);
@@ -306,10 +296,9 @@ static int refuse_chain_start(const struct vb_state *s, const char *name,
 
 	for (i = 0; i + 1 < s->n && strcmp(s->ck[i].name, name) != 0; i++)
 		;
-	if (i + 1 >= s->n || strcmp(s->ck[i].kind, "full") != 0 ||
-	    strcmp(s->ck[i + 1].kind, "full") == 0)
+	if (i + 1 >= s->n || s->ck[i].kind != VB_KIND_FULL || s->ck[i + 1].kind == VB_KIND_FULL)
 		return 0;
-	for (last = i + 1; last + 1 < s->n && strcmp(s->ck[last + 1].kind, "full") != 0; last++)
+	for (last = i + 1; last + 1 < s->n && s->ck[last + 1].kind != VB_KIND_FULL; last++)
 		;
 	return vb_error_set(err, VB_E_USAGE, 0,
 			    "%s is the full checkpoint of set '%s' that %s%s%s build%s on: "

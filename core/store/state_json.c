@@ -40,7 +40,7 @@ static json_object *ckpt_to_json(const struct vb_ckpt *c)
 
 	jadd(o, "name", c->name);
 	json_object_object_add(o, "time", json_object_new_int64(c->time));
-	jadd(o, "kind", c->kind);
+	jadd(o, "kind", vb_kind_name(c->kind));
 	jadd(o, "parent", c->parent);
 	jadd(o, "uuid", c->uuid);
 	jadd(o, "base_uuid", c->base_uuid);
@@ -73,7 +73,8 @@ static int ckpt_from_json(struct vb_ckpt *c, json_object *o)
 	int64_t t, asize = 0;
 
 	memset(c, 0, sizeof(*c));
-	if (!jstr(o, "name") || !jstr(o, "kind") || !jstr(o, "uuid") || jint(o, "time", &t) < 0 ||
+	if (!jstr(o, "name") || vb_kind_parse(jstr(o, "kind"), &c->kind) < 0 || !jstr(o, "uuid") ||
+	    jint(o, "time", &t) < 0 ||
 	    !json_object_object_get_ex(o, "drives", &arr) ||
 	    !json_object_is_type(arr, json_type_array))
 		return -1;
@@ -84,14 +85,13 @@ static int ckpt_from_json(struct vb_ckpt *c, json_object *o)
 	c->archive_size = (uint64_t)asize;
 	c->time = t;
 	c->name = st_strdup(jstr(o, "name"));
-	c->kind = st_strdup(jstr(o, "kind"));
 	c->parent = st_strdup(jstr(o, "parent"));
 	c->uuid = st_strdup(jstr(o, "uuid"));
 	c->base_uuid = st_strdup(jstr(o, "base_uuid"));
 	c->archive = st_strdup(jstr(o, "archive"));
 	c->archive_sha256 = st_strdup(jstr(o, "archive_sha256"));
 	c->drives = calloc(json_object_array_length(arr) + 1, sizeof(*c->drives));
-	if (!c->name || !c->kind || !c->uuid || !c->drives)
+	if (!c->name || !c->uuid || !c->drives)
 		goto fail;
 	for (size_t i = 0; i < json_object_array_length(arr); i++) {
 		json_object *x = json_object_array_get_idx(arr, i);
@@ -176,7 +176,7 @@ char *st_manifest_text(const struct vb_state *s, const struct vb_ckpt *c)
 	json_object_object_add(o, "version", json_object_new_int(1));
 	jadd(o, "set", s->set);
 	jadd(o, "checkpoint", c->name);
-	jadd(o, "kind", c->kind);
+	jadd(o, "kind", vb_kind_name(c->kind));
 	jadd(o, "uuid", c->uuid);
 	jadd(o, "base_uuid", c->base_uuid);
 	jadd(o, "archive", c->archive);

@@ -34,7 +34,7 @@ struct vb_ckpt_drive {
 struct vb_ckpt {
 	char *name;
 	int64_t time;
-	char *kind;             /* "full", "incremental", "differential" */
+	enum vb_kind kind;      /* full, incremental or differential */
 	char *parent;           /* previous checkpoint in the chain, or NULL */
 	char *uuid;             /* archive uuid */
 	char *base_uuid;        /* archive the new archive's content builds on, or NULL */

@@ -100,10 +100,10 @@ static void check(const struct vb_meta *m, struct vma_reader *r)
 	vb_uuid_format(uuid, u);
 	if (!m->ours || strcmp(m->uuid, u) != 0 || m->ndrives != NDEVS)
 		abort();
-	if (strcmp(m->kind, "full") != 0 && strcmp(m->kind, "incremental") != 0 &&
-	    strcmp(m->kind, "differential") != 0)
+	if (m->kind != VB_KIND_FULL && m->kind != VB_KIND_INCREMENTAL &&
+	    m->kind != VB_KIND_DIFFERENTIAL)
 		abort();
-	if (strcmp(m->kind, "full") != 0 && (!m->parent_uuid || !m->set))
+	if (m->kind != VB_KIND_FULL && (!m->parent_uuid || !m->set))
 		abort();
 	for (size_t i = 0; i < m->nmerged; i++)
 		if (strlen(m->merged[i]) != 36)
@@ -147,7 +147,7 @@ static void round_trip(const struct vb_meta *m)
 	r = header_with(json, strlen(json), 1, &mem);
 	if (vb_meta_load(&m2, r, "again", &err) < 0)
 		abort();
-	if (!same(m->kind, m2.kind) || !same(m->set, m2.set) ||
+	if (m->kind != m2.kind || !same(m->set, m2.set) ||
 	    !same(m->checkpoint, m2.checkpoint) || !same(m->parent_uuid, m2.parent_uuid) ||
 	    !same(m->parent_checkpoint, m2.parent_checkpoint) || m2.time_ns != a.time_ns ||
 	    m->nmerged != m2.nmerged || m->ndrives != m2.ndrives)
@@ -176,7 +176,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0; /* the largest blob a header holds */
 	r = header_with(data, size, 0, &mem);
 	if (vb_meta_load(&m, r, "fuzz", &err) < 0) {
-		if (err.msg[0] == '\0' || m.ndrives != 0 || m.kind != NULL)
+		if (err.msg[0] == '\0' || m.ndrives != 0 || m.kind != VB_KIND_UNKNOWN)
 			abort(); /* a refusal says why and keeps nothing */
 	} else {
 		check(&m, r);

@@ -124,7 +124,7 @@ static void make_archive(const char *path, const struct arc *a)
 			  "block", "/dev/b" },
 		};
 		struct vb_meta_archive_in in = {
-			.kind = a->kind ? a->kind : "full", .set = a->noset ? NULL : a->set ? a->set : "s",
+			.kind = ts_kind(a->kind ? a->kind : "full"), .set = a->noset ? NULL : a->set ? a->set : "s",
 			.checkpoint = a->ckpt, .parent_checkpoint = a->pckpt, .parent_uuid = puuid,
 			.merged = a->merged, .nmerged = a->nmerged, .time_ns = a->time_ns,
 		};
@@ -183,7 +183,7 @@ static void test_open_full(void **state)
 	assert_non_null(a);
 	m = vb_archive_meta(a);
 	assert_true(m->ours);
-	assert_string_equal(m->kind, "full");
+	assert_string_equal(vb_kind_name(m->kind), "full");
 	assert_string_equal(m->tool_version, VB_VERSION);
 	assert_string_equal(m->uuid, u1);
 	assert_string_equal(m->set, "s");
@@ -300,7 +300,7 @@ static void test_foreign(void **state)
 	assert_non_null(a);
 	m = vb_archive_meta(a);
 	assert_false(m->ours);
-	assert_string_equal(m->kind, "proxmox");
+	assert_string_equal(vb_kind_name(m->kind), "proxmox");
 	assert_null(m->set);
 	assert_int_equal(m->ndrives, 2);
 	assert_int_equal(m->drives[1].size, vb_round_sector(SIZE_B));
@@ -368,7 +368,7 @@ static void test_meta_build(void **state)
 	uint8_t uuid[16];
 	const char *merged[] = { "11111111-1111-1111-1111-111111111111" };
 	struct vb_meta_drive_in d = { "d\"q/x", 1, 12345, 1, "file", "/p/\xc3\xa9" };
-	struct vb_meta_archive_in in = { .kind = "incremental", .set = "s", .checkpoint = "c",
+	struct vb_meta_archive_in in = { .kind = VB_KIND_INCREMENTAL, .set = "s", .checkpoint = "c",
 					 .parent_checkpoint = "p", .parent_uuid = "pu",
 					 .merged = merged, .nmerged = 1, .time_ns = 77 };
 	char *j;
@@ -398,7 +398,7 @@ static void test_meta_build(void **state)
 	free(j);
 	/* no set, no merge, time 0: now, and the keys are there as null */
 	setenv("VMABACK_TEST_NOW", "1704067200", 1);
-	in = (struct vb_meta_archive_in){ .kind = "full" };
+	in = (struct vb_meta_archive_in){ .kind = VB_KIND_FULL };
 	j = vb_meta_build(&in, uuid, 1704067200, &d, 1, &err);
 	unsetenv("VMABACK_TEST_NOW");
 	o = json_tokener_parse(j);

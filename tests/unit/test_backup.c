@@ -154,7 +154,7 @@ static void full_then_incremental(void **state)
 	const char *chain[] = { "full.vma", "inc.vma" };
 
 	assert_int_equal(backup(f, "full.vma", VB_MODE_AUTO, 0, NULL, &res, &err), 0);
-	assert_string_equal(res.kind, "full");
+	assert_string_equal(vb_kind_name(res.kind), "full");
 	assert_true(res.committed);
 	assert_int_equal(res.clusters, 3 * MIB / CL);
 	chain_equals_disks(f, chain, 1);
@@ -162,7 +162,7 @@ static void full_then_incremental(void **state)
 	poke(f, 1, 20, 0xdd);
 	poke(f, 1, 21, 0xdc);
 	assert_int_equal(backup(f, "inc.vma", VB_MODE_AUTO, 0, NULL, &res, &err), 0);
-	assert_string_equal(res.kind, "incremental");
+	assert_string_equal(vb_kind_name(res.kind), "incremental");
 	assert_int_equal(res.dirty_clusters, 3);
 	assert_int_equal(res.clusters, 3);
 	assert_int_equal(ckpt_count(f), 2);
@@ -248,7 +248,7 @@ static void changed_drives(void **state)
 	assert_non_null(strstr(err.msg, "changed size"));
 	vb_error_clear(&err);
 	assert_int_equal(backup(f, "full2.vma", VB_MODE_AUTO, 0, NULL, &res, &err), 0);
-	assert_string_equal(res.kind, "full");
+	assert_string_equal(vb_kind_name(res.kind), "full");
 	assert_int_equal(ckpt_count(f), 2);
 }
 

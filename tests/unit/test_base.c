@@ -234,6 +234,34 @@ static void test_warnings(void **state)
 	assert_string_equal(vb_warn_kind_name((enum vb_warn_kind)99), "note");
 }
 
+/* Kinds are enums inside; their names only at the JSON and CLI edges: one
+ * to-string and one from-string, which agree. */
+static void test_kinds(void **state)
+{
+	enum vb_kind k = VB_KIND_UNKNOWN;
+
+	(void)state;
+	assert_string_equal(vb_kind_name(VB_KIND_FULL), "full");
+	assert_string_equal(vb_kind_name(VB_KIND_INCREMENTAL), "incremental");
+	assert_string_equal(vb_kind_name(VB_KIND_DIFFERENTIAL), "differential");
+	assert_string_equal(vb_kind_name(VB_KIND_PROXMOX), "proxmox");
+	assert_string_equal(vb_kind_name(VB_KIND_UNKNOWN), "?");
+	for (int i = VB_KIND_FULL; i <= VB_KIND_DIFFERENTIAL; i++) {
+		assert_int_equal(vb_kind_parse(vb_kind_name((enum vb_kind)i), &k), 0);
+		assert_int_equal(k, i);
+		assert_int_equal(vb_kind_of_mode((enum vb_mode)i), i);
+		assert_string_equal(vb_kind_name((enum vb_kind)i), vb_mode_name((enum vb_mode)i));
+	}
+	/* what vmaback never writes into a file is no kind of a file */
+	assert_int_equal(vb_kind_parse("proxmox", &k), -1);
+	assert_int_equal(vb_kind_parse("?", &k), -1);
+	assert_int_equal(vb_kind_parse("Full", &k), -1);
+	assert_int_equal(vb_kind_parse(NULL, &k), -1);
+	assert_true(vb_kind_whole(VB_KIND_FULL) && vb_kind_whole(VB_KIND_PROXMOX));
+	assert_false(vb_kind_whole(VB_KIND_INCREMENTAL) || vb_kind_whole(VB_KIND_DIFFERENTIAL) ||
+		     vb_kind_whole(VB_KIND_UNKNOWN));
+}
+
 /* VMABACK_TEST_NOW sets the wall clock of backups; a value that is not a
  * whole non-negative number is ignored, and the monotonic clock never
  * follows it. */
@@ -368,6 +396,7 @@ int main(void)
 		cmocka_unit_test(test_hex),
 		cmocka_unit_test(test_uuid_format),
 		cmocka_unit_test(test_warnings),
+		cmocka_unit_test(test_kinds),
 		cmocka_unit_test(test_clock),
 		cmocka_unit_test(test_crash_point_other_name),
 		cmocka_unit_test(test_crash_point_kills),

@@ -126,7 +126,7 @@ static void add(struct vb_backup_list *l, const char *ck, const char *kind, cons
 	b = &l->v[l->n++];
 	memset(b, 0, sizeof(*b));
 	b->checkpoint = strdup(ck);
-	b->kind = strdup(kind);
+	b->kind = ts_kind(kind);
 	b->uuid = strdup(uuid);
 	b->base_uuid = base ? strdup(base) : NULL;
 	b->time = time;
@@ -215,16 +215,16 @@ static void test_dumpdir_names(void **st)
 	free(n);
 	assert_true(vb_dumpdir_is_archive_name("a.vma.gz"));
 	/* partial archives: names Proxmox does not list as vzdump backups */
-	n = vb_dumpdir_kind_name("/d/x.vma.zst", "incremental");
+	n = vb_dumpdir_kind_name("/d/x.vma.zst", VB_KIND_INCREMENTAL);
 	assert_string_equal(n, "/d/x.vmainc.zst");
 	free(n);
-	n = vb_dumpdir_kind_name("/d/x.vma", "differential");
+	n = vb_dumpdir_kind_name("/d/x.vma", VB_KIND_DIFFERENTIAL);
 	assert_string_equal(n, "/d/x.vmadiff");
 	free(n);
-	n = vb_dumpdir_kind_name("/d/x.vma", "full");
+	n = vb_dumpdir_kind_name("/d/x.vma", VB_KIND_FULL);
 	assert_string_equal(n, "/d/x.vma");
 	free(n);
-	assert_null(vb_dumpdir_kind_name("/d/x.raw", "full"));
+	assert_null(vb_dumpdir_kind_name("/d/x.raw", VB_KIND_FULL));
 	assert_true(vb_dumpdir_is_archive_name("a.vmainc.zst"));
 	assert_true(vb_dumpdir_is_archive_name("a.vmadiff"));
 	n = vb_dumpdir_sibling("/d/x.vmainc.zst", "log");
@@ -241,7 +241,7 @@ static void commit_one(struct vb_state *s, const char *name, const char *uuid, u
 	struct bitmap *b = bitmap_new(4);
 	struct vb_error err = { 0 };
 	struct vb_ckpt_drive d = { .name = "a", .size = 4 * 65536 };
-	struct vb_ckpt c = { .name = (char *)name, .kind = "incremental", .uuid = (char *)uuid,
+	struct vb_ckpt c = { .name = (char *)name, .kind = VB_KIND_INCREMENTAL, .uuid = (char *)uuid,
 			     .time = T0, .ndrives = 1, .drives = &d,
 			     .archive = "/nonexistent/x.vma" };
 	uint8_t *enc;

@@ -109,7 +109,7 @@ static void make_archive(const char *path, const struct tarc *a)
 			"file", "/x" };
 	if (!a->foreign) {
 		uint8_t p[16];
-		struct vb_meta_archive_in m = { .kind = a->kind ? a->kind : "full", .set = "s",
+		struct vb_meta_archive_in m = { .kind = ts_kind(a->kind ? a->kind : "full"), .set = "s",
 						.time_ns = a->time_ns ? a->time_ns : 1 };
 		char *json;
 

@@ -30,17 +30,17 @@
 #define SZ (4 * 65536 + 100) /* a drive of 5 clusters, the last one short */
 
 /* ============================================================== faults
- * Linked with -Wl,--wrap=fsync,renameat,write (TEST_LDFLAGS_store): while a
+ * Linked with -Wl,--wrap=fsync,rename,write (TEST_LDFLAGS_store): while a
  * fault is armed, the calls on a file whose name contains the pattern (or
  * "DIR": on a directory) fail with its errno; everything else passes. */
 static const char *fsync_fault, *write_fault;
-static int rename_fault; /* errno for every renameat, 0: none */
+static int rename_fault; /* errno for every rename, 0: none */
 
 int __real_fsync(int fd);
-int __real_renameat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath);
 ssize_t __real_write(int fd, const void *buf, size_t len);
 int __wrap_fsync(int fd);
-int __wrap_renameat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath);
+int __real_rename(const char *oldpath, const char *newpath);
+int __wrap_rename(const char *oldpath, const char *newpath);
 ssize_t __wrap_write(int fd, const void *buf, size_t len);
 
 static bool fd_is(int fd, const char *pattern)
@@ -70,13 +70,14 @@ int __wrap_fsync(int fd)
 	return __real_fsync(fd);
 }
 
-int __wrap_renameat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath)
+/* state.json is published by core/io's tempfile (rename, replacing). */
+int __wrap_rename(const char *oldpath, const char *newpath)
 {
 	if (rename_fault) {
 		errno = rename_fault;
 		return -1;
 	}
-	return __real_renameat(olddirfd, oldpath, newdirfd, newpath);
+	return __real_rename(oldpath, newpath);
 }
 
 ssize_t __wrap_write(int fd, const void *buf, size_t len)
@@ -179,7 +180,7 @@ static void commit_ck(struct vb_state *s, const char *name, const char *kind, co
 {
 	struct vb_error err = { 0 };
 	struct vb_ckpt_drive d = { .name = "a", .size = SZ, .source = "/dev/x" };
-	struct vb_ckpt c = { .name = (char *)name, .kind = (char *)kind, .parent = (char *)parent,
+	struct vb_ckpt c = { .name = (char *)name, .kind = ts_kind(kind), .parent = (char *)parent,
 			     .uuid = (char *)uuid, .base_uuid = (char *)base, .time = 1704067200,
 			     .ndrives = 1, .drives = &d };
 
@@ -413,6 +414,8 @@ static void test_codec_rejects(void **state)
 		{ "\"uuid\": \"u1\"", "\"uuid\": 1", "bad checkpoint" },
 		{ "\"time\": 1704067200", "\"time\": \"now\"", "bad checkpoint" },
 		{ "\"kind\": \"full\", \"parent\"", "\"kind\": null, \"parent\"", "bad checkpoint" },
+		{ "\"kind\": \"full\", \"parent\"", "\"kind\": \"partial\", \"parent\"",
+		  "bad checkpoint" },
 		{ "\"size\": 65536", "\"size\": 0", "bad checkpoint" },
 		{ "\"size\": 65536", "\"size\": -1", "bad checkpoint" },
 		{ "\"size\": 65536", "\"size\": 1.5", "bad checkpoint" },
@@ -585,7 +588,7 @@ static void test_reader_creates_nothing(void **state)
 	struct vb_error err = { 0 };
 	struct vb_state *r = vb_state_open_read(root(state), "s", &err);
 	struct vb_ckpt_drive d = { .name = "a", .size = SZ, .bitmap = "bitmap-0000000000000000.bin" };
-	struct vb_ckpt c = { .name = "c1", .kind = "full", .uuid = "u1", .ndrives = 1,
+	struct vb_ckpt c = { .name = "c1", .kind = VB_KIND_FULL, .uuid = "u1", .ndrives = 1,
 			     .drives = &d };
 	char *name = NULL;
 
@@ -842,7 +845,7 @@ static void test_pending_commit(void **state)
 	char *arch = tpath(state, "c2.vma");
 	struct vb_ckpt_drive d = { .name = "a", .size = SZ };
 	/* SHA-256 of "archive" */
-	struct vb_ckpt c = { .name = "c2", .kind = "incremental", .parent = "c1", .uuid = "u2",
+	struct vb_ckpt c = { .name = "c2", .kind = VB_KIND_INCREMENTAL, .parent = "c1", .uuid = "u2",
 			     .base_uuid = "u1", .time = 5, .ndrives = 1, .drives = &d,
 			     .archive = arch, .archive_size = 7,
 			     .archive_sha256 = "0eb3e36bfb24dcd9bb1d1bece1531216b59539a8fde17ee8"
@@ -904,7 +907,7 @@ static void test_pending_replaced(void **state)
 	struct vb_error err = { 0 };
 	struct vb_state *s = open_w(state);
 	struct vb_ckpt_drive d = { .name = "a", .size = SZ };
-	struct vb_ckpt c = { .name = "p1", .kind = "full", .uuid = "up", .ndrives = 1,
+	struct vb_ckpt c = { .name = "p1", .kind = VB_KIND_FULL, .uuid = "up", .ndrives = 1,
 			     .drives = &d };
 
 	d.bitmap = bitmap_file(s, NCL, 0x1f);
@@ -977,7 +980,7 @@ static void test_remove_resized(void **state)
 	struct vb_error err = { 0 };
 	struct vb_state *s = open_w(state);
 	struct vb_ckpt_drive d = { .name = "a", .size = 3 * 65536 };
-	struct vb_ckpt c = { .name = "c2", .kind = "incremental", .parent = "c1", .uuid = "u2",
+	struct vb_ckpt c = { .name = "c2", .kind = VB_KIND_INCREMENTAL, .parent = "c1", .uuid = "u2",
 			     .base_uuid = "u1", .ndrives = 1, .drives = &d };
 	struct bitmap *b;
 
@@ -1199,7 +1202,7 @@ static void test_adigests_damaged_map_unused(void **state)
 	struct vb_error err = { 0 };
 	struct vb_state *s = open_w(state);
 	struct vb_ckpt_drive d = { .name = "a", .size = SZ };
-	struct vb_ckpt c = { .name = "c1", .kind = "full", .uuid = "u1", .ndrives = 1,
+	struct vb_ckpt c = { .name = "c1", .kind = VB_KIND_FULL, .uuid = "u1", .ndrives = 1,
 			     .drives = &d };
 	unsigned char *map;
 	size_t len;
@@ -1246,7 +1249,7 @@ static void commit_fails(void **state, int expect_errno)
 	struct vb_error err = { 0 };
 	struct vb_state *s = open_w(state);
 	struct vb_ckpt_drive d = { .name = "a", .size = SZ };
-	struct vb_ckpt c = { .name = "c2", .kind = "incremental", .parent = "c1", .uuid = "u2",
+	struct vb_ckpt c = { .name = "c2", .kind = VB_KIND_INCREMENTAL, .parent = "c1", .uuid = "u2",
 			     .base_uuid = "u1", .ndrives = 1, .drives = &d };
 
 	d.bitmap = bitmap_file(s, NCL, 0x2);
@@ -1306,7 +1309,7 @@ static void test_fault_manifest(void **state)
 	struct vb_error err = { 0 };
 	struct vb_state *s = open_w(state);
 	struct vb_ckpt_drive d = { .name = "a", .size = SZ };
-	struct vb_ckpt c = { .name = "c1", .kind = "full", .uuid = "u1", .ndrives = 1,
+	struct vb_ckpt c = { .name = "c1", .kind = VB_KIND_FULL, .uuid = "u1", .ndrives = 1,
 			     .drives = &d };
 
 	d.bitmap = bitmap_file(s, NCL, 0x1f);
@@ -1330,7 +1333,7 @@ static void test_fault_dir_fsync(void **state)
 	struct vb_error err = { 0 };
 	struct vb_state *s = open_w(state);
 	struct vb_ckpt_drive d = { .name = "a", .size = SZ };
-	struct vb_ckpt c = { .name = "c2", .kind = "incremental", .parent = "c1", .uuid = "u2",
+	struct vb_ckpt c = { .name = "c2", .kind = VB_KIND_INCREMENTAL, .parent = "c1", .uuid = "u2",
 			     .base_uuid = "u1", .ndrives = 1, .drives = &d };
 	int rc;
 

@@ -185,6 +185,16 @@ TS_UNUSED static void append(unsigned char **buf, size_t *len, const void *more,
 }
 
 #ifdef VMABACK_BASE_H
+/* A kind by its name ("full", ..., "proxmox", "?"): test data reads so. */
+TS_UNUSED static enum vb_kind ts_kind(const char *s)
+{
+	for (int k = VB_KIND_UNKNOWN; k <= VB_KIND_PROXMOX; k++)
+		if (strcmp(s, vb_kind_name((enum vb_kind)k)) == 0)
+			return (enum vb_kind)k;
+	fail_msg("no kind %s", s);
+	return VB_KIND_UNKNOWN;
+}
+
 /* The messages of the warnings queued in w (no callback yet), one line
  * each, into buf ("" when none): what a test of a warning checks. */
 TS_UNUSED static const char *ts_warnings_text(const struct vb_warnings *w, char *buf,
