@@ -65,4 +65,7 @@ void backup_failed_note(const struct backup_args *a, const struct vb_backup_resu
 bool backup_all_asked(int argc, char **argv);
 int backup_all(int argc, char **argv, int (*one)(int, char **));
 
+/* `vmaback backup --help` (backup_help.c). */
+extern const char backup_help[];
+
 #endif
