@@ -107,24 +107,6 @@ static int scan_all(struct run *r)
 	return 0;
 }
 
-/* The output stack over the sink: SHA-256 of what is written, then zstd. */
-static struct vb_writer *build_stack(struct run *r, struct vb_writer *sink)
-{
-	struct vb_writer *h, *z;
-
-	h = vb_hash_writer_new(sink, r->res->sha256, &r->res->output_bytes, r->err);
-	if (!h) {
-		vb_writer_discard(sink);
-		return NULL;
-	}
-	if (!r->b->o.compress)
-		return h;
-	z = vb_zstd_writer_new(h, r->b->o.zstd_level, r->b->o.zstd_threads, r->err);
-	if (!z)
-		vb_writer_discard(h);
-	return z;
-}
-
 static char *absolute(const char *path)
 {
 	char cwd[4096], *out;
@@ -282,7 +264,10 @@ int vb_backup_run(struct vb_backup *b, struct vb_writer *sink, struct vb_backup_
 	snprintf(res->checkpoint, sizeof(res->checkpoint), "%s", b->ckname);
 	r.prog.drive_count = (unsigned)b->njobs;
 	r.prog.total_size = res->total_size;
-	r.out = build_stack(&r, sink);
+	r.out = vb_output_stack(sink, &(struct vb_output_opts){
+		.compress = b->o.compress, .zstd_level = b->o.zstd_level,
+		.zstd_threads = b->o.zstd_threads, .sha256 = res->sha256,
+		.bytes = &res->output_bytes }, err);
 	if (!r.out)
 		goto fail;
 	r.buf = aligned_alloc(4096, CHUNK_SIZE);

@@ -133,20 +133,18 @@ out:
 int vb_merge(const char *const *paths, size_t n, struct vb_writer *sink, bool compress,
 	     int zstd_level, int zstd_threads, struct vb_error *err)
 {
-	struct vb_vma_out m = { .out = sink, .err = err };
+	struct vb_vma_out m = { .err = err };
 	struct vb_chain *c = NULL;
 	struct vma_writer *w = NULL;
 	struct vma_cluster cl;
 	uint8_t dev_map[256] = { 0 };
 	int rc = -1, r;
 
-	if (compress) {
-		m.out = vb_zstd_writer_new(sink, zstd_level, zstd_threads, err);
-		if (!m.out) {
-			m.out = sink;
-			goto out;
-		}
-	}
+	m.out = vb_output_stack(sink, &(struct vb_output_opts){
+		.compress = compress, .zstd_level = zstd_level, .zstd_threads = zstd_threads },
+		err);
+	if (!m.out)
+		goto out;
 	c = vb_chain_open(paths, n, err);
 	if (!c || !(w = vb_vma_out_writer(&m, err)))
 		goto out;

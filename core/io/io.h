@@ -103,6 +103,20 @@ struct vb_writer *vb_zstd_writer_new(struct vb_writer *next, int level, int thre
 struct vb_writer *vb_hash_writer_new(struct vb_writer *next, uint8_t digest[32],
 				     uint64_t *bytes, struct vb_error *err);
 
+/* An archive's output stack over sink, bottom up: the SHA-256 of the
+ * bytes as written and their count (when sha256 is not NULL: filled in
+ * when the stack closes successfully), then zstd (when compress). The one
+ * place that assembles it (backup and merge). Consumes sink: on a failure
+ * it is discarded. */
+struct vb_output_opts {
+	bool compress;
+	int zstd_level, zstd_threads;
+	uint8_t *sha256;        /* 32 bytes, or NULL: no hash layer */
+	uint64_t *bytes;        /* with sha256; may be NULL */
+};
+struct vb_writer *vb_output_stack(struct vb_writer *sink, const struct vb_output_opts *o,
+				  struct vb_error *err);
+
 /* ============================================================== input stack */
 
 enum vb_compression {

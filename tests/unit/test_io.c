@@ -1349,6 +1349,51 @@ static void test_hash_writer_error_below(void **state)
 	close(p[1]);
 }
 
+/* vb_output_stack, the one assembly: hash below zstd (the digest is of the
+ * bytes written out: zstd's frame), plain without compress, no hash layer
+ * without sha256; a zstd that cannot start discards the sink (its
+ * temporary goes). */
+static void test_output_stack(void **state)
+{
+	struct tdir *t = *state;
+	char *path = tpath(state, "out.vma.zst");
+	unsigned char *data = make_data(1 << 20, 23), *file;
+	uint8_t digest[32], want[32];
+	uint64_t bytes = 0;
+	struct vb_error err = { 0 };
+	struct vb_writer *w;
+	size_t len;
+
+	w = vb_output_stack(vb_sink_file_new(path, false, &err), &(struct vb_output_opts){
+		.compress = true, .zstd_level = 3, .sha256 = digest, .bytes = &bytes }, &err);
+	assert_non_null(w);
+	assert_int_equal(vb_writer_write(w, data, 1 << 20, &err), 0);
+	assert_int_equal(vb_writer_close(w, &err), 0);
+	file = read_file(path, &len);
+	assert_true(len > 4 && memcmp(file, "\x28\xb5\x2f\xfd", 4) == 0); /* zstd magic */
+	sha256_oneshot(file, len, want);
+	assert_memory_equal(digest, want, 32);
+	assert_int_equal(bytes, len);
+	free(file);
+	assert_int_equal(unlink(path), 0);
+	w = vb_output_stack(vb_sink_file_new(path, false, &err), &(struct vb_output_opts){
+		.sha256 = digest, .bytes = &bytes }, &err);
+	assert_non_null(w);
+	assert_int_equal(vb_writer_write(w, data, 1000, &err), 0);
+	assert_int_equal(vb_writer_close(w, &err), 0);
+	sha256_oneshot(data, 1000, want);
+	assert_memory_equal(digest, want, 32);
+	assert_int_equal(bytes, 1000);
+	assert_int_equal(unlink(path), 0);
+	w = vb_output_stack(vb_sink_file_new(path, false, &err), &(struct vb_output_opts){
+		.compress = true, .zstd_level = 99 }, &err);
+	assert_null(w);
+	assert_int_not_equal(err.cls, 0);
+	assert_int_equal(count_entries(t->path), 0);
+	free(data);
+	free(path);
+}
+
 static int group_hash(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1359,6 +1404,7 @@ static int group_hash(void)
 		cmocka_unit_test_setup_teardown(test_hash_writer_discard, tdir_setup,
 						tdir_teardown),
 		cmocka_unit_test(test_hash_writer_error_below),
+		cmocka_unit_test_setup_teardown(test_output_stack, tdir_setup, tdir_teardown),
 	};
 	return cmocka_run_group_tests_name("hash writer", tests, NULL, NULL);
 }
