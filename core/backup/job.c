@@ -15,22 +15,12 @@ struct fdio {
 
 static int fd_write_cb(void *opaque, const void *buf, size_t len)
 {
-	const uint8_t *p = buf;
 	struct fdio *io = opaque;
+	int rc = vb_write_whole(io->fd, buf, len);
 
-	while (len > 0) {
-		ssize_t n = write(io->fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			io->err = errno;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	if (rc < 0)
+		io->err = -rc;
+	return rc;
 }
 
 /* A digest map being read in cluster order. */

@@ -14,14 +14,15 @@
 /* How often a drain wait looks at the pipe again. */
 #define DRAIN_POLL_MS 20
 
-/* Writes all of buf at off, or at the file position when off < 0. */
-static int write_loop(int fd, const void *buf, size_t len, int64_t off)
+/* Writes all of buf at off, or at the file position when off < 0; stops
+ * at the cancel flag when cancelable. */
+static int write_loop(int fd, const void *buf, size_t len, int64_t off, bool cancelable)
 {
 	const uint8_t *p = buf;
 
 	/* A signal that came before this write cannot end it: the write may
 	 * block for good on a stalled pipe. */
-	if (len > 0 && vb_canceled())
+	if (len > 0 && cancelable && vb_canceled())
 		return -ECANCELED;
 	while (len > 0) {
 		ssize_t n = off < 0 ? write(fd, p, len) : pwrite(fd, p, len, (off_t)off);
@@ -29,7 +30,7 @@ static int write_loop(int fd, const void *buf, size_t len, int64_t off)
 		/* A pipe whose reader stalls blocks until a signal, which ends
 		 * the write early: EINTR, or a short count if some went. */
 		if (n < 0 && errno == EINTR) {
-			if (vb_canceled())
+			if (cancelable && vb_canceled())
 				return -ECANCELED;
 			continue;
 		}
@@ -41,7 +42,7 @@ static int write_loop(int fd, const void *buf, size_t len, int64_t off)
 		len -= (size_t)n;
 		if (off >= 0)
 			off += n;
-		if (len > 0 && vb_canceled())
+		if (len > 0 && cancelable && vb_canceled())
 			return -ECANCELED;
 	}
 	return 0;
@@ -49,14 +50,19 @@ static int write_loop(int fd, const void *buf, size_t len, int64_t off)
 
 int vb_write_all(int fd, const void *buf, size_t len)
 {
-	return write_loop(fd, buf, len, -1);
+	return write_loop(fd, buf, len, -1, true);
+}
+
+int vb_write_whole(int fd, const void *buf, size_t len)
+{
+	return write_loop(fd, buf, len, -1, false);
 }
 
 int vb_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 {
 	if (off > INT64_MAX)
 		return -EFBIG;
-	return write_loop(fd, buf, len, (int64_t)off);
+	return write_loop(fd, buf, len, (int64_t)off, true);
 }
 
 ssize_t vb_fd_read_cb(void *opaque, void *buf, size_t len)

@@ -149,6 +149,10 @@ void vb_reader_free(struct vb_reader *r);
 /* All of buf or -errno; EINTR is retried unless vb_canceled() (then
  * -ECANCELED); pwrite_all at an offset. */
 int vb_write_all(int fd, const void *buf, size_t len);
+/* The same, EINTR retried whatever the cancel flag: for a local regular
+ * file whose change, once begun, is completed before a signal takes effect
+ * (state files, digest maps). 0 or -errno. */
+int vb_write_whole(int fd, const void *buf, size_t len);
 int vb_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 /* Reads until len bytes or the end of the file, looping on short reads and
  * EINTR (unless vb_canceled(): then -1 with ECANCELED). Returns the count (less than len only at the end) or -1 with errno

@@ -9,7 +9,6 @@
 #include <grp.h>
 #include <libvirt/virterror.h>
 #include <libxml/parser.h>
-#include <openssl/evp.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -140,21 +139,17 @@ static int take_lock(struct vb_live *l, struct vb_error *err)
 {
 	struct lv *v = lv_of(l);
 	char uuid[VIR_UUID_STRING_BUFLEN], *key = NULL, *path = NULL;
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned mdlen = 0;
 	int rc = -1;
 
 	if (virDomainGetUUIDString(v->dom, uuid) < 0)
 		return lv_fail(err, VB_E_FAIL, "domain %s", v->domain);
 	if (asprintf(&key, "%s\n%s", v->uri ? v->uri : "", uuid) < 0)
 		return lv_oom(err);
-	if (!EVP_Digest(key, strlen(key), md, &mdlen, EVP_sha256(), NULL) || mdlen < 8) {
+	if (live_set_tag(l, key, err) < 0) {
 		free(key);
-		return vb_error_set(err, VB_E_FAIL, 0, "SHA-256 failed");
+		return -1;
 	}
 	free(key);
-	for (unsigned i = 0; i < 8; i++)
-		snprintf(l->tag + 2 * i, 3, "%02x", md[i]);
 	if (asprintf(&path, "%s/libvirt-%s.lock", l->o.run_dir, l->tag) < 0 ||
 	    asprintf(&v->dir, "%s/vmaback.%s", l->o.scratch_dir, l->tag) < 0 ||
 	    asprintf(&v->sock, "%s/nbd", v->dir) < 0) {

@@ -22,25 +22,30 @@ bool live_has_prefix(const char *s, const char *prefix)
 
 /* ============================================================== lock */
 
+int live_set_tag(struct vb_live *l, const char *key, struct vb_error *err)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+
+	if (!EVP_Digest(key, strlen(key), md, &mdlen, EVP_sha256(), NULL) || mdlen < 8)
+		return vb_error_set(err, VB_E_FAIL, 0, "SHA-256 failed");
+	vb_hex(md, (sizeof(l->tag) - 1) / 2, l->tag);
+	return 0;
+}
+
 /* The VM's name: the first 64 bits of SHA-256 of its socket's real path
  * (one QEMU per socket; stable across QEMU restarts). */
 static int vm_tag(struct vb_live *l, struct vb_error *err)
 {
 	char *real = realpath(l->o.qmp, NULL);
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned mdlen = 0;
-	int ok;
+	int rc;
 
 	if (!real)
 		return vb_error_set(err, VB_E_USAGE, errno, "QMP socket %s: %s", l->o.qmp,
 				    strerror(errno));
-	ok = EVP_Digest(real, strlen(real), md, &mdlen, EVP_sha256(), NULL);
+	rc = live_set_tag(l, real, err);
 	free(real);
-	if (!ok || mdlen < 8)
-		return vb_error_set(err, VB_E_FAIL, 0, "SHA-256 failed");
-	for (unsigned i = 0; i < 8; i++)
-		snprintf(l->tag + 2 * i, 3, "%02x", md[i]);
-	return 0;
+	return rc;
 }
 
 static void read_marks(struct vb_live *l)

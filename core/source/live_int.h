@@ -97,6 +97,9 @@ char *live_scratch_path(const struct vb_live *l, size_t i);
 /* Thaws the guest's file systems through agent path (MARK_FROZEN). */
 void live_thaw(struct vb_live *l, const char *path);
 bool live_has_prefix(const char *s, const char *prefix);
+/* l->tag: the first 64 bits of key's SHA-256 in hex (the VM's name in the
+ * run and scratch directories). */
+int live_set_tag(struct vb_live *l, const char *key, struct vb_error *err);
 /* A device's QOM path from query-block's qdev (an id or a path). */
 char *live_qom_path(const char *qdev);
 static inline int live_oom(struct vb_error *err)

@@ -30,8 +30,10 @@ static int publish(struct vb_state *s, struct vb_error *err)
 	t = vb_tempfile_new(final, err);
 	if (!t)
 		goto out;
-	/* st_write_whole, not vb_write_all: a signal does not cut it short */
-	if ((e = st_write_whole(vb_tempfile_fd(t), text, strlen(text))) != 0) {
+	/* vb_write_whole, not vb_write_all: a change of the state, once begun
+	 * (the archive is published by then), is completed, then the signal
+	 * takes effect */
+	if ((e = -vb_write_whole(vb_tempfile_fd(t), text, strlen(text))) != 0) {
 		vb_error_set(err, VB_E_FAIL, e, "%s: %s", final, strerror(e));
 		vb_tempfile_discard(t);
 		goto out;

@@ -54,25 +54,6 @@ int st_read_whole(int dirfd, const char *name, char **out, size_t *len)
 	return 0;
 }
 
-int st_write_whole(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return errno;
-		if (n == 0)
-			return EIO;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int vb_state_open_file(struct vb_state *s, const char *file, struct vb_error *err)
 {
 	int fd;
@@ -121,7 +102,7 @@ int vb_state_write_file(struct vb_state *s, const char *prefix, const void *buf,
 
 	if (fd < 0)
 		return -1;
-	e = st_write_whole(fd, buf, len);
+	e = -vb_write_whole(fd, buf, len);
 	if (e == 0 && fsync(fd) < 0)
 		e = errno;
 	if (close(fd) < 0 && e == 0)

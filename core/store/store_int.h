@@ -55,11 +55,6 @@ char *st_manifest_text(const struct vb_state *s, const struct vb_ckpt *c);
 bool st_file_name_ok(const char *f);
 /* A whole regular file (at most 64 MiB) of dirfd, NUL-terminated; -1 with errno. */
 int st_read_whole(int dirfd, const char *name, char **out, size_t *len);
-/* All of buf to a state file: 0 or the error (not errno). Unlike
- * vb_write_all, a signal does not cut it short: a state file is a local
- * regular file, and a change of the state, once begun (the archive is
- * published by then), is completed, then the signal takes effect. */
-int st_write_whole(int fd, const void *buf, size_t len);
 
 /* state_lock.c */
 int st_lock_take(struct vb_state *s, struct vb_error *err);

@@ -872,6 +872,35 @@ static void test_fd_sink_pipe_and_file(void **state)
 	free(path);
 }
 
+/* The one write loop: vb_write_all stops at the cancel flag (a pipe may
+ * stall for good), vb_write_whole does not (a local file's change, once
+ * begun, completes); both write everything otherwise, and report errors
+ * as -errno. */
+static void test_write_loops(void **state)
+{
+	static volatile sig_atomic_t flag;
+	char *path = tpath(state, "f"), buf[16];
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600), full;
+
+	assert_true(fd >= 0);
+	vb_set_cancel(&flag);
+	flag = 1;
+	assert_int_equal(vb_write_all(fd, "abc", 3), -ECANCELED);
+	assert_int_equal(vb_write_whole(fd, "abc", 3), 0);
+	flag = 0;
+	assert_int_equal(vb_write_all(fd, "def", 3), 0);
+	assert_int_equal(pread(fd, buf, sizeof(buf), 0), 6);
+	assert_memory_equal(buf, "abcdef", 6);
+	vb_set_cancel(NULL);
+	close(fd);
+	full = open("/dev/full", O_WRONLY | O_CLOEXEC);
+	if (full >= 0) {
+		assert_int_equal(vb_write_whole(full, "x", 1), -ENOSPC);
+		close(full);
+	}
+	free(path);
+}
+
 static int group_fd_sink(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -879,6 +908,7 @@ static int group_fd_sink(void)
 		cmocka_unit_test(test_fd_sink_enospc),
 		cmocka_unit_test_setup_teardown(test_fd_sink_pipe_and_file, tdir_setup,
 						tdir_teardown),
+		cmocka_unit_test_setup_teardown(test_write_loops, tdir_setup, tdir_teardown),
 	};
 	return cmocka_run_group_tests_name("fd sink", tests, NULL, NULL);
 }
