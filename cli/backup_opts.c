@@ -25,7 +25,7 @@ enum {
 	OPT_FSFREEZE, OPT_QGA, OPT_DOMAIN, OPT_CONNECT,
 };
 
-static const struct option options[] = {
+const struct option backup_options[] = {
 	{ "drive", required_argument, NULL, 'd' },
 	{ "config", required_argument, NULL, 'c' },
 	{ "output", required_argument, NULL, 'o' },
@@ -329,7 +329,7 @@ static const char *list_key(const char *opt)
 /* The JSON key of a --config-file setting that became option val. */
 static const char *file_key(int val)
 {
-	for (const struct option *o = options; o->name; o++)
+	for (const struct option *o = backup_options; o->name; o++)
 		if (o->val == val)
 			return list_key(o->name);
 	return "?";
@@ -338,7 +338,7 @@ static const char *file_key(int val)
 static int getopt_all(struct backup_args *a, int argc, char **argv, bool from_file)
 {
 	static const int repeatable[] = { 'd', 'c', OPT_BITMAP, 0 };
-	struct cli_getopt g = { .cmd = CMD, .shortopts = ":d:c:o:fqh", .longopts = options,
+	struct cli_getopt g = { .cmd = CMD, .shortopts = ":d:c:o:fqh", .longopts = backup_options,
 				.repeatable = repeatable };
 	int ch, rc;
 
@@ -368,7 +368,7 @@ static int file_arg(struct backup_args *a, const char *key, json_object *v)
 	char **p;
 	int n;
 
-	const struct option *o = options;
+	const struct option *o = backup_options;
 
 	while (o->name && strcmp(o->name, key) != 0)
 		o++;
@@ -403,7 +403,7 @@ static int file_arg(struct backup_args *a, const char *key, json_object *v)
 
 static bool known_key(const char *key)
 {
-	for (const struct option *o = options; o->name; o++)
+	for (const struct option *o = backup_options; o->name; o++)
 		if (strcmp(o->name, key) == 0 && strcmp(key, "config-file") != 0 &&
 		    strcmp(key, "help") != 0)
 			return true;

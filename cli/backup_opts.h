@@ -3,6 +3,8 @@
 #ifndef VMABACK_BACKUP_OPTS_H
 #define VMABACK_BACKUP_OPTS_H
 
+#include <getopt.h>
+
 #include "cli/cli.h"
 
 struct backup_args {
@@ -67,5 +69,8 @@ int backup_all(int argc, char **argv, int (*one)(int, char **));
 
 /* `vmaback backup --help` (backup_help.c). */
 extern const char backup_help[];
+
+/* backup's getopt_long table (backup_opts.c). */
+extern const struct option backup_options[];
 
 #endif

@@ -26,12 +26,15 @@ enum exit_status {
 	/* 128 + signal number when interrupted (130 SIGINT, 143 SIGTERM) */
 };
 
+struct option;
+
 struct command {
 	const char *name;
 	int (*run)(int argc, char **argv);
 	bool polls_cancel;      /* its engine stops cleanly on cli_interrupted */
 	const char *summary;
 	const char *help;
+	const struct option *options; /* its getopt_long table (the completion tests read it) */
 };
 
 extern const struct command cmd_recover, cmd_backup, cmd_list, cmd_config, cmd_verify, cmd_extract,

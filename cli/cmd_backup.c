@@ -398,6 +398,7 @@ out:
 
 const struct command cmd_backup = {
 	.name = "backup",
+	.options = backup_options,
 	.run = run,
 	.polls_cancel = true,
 	.summary = "back up drives into one VMA archive",

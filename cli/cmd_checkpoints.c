@@ -135,6 +135,7 @@ static int checkpoints_run(int argc, char **argv)
 
 const struct command cmd_checkpoints = {
 	.name = "checkpoints",
+	.options = options,
 	.run = checkpoints_run,
 	.summary = "list or remove the checkpoints of a backup set",
 	.help =

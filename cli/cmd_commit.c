@@ -51,6 +51,7 @@ static int commit_run(int argc, char **argv)
 
 const struct command cmd_commit = {
 	.name = "commit",
+	.options = options,
 	.run = commit_run,
 	.summary = "commit a pending checkpoint",
 	.help =

@@ -68,6 +68,7 @@ static int config_run(int argc, char **argv)
 
 const struct command cmd_config = {
 	.name = "config",
+	.options = config_options,
 	.run = config_run,
 	.summary = "print a config blob of an archive",
 	.help =

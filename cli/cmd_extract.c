@@ -68,6 +68,7 @@ out:
 
 const struct command cmd_extract = {
 	.name = "extract",
+	.options = options,
 	.run = run,
 	.polls_cancel = true,
 	.summary = "extract an archive into a new directory",

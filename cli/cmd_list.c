@@ -128,6 +128,7 @@ static int list_run(int argc, char **argv)
 
 const struct command cmd_list = {
 	.name = "list",
+	.options = list_options,
 	.run = list_run,
 	.summary = "list the configs and drives of an archive",
 	.help =

@@ -160,6 +160,7 @@ static int run(int argc, char **argv)
 
 const struct command cmd_ls = {
 	.name = "ls",
+	.options = options,
 	.run = run,
 	.summary = "list the backups of a dump directory or a backup set",
 	.help =

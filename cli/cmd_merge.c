@@ -84,6 +84,7 @@ static int merge_run(int argc, char **argv)
 
 const struct command cmd_merge = {
 	.name = "merge",
+	.options = merge_options,
 	.run = merge_run,
 	.summary = "merge a chain into one synthetic full archive",
 	.help =

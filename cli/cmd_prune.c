@@ -261,6 +261,7 @@ out:
 
 const struct command cmd_prune = {
 	.name = "prune",
+	.options = options,
 	.run = run,
 	.summary = "remove a set's old backups by keep rules",
 	.help =

@@ -87,6 +87,7 @@ out:
 
 const struct command cmd_recover = {
 	.name = "recover",
+	.options = options,
 	.run = recover_run,
 	.summary = "remove what an interrupted backup left in a running VM",
 	.help =

@@ -198,6 +198,7 @@ out:
 
 const struct command cmd_restore = {
 	.name = "restore",
+	.options = restore_options,
 	.run = restore_run,
 	.polls_cancel = true,
 	.summary = "restore a full archive and its incrementals",

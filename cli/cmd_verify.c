@@ -158,6 +158,7 @@ static int run(int argc, char **argv)
 
 const struct command cmd_verify = {
 	.name = "verify",
+	.options = options,
 	.run = run,
 	.summary = "check an archive, or a checkpoint's whole chain",
 	.help =

@@ -142,14 +142,27 @@ help_options() {
 		sed -E 's/^ +(-[a-zA-Z], )?(--[a-z0-9-]+).*/\2/' | sort -u
 }
 
-# Every long option of every command's --help: bash completes it after
-# CMD -, and zsh's and fish's scripts name it (so a new option cannot be
-# forgotten in one shell).
+# table_options CMD: the long options of CMD's real getopt_long table
+# (struct command's options, printed by the cli_options tool).
+table_options() {
+	"$TOOLS/cli_options" "$1" | sed 's/^[a-z]* //' | sort -u
+}
+
+# Every long option of every command, from its real option table and from
+# its --help (backup's --all, taken before getopt, is only there): bash
+# completes it after CMD -, and zsh's and fish's scripts name it (so a new
+# option cannot be forgotten in one shell); --help lists every option the
+# table parses.
 all_shells_cover_cli() {
-	local c o n=0
+	local c o n=0 t
 	for c in $ALL_COMMANDS; do
 		[ "$c" = help ] && continue
-		for o in $(help_options "$c"); do
+		t=$(table_options "$c") || fail "cli_options $c failed"
+		[ -n "$t" ] || fail "cli_options $c: no options"
+		for o in $t; do
+			help_options "$c" | grep -qx -- "$o" || fail "$c --help does not list $o"
+		done
+		for o in $( (echo "$t"; help_options "$c") | sort -u); do
 			n=$((n + 1))
 			bcomp "$c" - | tr ' ' '\n' | grep -qx -- "$o" || fail "bash: $c does not complete $o"
 			grep -q -- "$o" "$COMPDIR/_vmaback" || fail "_vmaback does not mention $o"
