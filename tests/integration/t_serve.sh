@@ -79,15 +79,15 @@ chain() {
 	backup c1 -o f.vma
 	cp --sparse=always sparse.raw s1.raw; cp dense.raw d1.raw
 	rnd sparse.raw 30000 128; zeros sparse.raw 1024 512; rnd dense.raw 100 10
-	backup c2 -o i1.vma
+	backup c2 -o i1.vma.zst
 	cp --sparse=always sparse.raw s2.raw; cp dense.raw d2.raw
 	rnd sparse.raw 1 3; zeros dense.raw 2048 1024; rnd dense.raw 6140 6
 	backup c3 -o i2.vma
 	cp --sparse=always sparse.raw s3.raw; cp dense.raw d3.raw
 	rnd sparse.raw 45000 2000; zeros sparse.raw 30000 64
-	backup c4 --mode differential --since c1 -o d.vma
+	backup c4 --mode differential --since c1 -o d.vma.zst
 	cp --sparse=always sparse.raw s4.raw; cp dense.raw d4.raw
-	local chain=(f.vma i1.vma i2.vma d.vma)
+	local chain=(f.vma i1.vma.zst i2.vma d.vma.zst)
 	for k in 1 2 3 4; do
 		serve_start "${chain[@]:0:$k}" --socket "$PWD/s.sock"
 		grep -qx "nbd+unix:///sparse?socket=$PWD/s.sock" uris || fail "no sparse URI in $(cat uris)"

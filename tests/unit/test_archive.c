@@ -870,6 +870,24 @@ static void test_index_chain(void **state)
 	free(i1);
 	free(i2);
 	free(dp);
+	/* the same chain as seekable zstd (a plain full under zstd successors) */
+	{
+		struct arc zf = FULL, z2 = INC2, zd = dif;
+		char *p[4];
+
+		zf.zstd = z2.zstd = zd.zstd = true;
+		p[0] = arc_at(state, "f.vma.zst", &zf);
+		p[1] = arc_at(state, "i1.vma", &INC1);
+		p[2] = arc_at(state, "i2.vma.zst", &z2);
+		p[3] = arc_at(state, "d.vma.zst", &zd);
+		expect_index((const char *const *)p, 4);
+		x = vb_index_open((const char *const *)p, 4, &err);
+		assert_non_null(x);
+		assert_true(vb_index_frames_started(x) > 0);
+		vb_index_free(x);
+		for (int k = 0; k < 4; k++)
+			free(p[k]);
+	}
 }
 
 static void test_index_refusals(void **state)
