@@ -139,7 +139,7 @@ tools: $(TOOL_BINS) $(SHIM_BINS)
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
-integration: $(B)/vmaback $(TOOL_BINS) $(SHIM_BINS)
+integration: $(B)/vmaback $(B)/nbdkit-vmaback-plugin.so $(TOOL_BINS) $(SHIM_BINS)
 	@VMABACK=$(CURDIR)/$(B)/vmaback TOOLS=$(CURDIR)/$(B)/tools sh tests/integration/run.sh
 
 check-fast: check-layers unit integration
