@@ -14,12 +14,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli/cli.h"
+#include "cli/serve.h"
 
 #define PLUGIN_NAME "nbdkit-vmaback-plugin.so"
 #define STOP_WAIT_S 10
 
-enum { OPT_SOCKET = 0x2000, OPT_PORT, OPT_BIND, OPT_ONCE };
+enum { OPT_SOCKET = 0x2000, OPT_PORT, OPT_BIND, OPT_ONCE, OPT_CACHE_DIR, OPT_OVERLAY };
 
 static const struct option options[] = {
 	{ "drive", required_argument, NULL, 'd' },
@@ -27,20 +27,11 @@ static const struct option options[] = {
 	{ "port", required_argument, NULL, OPT_PORT },
 	{ "bind", required_argument, NULL, OPT_BIND },
 	{ "once", no_argument, NULL, OPT_ONCE },
+	{ "cache-dir", required_argument, NULL, OPT_CACHE_DIR },
+	{ "overlay", required_argument, NULL, OPT_OVERLAY },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
-};
-
-struct serve {
-	const char *socket, *port, *bind;
-	bool once, quiet;
-	const char **names;
-	size_t nnames;
-	char **archives;       /* absolute paths */
-	size_t narchives;
-	char tmpdir[PATH_MAX]; /* nbdkit's pid file, written when it is ready */
-	pid_t pid;
 };
 
 /* The plugin: $VMABACK_NBDKIT_PLUGIN, else beside the binary (a build
@@ -71,9 +62,40 @@ static char *find_plugin(void)
 	return p;
 }
 
+static int add_export(struct cli_serve *s, const struct vb_meta_drive *d)
+{
+	size_t n = s->nserved + 1;
+	char **a = realloc(s->served, n * sizeof(*a)), **u;
+	uint64_t *z;
+	int r;
+
+	if (!a)
+		return -1;
+	s->served = a;
+	u = realloc(s->uris, n * sizeof(*u));
+	if (!u)
+		return -1;
+	s->uris = u;
+	z = realloc(s->sizes, n * sizeof(*z));
+	if (!z)
+		return -1;
+	s->sizes = z;
+	if (s->socket)
+		r = asprintf(&s->uris[s->nserved], "nbd+unix:///%s?socket=%s", d->name, s->socket);
+	else
+		r = asprintf(&s->uris[s->nserved], "nbd://%s:%s/%s", s->bind ? s->bind : "localhost",
+			     s->port, d->name);
+	if (r < 0)
+		s->uris[s->nserved] = NULL;
+	s->served[s->nserved] = strdup(d->name);
+	s->sizes[s->nserved] = d->size;
+	s->nserved++;
+	return s->served[s->nserved - 1] && s->uris[s->nserved - 1] ? 0 : -1;
+}
+
 /* Opens and indexes the chain once here: its errors come as vmaback's,
  * with vmaback's exit statuses, before any server starts. */
-static int check_chain(struct serve *s, double *secs)
+static int check_chain(struct cli_serve *s, double *secs)
 {
 	struct vb_error err = { 0 };
 	double t0 = vb_clock_monotonic();
@@ -101,22 +123,22 @@ static int check_chain(struct serve *s, double *secs)
 			chosen = chosen || strcmp(m->drives[k].name, s->names[i]) == 0;
 		if (!chosen)
 			continue;
+		if (add_export(s, &m->drives[k]) < 0) {
+			status = cli_usage("serve", "out of memory");
+			break;
+		}
 		cli_format_size(m->drives[k].size, size, sizeof(size));
 		cli_info(s->quiet, "INFO: drive %s (%s, %llu clusters with data) of %s", m->drives[k].name,
 			 size, (unsigned long long)vb_index_clusters(x, k),
 			 m->checkpoint ? m->checkpoint : m->uuid);
-		if (s->socket)
-			printf("nbd+unix:///%s?socket=%s\n", m->drives[k].name, s->socket);
-		else
-			printf("nbd://%s:%s/%s\n", s->bind ? s->bind : "localhost", s->port,
-			       m->drives[k].name);
+		printf("%s\n", s->uris[s->nserved - 1]);
 	}
 	vb_index_free(x);
 	return status;
 }
 
 /* nbdkit's command line. */
-static char **nbdkit_argv(const struct serve *s, const char *plugin, const char *pidfile)
+static char **nbdkit_argv(const struct cli_serve *s, const char *plugin, const char *pidfile)
 {
 	size_t n = 0, cap = 16 + s->narchives + s->nnames;
 	char **v = calloc(cap, sizeof(*v));
@@ -199,7 +221,7 @@ static void nap(long ms)
 
 /* Waits for nbdkit: until it is ready (ready true, returns -1 while it
  * runs), or until it exits (its wait status). A signal stops it. */
-static int wait_child(struct serve *s, const char *pidfile, bool *ready)
+static int wait_child(struct cli_serve *s, const char *pidfile, bool *ready)
 {
 	double stop_at = 0;
 	int st;
@@ -226,7 +248,7 @@ static int wait_child(struct serve *s, const char *pidfile, bool *ready)
 }
 
 /* nbdkit leaves its socket behind; it was not there before (checked). */
-static void remove_socket(const struct serve *s)
+static void remove_socket(const struct cli_serve *s)
 {
 	struct stat st;
 
@@ -234,7 +256,7 @@ static void remove_socket(const struct serve *s)
 		unlink(s->socket);
 }
 
-static int serve(struct serve *s)
+static int serve(struct cli_serve *s)
 {
 	char *plugin = find_plugin(), pidfile[PATH_MAX + 16], **argv = NULL;
 	const char *tmp = getenv("TMPDIR");
@@ -252,7 +274,11 @@ static int serve(struct serve *s)
 		free(plugin);
 		return EXIT_FAIL;
 	}
-	status = check_chain(s, &index_secs);
+	status = cli_serve_cache(s);
+	if (status == EXIT_OK)
+		status = check_chain(s, &index_secs);
+	if (status == EXIT_OK && s->overlay)
+		status = cli_serve_overlays(s);
 	if (status != EXIT_OK || (status = cli_close_stdout(EXIT_OK)) != EXIT_OK) {
 		free(plugin);
 		return status;
@@ -316,7 +342,7 @@ static int serve(struct serve *s)
 	return EXIT_FAIL;
 }
 
-static int check_args(struct serve *s, int argc, char **argv)
+static int check_args(struct cli_serve *s, int argc, char **argv)
 {
 	uint64_t port;
 
@@ -328,6 +354,14 @@ static int check_args(struct serve *s, int argc, char **argv)
 		return cli_usage("serve", "--bind needs --port");
 	if (s->port && !cli_parse_uint(s->port, 1, 65535, &port))
 		return cli_usage("serve", "--port %s: not a port number (1 to 65535)", s->port);
+	if (s->socket && s->socket[0] != '/' && *s->socket) {
+		/* absolute: the URIs (and overlays' backing files) hold it */
+		char cwd[PATH_MAX];
+
+		if (!getcwd(cwd, sizeof(cwd)) || asprintf(&s->socket_abs, "%s/%s", cwd, s->socket) < 0)
+			return cli_usage("serve", "--socket %s: %s", s->socket, strerror(errno));
+		s->socket = s->socket_abs;
+	}
 	if (s->socket && (strlen(s->socket) >= 108 || !*s->socket))
 		return cli_usage("serve", "--socket %s: too long for a unix socket", s->socket);
 	if (s->socket && access(s->socket, F_OK) == 0)
@@ -354,7 +388,7 @@ static int run(int argc, char **argv)
 	static const int repeatable[] = { 'd', 0 };
 	struct cli_getopt g = { .cmd = "serve", .shortopts = ":d:qh", .longopts = options,
 				.repeatable = repeatable };
-	struct serve s = { 0 };
+	struct cli_serve s = { 0 };
 	int ch, status;
 
 	while ((ch = cli_getopt(&g, argc, argv)) != -1) {
@@ -375,6 +409,12 @@ static int run(int argc, char **argv)
 		case OPT_ONCE:
 			s.once = true;
 			break;
+		case OPT_CACHE_DIR:
+			s.cache_dir = optarg;
+			break;
+		case OPT_OVERLAY:
+			s.overlay = optarg;
+			break;
 		case 'q':
 			s.quiet = true;
 			break;
@@ -393,7 +433,15 @@ out:
 	for (size_t i = 0; i < s.narchives && s.archives; i++)
 		free(s.archives[i]);
 	free(s.archives);
+	for (size_t i = 0; i < s.nserved; i++) {
+		free(s.served[i]);
+		free(s.uris[i]);
+	}
+	free(s.served);
+	free(s.uris);
+	free(s.sizes);
 	free(s.names);
+	free(s.socket_abs);
 	return status;
 }
 
@@ -405,6 +453,7 @@ const struct command cmd_serve = {
 	.help =
 	"Usage: vmaback serve FULL [INCREMENTAL ...] [-d NAME[,NAME...]]\n"
 	"                     (--socket PATH | --port N [--bind ADDR]) [--once]\n"
+	"                     [--cache-dir DIR] [--overlay DIR]\n"
 	"\n"
 	"Serves the newest point of a chain (a full archive, then its incremental\n"
 	"and differential successors, as `restore` takes them) without restoring\n"
@@ -413,8 +462,9 @@ const struct command cmd_serve = {
 	"through vmaback's plugin: an index built by one pass over the archives'\n"
 	"extent headers maps each cluster to the newest archive holding it, and\n"
 	"a read fetches only the blocks it needs (of a zstd archive, only the\n"
-	"frames holding them are decompressed). The archives must be plain .vma\n"
-	"files or .vma.zst files written by this vmaback (with a seek table).\n"
+	"frames holding them are decompressed). Plain .vma files and the .vma.zst\n"
+	"files this vmaback writes (with a seek table) are read in place; other\n"
+	"archives (vzdump's .vma.zst, .vma.gz, .vma.lzo) need --cache-dir.\n"
 	"Each export's URI is printed on stdout once the chain is checked; the\n"
 	"line 'INFO: nbdkit (pid N) serves ...' on stderr says it is ready.\n"
 	"A signal (INT, TERM, HUP) stops nbdkit and serve exits 0.\n"
@@ -424,10 +474,20 @@ const struct command cmd_serve = {
 	"      --port N                listen on this TCP port\n"
 	"      --bind ADDR             with --port: listen on this address only\n"
 	"      --once                  end when the first client disconnects\n"
+	"      --cache-dir DIR         decompress each archive that cannot be read\n"
+	"                              at random once into DIR (made 0700 if\n"
+	"                              missing) as DIR/vmaback-cache-UUID.vma,\n"
+	"                              sparse, reused by later runs; refused when\n"
+	"                              DIR has no room\n"
+	"      --overlay DIR           also write DIR/NAME.qcow2 for each export: a\n"
+	"                              qcow2 overlay whose backing file is the\n"
+	"                              export, to start a VM on at once (writes go\n"
+	"                              to the overlay; keep serve running)\n"
 	"  -q, --quiet                 print only errors (the URIs still on stdout)\n"
 	"  -h, --help                  show this help\n"
 	"\n"
 	"Exit status: 0 stopped by a signal or after --once, 1 failure (nbdkit\n"
-	"missing or failing), 2 usage error (unknown drive, a compressed archive\n"
-	"that cannot be read at random), 3 invalid or corrupt archive.\n",
+	"missing or failing, no room in --cache-dir), 2 usage error (unknown\n"
+	"drive, an archive that cannot be read at random without --cache-dir,\n"
+	"an overlay that exists), 3 invalid or corrupt archive.\n",
 };

@@ -121,6 +121,18 @@ typedef int (*vb_index_extent_fn)(void *opaque, uint64_t off, uint64_t len, bool
 int vb_index_extents(struct vb_index *x, size_t drive, uint64_t off, uint64_t len,
 		     vb_index_extent_fn fn, void *opaque, struct vb_error *err);
 
+/* A sequential archive (zstd without a seek table, gzip, lzop) decompressed
+ * once into dir as the plain VMA file dir/vmaback-cache-UUID.vma (sparse
+ * where the stream holds whole zero 4 KiB blocks), published atomically;
+ * an existing one with the same first bytes is reused (*reused). fn, if
+ * not NULL, hears of the progress: compressed bytes read of the file's
+ * size, bytes written. Refused (VB_E_FAIL, ENOSPC) when dir has less room
+ * than the compressed file, or fills up. The malloc'd path, or NULL. */
+typedef void (*vb_cache_progress_fn)(void *opaque, uint64_t raw_done, uint64_t raw_total,
+				     uint64_t out_bytes);
+char *vb_archive_cache(const char *path, const char *dir, vb_cache_progress_fn fn, void *opaque,
+		       bool *reused, struct vb_error *err);
+
 /* Completeness of one drive after the end of the stream (see vb_verify). */
 int vb_archive_check_drive(struct vb_archive *a, unsigned dev_id, struct vb_error *err);
 

@@ -151,7 +151,7 @@ refusals() {
 	# a single zstd frame (as Proxmox writes) and gzip cannot be read at random
 	zstd -q -c f.vma >p.vma.zst
 	run vb serve p.vma.zst --socket s.sock
-	expect_fail 2 serve "without a seek table"
+	expect_fail 2 serve "without a seek table.*--cache-dir"
 	gzip -c f.vma >p.vma.gz
 	run vb serve p.vma.gz --socket s.sock
 	expect_fail 2 serve "read from the start"
@@ -163,6 +163,116 @@ refusals() {
 	absent s.sock
 }
 
+# Archives that cannot be read at random (vzdump's single-frame .vma.zst,
+# gzip, lzop) through --cache-dir: decompressed once, reused, compared.
+cache_dir() {
+	need_tools
+	truncate -s 16M a.raw
+	rnd a.raw 1000 3000
+	rnd b.raw 0 700
+	run vb backup -d a=a.raw -d b=b.raw -o f.vma
+	expect_rc 0
+	zstd -q -c f.vma >p.vma.zst
+	gzip -c f.vma >p.vma.gz
+	local f
+	for f in p.vma.gz p.vma.zst; do
+		rm -rf cache
+		serve_start "$f" --socket "$PWD/s.sock" --cache-dir cache
+		grep -q 'decompressed copy in cache' "$SERR" || fail "$f: no caching line: $(cat "$SERR")"
+		grep -q 'caching: 100% of' "$SERR" || fail "$f: no progress line: $(cat "$SERR")"
+		check_export a a.raw
+		check_export b b.raw
+		serve_stop
+	done
+	# one cache file per archive uuid (both are the same archive), 0600, sparse-able
+	[ "$(ls cache | wc -l)" -eq 1 ] || fail "cache holds $(ls -A cache)"
+	mode_is cache 700
+	mode_is cache/vmaback-cache-*.vma 600
+	same cache/vmaback-cache-*.vma f.vma
+	# the second time it is reused, not decompressed again
+	serve_start p.vma.zst --socket "$PWD/s.sock" --cache-dir cache
+	grep -q 'decompressed before' "$SERR" || fail "the cache was not reused: $(cat "$SERR")"
+	! grep -q 'caching:' "$SERR" || fail "decompressed again"
+	check_export a a.raw
+	serve_stop
+	if command -v lzop >/dev/null 2>&1; then
+		lzop -q -c f.vma >p.vma.lzo
+		rm -rf cache
+		serve_start p.vma.lzo --socket "$PWD/s.sock" --cache-dir cache
+		check_export b b.raw
+		serve_stop
+	fi
+}
+
+# A cache directory without room for the decompressed archive: refused
+# clearly, nothing left in it.
+cache_no_room() {
+	need_tools
+	[ "$(id -u)" = 0 ] || skip "mounting a small tmpfs needs root"
+	truncate -s 16M a.raw
+	rnd a.raw 0 6000
+	run vb backup -d a=a.raw -o f.vma
+	expect_rc 0
+	zstd -q -1 -c f.vma >p.vma.zst
+	mkdir small
+	mount -t tmpfs -o size=3M tmpfs small 2>/dev/null || skip "cannot mount a tmpfs"
+	# less room than the compressed archive: refused before writing
+	run vb serve p.vma.zst --socket "$PWD/s.sock" --cache-dir small -q
+	local rc=$RC
+	ls -A small >left.txt
+	umount small 2>/dev/null || umount -l small
+	RC=$rc expect_fail 1 serve "no room in small for the decompressed .*p.vma.zst"
+	[ ! -s left.txt ] || fail "the cache directory kept $(cat left.txt)"
+	# a compressible drive: the copy fills the directory up
+	yes 'the same line, again and again' | head -c 6M >c.raw
+	run vb backup -d c=c.raw -o g.vma
+	expect_rc 0
+	zstd -q -c g.vma >q.vma.zst
+	mount -t tmpfs -o size=3M tmpfs small
+	run vb serve q.vma.zst --socket "$PWD/s.sock" --cache-dir small -q
+	rc=$RC
+	ls -A small >left.txt
+	umount small 2>/dev/null || umount -l small
+	RC=$rc expect_fail 1 serve "no room in small"
+	[ ! -s left.txt ] || fail "the cache directory kept $(cat left.txt)"
+	absent s.sock
+}
+
+# --overlay: a qcow2 per export whose backing file is the export; it reads
+# as the source, and writes to it leave the export as it was.
+overlay() {
+	need_tools
+	command -v qemu-img >/dev/null 2>&1 || skip "qemu-img is not installed"
+	command -v qemu-io >/dev/null 2>&1 || skip "qemu-io is not installed"
+	truncate -s 32M a.raw
+	rnd a.raw 3000 2000
+	rnd b.raw 0 1000
+	run vb backup -d a=a.raw -d b=b.raw -o f.vma.zst
+	expect_rc 0
+	serve_start f.vma.zst --socket s.sock --overlay ov
+	[ -f ov/a.qcow2 ] && [ -f ov/b.qcow2 ] || fail "overlays: $(ls -A ov)"
+	mode_is ov/a.qcow2 600
+	grep -q "overlay ov/a.qcow2 on nbd+unix:///a?socket=$PWD/s.sock" "$SERR" ||
+		fail "no overlay line: $(cat "$SERR")"
+	run qemu-img compare -f qcow2 -F raw ov/a.qcow2 a.raw
+	expect_rc 0
+	run qemu-img compare -f qcow2 -F raw ov/b.qcow2 b.raw
+	expect_rc 0
+	run qemu-io -f qcow2 -c 'write -P 0x5a 0 1M' ov/a.qcow2
+	expect_rc 0
+	run qemu-img compare -f qcow2 -F raw ov/a.qcow2 a.raw
+	expect_rc 1
+	check_export a a.raw
+	serve_stop
+	# an overlay that exists is not replaced
+	run vb serve f.vma.zst --socket s.sock --overlay ov
+	expect_fail 2 serve "ov/a.qcow2 exists"
+	absent s.sock
+}
+
 tcase chain chain
 tcase once_port once_port
 tcase refusals refusals
+tcase cache_dir cache_dir
+tcase cache_no_room cache_no_room
+tcase overlay overlay
