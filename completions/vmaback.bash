@@ -25,8 +25,8 @@ _vmaback_opts_verify="--quiet --deep --set --state-dir --checkpoint --help"
 _vmaback_arg_verify="--set --state-dir --checkpoint"
 _vmaback_opts_extract="--drive -d --quiet --help"
 _vmaback_arg_extract="-d --drive"
-_vmaback_opts_serve="--drive -d --socket --port --bind --once --quiet --help"
-_vmaback_arg_serve="-d --drive --socket --port --bind"
+_vmaback_opts_serve="--drive -d --socket --port --bind --once --cache-dir --overlay --quiet --help"
+_vmaback_arg_serve="-d --drive --socket --port --bind --cache-dir --overlay"
 _vmaback_opts_config="--config -c --help"
 _vmaback_arg_config="-c --config"
 _vmaback_opts_checkpoints="--set --state-dir --json --remove --help"
@@ -188,7 +188,7 @@ _vmaback_value() {
 		backup:--notes | backup:--hook | backup:--bitmap) COMPREPLY=() ;;
 	prune:--keep-*) _vmaback_words "0 1 2 3 4 5 6 7 12 24 30" "$cur" ;;
 	*:--set) _vmaback_words "$(_vmaback_sets)" "$cur" ;;
-	*:--state-dir | *:--dumpdir | restore:--to) _vmaback_dirs "$cur" ;;
+	*:--state-dir | *:--dumpdir | restore:--to | serve:--cache-dir | serve:--overlay) _vmaback_dirs "$cur" ;;
 	backup:--since | checkpoints:--remove | verify:--checkpoint)
 		_vmaback_words "$(_vmaback_ckpts "$prog")" "$cur" ;;
 	serve:--port | serve:--bind) COMPREPLY=() ;;

@@ -246,6 +246,8 @@ complete -c vmaback -n $sv -l socket -r -F -d 'Listen on this unix socket'
 complete -c vmaback -n $sv -l port -x -d 'Listen on this TCP port'
 complete -c vmaback -n $sv -l bind -x -d 'With --port: listen on this address only'
 complete -c vmaback -n $sv -l once -d 'End when the first client disconnects'
+complete -c vmaback -n $sv -l cache-dir -x -a '(__fish_complete_directories)' -d 'Decompress sequential archives here'
+complete -c vmaback -n $sv -l overlay -x -a '(__fish_complete_directories)' -d 'A qcow2 overlay per export here'
 complete -c vmaback -n $sv -s q -l quiet -d 'Print only errors'
 
 # checkpoints, commit

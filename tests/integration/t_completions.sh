@@ -39,7 +39,7 @@ bash_commands() {
 	expect_comp "--help --json" list --
 	expect_comp "--checkpoint --deep --help --quiet --set --state-dir" verify --
 	expect_comp "--drive --help --quiet -d" extract -
-	expect_comp "--bind --drive --help --once --port --quiet --socket -d" serve -
+	expect_comp "--bind --cache-dir --drive --help --once --overlay --port --quiet --socket -d" serve -
 	expect_comp "--connect --define --drive --force --help --quiet --target --to -d" restore -
 	expect_comp "--compress --force --help --output --quiet --zstd-level -o" merge -
 	expect_comp "--config --help -c" config -
