@@ -4,6 +4,7 @@
 PREFIX ?= /usr/local
 DESTDIR ?=
 BINDIR = $(PREFIX)/bin
+PLUGINDIR = $(PREFIX)/lib/vmaback
 MANDIR = $(PREFIX)/share/man/man1
 BASHCOMPDIR = $(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR = $(PREFIX)/share/zsh/vendor-completions
@@ -68,7 +69,7 @@ HEADERS = $(wildcard */*.h) $(wildcard core/*/*.h) $(wildcard tests/unit/*.h)
 .PHONY: man all deps check check-fast check-san check-valgrind check-layers unit integration \
 	demo bench fuzz stress install uninstall clean tools deb
 
-all: $(B)/vmaback
+all: $(B)/vmaback $(B)/nbdkit-vmaback-plugin.so
 
 deps:
 	@sh scripts/deps.sh
@@ -113,6 +114,21 @@ $(B)/tools/%.so: tests/tools/preload/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -g -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC -shared -o $@ $< -ldl
 
+# The nbdkit plugin of `vmaback serve`: a shared object, so it links a
+# position-independent build of the modules it uses ($(B)/pic), never the
+# sanitizers' (nbdkit cannot load those). It is looked for beside the
+# binary, then in ../lib/vmaback/.
+PLUGIN_MODULES = archive io base vma
+PLUGIN_LIBS = $(foreach m,$(PLUGIN_MODULES),$(B)/pic/lib/libvb_$(m).a)
+PLUGIN_FLAGS = -O2 -g -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
+	-Wno-unused-parameter -I. $(PKG_CFLAGS) -fPIC -shared
+$(B)/nbdkit-vmaback-plugin.so: nbdkit/vmaback_plugin.c $(HEADERS) \
+		$(foreach m,$(PLUGIN_MODULES),$(call SRCS_OF,$(m)))
+	@$(MAKE) --no-print-directory B=$(B)/pic EXTRA_CFLAGS=-fPIC \
+		EXTRA_LDFLAGS= $(PLUGIN_LIBS)
+	$(CC) $(PLUGIN_FLAGS) -o $@ $< $(PLUGIN_LIBS) -Wl,--as-needed -Wl,--exclude-libs,ALL \
+		$(PKG_LIBS) -lpthread
+
 # Every #include of a module names only itself and the modules it may use.
 check-layers:
 	@sh scripts/check-layers.sh $(foreach m,$(MODULES),$(m):$(DIR_$(m)):$(subst $(SPACE),+,$(DEPS_$(m))))
@@ -123,7 +139,7 @@ tools: $(TOOL_BINS) $(SHIM_BINS)
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
-integration: $(B)/vmaback $(TOOL_BINS) $(SHIM_BINS)
+integration: $(B)/vmaback $(B)/nbdkit-vmaback-plugin.so $(TOOL_BINS) $(SHIM_BINS)
 	@VMABACK=$(CURDIR)/$(B)/vmaback TOOLS=$(CURDIR)/$(B)/tools sh tests/integration/run.sh
 
 check-fast: check-layers unit integration
@@ -200,10 +216,12 @@ fuzz: deps
 			tests/fuzz/corpus/$$n; \
 	done
 
-install: $(B)/vmaback
+install: $(B)/vmaback $(B)/nbdkit-vmaback-plugin.so
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR) $(DESTDIR)$(BASHCOMPDIR) \
 		$(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
 	install -m 0755 $(B)/vmaback $(DESTDIR)$(BINDIR)/vmaback
+	install -d $(DESTDIR)$(PLUGINDIR)
+	install -m 0644 $(B)/nbdkit-vmaback-plugin.so $(DESTDIR)$(PLUGINDIR)/nbdkit-vmaback-plugin.so
 	install -m 0644 doc/vmaback.1 $(DESTDIR)$(MANDIR)/vmaback.1
 	install -m 0644 completions/vmaback.bash $(DESTDIR)$(BASHCOMPDIR)/vmaback
 	install -m 0644 completions/_vmaback $(DESTDIR)$(ZSHCOMPDIR)/_vmaback
@@ -225,6 +243,7 @@ deb:
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/vmaback $(DESTDIR)$(MANDIR)/vmaback.1 \
+		$(DESTDIR)$(PLUGINDIR)/nbdkit-vmaback-plugin.so \
 		$(DESTDIR)$(BASHCOMPDIR)/vmaback $(DESTDIR)$(ZSHCOMPDIR)/_vmaback \
 		$(DESTDIR)$(FISHCOMPDIR)/vmaback.fish \
 		$(DESTDIR)$(SYSTEMDUNITDIR)/vmaback@.service $(DESTDIR)$(SYSTEMDUNITDIR)/vmaback@.timer

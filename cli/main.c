@@ -9,6 +9,7 @@
 static const struct command *const commands[] = {
 	&cmd_backup, &cmd_restore, &cmd_list, &cmd_verify, &cmd_extract, &cmd_config,
 	&cmd_merge, &cmd_checkpoints, &cmd_commit, &cmd_ls, &cmd_prune, &cmd_recover,
+	&cmd_serve,
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

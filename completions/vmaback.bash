@@ -3,7 +3,7 @@
 # and drive names of the archive on the line (for -d and --target).
 # Self-contained: works with or without the bash-completion package.
 
-_vmaback_commands="backup restore list verify extract config merge checkpoints commit ls prune recover help"
+_vmaback_commands="backup restore list verify extract config merge checkpoints commit ls prune recover serve help"
 
 # Options of each command; those in _vmaback_arg_<cmd> take a value.
 _vmaback_opts_backup="--drive -d --config -c --output -o --output-cmd --force --compress
@@ -25,6 +25,8 @@ _vmaback_opts_verify="--quiet --deep --set --state-dir --checkpoint --help"
 _vmaback_arg_verify="--set --state-dir --checkpoint"
 _vmaback_opts_extract="--drive -d --quiet --help"
 _vmaback_arg_extract="-d --drive"
+_vmaback_opts_serve="--drive -d --socket --port --bind --once --cache-dir --overlay --quiet --help"
+_vmaback_arg_serve="-d --drive --socket --port --bind --cache-dir --overlay"
 _vmaback_opts_config="--config -c --help"
 _vmaback_arg_config="-c --config"
 _vmaback_opts_checkpoints="--set --state-dir --json --remove --help"
@@ -186,10 +188,11 @@ _vmaback_value() {
 		backup:--notes | backup:--hook | backup:--bitmap) COMPREPLY=() ;;
 	prune:--keep-*) _vmaback_words "0 1 2 3 4 5 6 7 12 24 30" "$cur" ;;
 	*:--set) _vmaback_words "$(_vmaback_sets)" "$cur" ;;
-	*:--state-dir | *:--dumpdir | restore:--to) _vmaback_dirs "$cur" ;;
+	*:--state-dir | *:--dumpdir | restore:--to | serve:--cache-dir | serve:--overlay) _vmaback_dirs "$cur" ;;
 	backup:--since | checkpoints:--remove | verify:--checkpoint)
 		_vmaback_words "$(_vmaback_ckpts "$prog")" "$cur" ;;
-	extract:-d | extract:--drive | restore:-d | restore:--drive)
+	serve:--port | serve:--bind) COMPREPLY=() ;;
+	extract:-d | extract:--drive | restore:-d | restore:--drive | serve:-d | serve:--drive)
 		_vmaback_names "$(_vmaback_list "$prog" "${_vb_pos[0]}" DEV)" "$cur" ;;
 	restore:--target) _vmaback_name_file "$(_vmaback_list "$prog" "${_vb_pos[0]}" DEV)" "$cur" ;;
 	config:-c | config:--config) local IFS=$'\n'

@@ -2,7 +2,7 @@
 # values of --mode/--progress/--compress, files, backup sets, checkpoints,
 # and drive names of the archive on the line (for -d and --target).
 
-set -l __vmaback_commands backup restore list verify extract config merge checkpoints commit ls prune recover help
+set -l __vmaback_commands backup restore list verify extract config merge checkpoints commit ls prune recover serve help
 
 # Options that take a value (their values are not positional arguments).
 set -g __vmaback_value_opts -d --drive -c --config -o --output --output-cmd --compress \
@@ -156,6 +156,7 @@ complete -c vmaback -n $nocmd -a commit -d 'Commit a pending checkpoint'
 complete -c vmaback -n $nocmd -a recover -d 'Remove what an interrupted backup left in a running VM'
 complete -c vmaback -n $nocmd -a ls -d 'List the backups of a dump directory or a set'
 complete -c vmaback -n $nocmd -a prune -d 'Remove old backups of a set by keep rules'
+complete -c vmaback -n $nocmd -a serve -d 'Serve a backup point as read-only NBD disks'
 complete -c vmaback -n $nocmd -a help -d 'Show the help of a command'
 
 complete -c vmaback -n '__fish_seen_subcommand_from help' -a "$__vmaback_commands"
@@ -236,6 +237,18 @@ complete -c vmaback -n $v -l checkpoint -x -a '(__vmaback_checkpoints)' -d 'Chec
 complete -c vmaback -n '__fish_seen_subcommand_from extract' -s d -l drive -x -a '(__vmaback_drive_list)' -d 'Only these drives: NAME[,NAME...]'
 complete -c vmaback -n '__fish_seen_subcommand_from extract' -s q -l quiet -d 'Print only errors'
 complete -c vmaback -n '__fish_seen_subcommand_from config' -s c -l config -x -a '(__vmaback_archive_names CFG)' -d 'Blob name (default qemu-server.conf)'
+
+# serve: archives, then where to listen
+set -l sv '__fish_seen_subcommand_from serve'
+complete -c vmaback -n $sv -F
+complete -c vmaback -n $sv -s d -l drive -x -a '(__vmaback_drive_list)' -d 'Serve only these drives: NAME[,NAME...]'
+complete -c vmaback -n $sv -l socket -r -F -d 'Listen on this unix socket'
+complete -c vmaback -n $sv -l port -x -d 'Listen on this TCP port'
+complete -c vmaback -n $sv -l bind -x -d 'With --port: listen on this address only'
+complete -c vmaback -n $sv -l once -d 'End when the first client disconnects'
+complete -c vmaback -n $sv -l cache-dir -x -a '(__fish_complete_directories)' -d 'Decompress sequential archives here'
+complete -c vmaback -n $sv -l overlay -x -a '(__fish_complete_directories)' -d 'A qcow2 overlay per export here'
+complete -c vmaback -n $sv -s q -l quiet -d 'Print only errors'
 
 # checkpoints, commit
 set -l k '__fish_seen_subcommand_from checkpoints commit'

@@ -151,6 +151,25 @@ const struct vma_config_info *vma_reader_config_by_name(const struct vma_reader 
  * -1 on error. Clusters come in archive order. */
 int vma_reader_next_cluster(struct vma_reader *r, struct vma_cluster *c);
 
+/* Index building: the next extent's header and blockinfo, with every check
+ * of vma_reader_next_cluster but those of the data, which skip(opaque, len)
+ * passes over (0, -ENODATA when the stream ends first, or another -errno).
+ * Returns 1 with *x filled, 0 at the end, -1. Not to be mixed with
+ * vma_reader_next_cluster on one reader. */
+typedef int (*vma_skip_fn)(void *opaque, uint64_t len);
+struct vma_extent_slot {
+	unsigned dev_id;
+	uint32_t cluster_num;
+	uint16_t mask;          /* stored blocks, packed from data_offset on */
+	uint64_t data_offset;   /* stream offset of the first stored block */
+};
+struct vma_extent {
+	uint64_t offset;        /* stream offset of the extent header */
+	unsigned nslots;
+	struct vma_extent_slot slot[VMA_BLOCKINFO_PER_EXTENT];
+};
+int vma_reader_next_extent(struct vma_reader *r, vma_skip_fn skip, struct vma_extent *x);
+
 /* After the end: how many distinct clusters of dev_id were seen, and whether
  * every cluster 0..ceil(size/65536)-1 was. check_complete sets
  * VMA_ERR_MISSING_CLUSTER naming the first missing cluster; dev_id 0 checks

@@ -1,6 +1,7 @@
 /* vma_reader.c: streaming VMA reader: pulls extents through the read
  * callback (never seeks), checks each one whole, then hands out clusters. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,14 +227,14 @@ static int ensure_ext(struct vma_reader *r, size_t len)
 	return 0;
 }
 
-/* Reads and checks the next extent. Returns 1, 0 at the normal end, -1. */
-static int load_extent(struct vma_reader *r)
+/* Reads and checks the next extent's header. Returns its block_count,
+ * 0 with *end at the normal end of the stream, -1. */
+static int load_extent_header(struct vma_reader *r, bool *end)
 {
 	unsigned long long at;
-	unsigned s, claimed = 0;
-	size_t got, need, pos = VMA_EXTENT_HEADER_SIZE;
-	int block_count;
+	size_t got;
 
+	*end = false;
 	if (!r->ext) {
 		r->ext = malloc(VMA_EXTENT_HEADER_SIZE);
 		if (!r->ext)
@@ -245,24 +246,23 @@ static int load_extent(struct vma_reader *r)
 	at = (unsigned long long)r->ext_offset;
 	if (vma_reader_fill(r, r->ext, VMA_EXTENT_HEADER_SIZE, &got) < 0)
 		return -1;
-	if (got == 0)
+	if (got == 0) {
+		*end = true;
 		return 0;
+	}
 	if (got < VMA_EXTENT_HEADER_SIZE)
 		return vma_reader_fail(r, VMA_ERR_EXTENT_SHORT,
 				       "extent at offset %llu: stream ended after %zu of %u header bytes",
 				       at, got, VMA_EXTENT_HEADER_SIZE);
-	block_count = check_extent_header(r);
-	if (block_count < 0)
-		return -1;
-	need = (size_t)block_count * VMA_BLOCK_SIZE;
-	if (ensure_ext(r, VMA_EXTENT_HEADER_SIZE + need) < 0)
-		return -1;
-	if (vma_reader_fill(r, r->ext + VMA_EXTENT_HEADER_SIZE, need, &got) < 0)
-		return -1;
-	if (got < need)
-		return vma_reader_fail(r, VMA_ERR_EXTENT_SHORT,
-				       "extent at offset %llu: stream ended after %zu of %zu data bytes",
-				       at, got, need);
+	return check_extent_header(r);
+}
+
+/* The blockinfo slots of the loaded extent header, checked. 0 or -1. */
+static int load_slots(struct vma_reader *r, int block_count)
+{
+	size_t pos = VMA_EXTENT_HEADER_SIZE;
+	unsigned s, claimed = 0;
+
 	for (s = 0; s < VMA_BLOCKINFO_PER_EXTENT; s++) {
 		uint64_t word = vma_get_be64(r->ext + VMA_E_BLOCKINFO + 8 * s);
 		struct rslot *slot = &r->slots[r->nslots];
@@ -283,7 +283,74 @@ static int load_extent(struct vma_reader *r)
 	if (claimed != (unsigned)block_count)
 		return vma_reader_fail(r, VMA_ERR_EXTENT_COUNT,
 				       "extent at offset %llu: masks account for %u of block_count %d blocks",
-				       at, claimed, block_count);
+				       (unsigned long long)r->ext_offset, claimed, block_count);
+	return 0;
+}
+
+/* Reads and checks the next extent. Returns 1, 0 at the normal end, -1. */
+static int load_extent(struct vma_reader *r)
+{
+	size_t got, need;
+	bool end;
+	int block_count = load_extent_header(r, &end);
+
+	if (block_count < 0 || end)
+		return block_count;
+	need = (size_t)block_count * VMA_BLOCK_SIZE;
+	if (ensure_ext(r, VMA_EXTENT_HEADER_SIZE + need) < 0)
+		return -1;
+	if (vma_reader_fill(r, r->ext + VMA_EXTENT_HEADER_SIZE, need, &got) < 0)
+		return -1;
+	if (got < need)
+		return vma_reader_fail(r, VMA_ERR_EXTENT_SHORT,
+				       "extent at offset %llu: stream ended after %zu of %zu data bytes",
+				       (unsigned long long)r->ext_offset, got, need);
+	return load_slots(r, block_count) < 0 ? -1 : 1;
+}
+
+int vma_reader_next_extent(struct vma_reader *r, vma_skip_fn skip, struct vma_extent *x)
+{
+	uint64_t need;
+	bool end;
+	int block_count, rc;
+
+	if (r->state == R_FAILED)
+		return -1;
+	if (r->state == R_END)
+		return 0;
+	if (r->state != R_READY || !skip)
+		return usage_error(r, "next extent: header not read or no skip callback");
+	block_count = load_extent_header(r, &end);
+	if (block_count < 0)
+		return -1;
+	if (end) {
+		r->state = R_END;
+		return 0;
+	}
+	if (load_slots(r, block_count) < 0)
+		return -1;
+	need = (uint64_t)block_count * VMA_BLOCK_SIZE;
+	rc = skip(r->opaque, need);
+	if (rc == -ENODATA)
+		return vma_reader_fail(r, VMA_ERR_EXTENT_SHORT,
+				       "extent at offset %llu: stream ended inside its %llu data bytes",
+				       (unsigned long long)r->ext_offset, (unsigned long long)need);
+	if (rc < 0) {
+		vma_reader_fail(r, VMA_ERR_IO, "extent at offset %llu: skipping its data failed: %s",
+				(unsigned long long)r->ext_offset, strerror(-rc));
+		r->err.sys_errno = -rc;
+		return -1;
+	}
+	x->offset = r->ext_offset;
+	x->nslots = r->nslots;
+	for (unsigned i = 0; i < r->nslots; i++) {
+		x->slot[i].dev_id = r->slots[i].dev_id;
+		x->slot[i].cluster_num = r->slots[i].cluster_num;
+		x->slot[i].mask = r->slots[i].mask;
+		x->slot[i].data_offset = r->ext_offset + r->slots[i].data_off;
+	}
+	r->offset += need;
+	r->nslots = 0;
 	return 1;
 }
 

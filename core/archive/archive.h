@@ -94,6 +94,44 @@ struct vb_archive *vb_chain_archive(struct vb_chain *c, size_t i);
 int vb_chain_next(struct vb_chain *c, struct vma_cluster *out, struct vb_error *err);
 
 
+/* ============================================================== index
+ * Random access to a chain's newest point without restoring it: the chain
+ * is opened and checked as vb_chain_open does, then one pass over each
+ * archive's extent headers, seeking over the data, maps each cluster to
+ * the newest archive holding it. Plain VMA and seekable zstd archives
+ * (vb_rafile); anything else is refused. Not for concurrent use. */
+
+struct vb_index;
+
+struct vb_index *vb_index_open(const char *const *paths, size_t n, struct vb_error *err);
+void vb_index_free(struct vb_index *x);
+/* The newest archive's drives: drive i is meta->drives[i]. */
+const struct vb_meta *vb_index_meta(const struct vb_index *x);
+/* Clusters of drive i that hold data. */
+uint64_t vb_index_clusters(const struct vb_index *x, size_t drive);
+/* zstd frames decompressed (started) so far, over the chain. */
+uint64_t vb_index_frames_started(const struct vb_index *x);
+/* len bytes of drive i at off (within its size); what no archive stores is zeros. */
+int vb_index_pread(struct vb_index *x, size_t drive, void *buf, size_t len, uint64_t off,
+		   struct vb_error *err);
+/* The runs of [off, off + len) in order, each data (stored blocks) or a
+ * hole (reads as zeros), to fn (which returns 0 or -1), at 4 KiB grain. */
+typedef int (*vb_index_extent_fn)(void *opaque, uint64_t off, uint64_t len, bool data);
+int vb_index_extents(struct vb_index *x, size_t drive, uint64_t off, uint64_t len,
+		     vb_index_extent_fn fn, void *opaque, struct vb_error *err);
+
+/* A sequential archive (zstd without a seek table, gzip, lzop) decompressed
+ * once into dir as the plain VMA file dir/vmaback-cache-UUID.vma (sparse
+ * where the stream holds whole zero 4 KiB blocks), published atomically;
+ * an existing one with the same first bytes is reused (*reused). fn, if
+ * not NULL, hears of the progress: compressed bytes read of the file's
+ * size, bytes written. Refused (VB_E_FAIL, ENOSPC) when dir has less room
+ * than the compressed file, or fills up. The malloc'd path, or NULL. */
+typedef void (*vb_cache_progress_fn)(void *opaque, uint64_t raw_done, uint64_t raw_total,
+				     uint64_t out_bytes);
+char *vb_archive_cache(const char *path, const char *dir, vb_cache_progress_fn fn, void *opaque,
+		       bool *reused, struct vb_error *err);
+
 /* Completeness of one drive after the end of the stream (see vb_verify). */
 int vb_archive_check_drive(struct vb_archive *a, unsigned dev_id, struct vb_error *err);
 

@@ -144,6 +144,25 @@ enum vb_compression vb_reader_compression(const struct vb_reader *r);
 uint64_t vb_reader_raw_bytes(const struct vb_reader *r);
 void vb_reader_free(struct vb_reader *r);
 
+/* ============================================================== random access
+ * An archive file read at any offset of its decompressed stream: plain
+ * VMA, or zstd in the seekable format (what vmaback writes), decompressing
+ * only the frames a read touches. Not for concurrent use. */
+
+struct vb_rafile;
+
+/* Anything else (a pipe, gzip, lzop, zstd without a seek table) is a
+ * VB_E_USAGE error saying so; a bad seek table VB_E_INVALID. */
+struct vb_rafile *vb_rafile_open(const char *path, struct vb_error *err);
+/* Decompressed bytes at off: the count (short only at the end), or -1. */
+ssize_t vb_rafile_pread(struct vb_rafile *f, void *buf, size_t len, uint64_t off,
+			struct vb_error *err);
+uint64_t vb_rafile_size(const struct vb_rafile *f);
+enum vb_compression vb_rafile_compression(const struct vb_rafile *f);
+/* zstd frames whose decompression was started so far. */
+uint64_t vb_rafile_frames_started(const struct vb_rafile *f);
+void vb_rafile_free(struct vb_rafile *f);
+
 /* ============================================================== descriptors */
 
 /* All of buf or -errno; EINTR is retried unless vb_canceled() (then

@@ -13,6 +13,14 @@
  * move extents of up to ~3.8 MiB. */
 #define VB_IO_BUFSIZE ((size_t)1 << 20)
 
+/* zstd's seekable format (contrib/seekable_format): the seek table is a
+ * skippable frame of entries (compressed size, decompressed size, [XXH64
+ * low 32 bits]) and a footer (frame count, descriptor, magic), all LE. */
+#define VB_SEEK_SKIPPABLE 0x184D2A5Eu
+#define VB_SEEK_MAGIC 0x8F92EAB1u
+#define VB_SEEK_FOOTER_SIZE 9u
+#define VB_SEEK_MAX_FRAMES 0x8000000u
+
 struct vb_writer_ops {
 	int (*write)(struct vb_writer *w, const void *buf, size_t len, struct vb_error *err);
 	/* success: flush, make durable, publish; releases the layer */

@@ -1,5 +1,10 @@
-/* zstd_writer.c: the zstd compression layer of the output stack: one frame with
- * a content checksum, optionally multi-threaded, written to the next layer. */
+/* zstd_writer.c: the zstd compression layer of the output stack, in zstd's
+ * seekable format: independent frames with a content checksum, each ended
+ * at the first write after it holds VB_ZSTD_FRAME_BYTES (the VMA writer
+ * writes an extent at a time, so frames start at extents), optionally
+ * multi-threaded, then a seek table in a skippable frame. `zstd -d` and
+ * Proxmox read it as any .zst; `vmaback serve` decompresses only the
+ * frames a read needs. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -9,6 +14,12 @@
 #include "core/io/io_int.h"
 
 #define ZSTD_JOB_SIZE (2 << 20)
+/* A dense extent (3.7 MiB) is a frame of its own; small ones are grouped. */
+#define VB_ZSTD_FRAME_BYTES ((uint64_t)1 << 20)
+
+struct seek_entry {
+	uint32_t csize, dsize;
+};
 
 struct zstd_writer {
 	struct vb_writer w;     /* first: the layer is cast from it */
@@ -19,6 +30,10 @@ struct zstd_writer {
 	size_t out_len;
 	bool failed;
 	bool started;           /* the workers exist (they start with the frame) */
+	uint64_t frame_in;      /* bytes given to the current frame */
+	uint64_t frame_out;     /* its compressed bytes so far */
+	struct seek_entry *seek; /* the frames ended so far */
+	size_t nseek, seek_cap;
 };
 
 static int zstd_write(struct vb_writer *w, const void *buf, size_t len, struct vb_error *err);
@@ -35,6 +50,7 @@ static void zstd_release(struct zstd_writer *z)
 {
 	ZSTD_freeCCtx(z->cctx);
 	free(z->out);
+	free(z->seek);
 	free(z);
 }
 
@@ -155,6 +171,7 @@ static int zstd_run(struct zstd_writer *z, ZSTD_inBuffer *in, ZSTD_EndDirective 
 		} else {
 			r = ZSTD_compressStream2(z->cctx, &out, in, mode);
 		}
+		z->frame_out += out.pos - z->out_len;
 		z->out_len = out.pos;
 		if (ZSTD_isError(r)) {
 			z->failed = true;
@@ -166,6 +183,66 @@ static int zstd_run(struct zstd_writer *z, ZSTD_inBuffer *in, ZSTD_EndDirective 
 	}
 }
 
+/* Ends the current frame and records it in the seek table. */
+static int end_frame(struct zstd_writer *z, struct vb_error *err)
+{
+	ZSTD_inBuffer in = { NULL, 0, 0 };
+
+	if (z->nseek == z->seek_cap) {
+		size_t cap = z->seek_cap ? 2 * z->seek_cap : 256;
+		struct seek_entry *p = realloc(z->seek, cap * sizeof(*p));
+
+		if (!p) {
+			z->failed = true;
+			return vb_error_set(err, VB_E_FAIL, ENOMEM, "zstd: out of memory");
+		}
+		z->seek = p;
+		z->seek_cap = cap;
+	}
+	if (zstd_run(z, &in, ZSTD_e_end, err) < 0)
+		return -1;
+	if (z->frame_out > UINT32_MAX || z->frame_in > UINT32_MAX || z->nseek >= VB_SEEK_MAX_FRAMES) {
+		z->failed = true;
+		return vb_error_set(err, VB_E_FAIL, EFBIG, "zstd: frame too large for a seek table");
+	}
+	z->seek[z->nseek++] = (struct seek_entry){ (uint32_t)z->frame_out, (uint32_t)z->frame_in };
+	z->frame_in = z->frame_out = 0;
+	return 0;
+}
+
+static void put_le32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)v;
+	p[1] = (unsigned char)(v >> 8);
+	p[2] = (unsigned char)(v >> 16);
+	p[3] = (unsigned char)(v >> 24);
+}
+
+/* The seek table: a skippable frame of (csize, dsize) entries, no
+ * checksums (each frame carries its own), and the footer. */
+static int write_seek_table(struct zstd_writer *z, struct vb_error *err)
+{
+	size_t len = 8 + 8 * z->nseek + VB_SEEK_FOOTER_SIZE;
+	unsigned char *t = malloc(len), *p;
+	int rc;
+
+	if (!t)
+		return vb_error_set(err, VB_E_FAIL, ENOMEM, "zstd: out of memory");
+	put_le32(t, VB_SEEK_SKIPPABLE);
+	put_le32(t + 4, (uint32_t)(len - 8));
+	p = t + 8;
+	for (size_t i = 0; i < z->nseek; i++, p += 8) {
+		put_le32(p, z->seek[i].csize);
+		put_le32(p + 4, z->seek[i].dsize);
+	}
+	put_le32(p, (uint32_t)z->nseek);
+	p[4] = 0;
+	put_le32(p + 5, VB_SEEK_MAGIC);
+	rc = vb_writer_write(z->next, t, len, err);
+	free(t);
+	return rc;
+}
+
 static int zstd_write(struct vb_writer *w, const void *buf, size_t len, struct vb_error *err)
 {
 	struct zstd_writer *z = (struct zstd_writer *)w;
@@ -173,20 +250,23 @@ static int zstd_write(struct vb_writer *w, const void *buf, size_t len, struct v
 
 	if (z->failed)
 		return vb_error_set(err, VB_E_FAIL, 0, "zstd: write after a failure");
+	if (z->frame_in >= VB_ZSTD_FRAME_BYTES && end_frame(z, err) < 0)
+		return -1;
+	z->frame_in += len;
 	return zstd_run(z, &in, ZSTD_e_continue, err);
 }
 
 static int zstd_close(struct vb_writer *w, struct vb_error *err)
 {
 	struct zstd_writer *z = (struct zstd_writer *)w;
-	ZSTD_inBuffer in = { NULL, 0, 0 };
 	struct vb_writer *next = z->next;
 
 	if (z->failed) {
 		vb_error_set(err, VB_E_FAIL, 0, "zstd: close after a failure");
 		goto fail;
 	}
-	if (zstd_run(z, &in, ZSTD_e_end, err) < 0 || zstd_flush_out(z, err) < 0)
+	if (end_frame(z, err) < 0 || zstd_flush_out(z, err) < 0 ||
+	    write_seek_table(z, err) < 0)
 		goto fail;
 	zstd_release(z);
 	return vb_writer_close(next, err);

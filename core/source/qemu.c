@@ -362,19 +362,45 @@ int vb_qcow2_bitmap_op(const char *what, const char *path, const char *op, const
 	return rc == 0 ? 0 : -1;
 }
 
-int vb_qemu_img_create(const char *what, const char *format, const char *path, uint64_t size,
-		       struct vb_error *err)
+/* qemu-img create of a new image; with backing, a raw backing file that
+ * is not opened now (-u). */
+static int img_create(const char *what, const char *format, const char *path,
+		      const char *backing, uint64_t size, struct vb_error *err)
 {
 	char *p = vb_qemu_path(path), bytes[32], msg[600];
-	char *argv[] = { "qemu-img", "create", "-q", "-f", (char *)format, "--", p, bytes, NULL };
+	char *argv[16] = { "qemu-img", "create", "-q", "-f", (char *)format };
+	size_t n = 5;
 	int rc;
 
 	if (!p)
 		return vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
+	if (backing) {
+		argv[n++] = "-u";
+		argv[n++] = "-b";
+		argv[n++] = (char *)backing;
+		argv[n++] = "-F";
+		argv[n++] = "raw";
+	}
 	snprintf(bytes, sizeof(bytes), "%llu", (unsigned long long)size);
+	argv[n++] = "--";
+	argv[n++] = p;
+	argv[n++] = bytes;
+	argv[n] = NULL;
 	rc = qemu_img(what, argv, NULL, msg, sizeof(msg), err);
 	if (rc > 0)
 		img_failed(what, "create", msg, err);
 	free(p);
 	return rc == 0 ? 0 : -1;
+}
+
+int vb_qemu_img_create(const char *what, const char *format, const char *path, uint64_t size,
+		       struct vb_error *err)
+{
+	return img_create(what, format, path, NULL, size, err);
+}
+
+int vb_qemu_img_overlay(const char *what, const char *path, const char *backing, uint64_t size,
+			struct vb_error *err)
+{
+	return img_create(what, "qcow2", path, backing, size, err);
 }

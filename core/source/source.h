@@ -107,6 +107,11 @@ bool vb_qemu_locked(const char *why);
 int vb_qemu_img_create(const char *what, const char *format, const char *path, uint64_t size,
 		       struct vb_error *err);
 
+/* `qemu-img create -f qcow2 -u -b BACKING -F raw PATH SIZE`: an overlay
+ * whose backing file (an NBD URI, say) is not opened now. 0 or -1. */
+int vb_qemu_img_overlay(const char *what, const char *path, const char *backing, uint64_t size,
+			struct vb_error *err);
+
 /* A connected libnbd handle and what it is for messages. */
 struct nbd_handle;
 struct vb_nbd_conn {

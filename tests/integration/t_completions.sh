@@ -26,7 +26,7 @@ expect_comp() {
 	[ "$got" = "$want" ] || fail "completing [vmaback $*] gave [$got], expected [$want]"
 }
 
-ALL_COMMANDS="backup checkpoints commit config extract help list ls merge prune recover restore verify"
+ALL_COMMANDS="backup checkpoints commit config extract help list ls merge prune recover restore serve verify"
 
 bash_commands() {
 	expect_comp "backup" b
@@ -39,6 +39,7 @@ bash_commands() {
 	expect_comp "--help --json" list --
 	expect_comp "--checkpoint --deep --help --quiet --set --state-dir" verify --
 	expect_comp "--drive --help --quiet -d" extract -
+	expect_comp "--bind --cache-dir --drive --help --once --overlay --port --quiet --socket -d" serve -
 	expect_comp "--connect --define --drive --force --help --quiet --target --to -d" restore -
 	expect_comp "--compress --force --help --output --quiet --zstd-level -o" merge -
 	expect_comp "--config --help -c" config -
@@ -126,6 +127,7 @@ bash_archive_names() {
 	expect_comp "drive-scsi0,drive-virtio1" extract a.vma.zst x -d drive-scsi0,drive-v
 	expect_comp "drive-scsi0 drive-virtio1" restore a.vma.zst inc.vma -d ""
 	expect_comp "drive-virtio1" restore a.vma.zst --drive drive-v
+	expect_comp "drive-scsi0 drive-virtio1" serve a.vma.zst -d ""
 	expect_comp "drive-scsi0= drive-virtio1=" restore a.vma.zst --target ""
 	expect_comp "drive-scsi0=d1 drive-scsi0=d2" restore a.vma.zst --target drive-scsi0=d
 	expect_comp "d1 d2" restore a.vma.zst --target drive-scsi0 = d

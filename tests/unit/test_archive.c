@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <json-c/json.h>
+#include <zstd.h>
 
 #include "core/archive/archive_int.h"
 
@@ -46,6 +47,7 @@ struct arc {
 	const char *const *merged;
 	size_t nmerged;
 	bool zstd;
+	bool single_frame;         /* zstd as one frame, without a seek table */
 };
 
 static void uuid_of(uint8_t b, uint8_t out[16])
@@ -100,7 +102,7 @@ static void make_archive(const char *path, const struct arc *a)
 
 	assert_non_null(sink);
 	assert_non_null(buf);
-	if (a->zstd) {
+	if (a->zstd && !a->single_frame) {
 		top = vb_zstd_writer_new(sink, 3, 0, &err);
 		assert_non_null(top);
 	}
@@ -149,6 +151,24 @@ static void make_archive(const char *path, const struct arc *a)
 	assert_int_equal(vma_writer_finish(w), 0);
 	vma_writer_free(w);
 	assert_int_equal(vb_writer_close(top, &err), 0);
+	if (a->single_frame) { /* as Proxmox writes them: `zstd` on the stream */
+		size_t len, cap;
+		uint8_t *plain = read_file(path, &len), *z;
+		FILE *fp;
+
+		cap = ZSTD_compressBound(len);
+		z = malloc(cap);
+		assert_non_null(plain);
+		assert_non_null(z);
+		cap = ZSTD_compress(z, cap, plain, len, 3);
+		assert_false(ZSTD_isError(cap));
+		fp = fopen(path, "wb");
+		assert_non_null(fp);
+		assert_int_equal(fwrite(z, 1, cap, fp), cap);
+		assert_int_equal(fclose(fp), 0);
+		free(plain);
+		free(z);
+	}
 	free(buf);
 	free(puuid);
 	free(json);
@@ -747,6 +767,168 @@ static void test_chain_stream_errors(void **state)
 	free(i1);
 }
 
+/* ============================================================== index */
+
+/* The chain's newest point, drive by drive, as the merged stream has it. */
+static void chain_image(const char *const *paths, size_t n, uint8_t *img[2], uint64_t size[2])
+{
+	struct vb_error err = { 0 };
+	struct vb_chain *c = vb_chain_open(paths, n, &err);
+	struct vma_cluster cl;
+	int rc;
+
+	assert_non_null(c);
+	for (unsigned d = 0; d < 2; d++) {
+		size[d] = vb_chain_meta(c)->drives[d].size;
+		img[d] = calloc(1, vma_clusters_of(size[d]) * CL);
+		assert_non_null(img[d]);
+	}
+	while ((rc = vb_chain_next(c, &cl, &err)) == 1)
+		memcpy(img[cl.dev_id - 1] + (size_t)cl.cluster_num * CL, cl.data, CL);
+	assert_int_equal(rc, 0);
+	vb_chain_free(c);
+}
+
+struct runs {
+	uint64_t next;
+	uint64_t data;
+	const uint8_t *img;
+};
+
+static int count_run(void *opaque, uint64_t off, uint64_t len, bool data)
+{
+	struct runs *r = opaque;
+
+	assert_int_equal(off, r->next);
+	r->next = off + len;
+	if (data)
+		r->data += len;
+	else
+		for (uint64_t k = 0; k < len; k++)
+			assert_int_equal(r->img[off + k], 0);
+	return 0;
+}
+
+static void expect_index(const char *const *paths, size_t n)
+{
+	struct vb_error err = { 0 };
+	struct vb_index *x = vb_index_open(paths, n, &err);
+	uint8_t *img[2], *buf;
+	uint64_t size[2];
+
+	if (!x)
+		fail_msg("%s", err.msg);
+	chain_image(paths, n, img, size);
+	for (unsigned d = 0; d < 2; d++) {
+		struct runs r = { 0, 0, img[d] };
+
+		assert_int_equal(vb_index_meta(x)->drives[d].size, size[d]);
+		buf = malloc(size[d]);
+		assert_non_null(buf);
+		assert_int_equal(vb_index_pread(x, d, buf, size[d], 0, &err), 0);
+		assert_memory_equal(buf, img[d], size[d]);
+		/* odd pieces, across blocks and clusters */
+		for (uint64_t off = 0; off < size[d]; off += 7777) {
+			size_t len = (size_t)(size[d] - off < 70001 ? size[d] - off : 70001);
+
+			assert_int_equal(vb_index_pread(x, d, buf, len, off, &err), 0);
+			assert_memory_equal(buf, img[d] + off, len);
+		}
+		assert_int_equal(vb_index_extents(x, d, 0, size[d], count_run, &r, &err), 0);
+		assert_int_equal(r.next, size[d]);
+		assert_true(r.data > 0);
+		assert_int_equal(vb_index_pread(x, d, buf, 2, size[d] - 1, &err), -1);
+		vb_error_clear(&err);
+		free(buf);
+		free(img[d]);
+	}
+	vb_index_free(x);
+}
+
+static void test_index_chain(void **state)
+{
+	/* a differential on the full after two incrementals: drive a's cluster
+	 * 0 is zero again (fill 0), drive b's partial cluster 1 changes */
+	struct arc dif = { .kind = "differential", .ckpt = "c4", .pckpt = "c1", .uuid = 4,
+			   .parent = 1, .time_ns = 4000, .mask = { 3, 2 }, .fill = 0 };
+	char *f = arc_at(state, "f.vma", &FULL), *i1 = arc_at(state, "i1.vma", &INC1);
+	char *i2 = arc_at(state, "i2.vma", &INC2), *dp = arc_at(state, "d.vma", &dif);
+	const char *paths[] = { f, i1, i2, dp };
+	struct vb_error err = { 0 };
+	struct vb_index *x;
+
+	for (size_t n = 1; n <= 4; n++)
+		expect_index(paths, n);
+	x = vb_index_open(paths, 4, &err);
+	assert_non_null(x);
+	/* drive a: cluster 0 zero again, 1 and 2 hold data; drive b: both */
+	assert_int_equal(vb_index_clusters(x, 0), 2);
+	assert_int_equal(vb_index_clusters(x, 1), 2);
+	assert_int_equal(vb_index_frames_started(x), 0);
+	vb_index_free(x);
+	free(f);
+	free(i1);
+	free(i2);
+	free(dp);
+	/* the same chain as seekable zstd (a plain full under zstd successors) */
+	{
+		struct arc zf = FULL, z2 = INC2, zd = dif;
+		char *p[4];
+
+		zf.zstd = z2.zstd = zd.zstd = true;
+		p[0] = arc_at(state, "f.vma.zst", &zf);
+		p[1] = arc_at(state, "i1.vma", &INC1);
+		p[2] = arc_at(state, "i2.vma.zst", &z2);
+		p[3] = arc_at(state, "d.vma.zst", &zd);
+		expect_index((const char *const *)p, 4);
+		x = vb_index_open((const char *const *)p, 4, &err);
+		assert_non_null(x);
+		assert_true(vb_index_frames_started(x) > 0);
+		vb_index_free(x);
+		for (int k = 0; k < 4; k++)
+			free(p[k]);
+	}
+}
+
+static void test_index_refusals(void **state)
+{
+	struct arc z = FULL;
+	char *f = arc_at(state, "f.vma", &FULL), *t = tpath(state, "t.vma"), *zp;
+	const char *one[1];
+	struct vb_error err = { 0 };
+	struct stat st;
+	int fd;
+
+	/* truncated inside the data of its last extent */
+	assert_int_equal(stat(f, &st), 0);
+	fd = open(t, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	{
+		size_t len = (size_t)st.st_size - 100, all;
+		uint8_t *b = read_file(f, &all);
+
+		assert_int_equal(write(fd, b, len), (ssize_t)len);
+		free(b);
+	}
+	close(fd);
+	one[0] = t;
+	assert_null(vb_index_open(one, 1, &err));
+	assert_int_equal(err.cls, VB_E_INVALID);
+	assert_non_null(strstr(err.msg, "stream ended inside"));
+	vb_error_clear(&err);
+	/* one zstd frame, no seek table */
+	z.zstd = true;
+	z.single_frame = true;
+	zp = arc_at(state, "z.vma.zst", &z);
+	one[0] = zp;
+	assert_null(vb_index_open(one, 1, &err));
+	assert_int_equal(err.cls, VB_E_USAGE);
+	assert_non_null(strstr(err.msg, "without a seek table"));
+	free(f);
+	free(t);
+	free(zp);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, tdir_setup, tdir_teardown)
@@ -764,6 +946,8 @@ int main(void)
 		T(test_chain_stdin_once),
 		T(test_chain_synthetic_full),
 		T(test_chain_stream_errors),
+		T(test_index_chain),
+		T(test_index_refusals),
 	};
 #undef T
 

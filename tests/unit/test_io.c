@@ -1184,7 +1184,38 @@ static void zstd_roundtrip(void **state, int level, int threads, size_t size)
 	file = read_file(path, &flen);
 	assert_int_equal(ZSTD_getFrameHeader(&fh, file, flen), 0);
 	assert_int_equal(fh.checksumFlag, 1);
-	assert_int_equal(ZSTD_findFrameCompressedSize(file, flen), flen); /* one frame */
+	/* seekable: frames, then the seek table's skippable frame, which ends
+	 * the file; each frame starts at a write once 1 MiB was given */
+	{
+		size_t pos = 0, frames = 0;
+		struct vb_rafile *ra;
+		unsigned char *piece = malloc(70000);
+
+		while (pos < flen && (file[pos + 3] != 0x18 || (file[pos] & 0xF0) != 0x50)) {
+			size_t n = ZSTD_findFrameCompressedSize(file + pos, flen - pos);
+
+			assert_false(ZSTD_isError(n));
+			pos += n;
+			frames++;
+		}
+		assert_true(pos + 8 + 8 * frames + VB_SEEK_FOOTER_SIZE == flen);
+		assert_true(frames >= (size > (2u << 20) ? 2u : 1u));
+		ra = vb_rafile_open(path, &err);
+		if (!ra)
+			fail_msg("%s", err.msg);
+		assert_int_equal(vb_rafile_size(ra), size);
+		assert_int_equal(vb_rafile_compression(ra), VB_COMP_ZSTD);
+		assert_non_null(piece);
+		for (size_t at = 0; at < size; at += size / 7 + 4093) {
+			size_t len = size - at < 70000 ? size - at : 70000;
+
+			assert_int_equal(vb_rafile_pread(ra, piece, len, at, &err), (ssize_t)len);
+			assert_memory_equal(piece, data + at, len);
+		}
+		assert_int_equal(vb_rafile_pread(ra, piece, 10, size, &err), 0);
+		vb_rafile_free(ra);
+		free(piece);
+	}
 	assert_int_equal(read_all(path, &back, &comp, &raw, &err), (ssize_t)size);
 	assert_int_equal(comp, VB_COMP_ZSTD);
 	assert_int_equal(raw, flen);

@@ -1,0 +1,278 @@
+# t_serve.sh: `vmaback serve`: a chain's newest point as NBD exports, read
+# whole with nbdcopy, at random with libnbd, block status against the
+# source's zero blocks; --once, --port, -d; refusals; stopping by a signal
+# stops the nbdkit it started.
+. "$T_SRCDIR/lib.sh"
+
+PY=/usr/bin/python3
+
+need_tools() {
+	command -v nbdkit >/dev/null 2>&1 || skip "nbdkit is not installed"
+	command -v nbdcopy >/dev/null 2>&1 || skip "nbdcopy (libnbd-bin) is not installed"
+	"$PY" -c 'import nbd' 2>/dev/null || skip "python3-libnbd is not installed"
+}
+
+# rnd FILE OFFSET_KIB LEN_KIB: random bytes into FILE (not truncated)
+rnd() {
+	dd if=/dev/urandom of="$1" bs=1K seek="$2" count="$3" conv=notrunc status=none
+}
+zeros() {
+	dd if=/dev/zero of="$1" bs=1K seek="$2" count="$3" conv=notrunc status=none
+}
+
+# serve_start ARGS...: vmaback serve in the background until it says it is
+# ready; SPID is serve's pid, NPID nbdkit's.
+serve_start() {
+	SERR=$PWD/serve.err
+	"$VMABACK" serve "$@" >uris 2>"$SERR" &
+	SPID=$!
+	for _ in $(seq 300); do
+		grep -q 'serves the exports' "$SERR" && break
+		kill -0 "$SPID" 2>/dev/null || break
+		sleep 0.1
+	done
+	grep -q 'serves the exports' "$SERR" || { cat "$SERR" >"$ERR"; fail "serve $* did not get ready"; }
+	NPID=$(sed -n 's/.*nbdkit (pid \([0-9]*\)).*/\1/p' "$SERR")
+	[ -n "$NPID" ] && kill -0 "$NPID" || fail "no nbdkit pid in: $(cat "$SERR")"
+}
+
+# serve_stop: SIGTERM to serve; it exits 0, and the nbdkit it started is gone.
+serve_stop() {
+	local rc=0
+	kill -TERM "$SPID"
+	wait "$SPID" || rc=$?
+	[ "$rc" -eq 0 ] || { cat "$SERR" >"$ERR"; fail "serve exited $rc after SIGTERM"; }
+	grep -q 'stopped by signal 15' "$SERR" || fail "serve did not say it was stopped"
+	if kill -0 "$NPID" 2>/dev/null; then
+		fail "nbdkit (pid $NPID) still runs after serve stopped"
+	fi
+	! grep -q 'came after the work' "$SERR" || fail "serve called the stop an interruption"
+}
+
+# check_export NAME SOURCE: the export read whole equals SOURCE; random reads
+# and block status too.
+check_export() {
+	local uri="nbd+unix:///$1?socket=$PWD/s.sock"
+	rm -f got.raw
+	nbdcopy "$uri" got.raw || fail "nbdcopy $uri failed"
+	same got.raw "$2"
+	"$PY" "$T_SRCDIR/serve_check.py" "$uri" "$2" "$RANDOM" >check.out 2>&1 ||
+		fail "serve_check $1 against $2: $(cat check.out)"
+}
+
+# A full, two incrementals and a differential on a sparse and a dense drive;
+# every point served and compared with the source as it was then.
+chain() {
+	need_tools
+	local SD=$PWD/sd k
+	truncate -s 48M sparse.raw
+	rnd sparse.raw 1024 3000
+	rnd sparse.raw 20000 64
+	rnd sparse.raw 40000 4
+	rnd dense.raw 0 6144
+	truncate -s $((6291456 + 3000)) dense.raw
+	backup() {
+		run vb backup --set s --state-dir "$SD" -d sparse=sparse.raw -d dense=dense.raw \
+			--checkpoint "$@"
+		expect_rc 0
+	}
+	backup c1 -o f.vma
+	cp --sparse=always sparse.raw s1.raw; cp dense.raw d1.raw
+	rnd sparse.raw 30000 128; zeros sparse.raw 1024 512; rnd dense.raw 100 10
+	backup c2 -o i1.vma.zst
+	cp --sparse=always sparse.raw s2.raw; cp dense.raw d2.raw
+	rnd sparse.raw 1 3; zeros dense.raw 2048 1024; rnd dense.raw 6140 6
+	backup c3 -o i2.vma
+	cp --sparse=always sparse.raw s3.raw; cp dense.raw d3.raw
+	rnd sparse.raw 45000 2000; zeros sparse.raw 30000 64
+	backup c4 --mode differential --since c1 -o d.vma.zst
+	cp --sparse=always sparse.raw s4.raw; cp dense.raw d4.raw
+	local chain=(f.vma i1.vma.zst i2.vma d.vma.zst)
+	for k in 1 2 3 4; do
+		serve_start "${chain[@]:0:$k}" --socket "$PWD/s.sock"
+		grep -qx "nbd+unix:///sparse?socket=$PWD/s.sock" uris || fail "no sparse URI in $(cat uris)"
+		grep -q "of c$k\$" "$SERR" || fail "point $k is not c$k: $(cat "$SERR")"
+		check_export sparse "s$k.raw"
+		check_export dense "d$k.raw"
+		serve_stop
+		absent s.sock
+	done
+}
+
+# -d one drive, over TCP on 127.0.0.1, --once: serve ends by itself.
+once_port() {
+	need_tools
+	truncate -s 8M a.raw
+	rnd a.raw 100 200
+	rnd b.raw 0 100
+	run vb backup -d a=a.raw -d b=b.raw -o f.vma
+	expect_rc 0
+	local port=$((20000 + RANDOM % 20000)) rc=0
+	"$VMABACK" serve f.vma -d a --port "$port" --bind 127.0.0.1 --once >uris 2>serve.err &
+	SPID=$!
+	for _ in $(seq 100); do grep -q 'serves the exports' serve.err && break; sleep 0.1; done
+	grep -qx "nbd://127.0.0.1:$port/a" uris || fail "uris: $(cat uris)"
+	nbdinfo --list "nbd://127.0.0.1:$port" >list.out 2>&1 || fail "nbdinfo: $(cat list.out)"
+	grep -q 'export="a"' list.out || fail "no export a: $(cat list.out)"
+	! grep -q 'export="b"' list.out || fail "drive b is served without -d b"
+	# the listing was a client: a new serve for the copy
+	wait "$SPID" || rc=$?
+	[ "$rc" -eq 0 ] || fail "serve --once exited $rc: $(cat serve.err)"
+	"$VMABACK" serve f.vma -d a --port "$port" --bind 127.0.0.1 --once >uris 2>serve.err &
+	SPID=$!
+	for _ in $(seq 100); do grep -q 'serves the exports' serve.err && break; sleep 0.1; done
+	nbdcopy "nbd://127.0.0.1:$port/a" got.raw || fail "nbdcopy failed"
+	same got.raw a.raw
+	rc=0
+	wait "$SPID" || rc=$?
+	[ "$rc" -eq 0 ] || fail "serve --once exited $rc: $(cat serve.err)"
+}
+
+refusals() {
+	need_tools
+	rnd a.raw 0 300
+	run vb backup -d a=a.raw -o f.vma
+	expect_rc 0
+	run vb serve f.vma
+	expect_fail 2 serve "one of --socket PATH or --port N"
+	run vb serve f.vma --socket s.sock --port 1234
+	expect_fail 2 serve "one of --socket"
+	run vb serve f.vma --socket s.sock --bind 127.0.0.1
+	expect_fail 2 serve "--bind needs --port"
+	run vb serve --socket s.sock
+	expect_fail 2 serve "expected the archives"
+	run vb serve f.vma -d nope --socket s.sock
+	expect_fail 2 serve "no drive named nope"
+	absent s.sock
+	: >s.sock
+	run vb serve f.vma --socket s.sock
+	expect_fail 2 serve "s.sock exists"
+	rm s.sock
+	# a single zstd frame (as Proxmox writes) and gzip cannot be read at random
+	zstd -q -c f.vma >p.vma.zst
+	run vb serve p.vma.zst --socket s.sock
+	expect_fail 2 serve "without a seek table.*--cache-dir"
+	gzip -c f.vma >p.vma.gz
+	run vb serve p.vma.gz --socket s.sock
+	expect_fail 2 serve "read from the start"
+	head -c $(( $(stat -c %s f.vma) - 1000 )) f.vma >t.vma
+	run vb serve t.vma --socket s.sock
+	expect_fail 3 serve "stream ended inside"
+	run vb serve missing.vma --socket s.sock
+	expect_fail 2 serve "missing.vma"
+	absent s.sock
+}
+
+# Archives that cannot be read at random (vzdump's single-frame .vma.zst,
+# gzip, lzop) through --cache-dir: decompressed once, reused, compared.
+cache_dir() {
+	need_tools
+	truncate -s 16M a.raw
+	rnd a.raw 1000 3000
+	rnd b.raw 0 700
+	run vb backup -d a=a.raw -d b=b.raw -o f.vma
+	expect_rc 0
+	zstd -q -c f.vma >p.vma.zst
+	gzip -c f.vma >p.vma.gz
+	local f
+	for f in p.vma.gz p.vma.zst; do
+		rm -rf cache
+		serve_start "$f" --socket "$PWD/s.sock" --cache-dir cache
+		grep -q 'decompressed copy in cache' "$SERR" || fail "$f: no caching line: $(cat "$SERR")"
+		grep -q 'caching: 100% of' "$SERR" || fail "$f: no progress line: $(cat "$SERR")"
+		check_export a a.raw
+		check_export b b.raw
+		serve_stop
+	done
+	# one cache file per archive uuid (both are the same archive), 0600, sparse-able
+	[ "$(ls cache | wc -l)" -eq 1 ] || fail "cache holds $(ls -A cache)"
+	mode_is cache 700
+	mode_is cache/vmaback-cache-*.vma 600
+	same cache/vmaback-cache-*.vma f.vma
+	# the second time it is reused, not decompressed again
+	serve_start p.vma.zst --socket "$PWD/s.sock" --cache-dir cache
+	grep -q 'decompressed before' "$SERR" || fail "the cache was not reused: $(cat "$SERR")"
+	! grep -q 'caching:' "$SERR" || fail "decompressed again"
+	check_export a a.raw
+	serve_stop
+	if command -v lzop >/dev/null 2>&1; then
+		lzop -q -c f.vma >p.vma.lzo
+		rm -rf cache
+		serve_start p.vma.lzo --socket "$PWD/s.sock" --cache-dir cache
+		check_export b b.raw
+		serve_stop
+	fi
+}
+
+# A cache directory without room for the decompressed archive: refused
+# clearly, nothing left in it.
+cache_no_room() {
+	need_tools
+	[ "$(id -u)" = 0 ] || skip "mounting a small tmpfs needs root"
+	truncate -s 16M a.raw
+	rnd a.raw 0 6000
+	run vb backup -d a=a.raw -o f.vma
+	expect_rc 0
+	zstd -q -1 -c f.vma >p.vma.zst
+	mkdir small
+	mount -t tmpfs -o size=3M tmpfs small 2>/dev/null || skip "cannot mount a tmpfs"
+	# less room than the compressed archive: refused before writing
+	run vb serve p.vma.zst --socket "$PWD/s.sock" --cache-dir small -q
+	local rc=$RC
+	ls -A small >left.txt
+	umount small 2>/dev/null || umount -l small
+	RC=$rc expect_fail 1 serve "no room in small for the decompressed .*p.vma.zst"
+	[ ! -s left.txt ] || fail "the cache directory kept $(cat left.txt)"
+	# a compressible drive: the copy fills the directory up
+	yes 'the same line, again and again' | head -c 6M >c.raw
+	run vb backup -d c=c.raw -o g.vma
+	expect_rc 0
+	zstd -q -c g.vma >q.vma.zst
+	mount -t tmpfs -o size=3M tmpfs small
+	run vb serve q.vma.zst --socket "$PWD/s.sock" --cache-dir small -q
+	rc=$RC
+	ls -A small >left.txt
+	umount small 2>/dev/null || umount -l small
+	RC=$rc expect_fail 1 serve "no room in small"
+	[ ! -s left.txt ] || fail "the cache directory kept $(cat left.txt)"
+	absent s.sock
+}
+
+# --overlay: a qcow2 per export whose backing file is the export; it reads
+# as the source, and writes to it leave the export as it was.
+overlay() {
+	need_tools
+	command -v qemu-img >/dev/null 2>&1 || skip "qemu-img is not installed"
+	command -v qemu-io >/dev/null 2>&1 || skip "qemu-io is not installed"
+	truncate -s 32M a.raw
+	rnd a.raw 3000 2000
+	rnd b.raw 0 1000
+	run vb backup -d a=a.raw -d b=b.raw -o f.vma.zst
+	expect_rc 0
+	serve_start f.vma.zst --socket s.sock --overlay ov
+	[ -f ov/a.qcow2 ] && [ -f ov/b.qcow2 ] || fail "overlays: $(ls -A ov)"
+	mode_is ov/a.qcow2 600
+	grep -q "overlay ov/a.qcow2 on nbd+unix:///a?socket=$PWD/s.sock" "$SERR" ||
+		fail "no overlay line: $(cat "$SERR")"
+	run qemu-img compare -f qcow2 -F raw ov/a.qcow2 a.raw
+	expect_rc 0
+	run qemu-img compare -f qcow2 -F raw ov/b.qcow2 b.raw
+	expect_rc 0
+	run qemu-io -f qcow2 -c 'write -P 0x5a 0 1M' ov/a.qcow2
+	expect_rc 0
+	run qemu-img compare -f qcow2 -F raw ov/a.qcow2 a.raw
+	expect_rc 1
+	check_export a a.raw
+	serve_stop
+	# an overlay that exists is not replaced
+	run vb serve f.vma.zst --socket s.sock --overlay ov
+	expect_fail 2 serve "ov/a.qcow2 exists"
+	absent s.sock
+}
+
+tcase chain chain
+tcase once_port once_port
+tcase refusals refusals
+tcase cache_dir cache_dir
+tcase cache_no_room cache_no_room
+tcase overlay overlay
