@@ -448,6 +448,7 @@ out:
 const struct command cmd_serve = {
 	.name = "serve",
 	.run = run,
+	.options = options,
 	.polls_cancel = true,
 	.summary = "serve a backup point as read-only NBD disks",
 	.help =

@@ -13,7 +13,7 @@ int main(int argc, char **argv)
 	static const struct command *const all[] = {
 		&cmd_backup, &cmd_checkpoints, &cmd_commit, &cmd_config, &cmd_extract,
 		&cmd_list, &cmd_ls, &cmd_merge, &cmd_prune, &cmd_recover, &cmd_restore,
-		&cmd_verify,
+		&cmd_serve, &cmd_verify,
 	};
 	int found = 0;
 
