@@ -126,7 +126,7 @@ $(B)/nbdkit-vmaback-plugin.so: nbdkit/vmaback_plugin.c $(HEADERS) \
 		$(foreach m,$(PLUGIN_MODULES),$(call SRCS_OF,$(m)))
 	@$(MAKE) --no-print-directory B=$(B)/pic EXTRA_CFLAGS=-fPIC \
 		EXTRA_LDFLAGS= $(PLUGIN_LIBS)
-	$(CC) $(PLUGIN_FLAGS) -o $@ $< $(PLUGIN_LIBS) -Wl,--as-needed -Wl,--exclude-libs,ALL \
+	$(CC) $(PLUGIN_FLAGS) -o $@ $< $(PLUGIN_LIBS) -Wl,--as-needed -Wl,--exclude-libs,ALL -Wl,-z,relro,-z,now \
 		$(PKG_LIBS) -lpthread
 
 # Every #include of a module names only itself and the modules it may use.
