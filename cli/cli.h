@@ -40,6 +40,8 @@ struct command {
 extern const struct command cmd_recover, cmd_backup, cmd_list, cmd_config, cmd_verify, cmd_extract,
 	cmd_restore, cmd_merge, cmd_checkpoints, cmd_commit, cmd_ls, cmd_prune;
 extern const struct command cmd_serve;
+/* Every command, NULL-terminated (commands.c). */
+extern const struct command *const cli_commands[];
 
 /* Set by a fatal signal (HUP, INT, QUIT, TERM, USR1, USR2, ALRM, XCPU,
  * XFSZ): the signal number. Checked by the engine. */

@@ -6,18 +6,12 @@
 
 #include "cli/cli.h"
 
-static const struct command *const commands[] = {
-	&cmd_backup, &cmd_restore, &cmd_list, &cmd_verify, &cmd_extract, &cmd_config,
-	&cmd_merge, &cmd_checkpoints, &cmd_commit, &cmd_ls, &cmd_prune, &cmd_recover,
-	&cmd_serve,
-};
-#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
 static const struct command *find(const char *name)
 {
-	for (size_t i = 0; i < NCOMMANDS; i++)
-		if (strcmp(commands[i]->name, name) == 0)
-			return commands[i];
+	for (const struct command *const *c = cli_commands; *c; c++)
+		if (strcmp((*c)->name, name) == 0)
+			return *c;
 	return NULL;
 }
 
@@ -26,8 +20,8 @@ static int usage(FILE *f)
 	fprintf(f, "Usage: vmaback COMMAND [OPTIONS]\n"
 		   "Back up the disks of a virtual machine into one Proxmox-compatible\n"
 		   "VMA archive, and read such archives.\n\nCommands:\n");
-	for (size_t i = 0; i < NCOMMANDS; i++)
-		fprintf(f, "  %-12s %s\n", commands[i]->name, commands[i]->summary);
+	for (const struct command *const *c = cli_commands; *c; c++)
+		fprintf(f, "  %-12s %s\n", (*c)->name, (*c)->summary);
 	fprintf(f, "  %-12s %s\n", "help", "show the help of a command");
 	fprintf(f, "\nOptions: --help, --version.  'vmaback help COMMAND' or\n"
 		   "'vmaback COMMAND --help' describes a command.\n\n"
