@@ -206,8 +206,13 @@ int backup_args_check(struct backup_args *a)
 		if (ends_with(name, ".gz") || ends_with(name, ".lzo"))
 			return cli_usage(CMD, "%s: vmaback compresses with zstd only (.vma.zst)",
 					 name);
-		a->compress = ends_with(name, ".zst");
+		a->compress = ends_with(name, ".zst") || ends_with(name, ".zst.enc");
 	}
+	if (a->encrypt && a->recipient)
+		return cli_usage(CMD, "give either --encrypt KEYFILE or --recipient PUBFILE, not both");
+	if ((a->encrypt || a->recipient) && !(a->pubkey = cli_pubkey_load(CMD, a->encrypt ?
+								  a->encrypt : a->recipient)))
+		return EXIT_USAGE;
 	if (a->quiet)
 		a->progress = CLI_PROGRESS_NONE;
 	return 0;

@@ -17,6 +17,9 @@ struct backup_args {
 	bool no_bitmap;
 	const char *out, *output_cmd, *log_file, *config_file;
 	const char *hook;        /* --hook CMD, run at each phase */
+	/* --encrypt KEYFILE or --recipient PUBFILE: the key encrypted to */
+	const char *encrypt, *recipient;
+	struct vb_pubkey *pubkey;
 	/* a running VM: --qmp SOCKET; the drives are NAME=qmp:DEVICE */
 	struct cli_live_args live;
 	bool fsfreeze;

@@ -40,6 +40,7 @@ struct command {
 extern const struct command cmd_recover, cmd_backup, cmd_list, cmd_config, cmd_verify, cmd_extract,
 	cmd_restore, cmd_merge, cmd_checkpoints, cmd_commit, cmd_ls, cmd_prune;
 extern const struct command cmd_serve;
+extern const struct command cmd_key, cmd_decrypt;
 /* Every command, NULL-terminated (commands.c). */
 extern const struct command *const cli_commands[];
 
@@ -164,6 +165,21 @@ struct cli_set_opts {
 };
 /* Takes getopt's ch (and its argument) if it is one of those: 1, else 0. */
 int cli_set_option(int ch, const char *arg, struct cli_set_opts *o);
+
+/* --key KEYFILE of the commands that read archives (keys.c): the secret
+ * key (a passphrase-protected one unlocked with the first line of the file
+ * VMABACK_PASSPHRASE_FILE names) joins the keys every archive is opened
+ * with. 0 or an exit status after a message. */
+enum { CLI_OPT_KEY = 0x1010 };
+#define CLI_KEY_OPTION { "key", required_argument, NULL, CLI_OPT_KEY }
+int cli_key_load(const char *cmd, const char *path);
+/* The public key of --encrypt KEYFILE or --recipient PUBFILE, or NULL
+ * after a message. */
+struct vb_pubkey *cli_pubkey_load(const char *cmd, const char *path);
+/* The keys loaded by cli_key_load (NULL: none). */
+const struct vb_input_opts *cli_keys(void);
+/* The passphrase: the first line of path (malloc'd), or NULL after a message. */
+char *cli_read_passphrase(const char *cmd, const char *path);
 
 /* Core's warnings (warnings.c): cli_on_warning is the vb_warn_fn of every
  * object; each warning is printed (cmd NULL: "INFO: MESSAGE" lines on

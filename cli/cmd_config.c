@@ -8,6 +8,7 @@
 
 static const struct option config_options[] = {
 	{ "config", required_argument, NULL, 'c' },
+	CLI_KEY_OPTION,
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -45,6 +46,10 @@ static int config_run(int argc, char **argv)
 	while ((ch = cli_getopt(&g, argc, argv)) != -1) {
 		if (ch == 'c')
 			name = optarg;
+		else if (ch == CLI_OPT_KEY && cli_key_load("config", optarg) != EXIT_OK)
+			return EXIT_USAGE;
+		else if (ch == CLI_OPT_KEY)
+			continue;
 		else if (ch == 'h')
 			return cli_help(&cmd_config);
 		else

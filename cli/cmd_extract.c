@@ -10,6 +10,7 @@
 static const struct option options[] = {
 	{ "drive", required_argument, NULL, 'd' },
 	{ "quiet", no_argument, NULL, 'q' },
+	CLI_KEY_OPTION,
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -35,6 +36,10 @@ static int run(int argc, char **argv)
 			break;
 		case 'q':
 			quiet = true;
+			break;
+		case CLI_OPT_KEY:
+			if ((status = cli_key_load("extract", optarg)) != EXIT_OK)
+				goto out;
 			break;
 		case 'h':
 			status = cli_help(&cmd_extract);

@@ -11,6 +11,7 @@
 
 static const struct option list_options[] = {
 	{ "json", no_argument, NULL, 'j' },
+	CLI_KEY_OPTION,
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -108,6 +109,10 @@ static int list_run(int argc, char **argv)
 	while ((ch = cli_getopt(&g, argc, argv)) != -1) {
 		if (ch == 'j')
 			json = true;
+		else if (ch == CLI_OPT_KEY && cli_key_load("list", optarg) != EXIT_OK)
+			return EXIT_USAGE;
+		else if (ch == CLI_OPT_KEY)
+			continue;
 		else if (ch == 'h')
 			return cli_help(&cmd_list);
 		else

@@ -16,6 +16,7 @@ static const struct option merge_options[] = {
 	{ "compress", required_argument, NULL, OPT_COMPRESS },
 	{ "zstd-level", required_argument, NULL, OPT_ZLEVEL },
 	{ "quiet", no_argument, NULL, 'q' },
+	CLI_KEY_OPTION,
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -52,6 +53,13 @@ static int merge_run(int argc, char **argv)
 			if (!cli_parse_uint(optarg, 1, 19, &level))
 				return cli_usage("merge", "--zstd-level %s: expected 1 to 19", optarg);
 			break;
+		case CLI_OPT_KEY: {
+			int st = cli_key_load("merge", optarg);
+
+			if (st != EXIT_OK)
+				return st;
+			break;
+		}
 		case 'h':
 			return cli_help(&cmd_merge);
 		default:

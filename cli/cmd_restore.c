@@ -20,6 +20,7 @@ static const struct option restore_options[] = {
 	{ "connect", required_argument, NULL, OPT_CONNECT },
 	{ "force", no_argument, NULL, 'f' },
 	{ "quiet", no_argument, NULL, 'q' },
+	CLI_KEY_OPTION,
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -140,6 +141,10 @@ static int restore_run(int argc, char **argv)
 			break;
 		case 'q':
 			quiet = true;
+			break;
+		case CLI_OPT_KEY:
+			if ((status = cli_key_load("restore", optarg)) != EXIT_OK)
+				goto out;
 			break;
 		case 'h':
 			status = cli_help(&cmd_restore);

@@ -16,6 +16,7 @@ static const struct option options[] = {
 	{ "set", required_argument, NULL, OPT_SET },
 	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
 	{ "checkpoint", required_argument, NULL, OPT_CHECKPOINT },
+	CLI_KEY_OPTION,
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -140,6 +141,13 @@ static int run(int argc, char **argv)
 		case OPT_CHECKPOINT:
 			ckpt = optarg;
 			break;
+		case CLI_OPT_KEY: {
+			int st = cli_key_load("verify", optarg);
+
+			if (st != EXIT_OK)
+				return st;
+			break;
+		}
 		case 'h':
 			return cli_help(&cmd_verify);
 		default:

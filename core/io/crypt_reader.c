@@ -1,0 +1,279 @@
+/* crypt_reader.c: the input stack's decryption (doc/encryption.md): the
+ * header's file key unwrapped with one of the given keys, then each chunk
+ * opened in order; a chunk that does not authenticate (a wrong key,
+ * damage, a chunk missing, moved or from another file) and a stream that
+ * ends before its last chunk are VB_E_INVALID errors naming the offset. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/io/crypt_int.h"
+
+#define SEALED (VB_CRYPT_CHUNK + VB_CRYPT_TAG)
+
+struct vb_decrypt {
+	int fd;
+	const char *name;
+	EVP_CIPHER_CTX *c;
+	uint8_t key[32];
+	uint8_t prefix[VB_CRYPT_PREFIX];
+	uint8_t id[VB_KEY_ID_LEN];
+	size_t chunk;           /* plaintext bytes of a chunk */
+	uint32_t counter;       /* the next chunk's number */
+	uint64_t off;           /* its offset in the file */
+	bool last;              /* the last chunk was opened */
+	uint8_t *in;            /* a sealed chunk */
+	uint8_t *out;           /* its plaintext */
+	size_t pos, len;        /* the plaintext not yet handed out */
+};
+
+void vb_decrypt_free(struct vb_decrypt *d)
+{
+	if (!d)
+		return;
+	EVP_CIPHER_CTX_free(d->c);
+	if (d->out)
+		OPENSSL_cleanse(d->out, d->chunk);
+	free(d->in);
+	free(d->out);
+	OPENSSL_cleanse(d, sizeof(*d));
+	free(d);
+}
+
+const uint8_t *vb_decrypt_key_id(const struct vb_decrypt *d)
+{
+	return d->id;
+}
+
+static int read_err(struct vb_decrypt *d, struct vb_error *err)
+{
+	int e = errno;
+
+	if (e == ECANCELED || e == EINTR)
+		return vb_error_set(err, VB_E_CANCELED, EINTR, "%s: interrupted", d->name);
+	return vb_error_set(err, VB_E_FAIL, e, "%s: read failed: %s", d->name, strerror(e));
+}
+
+/* The file key from the header h, with the key of its id among keys. */
+static int open_header(struct vb_decrypt *d, const uint8_t *h, const struct vb_key *const *keys,
+		       size_t nkeys, struct vb_error *err)
+{
+	const struct vb_key *k = NULL;
+	uint8_t shared[32], wrap[32], nonce[12] = { 0 }, tag[16];
+	char id[2 * VB_KEY_ID_LEN + 1], have[2 * VB_KEY_ID_LEN + 1];
+	int rc = -1;
+
+	vb_key_id_hex(h + VB_CH_KEY_ID, id);
+	if (h[VB_CH_VERSION] != VB_CRYPT_VERSION)
+		return vb_error_set(err, VB_E_INVALID, 0, "%s: encrypted archive of format version "
+				    "%u: this vmaback reads version %u", d->name, h[VB_CH_VERSION],
+				    VB_CRYPT_VERSION);
+	if (h[VB_CH_CHUNK_LOG] < 10 || h[VB_CH_CHUNK_LOG] > 24)
+		return vb_error_set(err, VB_E_INVALID, 0, "%s: damaged encryption header at offset "
+				    "0 (chunk size 2^%u)", d->name, h[VB_CH_CHUNK_LOG]);
+	d->chunk = (size_t)1 << h[VB_CH_CHUNK_LOG];
+	memcpy(d->id, h + VB_CH_KEY_ID, VB_KEY_ID_LEN);
+	memcpy(d->prefix, h + VB_CH_PREFIX, VB_CRYPT_PREFIX);
+	if (nkeys == 0)
+		return vb_error_set(err, VB_E_USAGE, 0, "%s: the archive is encrypted to key %s: "
+				    "give its key file with --key KEYFILE", d->name, id);
+	for (size_t i = 0; i < nkeys && !k; i++)
+		if (memcmp(vb_pubkey_id(vb_key_public(keys[i])), d->id, VB_KEY_ID_LEN) == 0)
+			k = keys[i];
+	if (!k) {
+		vb_key_id_hex(vb_pubkey_id(vb_key_public(keys[0])), have);
+		return vb_error_set(err, VB_E_INVALID, 0, "%s: wrong key: the archive is "
+				    "encrypted to key %s, not to %s%s", d->name, id, have,
+				    nkeys > 1 ? " or the others given" : "");
+	}
+	if (vb_crypt_x25519(k->x25519, h + VB_CH_EPHEMERAL, shared) < 0 ||
+	    vb_crypt_wrap_key(shared, h + VB_CH_EPHEMERAL, k->pub.x25519, wrap) < 0)
+		goto bad;
+	memcpy(tag, h + VB_CH_WRAP_TAG, 16);
+	if (vb_crypt_gcm(d->c, false, wrap, nonce, h, VB_CH_WRAPPED, h + VB_CH_WRAPPED, 32,
+			 d->key, tag) < 0)
+		goto bad;
+	vb_crypt_nonce(d->prefix, UINT32_MAX, false, nonce);
+	nonce[11] = 2;
+	memcpy(tag, h + VB_CH_HEADER_TAG, 16);
+	if (vb_crypt_gcm(d->c, false, d->key, nonce, h, VB_CH_HEADER_TAG, NULL, 0, NULL, tag) < 0)
+		goto bad;
+	rc = 0;
+bad:
+	if (rc < 0)
+		vb_error_set(err, VB_E_INVALID, 0, "%s: the encryption header at offset 0 does not "
+			     "authenticate with key %s: damaged, or not made for this key",
+			     d->name, id);
+	OPENSSL_cleanse(shared, sizeof(shared));
+	OPENSSL_cleanse(wrap, sizeof(wrap));
+	return rc;
+}
+
+struct vb_decrypt *vb_decrypt_new(int fd, const char *name, const uint8_t *head, size_t hlen,
+				  const struct vb_key *const *keys, size_t nkeys,
+				  struct vb_error *err)
+{
+	struct vb_decrypt *d = calloc(1, sizeof(*d));
+	uint8_t h[VB_CRYPT_HEADER];
+	ssize_t n;
+
+	if (!d || !(d->c = EVP_CIPHER_CTX_new())) {
+		free(d);
+		vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
+		return NULL;
+	}
+	d->fd = fd;
+	d->name = name;
+	memcpy(h, head, hlen);
+	n = vb_io_read_full(fd, h + hlen, VB_CRYPT_HEADER - hlen);
+	if (n < 0) {
+		read_err(d, err);
+		goto fail;
+	}
+	if ((size_t)n < VB_CRYPT_HEADER - hlen) {
+		vb_error_set(err, VB_E_INVALID, 0, "%s: truncated encryption header (%zu of %u "
+			     "bytes)", name, hlen + (size_t)n, VB_CRYPT_HEADER);
+		goto fail;
+	}
+	if (memcmp(h, VB_CRYPT_MAGIC, VB_CRYPT_MAGIC_LEN) != 0) {
+		vb_error_set(err, VB_E_INVALID, 0, "%s: not an encrypted vmaback archive", name);
+		goto fail;
+	}
+	if (open_header(d, h, keys, nkeys, err) < 0)
+		goto fail;
+	d->in = malloc(d->chunk + VB_CRYPT_TAG);
+	d->out = malloc(d->chunk);
+	if (!d->in || !d->out) {
+		vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
+		goto fail;
+	}
+	d->off = VB_CRYPT_HEADER;
+	return d;
+fail:
+	vb_decrypt_free(d);
+	return NULL;
+}
+
+/* Reads and opens the next chunk into d->in. */
+static int next_chunk(struct vb_decrypt *d, struct vb_error *err)
+{
+	size_t sealed = d->chunk + VB_CRYPT_TAG, plain;
+	uint8_t nonce[12], tag[16], one;
+	ssize_t n = vb_io_read_full(d->fd, d->in, sealed);
+
+	if (n < 0)
+		return read_err(d, err);
+	d->pos = d->len = 0;
+	if (d->last) {
+		if (n > 0)
+			return vb_error_set(err, VB_E_INVALID, 0, "%s: data after the last "
+					    "encrypted chunk, at offset %" PRIu64, d->name, d->off);
+		return 0;
+	}
+	if (n < VB_CRYPT_TAG)
+		return vb_error_set(err, VB_E_INVALID, 0, "%s: truncated encrypted archive: "
+				    "chunk %" PRIu32 " at offset %" PRIu64 " is %s", d->name,
+				    d->counter, d->off, n == 0 ? "missing" : "cut short");
+	plain = (size_t)n - VB_CRYPT_TAG;
+	memcpy(tag, d->in + plain, 16);
+	vb_crypt_nonce(d->prefix, d->counter, false, nonce);
+	/* a full chunk is the last one only if its tag says so */
+	if ((size_t)n == sealed && d->counter < UINT32_MAX &&
+	    vb_crypt_gcm(d->c, false, d->key, nonce, NULL, 0, d->in, plain, d->out, tag) == 0) {
+		d->len = plain;
+	} else {
+		nonce[11] = 1;
+		if (vb_crypt_gcm(d->c, false, d->key, nonce, NULL, 0, d->in, plain, d->out,
+				 tag) < 0)
+			return vb_error_set(err, VB_E_INVALID, 0, "%s: encrypted chunk %" PRIu32
+					    " at offset %" PRIu64 " does not authenticate: "
+					    "damaged, truncated, moved or from another archive",
+					    d->name, d->counter, d->off);
+		d->len = plain;
+		d->last = true;
+		/* nothing may follow */
+		n = vb_io_read_full(d->fd, &one, 1);
+		if (n < 0)
+			return read_err(d, err);
+		if (n > 0)
+			return vb_error_set(err, VB_E_INVALID, 0, "%s: data after the last "
+					    "encrypted chunk, at offset %" PRIu64, d->name,
+					    d->off + sealed);
+	}
+	d->counter++;
+	d->off += (uint64_t)n;
+	return 0;
+}
+
+ssize_t vb_decrypt_read(struct vb_decrypt *d, void *buf, size_t len, struct vb_error *err)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		size_t k;
+
+		if (d->pos == d->len) {
+			if (d->last)
+				break;
+			if (next_chunk(d, err) < 0)
+				return -1;
+			continue;
+		}
+		k = d->len - d->pos < len - done ? d->len - d->pos : len - done;
+		memcpy((uint8_t *)buf + done, d->out + d->pos, k);
+		d->pos += k;
+		done += k;
+	}
+	return (ssize_t)done;
+}
+
+int vb_input_decrypt_to(const char *path, const struct vb_input_opts *o, int out_fd,
+			struct vb_error *err)
+{
+	bool in_stdin = strcmp(path, "-") == 0;
+	const char *name = in_stdin ? "standard input" : path;
+	int fd = in_stdin ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	uint8_t magic[VB_CRYPT_MAGIC_LEN], *buf = NULL;
+	struct vb_decrypt *d = NULL;
+	int rc = -1, e;
+	ssize_t n;
+
+	if (fd < 0)
+		return vb_error_set(err, errno == ENOENT || errno == EACCES ? VB_E_USAGE : VB_E_FAIL,
+				    errno, "%s: %s", path, strerror(errno));
+	n = vb_io_read_full(fd, magic, sizeof(magic));
+	if (n < 0) {
+		vb_error_set(err, VB_E_FAIL, errno, "%s: read failed: %s", name, strerror(errno));
+		goto out;
+	}
+	if ((size_t)n < sizeof(magic) || memcmp(magic, VB_CRYPT_MAGIC, sizeof(magic)) != 0) {
+		vb_error_set(err, VB_E_USAGE, 0, "%s: not an encrypted archive", name);
+		goto out;
+	}
+	d = vb_decrypt_new(fd, name, magic, sizeof(magic), o ? o->keys : NULL, o ? o->nkeys : 0,
+			   err);
+	buf = malloc(VB_IO_BUFSIZE);
+	if (!d || !buf) {
+		if (d)
+			vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
+		goto out;
+	}
+	while ((n = vb_decrypt_read(d, buf, VB_IO_BUFSIZE, err)) > 0) {
+		e = vb_write_all(out_fd, buf, (size_t)n);
+		if (e < 0) {
+			vb_error_set(err, e == -ECANCELED ? VB_E_CANCELED : VB_E_FAIL, -e,
+				     "standard output: write failed: %s", strerror(-e));
+			goto out;
+		}
+	}
+	rc = n < 0 ? -1 : 0;
+out:
+	vb_decrypt_free(d);
+	free(buf);
+	if (!in_stdin)
+		close(fd);
+	return rc;
+}
