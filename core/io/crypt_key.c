@@ -391,7 +391,9 @@ struct vb_key *vb_key_load(const char *path, const char *passphrase, struct vb_e
 	int logn, r, p;
 	EVP_CIPHER_CTX *c;
 
-	if (read_keyfile(path, type, sizeof(type), blob, VB_KEY_LEN + 2, err) == 0) {
+	struct vb_error first = { 0 };
+
+	if (read_keyfile(path, type, sizeof(type), blob, VB_KEY_LEN + 2, &first) == 0) {
 		if (strcmp(type, SECRET_TYPE) != 0) {
 			vb_error_set(err, VB_E_USAGE, 0, "%s: not a vmaback secret key file", path);
 			return NULL;
@@ -401,8 +403,16 @@ struct vb_key *vb_key_load(const char *path, const char *passphrase, struct vb_e
 		OPENSSL_cleanse(blob, sizeof(blob));
 		return k;
 	}
-	if (strncmp(type, SCRYPT_TYPE " ", strlen(SCRYPT_TYPE) + 1) != 0)
-		return NULL; /* err says it */
+	if (strcmp(type, PUBLIC_TYPE) == 0) {
+		vb_error_set(err, VB_E_USAGE, 0, "%s: a public key file: reading needs the secret "
+			     "key (not a vmaback secret key file)", path);
+		return NULL;
+	}
+	if (strncmp(type, SCRYPT_TYPE " ", strlen(SCRYPT_TYPE) + 1) != 0) {
+		if (err)
+			*err = first;
+		return NULL;
+	}
 	if (read_keyfile(path, type, sizeof(type), blob, sizeof(blob), err) < 0 ||
 	    check_ok(path, blob, sizeof(blob), err) < 0)
 		return NULL;
@@ -442,7 +452,9 @@ struct vb_pubkey *vb_pubkey_load(const char *path, struct vb_error *err)
 	struct vb_pubkey *p;
 	struct vb_key *k;
 
-	if (read_keyfile(path, type, sizeof(type), blob, sizeof(blob), err) < 0 ||
+	struct vb_error first = { 0 };
+
+	if (read_keyfile(path, type, sizeof(type), blob, sizeof(blob), &first) < 0 ||
 	    strcmp(type, PUBLIC_TYPE) != 0) {
 		/* a secret key file gives its public key too */
 		k = vb_key_load(path, NULL, err);
