@@ -95,6 +95,10 @@ $(B)/tests/test_$(1): tests/unit/test_$(1).c $(call LIBS_FOR,$(1)) $$(HEADERS)
 		$$(LDLIBS) $$(CMOCKA_LIBS) $$(TEST_LDFLAGS_$(1))
 endef
 $(foreach m,$(MODULES),$(eval $(call MODULE_RULES,$(m))))
+# test_crypt.c: a second unit test of io (its encryption layers).
+$(B)/tests/test_crypt: tests/unit/test_crypt.c $(call LIBS_FOR,io) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DVB_MODULE_io $(LDFLAGS) -o $@ $< $(call LIBS_FOR,io) $(LDLIBS) $(CMOCKA_LIBS)
 # test_store injects faults into the state's publishing (fsync, rename, write).
 TEST_LDFLAGS_store = -Wl,--wrap=fsync -Wl,--wrap=rename -Wl,--wrap=write
 
@@ -201,6 +205,7 @@ FUZZ_SRCS = $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_MODULE_fuzz_state_loader = store
 FUZZ_MODULE_fuzz_adigests = store
 FUZZ_MODULE_fuzz_meta = vma
+FUZZ_MODULE_fuzz_decrypt = io
 fuzz: deps
 	$(MAKE) B=build-fuzz CC=clang EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined" \
 		$(subst $(B)/,build-fuzz/,$(ALL_LIBS))

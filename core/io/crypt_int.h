@@ -57,6 +57,8 @@ struct vb_key {
 	struct vb_pubkey pub;
 };
 
+/* The key of a secret (its derived parts computed). */
+struct vb_key *vb_key_from_secret(const uint8_t secret[VB_KEY_LEN], struct vb_error *err);
 /* HKDF-SHA256 of ikm (salt, info) into out: 0 or -1. */
 int vb_crypt_hkdf(const uint8_t *ikm, size_t ikm_len, const uint8_t *salt, size_t salt_len,
 		  const char *info, uint8_t *out, size_t out_len);

@@ -126,7 +126,7 @@ static int pub_id(struct vb_pubkey *p)
 	return 0;
 }
 
-static struct vb_key *key_from_secret(const uint8_t secret[VB_KEY_LEN], struct vb_error *err)
+struct vb_key *vb_key_from_secret(const uint8_t secret[VB_KEY_LEN], struct vb_error *err)
 {
 	struct vb_key *k = calloc(1, sizeof(*k));
 
@@ -156,7 +156,7 @@ struct vb_key *vb_key_generate(struct vb_error *err)
 		vb_error_set(err, VB_E_FAIL, 0, "no random bytes from libcrypto");
 		return NULL;
 	}
-	k = key_from_secret(s, err);
+	k = vb_key_from_secret(s, err);
 	OPENSSL_cleanse(s, sizeof(s));
 	return k;
 }
@@ -399,7 +399,7 @@ struct vb_key *vb_key_load(const char *path, const char *passphrase, struct vb_e
 			return NULL;
 		}
 		if (check_ok(path, blob, VB_KEY_LEN + 2, err) == 0)
-			k = key_from_secret(blob, err);
+			k = vb_key_from_secret(blob, err);
 		OPENSSL_cleanse(blob, sizeof(blob));
 		return k;
 	}
@@ -436,7 +436,7 @@ struct vb_key *vb_key_load(const char *path, const char *passphrase, struct vb_e
 				blob + SCRYPT_SALT + VB_KEY_LEN) < 0) {
 		vb_error_set(err, VB_E_USAGE, 0, "%s: wrong passphrase", path);
 	} else {
-		k = key_from_secret(s, err);
+		k = vb_key_from_secret(s, err);
 	}
 	EVP_CIPHER_CTX_free(c);
 	OPENSSL_cleanse(s, sizeof(s));
