@@ -77,13 +77,14 @@ const struct command cmd_config = {
 	.run = config_run,
 	.summary = "print a config blob of an archive",
 	.help =
-	"Usage: vmaback config [-c NAME] ARCHIVE\n"
+	"Usage: vmaback config [-c NAME] [--key KEYFILE] ARCHIVE\n"
 	"\n"
 	"Prints the config blob NAME of the archive, byte for byte, on standard\n"
 	"output. ARCHIVE is a file or '-' (any supported compression).\n"
 	"\n"
 	"  -c, --config NAME  the blob (default qemu-server.conf, as Proxmox's\n"
 	"                     `vma config`; vmaback's own metadata is vmaback.json)\n"
+	"      --key KEYFILE  the secret key of an encrypted archive\n"
 	"  -h, --help         show this help\n"
 	"\n"
 	"Exit status: 0 success, 1 no such blob, 2 usage error, 3 not a valid archive.\n",

@@ -191,6 +191,7 @@ const struct command cmd_ls = {
 	"      --set NAME         the backup set (takes its lock for a moment)\n"
 	"      --state-dir DIR    where sets keep their state\n"
 	"      --json             a JSON array, one object per backup\n"
+	"      --key KEYFILE      the secret key of an encrypted archive\n"
 	"  -h, --help             show this help\n"
 	"\n"
 	"Exit status: 0 listed, 1 the directory cannot be read, 2 usage error,\n"

@@ -8,7 +8,7 @@
 
 #include "cli/cli.h"
 
-enum { OPT_COMPRESS = 256, OPT_ZLEVEL };
+enum { OPT_COMPRESS = 256, OPT_ZLEVEL, OPT_RECIPIENT };
 
 static const struct option merge_options[] = {
 	{ "output", required_argument, NULL, 'o' },
@@ -17,6 +17,7 @@ static const struct option merge_options[] = {
 	{ "zstd-level", required_argument, NULL, OPT_ZLEVEL },
 	{ "quiet", no_argument, NULL, 'q' },
 	CLI_KEY_OPTION,
+	{ "recipient", required_argument, NULL, OPT_RECIPIENT },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -25,7 +26,9 @@ static int merge_run(int argc, char **argv)
 {
 	struct cli_getopt g = { .cmd = "merge", .shortopts = ":o:fqh",
 				  .longopts = merge_options };
-	const char *out = NULL;
+	const char *out = NULL, *recipient = NULL;
+	struct vb_pubkey *pub = NULL;
+	const struct vb_input_opts *keys;
 	bool force = false, quiet = false;
 	int compress = -1, ch;
 	uint64_t level = 3;
@@ -60,6 +63,9 @@ static int merge_run(int argc, char **argv)
 				return st;
 			break;
 		}
+		case OPT_RECIPIENT:
+			recipient = optarg;
+			break;
 		case 'h':
 			return cli_help(&cmd_merge);
 		default:
@@ -77,6 +83,22 @@ static int merge_run(int argc, char **argv)
 	} else {
 		sink = vb_sink_file_new(out, force, &err);
 	}
+	/* encrypted archives merge into an encrypted one: to --recipient, or
+	 * to the first --key */
+	keys = cli_keys();
+	if (recipient && !(pub = cli_pubkey_load("merge", recipient))) {
+		vb_writer_discard(sink);
+		return EXIT_USAGE;
+	}
+	if (sink && (pub || keys)) {
+		const struct vb_pubkey *to = pub ? pub : vb_key_public(keys->keys[0]);
+		struct vb_writer *x = vb_crypt_writer_new(sink, to, &err);
+
+		if (!x)
+			vb_writer_discard(sink);
+		sink = x;
+	}
+	vb_pubkey_free(pub);
 	if (!sink)
 		return cli_fail("merge", &err);
 	if (vb_merge((const char *const *)argv + optind, (size_t)(argc - optind), sink,
@@ -96,7 +118,7 @@ const struct command cmd_merge = {
 	.run = merge_run,
 	.summary = "merge a chain into one synthetic full archive",
 	.help =
-	"Usage: vmaback merge -o OUT FULL [INCREMENTAL|DIFFERENTIAL ...]\n"
+	"Usage: vmaback merge -o OUT [--key KEYFILE] FULL [INCREMENTAL|DIFFERENTIAL ...]\n"
 	"\n"
 	"Writes the full archive of the drives as they were at the newest archive\n"
 	"of the chain, without reading the drives again. The result is a normal\n"
@@ -112,6 +134,9 @@ const struct command cmd_merge = {
 	"      --compress none|zstd  (default: zstd when OUT ends in .zst)\n"
 	"      --zstd-level N      1 to 19 (default 3)\n"
 	"  -q, --quiet             print only errors\n"
+	"      --key KEYFILE       the secret key of encrypted archives; the merged\n"
+	"                          archive is encrypted to it (never written plain)\n"
+	"      --recipient PUBFILE encrypt the merged archive to this public key\n"
 	"  -h, --help              show this help\n"
 	"\n"
 	"Exit status: 0 success, 1 failure, 2 usage error or a broken chain,\n"

@@ -240,6 +240,7 @@ const struct command cmd_restore = {
 	"      --connect URI       libvirt's connection URI for --define\n"
 	"  -f, --force             replace existing files; write to block devices\n"
 	"  -q, --quiet             print only errors\n"
+	"      --key KEYFILE       the secret key of encrypted archives\n"
 	"  -h, --help              show this help\n"
 	"\n"
 	"New files are written under hidden temporary names and renamed only when\n"

@@ -30,7 +30,6 @@ static const struct option options[] = {
 	{ "cache-dir", required_argument, NULL, OPT_CACHE_DIR },
 	{ "overlay", required_argument, NULL, OPT_OVERLAY },
 	{ "quiet", no_argument, NULL, 'q' },
-	CLI_KEY_OPTION,
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -418,10 +417,6 @@ static int run(int argc, char **argv)
 			break;
 		case 'q':
 			s.quiet = true;
-			break;
-		case CLI_OPT_KEY:
-			if ((status = cli_key_load("serve", optarg)) != EXIT_OK)
-				goto out;
 			break;
 		case 'h':
 			status = cli_help(&cmd_serve);

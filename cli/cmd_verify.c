@@ -170,7 +170,7 @@ const struct command cmd_verify = {
 	.run = run,
 	.summary = "check an archive, or a checkpoint's whole chain",
 	.help =
-	"Usage: vmaback verify [--quiet] ARCHIVE\n"
+	"Usage: vmaback verify [--quiet] [--key KEYFILE] ARCHIVE\n"
 	"       vmaback verify --deep --set NAME [--state-dir DIR] [--checkpoint C]\n"
 	"                      [ARCHIVE...]\n"
 	"       vmaback verify --deep [--state-dir DIR] ARCHIVE\n"
@@ -205,6 +205,7 @@ const struct command cmd_verify = {
 	"      --state-dir DIR    where sets keep their state\n"
 	"      --checkpoint C     the checkpoint to verify (default: the latest)\n"
 	"  -q, --quiet            print nothing on success\n"
+	"      --key KEYFILE      the secret key of encrypted archives\n"
 	"  -h, --help             show this help\n"
 	"\n"
 	"Exit status: 0 good, 1 a read error, 2 usage error, 3 invalid, corrupt,\n"

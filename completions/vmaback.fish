@@ -2,7 +2,7 @@
 # values of --mode/--progress/--compress, files, backup sets, checkpoints,
 # and drive names of the archive on the line (for -d and --target).
 
-set -l __vmaback_commands backup restore list verify extract config merge checkpoints commit ls prune recover serve help
+set -l __vmaback_commands backup restore list verify extract config merge checkpoints commit ls prune recover serve key decrypt help
 
 # Options that take a value (their values are not positional arguments).
 set -g __vmaback_value_opts -d --drive -c --config -o --output --output-cmd --compress \
@@ -157,6 +157,8 @@ complete -c vmaback -n $nocmd -a recover -d 'Remove what an interrupted backup l
 complete -c vmaback -n $nocmd -a ls -d 'List the backups of a dump directory or a set'
 complete -c vmaback -n $nocmd -a prune -d 'Remove old backups of a set by keep rules'
 complete -c vmaback -n $nocmd -a serve -d 'Serve a backup point as read-only NBD disks'
+complete -c vmaback -n $nocmd -a key -d 'Create an encryption key, export its public part, show its id'
+complete -c vmaback -n $nocmd -a decrypt -d 'Write an encrypted archive\'s plain form to stdout'
 complete -c vmaback -n $nocmd -a help -d 'Show the help of a command'
 
 complete -c vmaback -n '__fish_seen_subcommand_from help' -a "$__vmaback_commands"
@@ -204,6 +206,8 @@ complete -c vmaback -n $b -l vmid -x -d 'VM id in the archive name'
 complete -c vmaback -n $b -l name-template -x -d 'Archive name: {vmid}, {set}, {date}'
 complete -c vmaback -n $b -l notes -x -d 'Write ARCHIVE.notes'
 complete -c vmaback -n $b -l protected -d 'Create ARCHIVE.protected (prune keeps it)'
+complete -c vmaback -n $b -l encrypt -r -F -d 'Encrypt the archive to the key of KEYFILE'
+complete -c vmaback -n $b -l recipient -r -F -d 'Encrypt the archive to a public key'
 
 # restore
 set -l r '__fish_seen_subcommand_from restore'
@@ -249,6 +253,18 @@ complete -c vmaback -n $sv -l once -d 'End when the first client disconnects'
 complete -c vmaback -n $sv -l cache-dir -x -a '(__fish_complete_directories)' -d 'Decompress sequential archives here'
 complete -c vmaback -n $sv -l overlay -x -a '(__fish_complete_directories)' -d 'A qcow2 overlay per export here'
 complete -c vmaback -n $sv -s q -l quiet -d 'Print only errors'
+
+# --key: every command that reads archives
+complete -c vmaback -n '__fish_seen_subcommand_from restore merge list verify extract config ls decrypt' -l key -r -F -d 'Secret key of encrypted archives'
+complete -c vmaback -n $m -l recipient -r -F -d 'Encrypt the merged archive to a public key'
+
+# key: create, public, id
+set -l ky '__fish_seen_subcommand_from key'
+complete -c vmaback -n "$ky; and not __fish_seen_subcommand_from create public id" -x -a 'create public id'
+complete -c vmaback -n "$ky; and __fish_seen_subcommand_from create public id" -F
+complete -c vmaback -n $ky -l passphrase-file -r -F -d 'The passphrase, on the first line of FILE'
+complete -c vmaback -n $ky -l paper -d 'create: print the key to keep on paper'
+complete -c vmaback -n '__fish_seen_subcommand_from decrypt' -F
 
 # checkpoints, commit
 set -l k '__fish_seen_subcommand_from checkpoints commit'

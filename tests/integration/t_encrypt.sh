@@ -288,11 +288,20 @@ state_key_id() {
 	run vb restore --key k.key a.enc b.enc --to r
 	expect_rc 0
 	same src/d1 r/disk-drive-scsi0.raw
-	run vb merge --key k.key -o m.vma.zst a.enc b.enc
+	run vb merge --key k.key -o m.vma.zst.enc a.enc b.enc
 	expect_rc 0
-	run vb extract m.vma.zst m
+	! grep -q Zq7Xv m.vma.zst.enc || fail "merge wrote the config in plain text"
+	run vb extract m.vma.zst.enc m
+	expect_fail 2 extract "encrypted to key $KID"
+	run vb extract --key k.key m.vma.zst.enc m
 	expect_rc 0
 	same src/d1 m/disk-drive-scsi0.raw
+	vb key create k2.key >/dev/null
+	vb key public k2.key k2.pub
+	run vb merge --key k.key --recipient k2.pub -o m2.enc a.enc b.enc
+	expect_rc 0
+	run vb verify --key k2.key m2.enc
+	expect_rc 0
 }
 
 # doc/encryption.md read by a second implementation (crypt_ref.py, from
