@@ -213,6 +213,11 @@ int backup_args_check(struct backup_args *a)
 	if ((a->encrypt || a->recipient) && !(a->pubkey = cli_pubkey_load(CMD, a->encrypt ?
 								  a->encrypt : a->recipient)))
 		return EXIT_USAGE;
+	if (a->sign && a->compress == 0 && !a->pubkey)
+		return cli_usage(CMD, "--sign: a plain VMA archive has no room for a signature: "
+				 "compress it (--compress zstd) or encrypt it");
+	if (a->sign && !(a->sign_key = cli_secret_load(CMD, a->sign)))
+		return EXIT_USAGE;
 	if (a->quiet)
 		a->progress = CLI_PROGRESS_NONE;
 	return 0;

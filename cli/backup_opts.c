@@ -22,7 +22,7 @@ enum {
 	OPT_LOG_FILE, OPT_PROGRESS, OPT_CONFIG_FILE, OPT_BITMAP, OPT_NO_BITMAP,
 	OPT_DUMPDIR, OPT_VMID, OPT_NAME_TEMPLATE, OPT_NOTES, OPT_PROTECTED, OPT_HOOK,
 	OPT_MAX_CHAIN, OPT_FULL_EVERY, OPT_LOCKWAIT, OPT_THRESHOLD, OPT_QMP, OPT_SCRATCH_DIR,
-	OPT_FSFREEZE, OPT_QGA, OPT_DOMAIN, OPT_CONNECT, OPT_ENCRYPT, OPT_RECIPIENT,
+	OPT_FSFREEZE, OPT_QGA, OPT_DOMAIN, OPT_CONNECT, OPT_ENCRYPT, OPT_RECIPIENT, OPT_SIGN,
 };
 
 const struct option backup_options[] = {
@@ -67,6 +67,7 @@ const struct option backup_options[] = {
 	{ "connect", required_argument, NULL, OPT_CONNECT },
 	{ "encrypt", required_argument, NULL, OPT_ENCRYPT },
 	{ "recipient", required_argument, NULL, OPT_RECIPIENT },
+	{ "sign", required_argument, NULL, OPT_SIGN },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -314,6 +315,9 @@ static int option(struct backup_args *a, int ch, char *arg)
 	case OPT_RECIPIENT:
 		a->recipient = arg;
 		return 0;
+	case OPT_SIGN:
+		a->sign = arg;
+		return 0;
 	case 'h':
 		return -1;
 	default:
@@ -524,4 +528,5 @@ void backup_args_free(struct backup_args *a)
 	free(a->generated_out);
 	free(a->generated_log);
 	vb_pubkey_free(a->pubkey);
+	vb_key_free(a->sign_key);
 }

@@ -20,6 +20,8 @@ struct backup_args {
 	/* --encrypt KEYFILE or --recipient PUBFILE: the key encrypted to */
 	const char *encrypt, *recipient;
 	struct vb_pubkey *pubkey;
+	const char *sign;        /* --sign KEYFILE */
+	struct vb_key *sign_key;
 	/* a running VM: --qmp SOCKET; the drives are NAME=qmp:DEVICE */
 	struct cli_live_args live;
 	bool fsfreeze;

@@ -176,6 +176,9 @@ int cli_key_load(const char *cmd, const char *path);
 /* The public key of --encrypt KEYFILE or --recipient PUBFILE, or NULL
  * after a message. */
 struct vb_pubkey *cli_pubkey_load(const char *cmd, const char *path);
+/* A secret key file (a passphrase-protected one: VMABACK_PASSPHRASE_FILE),
+ * or NULL after a message. */
+struct vb_key *cli_secret_load(const char *cmd, const char *path);
 /* The keys loaded by cli_key_load (NULL: none). */
 const struct vb_input_opts *cli_keys(void);
 /* The passphrase: the first line of path (malloc'd), or NULL after a message. */

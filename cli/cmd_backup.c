@@ -204,6 +204,7 @@ static int prepare(struct backup_args *a, struct vb_backup_opts *o, struct vb_st
 	o->zstd_threads = a->zthreads;
 	o->archive_path = a->out && strcmp(a->out, "-") != 0 ? a->out : NULL;
 	o->encrypt_to = a->pubkey;
+	o->sign = a->sign_key;
 	o->state = *state;
 	o->mode = a->mode;
 	o->since = a->since;

@@ -80,6 +80,13 @@ int cli_key_load(const char *cmd, const char *path)
 	return EXIT_OK;
 }
 
+struct vb_key *cli_secret_load(const char *cmd, const char *path)
+{
+	int status;
+
+	return load_key(cmd, path, NULL, &status);
+}
+
 const struct vb_input_opts *cli_keys(void)
 {
 	return key_opts.nkeys ? &key_opts : NULL;

@@ -10,19 +10,19 @@ _vmaback_opts_backup="--drive -d --config -c --output -o --output-cmd --force --
 	--zstd-level --zstd-threads --bwlimit --set --state-dir --mode --since --checkpoint
 	--no-commit --commit --quiet --progress --log-file --json --config-file --help
 	--dumpdir --vmid --name-template --notes --protected --hook --bitmap --no-bitmap --lockwait --max-chain --full-every --threshold
-	--qmp --scratch-dir --fsfreeze --qga --domain --connect --all --encrypt --recipient"
+	--qmp --scratch-dir --fsfreeze --qga --domain --connect --all --encrypt --recipient --sign"
 _vmaback_arg_backup="-d --drive -c --config -o --output --output-cmd --compress --zstd-level
 	--zstd-threads --bwlimit --set --state-dir --mode --since --checkpoint --progress
 	--log-file --config-file --dumpdir --vmid --name-template --notes --hook --bitmap --lockwait --max-chain --full-every --threshold
-	--qmp --scratch-dir --qga --domain --connect --encrypt --recipient"
+	--qmp --scratch-dir --qga --domain --connect --encrypt --recipient --sign"
 _vmaback_opts_restore="--to --target --drive -d --define --connect --force --quiet --key --help"
 _vmaback_arg_restore="--to --target -d --drive --define --connect --key"
 _vmaback_opts_merge="--output -o --force --compress --zstd-level --quiet --key --recipient --help"
 _vmaback_arg_merge="-o --output --compress --zstd-level --key --recipient"
 _vmaback_opts_list="--json --key --help"
 _vmaback_arg_list="--key"
-_vmaback_opts_verify="--quiet --deep --set --state-dir --checkpoint --key --help"
-_vmaback_arg_verify="--set --state-dir --checkpoint --key"
+_vmaback_opts_verify="--quiet --deep --set --state-dir --checkpoint --key --pubkey --help"
+_vmaback_arg_verify="--set --state-dir --checkpoint --key --pubkey"
 _vmaback_opts_extract="--drive -d --quiet --key --help"
 _vmaback_arg_extract="-d --drive --key"
 _vmaback_opts_serve="--drive -d --socket --port --bind --once --cache-dir --overlay --quiet --help"

@@ -208,6 +208,7 @@ complete -c vmaback -n $b -l notes -x -d 'Write ARCHIVE.notes'
 complete -c vmaback -n $b -l protected -d 'Create ARCHIVE.protected (prune keeps it)'
 complete -c vmaback -n $b -l encrypt -r -F -d 'Encrypt the archive to the key of KEYFILE'
 complete -c vmaback -n $b -l recipient -r -F -d 'Encrypt the archive to a public key'
+complete -c vmaback -n $b -l sign -r -F -d 'Sign the archive with the key of KEYFILE'
 
 # restore
 set -l r '__fish_seen_subcommand_from restore'
@@ -238,6 +239,7 @@ complete -c vmaback -n $v -l deep -d 'Verify a checkpoint chain against the stat
 complete -c vmaback -n $v -l set -x -a '(__vmaback_sets)' -d 'Backup set'
 complete -c vmaback -n $v -l state-dir -x -a '(__fish_complete_directories)' -d 'State directory'
 complete -c vmaback -n $v -l checkpoint -x -a '(__vmaback_checkpoints)' -d 'Checkpoint to verify'
+complete -c vmaback -n $v -l pubkey -r -F -d 'Check the signature with this public key'
 complete -c vmaback -n '__fish_seen_subcommand_from extract' -s d -l drive -x -a '(__vmaback_drive_list)' -d 'Only these drives: NAME[,NAME...]'
 complete -c vmaback -n '__fish_seen_subcommand_from extract' -s q -l quiet -d 'Print only errors'
 complete -c vmaback -n '__fish_seen_subcommand_from config' -s c -l config -x -a '(__vmaback_archive_names CFG)' -d 'Blob name (default qemu-server.conf)'

@@ -271,7 +271,8 @@ int vb_backup_run(struct vb_backup *b, struct vb_writer *sink, struct vb_backup_
 	r.out = vb_output_stack(sink, &(struct vb_output_opts){
 		.compress = b->o.compress, .zstd_level = b->o.zstd_level,
 		.zstd_threads = b->o.zstd_threads, .sha256 = res->sha256,
-		.bytes = &res->output_bytes, .encrypt_to = b->o.encrypt_to }, err);
+		.bytes = &res->output_bytes, .encrypt_to = b->o.encrypt_to,
+		.sign = b->o.sign }, err);
 	if (!r.out)
 		goto fail;
 	r.buf = aligned_alloc(4096, CHUNK_SIZE);

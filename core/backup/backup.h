@@ -73,6 +73,7 @@ struct vb_backup_opts {
 	int zstd_level, zstd_threads;
 	const char *archive_path;    /* recorded in the state; NULL if not a file */
 	const struct vb_pubkey *encrypt_to; /* encrypted to this key; NULL: not */
+	const struct vb_key *sign;   /* a signature trailer with this key; NULL: none */
 	/* checkpoints: without a state, a plain full backup */
 	struct vb_state *state;
 	enum vb_mode mode;

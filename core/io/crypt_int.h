@@ -5,6 +5,14 @@
 
 #ifndef VB_MODULE_io
 #error "core/io/crypt_int.h is private to core/io: include core/io/io.h"
+/* ------------------------------------------------------------ signatures */
+#define VB_SIG_TRAILER 136
+/* Whether the VB_SIG_TRAILER bytes at p are a signature trailer. */
+bool vb_sig_is_trailer(const uint8_t *p);
+/* The trailer signing the SHA-256 sha of len bytes with k: 0 or -1. */
+int vb_sig_make(const struct vb_key *k, const uint8_t sha[32], uint64_t len,
+		uint8_t out[VB_SIG_TRAILER]);
+
 /* ------------------------------------------------------------ reading */
 struct vb_decrypt;
 /* Reads the header from fd (its first hlen bytes already read, in head),
@@ -79,6 +87,14 @@ int vb_crypt_wrap_key(const uint8_t shared[32], const uint8_t eph[32], const uin
 /* A chunk's nonce: prefix, big-endian counter, last flag. */
 void vb_crypt_nonce(const uint8_t prefix[VB_CRYPT_PREFIX], uint32_t counter, bool last,
 		    uint8_t nonce[12]);
+
+/* ------------------------------------------------------------ signatures */
+#define VB_SIG_TRAILER 136
+/* Whether the VB_SIG_TRAILER bytes at p are a signature trailer. */
+bool vb_sig_is_trailer(const uint8_t *p);
+/* The trailer signing the SHA-256 sha of len bytes with k: 0 or -1. */
+int vb_sig_make(const struct vb_key *k, const uint8_t sha[32], uint64_t len,
+		uint8_t out[VB_SIG_TRAILER]);
 
 /* ------------------------------------------------------------ reading */
 struct vb_decrypt;

@@ -25,7 +25,9 @@ struct vb_decrypt {
 	uint32_t counter;       /* the next chunk's number */
 	uint64_t off;           /* its offset in the file */
 	bool last;              /* the last chunk was opened */
-	uint8_t *in;            /* a sealed chunk */
+	uint8_t *in;            /* a sealed chunk and what follows it */
+	size_t have;            /* bytes in it */
+	bool eof;               /* the end of the file is in it */
 	uint8_t *out;           /* its plaintext */
 	size_t pos, len;        /* the plaintext not yet handed out */
 };
@@ -144,7 +146,7 @@ struct vb_decrypt *vb_decrypt_new(int fd, const char *name, const uint8_t *head,
 	}
 	if (open_header(d, h, keys, nkeys, err) < 0)
 		goto fail;
-	d->in = malloc(d->chunk + VB_CRYPT_TAG);
+	d->in = malloc(d->chunk + VB_CRYPT_TAG + VB_SIG_TRAILER);
 	d->out = malloc(d->chunk);
 	if (!d->in || !d->out) {
 		vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
@@ -157,54 +159,68 @@ fail:
 	return NULL;
 }
 
-/* Reads and opens the next chunk into d->in. */
-static int next_chunk(struct vb_decrypt *d, struct vb_error *err)
+/* Fills d->in: a chunk and VB_SIG_TRAILER bytes more, or up to the end
+ * of the file (then without a signature trailer there), so that the last
+ * chunk is known by the end of the file. */
+static int fill(struct vb_decrypt *d, struct vb_error *err)
 {
-	size_t sealed = d->chunk + VB_CRYPT_TAG, plain;
-	uint8_t nonce[12], tag[16], one;
-	ssize_t n = vb_io_read_full(d->fd, d->in, sealed);
+	size_t cap = d->chunk + VB_CRYPT_TAG + VB_SIG_TRAILER;
+	ssize_t n;
 
+	if (d->eof || d->have == cap)
+		return 0;
+	n = vb_io_read_full(d->fd, d->in + d->have, cap - d->have);
 	if (n < 0)
 		return read_err(d, err);
-	d->pos = d->len = 0;
-	if (d->last) {
-		if (n > 0)
-			return vb_error_set(err, VB_E_INVALID, 0, "%s: data after the last "
-					    "encrypted chunk, at offset %" PRIu64, d->name, d->off);
-		return 0;
+	d->have += (size_t)n;
+	if (d->have < cap) {
+		d->eof = true;
+		if (d->have >= VB_SIG_TRAILER && vb_sig_is_trailer(d->in + d->have - VB_SIG_TRAILER))
+			d->have -= VB_SIG_TRAILER;
 	}
-	if (n < VB_CRYPT_TAG)
+	return 0;
+}
+
+/* Reads and opens the next chunk into d->out. */
+static int next_chunk(struct vb_decrypt *d, struct vb_error *err)
+{
+	size_t sealed = d->chunk + VB_CRYPT_TAG, len, plain;
+	uint8_t nonce[12], tag[16];
+	bool last;
+
+	if (fill(d, err) < 0)
+		return -1;
+	d->pos = d->len = 0;
+	len = d->have < sealed ? d->have : sealed;
+	last = d->eof && len == d->have;
+	if (len < VB_CRYPT_TAG)
 		return vb_error_set(err, VB_E_INVALID, 0, "%s: truncated encrypted archive: "
 				    "chunk %" PRIu32 " at offset %" PRIu64 " is %s", d->name,
-				    d->counter, d->off, n == 0 ? "missing" : "cut short");
-	plain = (size_t)n - VB_CRYPT_TAG;
+				    d->counter, d->off, len == 0 ? "missing" : "cut short");
+	plain = len - VB_CRYPT_TAG;
 	memcpy(tag, d->in + plain, 16);
-	vb_crypt_nonce(d->prefix, d->counter, false, nonce);
-	/* a full chunk is the last one only if its tag says so */
-	if ((size_t)n == sealed && d->counter < UINT32_MAX &&
-	    vb_crypt_gcm(d->c, false, d->key, nonce, NULL, 0, d->in, plain, d->out, tag) == 0) {
-		d->len = plain;
-	} else {
-		nonce[11] = 1;
-		if (vb_crypt_gcm(d->c, false, d->key, nonce, NULL, 0, d->in, plain, d->out,
-				 tag) < 0)
-			return vb_error_set(err, VB_E_INVALID, 0, "%s: encrypted chunk %" PRIu32
-					    " at offset %" PRIu64 " does not authenticate: "
-					    "damaged, truncated, moved or from another archive",
-					    d->name, d->counter, d->off);
-		d->len = plain;
-		d->last = true;
-		/* nothing may follow */
-		n = vb_io_read_full(d->fd, &one, 1);
-		if (n < 0)
-			return read_err(d, err);
-		if (n > 0)
-			return vb_error_set(err, VB_E_INVALID, 0, "%s: data after the last "
-					    "encrypted chunk, at offset %" PRIu64, d->name,
-					    d->off + sealed);
+	vb_crypt_nonce(d->prefix, d->counter, last, nonce);
+	if ((!last && d->counter == UINT32_MAX) ||
+	    vb_crypt_gcm(d->c, false, d->key, nonce, NULL, 0, d->in, plain, d->out, tag) < 0) {
+		/* a whole chunk not marked last ends the file: cut at a boundary */
+		nonce[11] = 0;
+		if (last && len == sealed &&
+		    vb_crypt_gcm(d->c, false, d->key, nonce, NULL, 0, d->in, plain, d->out,
+				 tag) == 0)
+			return vb_error_set(err, VB_E_INVALID, 0, "%s: truncated encrypted "
+					    "archive: chunk %" PRIu32 " at offset %" PRIu64
+					    " is missing", d->name, d->counter + 1, d->off + len);
+		return vb_error_set(err, VB_E_INVALID, 0, "%s: encrypted chunk %" PRIu32
+				    " at offset %" PRIu64 " does not authenticate: damaged, "
+				    "truncated, moved or from another archive", d->name,
+				    d->counter, d->off);
 	}
+	d->len = plain;
+	d->last = last;
 	d->counter++;
-	d->off += (uint64_t)n;
+	d->off += len;
+	d->have -= len;
+	memmove(d->in, d->in + len, d->have);
 	return 0;
 }
 

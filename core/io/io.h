@@ -59,6 +59,8 @@ int vb_tempfile_sweep(const char *dir, bool dry, struct vb_warnings *w, struct v
  * (file, fd, command). Layers own the layer below them. */
 
 struct vb_writer;
+struct vb_key;
+struct vb_pubkey;
 
 /* All of buf or an error; returns 0 or -1. */
 int vb_writer_write(struct vb_writer *w, const void *buf, size_t len, struct vb_error *err);
@@ -103,6 +105,11 @@ struct vb_writer *vb_zstd_writer_new(struct vb_writer *next, int level, int thre
  * Owns next on success; on failure next stays the caller's. */
 struct vb_writer *vb_hash_writer_new(struct vb_writer *next, uint8_t digest[32],
 				     uint64_t *bytes, struct vb_error *err);
+/* The same, and at close a signature trailer with key (not NULL) appended:
+ * the digest and count then include the trailer. digest may be NULL. */
+struct vb_writer *vb_hash_writer_signed(struct vb_writer *next, uint8_t digest[32],
+					uint64_t *bytes, const struct vb_key *key,
+					struct vb_error *err);
 
 /* An archive's output stack over sink, bottom up: the SHA-256 of the
  * bytes as written and their count (when sha256 is not NULL: filled in
@@ -115,6 +122,7 @@ struct vb_output_opts {
 	uint8_t *sha256;        /* 32 bytes, or NULL: no hash layer */
 	uint64_t *bytes;        /* with sha256; may be NULL */
 	const struct vb_pubkey *encrypt_to; /* or NULL: not encrypted */
+	const struct vb_key *sign;  /* sign the archive (a trailer), or NULL */
 };
 struct vb_writer *vb_output_stack(struct vb_writer *sink, const struct vb_output_opts *o,
 				  struct vb_error *err);
@@ -144,6 +152,18 @@ void vb_pubkey_free(struct vb_pubkey *p);
 struct vb_pubkey *vb_pubkey_dup(const struct vb_pubkey *p); /* NULL: no memory */
 const uint8_t *vb_pubkey_id(const struct vb_pubkey *p);
 void vb_key_id_hex(const uint8_t id[VB_KEY_ID_LEN], char hex[2 * VB_KEY_ID_LEN + 1]);
+
+/* A signed archive (doc/encryption.md, "Signatures"): what its trailer says. */
+struct vb_signature {
+	uint8_t key_id[VB_KEY_ID_LEN];
+	uint8_t sha256[32];     /* of the bytes before the trailer */
+	uint64_t length;        /* their count */
+};
+/* Checks the signature at the end of path ("-": standard input) with p:
+ * 0 when p signed exactly these bytes; -1 with VB_E_INVALID when the
+ * archive is not signed, signed by another key, or changed. */
+int vb_signature_check(const char *path, const struct vb_pubkey *p, struct vb_signature *sig,
+		       struct vb_error *err);
 
 /* AES-256-GCM encryption filter in front of next (STREAM chunks of 64 KiB,
  * the file key wrapped to `to`). Owns next on success; on failure next

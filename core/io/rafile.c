@@ -11,7 +11,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
-#include "core/io/io_int.h"
+#include "core/io/crypt_int.h"
 
 struct frame {
 	uint64_t coff;    /* compressed offset in the file */
@@ -155,8 +155,16 @@ struct vb_rafile *vb_rafile_open(const char *path, struct vb_error *err)
 		return f;
 	}
 	if (n == 4 && le32(magic) == ZSTD_MAGICNUMBER) {
+		uint64_t size = (uint64_t)st.st_size;
+		uint8_t t[VB_SIG_TRAILER];
+
+		/* a signed archive: the seek table is before the signature */
+		if (size > VB_SIG_TRAILER &&
+		    pread_full(f, t, sizeof(t), size - VB_SIG_TRAILER, err) == 0 &&
+		    vb_sig_is_trailer(t))
+			size -= VB_SIG_TRAILER;
 		f->comp = VB_COMP_ZSTD;
-		if (load_seek_table(f, (uint64_t)st.st_size, err) < 0)
+		if (load_seek_table(f, size, err) < 0)
 			goto fail;
 		return f;
 	}

@@ -1,6 +1,6 @@
 /* stack.c: the one assembly of an archive's output stack over its sink
- * (backup and merge): the SHA-256 of the bytes as written, then the
- * encryption, then zstd. */
+ * (backup and merge): the SHA-256 of the bytes as written (and their
+ * signature), then the encryption, then zstd. */
 #include "core/io/io.h"
 
 struct vb_writer *vb_output_stack(struct vb_writer *sink, const struct vb_output_opts *o,
@@ -8,8 +8,8 @@ struct vb_writer *vb_output_stack(struct vb_writer *sink, const struct vb_output
 {
 	struct vb_writer *w = sink, *up;
 
-	if (o->sha256) {
-		w = vb_hash_writer_new(sink, o->sha256, o->bytes, err);
+	if (o->sha256 || o->sign) {
+		w = vb_hash_writer_signed(sink, o->sha256, o->bytes, o->sign, err);
 		if (!w) {
 			vb_writer_discard(sink);
 			return NULL;

@@ -6,6 +6,7 @@ writes this reads, and what this writes vmaback reads.
   crypt_ref.py decrypt KEYFILE IN OUT [PASSPHRASE-FILE]
   crypt_ref.py encrypt PUBFILE IN OUT
   crypt_ref.py keyid FILE
+  crypt_ref.py checksig PUBFILE FILE
 """
 import hashlib
 import os
@@ -13,13 +14,15 @@ import struct
 import sys
 
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (Ed25519PrivateKey,
+                                                               Ed25519PublicKey)
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 MAGIC = b"VBCRYPT\0"
+SIG_HEAD = bytes([0x5B, 0x2A, 0x4D, 0x18, 0x80, 0, 0, 0]) + b"VBSIG\0\0\x01"
 RAW = serialization.Encoding.Raw, serialization.PublicFormat.Raw
 
 
@@ -72,6 +75,8 @@ def load_public(path):
 def decrypt(keyfile, src, dst, passfile=None):
     xpriv, xpub, epub = secret_parts(load_secret(keyfile, passfile))
     data = open(src, "rb").read()
+    if len(data) >= 136 and data[-136:-120] == SIG_HEAD:
+        data = data[:-136]
     h = data[:132]
     if len(h) < 132 or h[:8] != MAGIC or h[8] != 1 or h[10:12] != b"\0\0" or h[115] != 0:
         sys.exit("bad header")
@@ -122,10 +127,24 @@ def encrypt(pubfile, src, dst):
     open(dst, "wb").write(h + body)
 
 
+def checksig(pubfile, path):
+    xpub, epub = load_public(pubfile)
+    data = open(path, "rb").read()
+    body, t = data[:-136], data[-136:]
+    if t[:16] != SIG_HEAD or t[16:32] != key_id(xpub, epub):
+        sys.exit("not signed by this key")
+    if hashlib.sha256(body).digest() != t[32:64] or struct.unpack("<Q", t[64:72])[0] != len(body):
+        sys.exit("changed")
+    Ed25519PublicKey.from_public_bytes(epub).verify(
+        t[72:136], b"vmaback-v1 signature" + t[16:72])
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "decrypt":
         decrypt(*sys.argv[2:])
     elif sys.argv[1] == "encrypt":
         encrypt(*sys.argv[2:])
+    elif sys.argv[1] == "checksig":
+        checksig(*sys.argv[2:])
     else:
         print(key_id(*load_public(sys.argv[2])).hex())

@@ -37,7 +37,7 @@ bash_commands() {
 	expect_comp "$ALL_COMMANDS" help ""
 	expect_comp "" help list ""
 	expect_comp "--help --json --key" list --
-	expect_comp "--checkpoint --deep --help --key --quiet --set --state-dir" verify --
+	expect_comp "--checkpoint --deep --help --key --pubkey --quiet --set --state-dir" verify --
 	expect_comp "--drive --help --key --quiet -d" extract -
 	expect_comp "--bind --cache-dir --drive --help --once --overlay --port --quiet --socket -d" serve -
 	expect_comp "--connect --define --drive --force --help --key --quiet --target --to -d" restore -

@@ -327,9 +327,60 @@ reference() {
 	expect_rc 0
 	$ref decrypt p.key p.enc p.vma.zst pw || fail "crypt_ref.py cannot read a passphrase key"
 	zstd -q -t p.vma.zst || fail "crypt_ref.py's plaintext is not zstd"
+	# a signed, encrypted archive
+	enc_backup s.enc --encrypt k.key --sign k.key --compress zstd
+	$ref checksig k.pub s.enc || fail "crypt_ref.py does not accept vmaback's signature"
+	$ref decrypt k.key s.enc s.vma.zst || fail "crypt_ref.py cannot decrypt a signed archive"
+	check_reads s.vma.zst
+}
+
+# backup --sign: a trailer that every reader skips; verify --pubkey checks
+# it with the public key only, also on an encrypted archive and on a pipe.
+signed() {
+	setup
+	vb key public k.key k.pub
+	vb key create other.key >/dev/null
+	vb key public other.key other.pub
+	mkdir st
+	enc_backup s.vma.zst --sign k.key --set s --state-dir st
+	run vb verify --pubkey k.pub s.vma.zst
+	expect_rc 0
+	expect_out "^s.vma.zst: signature OK: signed by key $KID, [0-9]+ bytes, sha256 [0-9a-f]{64}$"
+	check_reads s.vma.zst
+	zstd -q -t s.vma.zst || fail "zstd does not skip the signature"
+	run vb verify --deep --set s --state-dir st
+	expect_rc 0
+	runin s.vma.zst vb verify --pubkey k.pub -
+	expect_rc 0
+	run vb verify --pubkey other.pub s.vma.zst
+	expect_fail 3 verify "signed by key $KID, not by"
+	# a changed byte, a changed signature, no signature
+	size=$(stat -c %s s.vma.zst)
+	cp s.vma.zst c.vma.zst
+	flip c.vma.zst 3000
+	run vb verify --pubkey k.pub c.vma.zst
+	expect_fail 3 verify "the archive differs from what key $KID signed"
+	cp s.vma.zst g.vma.zst
+	flip g.vma.zst $((size - 10))
+	run vb verify --pubkey k.pub g.vma.zst
+	expect_fail 3 verify "signature of key $KID does not verify"
+	head -c $((size - 136)) s.vma.zst >n.vma.zst
+	run vb verify --pubkey k.pub n.vma.zst
+	expect_fail 3 verify "not signed"
+	# signed and encrypted: checked without the secret key
+	enc_backup se.enc --encrypt k.pub --sign k.key --compress zstd
+	run vb verify --pubkey k.pub se.enc
+	expect_rc 0
+	check_reads se.enc --key k.key
+	# through ssh-like pipes: decrypt skips it too
+	vb decrypt --key k.key se.enc | zstd -q -t || fail "decrypt | zstd -t failed"
+	run vb backup --drive d=src/d2 -o p.vma --compress none --sign k.key
+	expect_fail 2 backup "no room for a signature"
+	absent p.vma
 }
 
 tcase roundtrip roundtrip
+tcase signed signed
 tcase reference reference
 tcase no_key no_key
 tcase wrong_key wrong_key
