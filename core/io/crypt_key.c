@@ -75,7 +75,10 @@ int vb_crypt_gcm(EVP_CIPHER_CTX *c, bool enc, const uint8_t key[32], const uint8
 	uint8_t none[16];
 	int n = 0;
 
-	if (EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, key, nonce, enc) != 1)
+	/* key NULL: the context's key stays (its schedule is not redone) */
+	if (key && EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, key, nonce, enc) != 1)
+		return -1;
+	if (!key && EVP_CipherInit_ex(c, NULL, NULL, NULL, nonce, enc) != 1)
 		return -1;
 	if (aad_len > 0 && EVP_CipherUpdate(c, NULL, &n, aad, (int)aad_len) != 1)
 		return -1;

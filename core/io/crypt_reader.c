@@ -103,7 +103,7 @@ static int open_header(struct vb_decrypt *d, const uint8_t *h, const struct vb_k
 	memcpy(tag, h + VB_CH_HEADER_TAG, 16);
 	if (vb_crypt_gcm(d->c, false, d->key, nonce, h, VB_CH_HEADER_TAG, NULL, 0, NULL, tag) < 0)
 		goto bad;
-	rc = 0;
+	rc = EVP_CipherInit_ex(d->c, EVP_aes_256_gcm(), NULL, d->key, NULL, 0) == 1 ? 0 : -1;
 bad:
 	if (rc < 0)
 		vb_error_set(err, VB_E_INVALID, 0, "%s: the encryption header at offset 0 does not "
@@ -201,11 +201,11 @@ static int next_chunk(struct vb_decrypt *d, struct vb_error *err)
 	memcpy(tag, d->in + plain, 16);
 	vb_crypt_nonce(d->prefix, d->counter, last, nonce);
 	if ((!last && d->counter == UINT32_MAX) ||
-	    vb_crypt_gcm(d->c, false, d->key, nonce, NULL, 0, d->in, plain, d->out, tag) < 0) {
+	    vb_crypt_gcm(d->c, false, NULL, nonce, NULL, 0, d->in, plain, d->out, tag) < 0) {
 		/* a whole chunk not marked last ends the file: cut at a boundary */
 		nonce[11] = 0;
 		if (last && len == sealed &&
-		    vb_crypt_gcm(d->c, false, d->key, nonce, NULL, 0, d->in, plain, d->out,
+		    vb_crypt_gcm(d->c, false, NULL, nonce, NULL, 0, d->in, plain, d->out,
 				 tag) == 0)
 			return vb_error_set(err, VB_E_INVALID, 0, "%s: truncated encrypted "
 					    "archive: chunk %" PRIu32 " at offset %" PRIu64
