@@ -257,7 +257,7 @@ complete -c vmaback -n $sv -l overlay -x -a '(__fish_complete_directories)' -d '
 complete -c vmaback -n $sv -s q -l quiet -d 'Print only errors'
 
 # --key: every command that reads archives
-complete -c vmaback -n '__fish_seen_subcommand_from restore merge list verify extract config ls decrypt' -l key -r -F -d 'Secret key of encrypted archives'
+complete -c vmaback -n '__fish_seen_subcommand_from restore merge list verify extract config ls serve decrypt' -l key -r -F -d 'Secret key of encrypted archives'
 complete -c vmaback -n $m -l recipient -r -F -d 'Encrypt the merged archive to a public key'
 
 # key: create, public, id

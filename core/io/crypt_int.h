@@ -23,6 +23,17 @@ struct vb_decrypt *vb_decrypt_new(int fd, const char *name, const uint8_t *head,
 /* Plaintext: len bytes, fewer only at the end (0: the end), or -1. */
 ssize_t vb_decrypt_read(struct vb_decrypt *d, void *buf, size_t len, struct vb_error *err);
 const uint8_t *vb_decrypt_key_id(const struct vb_decrypt *d);
+/* Random access to the plaintext of the file fd (fsize bytes): chunks are
+ * read with pread and opened when a read touches them. */
+struct vb_decrypt *vb_decrypt_ra_new(int fd, const char *name, uint64_t fsize,
+				     const struct vb_key *const *keys, size_t nkeys,
+				     struct vb_error *err);
+uint64_t vb_decrypt_size(const struct vb_decrypt *d);
+/* Plaintext at off: the count (short only at the end), or -1. */
+ssize_t vb_decrypt_pread(struct vb_decrypt *d, void *buf, size_t len, uint64_t off,
+			 struct vb_error *err);
+/* The keys vb_input_set_default gave (NULL: none). */
+const struct vb_input_opts *vb_input_default_opts(void);
 void vb_decrypt_free(struct vb_decrypt *d);
 
 #endif
@@ -106,6 +117,17 @@ struct vb_decrypt *vb_decrypt_new(int fd, const char *name, const uint8_t *head,
 /* Plaintext: len bytes, fewer only at the end (0: the end), or -1. */
 ssize_t vb_decrypt_read(struct vb_decrypt *d, void *buf, size_t len, struct vb_error *err);
 const uint8_t *vb_decrypt_key_id(const struct vb_decrypt *d);
+/* Random access to the plaintext of the file fd (fsize bytes): chunks are
+ * read with pread and opened when a read touches them. */
+struct vb_decrypt *vb_decrypt_ra_new(int fd, const char *name, uint64_t fsize,
+				     const struct vb_key *const *keys, size_t nkeys,
+				     struct vb_error *err);
+uint64_t vb_decrypt_size(const struct vb_decrypt *d);
+/* Plaintext at off: the count (short only at the end), or -1. */
+ssize_t vb_decrypt_pread(struct vb_decrypt *d, void *buf, size_t len, uint64_t off,
+			 struct vb_error *err);
+/* The keys vb_input_set_default gave (NULL: none). */
+const struct vb_input_opts *vb_input_default_opts(void);
 void vb_decrypt_free(struct vb_decrypt *d);
 
 #endif

@@ -25,6 +25,8 @@ struct vb_decrypt {
 	uint32_t counter;       /* the next chunk's number */
 	uint64_t off;           /* its offset in the file */
 	bool last;              /* the last chunk was opened */
+	/* random access (vb_decrypt_ra_new): the file's chunks, the one in out */
+	uint64_t nchunks, last_sealed, plain_size, cached;
 	uint8_t *in;            /* a sealed chunk and what follows it */
 	size_t have;            /* bytes in it */
 	bool eof;               /* the end of the file is in it */
@@ -292,4 +294,99 @@ out:
 	if (!in_stdin)
 		close(fd);
 	return rc;
+}
+
+/* ------------------------------------------------------------ random access */
+
+struct vb_decrypt *vb_decrypt_ra_new(int fd, const char *name, uint64_t fsize,
+				     const struct vb_key *const *keys, size_t nkeys,
+				     struct vb_error *err)
+{
+	struct vb_decrypt *d;
+	uint8_t t[VB_SIG_TRAILER];
+	uint64_t body, sealed;
+
+	if (lseek(fd, 0, SEEK_SET) != 0) {
+		vb_error_set(err, VB_E_FAIL, errno, "%s: %s", name, strerror(errno));
+		return NULL;
+	}
+	d = vb_decrypt_new(fd, name, (const uint8_t *)"", 0, keys, nkeys, err);
+	if (!d)
+		return NULL;
+	/* a signature trailer is not part of the chunks */
+	if (fsize >= VB_CRYPT_HEADER + VB_SIG_TRAILER &&
+	    pread(fd, t, sizeof(t), (off_t)(fsize - sizeof(t))) == (ssize_t)sizeof(t) &&
+	    vb_sig_is_trailer(t))
+		fsize -= VB_SIG_TRAILER;
+	sealed = d->chunk + VB_CRYPT_TAG;
+	body = fsize - VB_CRYPT_HEADER;
+	d->nchunks = body ? (body + sealed - 1) / sealed : 0;
+	d->last_sealed = body - (d->nchunks ? d->nchunks - 1 : 0) * sealed;
+	if (d->nchunks == 0 || d->last_sealed < VB_CRYPT_TAG || d->nchunks > (uint64_t)UINT32_MAX + 1) {
+		vb_error_set(err, VB_E_INVALID, 0, "%s: truncated encrypted archive: chunk %" PRIu64
+			     " at offset %" PRIu64 " is %s", name, d->nchunks ? d->nchunks - 1 : 0,
+			     fsize - (d->nchunks ? d->last_sealed : 0), d->nchunks ? "cut short" :
+			     "missing");
+		vb_decrypt_free(d);
+		return NULL;
+	}
+	d->plain_size = body - d->nchunks * VB_CRYPT_TAG;
+	d->cached = UINT64_MAX;
+	return d;
+}
+
+uint64_t vb_decrypt_size(const struct vb_decrypt *d)
+{
+	return d->plain_size;
+}
+
+/* Chunk i into d->out. */
+static int ra_chunk(struct vb_decrypt *d, uint64_t i, struct vb_error *err)
+{
+	size_t sealed = d->chunk + VB_CRYPT_TAG;
+	size_t len = i + 1 == d->nchunks ? (size_t)d->last_sealed : sealed, done = 0;
+	uint64_t off = VB_CRYPT_HEADER + i * sealed;
+	uint8_t nonce[12], tag[16];
+
+	while (done < len) {
+		ssize_t n = pread(d->fd, d->in + done, len - done, (off_t)(off + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? read_err(d, err)
+				     : vb_error_set(err, VB_E_INVALID, 0, "%s: truncated encrypted "
+						    "archive at offset %" PRIu64, d->name, off + done);
+		done += (size_t)n;
+	}
+	memcpy(tag, d->in + len - VB_CRYPT_TAG, 16);
+	vb_crypt_nonce(d->prefix, (uint32_t)i, i + 1 == d->nchunks, nonce);
+	if (vb_crypt_gcm(d->c, false, NULL, nonce, NULL, 0, d->in, len - VB_CRYPT_TAG, d->out,
+			 tag) < 0) {
+		d->cached = UINT64_MAX;
+		return vb_error_set(err, VB_E_INVALID, 0, "%s: encrypted chunk %" PRIu64 " at offset %"
+				    PRIu64 " does not authenticate: damaged, truncated, moved or "
+				    "from another archive", d->name, i, off);
+	}
+	d->cached = i;
+	return 0;
+}
+
+ssize_t vb_decrypt_pread(struct vb_decrypt *d, void *buf, size_t len, uint64_t off,
+			 struct vb_error *err)
+{
+	size_t done = 0;
+
+	while (done < len && off + done < d->plain_size) {
+		uint64_t p = off + done, i = p / d->chunk;
+		size_t in = (size_t)(p % d->chunk), k;
+		size_t have = i + 1 == d->nchunks ? (size_t)d->last_sealed - VB_CRYPT_TAG : d->chunk;
+
+		if (d->cached != i && ra_chunk(d, i, err) < 0)
+			return -1;
+		k = have - in < len - done ? have - in : len - done;
+		memcpy((uint8_t *)buf + done, d->out + in, k);
+		done += k;
+	}
+	return (ssize_t)done;
 }

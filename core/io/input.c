@@ -384,6 +384,11 @@ void vb_input_set_default(const struct vb_input_opts *o)
 	default_opts = o;
 }
 
+const struct vb_input_opts *vb_input_default_opts(void)
+{
+	return default_opts;
+}
+
 struct vb_reader *vb_input_open_opts(const char *path, int fd, const struct vb_input_opts *o,
 				     struct vb_error *err)
 {

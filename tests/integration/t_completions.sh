@@ -39,7 +39,7 @@ bash_commands() {
 	expect_comp "--help --json --key" list --
 	expect_comp "--checkpoint --deep --help --key --pubkey --quiet --set --state-dir" verify --
 	expect_comp "--drive --help --key --quiet -d" extract -
-	expect_comp "--bind --cache-dir --drive --help --once --overlay --port --quiet --socket -d" serve -
+	expect_comp "--bind --cache-dir --drive --help --key --once --overlay --port --quiet --socket -d" serve -
 	expect_comp "--connect --define --drive --force --help --key --quiet --target --to -d" restore -
 	expect_comp "--compress --force --help --key --output --quiet --recipient --zstd-level -o" merge -
 	expect_comp "--config --help --key -c" config -

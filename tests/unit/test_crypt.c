@@ -133,6 +133,47 @@ static void test_refusals(void **state)
 	vb_key_free(other);
 }
 
+/* Random access (serve): any range reads the plaintext; a damaged chunk
+ * fails only the reads that touch it. */
+static void test_random_access(void **state)
+{
+	struct vb_error err = { 0 };
+	struct vb_key *k = vb_key_generate(&err);
+	const struct vb_key *keys[] = { k };
+	size_t n = 5 * VB_CRYPT_CHUNK + 777;
+	unsigned char *data = make_data(n, 11), *out = malloc(n);
+	char *path = tpath(state, "a.enc");
+	struct vb_decrypt *d;
+	struct stat st;
+	int fd;
+
+	encrypt_file(path, k, data, n, 1 << 20);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	assert_true(fd >= 0 && fstat(fd, &st) == 0);
+	d = vb_decrypt_ra_new(fd, path, (uint64_t)st.st_size, keys, 1, &err);
+	assert_non_null(d);
+	assert_int_equal(vb_decrypt_size(d), n);
+	for (unsigned i = 0; i < 200; i++) {
+		size_t off = (size_t)rand() % n, len = (size_t)rand() % (3 * VB_CRYPT_CHUNK);
+		size_t want = off + len > n ? n - off : len;
+
+		assert_int_equal(vb_decrypt_pread(d, out, len, off, &err), (ssize_t)want);
+		assert_memory_equal(out, data + off, want);
+	}
+	/* chunk 2 damaged */
+	assert_int_equal(pwrite(fd, "x", 1, VB_CRYPT_HEADER + 2 * SEALED + 9), 1);
+	assert_int_equal(vb_decrypt_pread(d, out, 100, 0, &err), 100);
+	assert_int_equal(vb_decrypt_pread(d, out, 100, 2 * VB_CRYPT_CHUNK + 5, &err), -1);
+	assert_int_equal(err.cls, VB_E_INVALID);
+	assert_non_null(strstr(err.msg, "chunk 2 at offset"));
+	vb_decrypt_free(d);
+	close(fd);
+	free(path);
+	free(data);
+	free(out);
+	vb_key_free(k);
+}
+
 static void test_key_files(void **state)
 {
 	struct vb_error err = { 0 };
@@ -181,6 +222,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_roundtrip_sizes, tdir_setup, tdir_teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, tdir_setup, tdir_teardown),
+		cmocka_unit_test_setup_teardown(test_random_access, tdir_setup, tdir_teardown),
 		cmocka_unit_test_setup_teardown(test_key_files, tdir_setup, tdir_teardown),
 	};
 
