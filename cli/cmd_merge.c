@@ -92,7 +92,7 @@ static int merge_run(int argc, char **argv)
 	}
 	if (sink && (pub || keys)) {
 		const struct vb_pubkey *to = pub ? pub : vb_key_public(keys->keys[0]);
-		struct vb_writer *x = vb_crypt_writer_new(sink, to, &err);
+		struct vb_writer *x = vb_crypt_writer_new(sink, to, NULL, NULL, &err);
 
 		if (!x)
 			vb_writer_discard(sink);

@@ -16,7 +16,10 @@
  * drives, feeds zstd and writes the sink, it would cost a tenth of a zstd
  * backup. Slots of chunks are sealed in order on a helper thread; the
  * caller copies into them and writes the sealed slots to the layer below
- * (so a write blocked on a stalled pipe still sees the caller's signals). */
+ * (so a write blocked on a stalled pipe still sees the caller's signals).
+ * The helper also takes the SHA-256 of the bytes as written, when asked,
+ * in place of a hash layer below (which would copy them once more on the
+ * caller's thread). */
 #define SLOTS 4
 #define SLOT_CHUNKS 16
 #define SEALED (VB_CRYPT_CHUNK + VB_CRYPT_TAG)
@@ -54,10 +57,15 @@ struct crypt_writer {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t work, done;
+	/* the SHA-256 of the output, header first, by whoever seals */
+	EVP_MD_CTX *md;
+	bool md_failed;
+	uint8_t *digest;
+	uint64_t *bytes, hashed;
 };
 
-/* Seals slot s with context c. */
-static void seal_slot(EVP_CIPHER_CTX *c, const struct crypt_writer *x, struct slot *s)
+/* Seals slot s with context c (the slots in order: the digest follows). */
+static void seal_slot(EVP_CIPHER_CTX *c, struct crypt_writer *x, struct slot *s)
 {
 	size_t n = s->fill ? (s->fill + VB_CRYPT_CHUNK - 1) / VB_CRYPT_CHUNK : 1;
 
@@ -73,6 +81,9 @@ static void seal_slot(EVP_CIPHER_CTX *c, const struct crypt_writer *x, struct sl
 			s->failed = true;
 		s->sealed_len += len + VB_CRYPT_TAG;
 	}
+	if (x->md && EVP_DigestUpdate(x->md, s->sealed, s->sealed_len) != 1)
+		x->md_failed = true;
+	x->hashed += s->sealed_len;
 }
 
 static void *seal_thread(void *opaque)
@@ -202,6 +213,7 @@ static void release(struct crypt_writer *x)
 	}
 	EVP_CIPHER_CTX_free(x->c);
 	EVP_CIPHER_CTX_free(x->tc);
+	EVP_MD_CTX_free(x->md);
 	OPENSSL_cleanse(x->key, sizeof(x->key));
 	for (unsigned i = 0; i < SLOTS; i++) {
 		if (x->slots[i].plain)
@@ -218,8 +230,17 @@ static int crypt_close(struct vb_writer *w, struct vb_error *err)
 	struct vb_writer *next = x->next;
 	int rc = submit(x, true, err);
 
+	unsigned int len = 0;
+
 	while (rc >= 0 && x->slots[x->tail].state != SLOT_FREE)
 		rc = flush_tail(x, true, err);
+	stop_thread(x);
+	if (rc >= 0 && x->md) {
+		if (x->md_failed || EVP_DigestFinal_ex(x->md, x->digest, &len) != 1 || len != 32)
+			rc = vb_error_set(err, VB_E_FAIL, 0, "output: SHA-256 of the archive failed");
+		else if (x->bytes)
+			*x->bytes = x->hashed;
+	}
 	release(x);
 	if (rc < 0) {
 		vb_writer_discard(next);
@@ -291,7 +312,7 @@ static void start_thread(struct crypt_writer *x)
 }
 
 struct vb_writer *vb_crypt_writer_new(struct vb_writer *next, const struct vb_pubkey *to,
-				      struct vb_error *err)
+				      uint8_t digest[32], uint64_t *bytes, struct vb_error *err)
 {
 	struct crypt_writer *x;
 	bool ok;
@@ -301,7 +322,9 @@ struct vb_writer *vb_crypt_writer_new(struct vb_writer *next, const struct vb_pu
 		return NULL;
 	}
 	x = calloc(1, sizeof(*x));
-	ok = x && (x->c = EVP_CIPHER_CTX_new()) && (x->tc = EVP_CIPHER_CTX_new());
+	ok = x && (x->c = EVP_CIPHER_CTX_new()) && (x->tc = EVP_CIPHER_CTX_new()) &&
+	     (!digest || ((x->md = EVP_MD_CTX_new()) &&
+			  EVP_DigestInit_ex(x->md, EVP_sha256(), NULL) == 1));
 	for (unsigned i = 0; ok && i < SLOTS; i++)
 		ok = (x->slots[i].plain = malloc(SLOT_BYTES)) &&
 		     (x->slots[i].sealed = malloc(SLOT_CHUNKS * SEALED));
@@ -318,12 +341,16 @@ struct vb_writer *vb_crypt_writer_new(struct vb_writer *next, const struct vb_pu
 	}
 	x->w.ops = &crypt_ops;
 	x->next = next;
-	if (make_header(x, to) < 0) {
+	x->digest = digest;
+	x->bytes = bytes;
+	if (make_header(x, to) < 0 ||
+	    (x->md && EVP_DigestUpdate(x->md, x->header, sizeof(x->header)) != 1)) {
 		release(x);
 		vb_error_set(err, VB_E_FAIL, 0, "output: libcrypto cannot make the encryption "
 			     "header");
 		return NULL;
 	}
+	x->hashed = sizeof(x->header);
 	start_thread(x);
 	return &x->w;
 }

@@ -166,10 +166,12 @@ int vb_signature_check(const char *path, const struct vb_pubkey *p, struct vb_si
 		       struct vb_error *err);
 
 /* AES-256-GCM encryption filter in front of next (STREAM chunks of 64 KiB,
- * the file key wrapped to `to`). Owns next on success; on failure next
- * stays the caller's. */
+ * the file key wrapped to `to`). With digest, the SHA-256 of the bytes it
+ * writes and their count to *bytes (if not NULL), when the stack closes
+ * successfully (as a hash layer below would). Owns next on success; on
+ * failure next stays the caller's. */
 struct vb_writer *vb_crypt_writer_new(struct vb_writer *next, const struct vb_pubkey *to,
-				      struct vb_error *err);
+				      uint8_t digest[32], uint64_t *bytes, struct vb_error *err);
 
 /* ============================================================== input stack */
 

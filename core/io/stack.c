@@ -7,8 +7,10 @@ struct vb_writer *vb_output_stack(struct vb_writer *sink, const struct vb_output
 				  struct vb_error *err)
 {
 	struct vb_writer *w = sink, *up;
+	/* encrypted and not signed: the encryption's helper thread hashes */
+	bool crypt_hashes = o->encrypt_to && o->sha256 && !o->sign;
 
-	if (o->sha256 || o->sign) {
+	if ((o->sha256 || o->sign) && !crypt_hashes) {
 		w = vb_hash_writer_signed(sink, o->sha256, o->bytes, o->sign, err);
 		if (!w) {
 			vb_writer_discard(sink);
@@ -16,7 +18,8 @@ struct vb_writer *vb_output_stack(struct vb_writer *sink, const struct vb_output
 		}
 	}
 	if (o->encrypt_to) {
-		up = vb_crypt_writer_new(w, o->encrypt_to, err);
+		up = vb_crypt_writer_new(w, o->encrypt_to, crypt_hashes ? o->sha256 : NULL,
+					 crypt_hashes ? o->bytes : NULL, err);
 		if (!up) {
 			vb_writer_discard(w);
 			return NULL;

@@ -61,7 +61,7 @@ static void roundtrip(const uint8_t *data, size_t size)
 	if (fd < 0 || size > sizeof(out))
 		abort();
 	w = vb_crypt_writer_new(vb_sink_fd_new(fd, "fuzz", &err), vb_key_public(fixed_key()),
-				&err);
+				NULL, NULL, &err);
 	if (!w)
 		abort();
 	for (size_t off = 0; off < size; off += step)

@@ -14,19 +14,30 @@
 
 #define SEALED (VB_CRYPT_CHUNK + VB_CRYPT_TAG)
 
-/* Encrypts len bytes of data to key k into path, written in pieces of step. */
+/* Encrypts len bytes of data to key k into path, written in pieces of
+ * step; the layer's SHA-256 of its output is that of the file. */
 static void encrypt_file(const char *path, const struct vb_key *k, const unsigned char *data,
 			 size_t len, size_t step)
 {
 	struct vb_error err = { 0 };
+	uint8_t md[32], want[32];
+	uint64_t count = 0;
+	unsigned int mdlen = 0;
+	unsigned char *f;
+	size_t flen;
 	struct vb_writer *w = vb_crypt_writer_new(vb_sink_file_new(path, true, &err),
-						  vb_key_public(k), &err);
+						  vb_key_public(k), md, &count, &err);
 
 	assert_non_null(w);
 	for (size_t off = 0; off < len; off += step)
 		assert_int_equal(vb_writer_write(w, data + off, len - off < step ? len - off : step,
 						 &err), 0);
 	assert_int_equal(vb_writer_close(w, &err), 0);
+	f = read_file(path, &flen);
+	assert_int_equal(EVP_Digest(f, flen, want, &mdlen, EVP_sha256(), NULL), 1);
+	assert_memory_equal(md, want, 32);
+	assert_int_equal(count, flen);
+	free(f);
 }
 
 /* Decrypts path with keys: the plaintext's length, or -1 with err set. */
