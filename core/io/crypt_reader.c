@@ -183,8 +183,9 @@ static int fill(struct vb_decrypt *d, struct vb_error *err)
 	return 0;
 }
 
-/* Reads and opens the next chunk into d->out. */
-static int next_chunk(struct vb_decrypt *d, struct vb_error *err)
+/* Reads and opens the next chunk into dst (d->out, or a caller's buffer
+ * of a whole chunk): its plaintext's length, or -1. */
+static ssize_t next_chunk(struct vb_decrypt *d, uint8_t *dst, struct vb_error *err)
 {
 	size_t sealed = d->chunk + VB_CRYPT_TAG, len, plain;
 	uint8_t nonce[12], tag[16];
@@ -203,11 +204,11 @@ static int next_chunk(struct vb_decrypt *d, struct vb_error *err)
 	memcpy(tag, d->in + plain, 16);
 	vb_crypt_nonce(d->prefix, d->counter, last, nonce);
 	if ((!last && d->counter == UINT32_MAX) ||
-	    vb_crypt_gcm(d->c, false, NULL, nonce, NULL, 0, d->in, plain, d->out, tag) < 0) {
+	    vb_crypt_gcm(d->c, false, NULL, nonce, NULL, 0, d->in, plain, dst, tag) < 0) {
 		/* a whole chunk not marked last ends the file: cut at a boundary */
 		nonce[11] = 0;
 		if (last && len == sealed &&
-		    vb_crypt_gcm(d->c, false, NULL, nonce, NULL, 0, d->in, plain, d->out,
+		    vb_crypt_gcm(d->c, false, NULL, nonce, NULL, 0, d->in, plain, dst,
 				 tag) == 0)
 			return vb_error_set(err, VB_E_INVALID, 0, "%s: truncated encrypted "
 					    "archive: chunk %" PRIu32 " at offset %" PRIu64
@@ -217,13 +218,14 @@ static int next_chunk(struct vb_decrypt *d, struct vb_error *err)
 				    "truncated, moved or from another archive", d->name,
 				    d->counter, d->off);
 	}
-	d->len = plain;
+	if (dst == d->out)
+		d->len = plain;
 	d->last = last;
 	d->counter++;
 	d->off += len;
 	d->have -= len;
 	memmove(d->in, d->in + len, d->have);
-	return 0;
+	return (ssize_t)plain;
 }
 
 ssize_t vb_decrypt_read(struct vb_decrypt *d, void *buf, size_t len, struct vb_error *err)
@@ -234,9 +236,18 @@ ssize_t vb_decrypt_read(struct vb_decrypt *d, void *buf, size_t len, struct vb_e
 		size_t k;
 
 		if (d->pos == d->len) {
+			ssize_t n;
+
 			if (d->last)
 				break;
-			if (next_chunk(d, err) < 0)
+			/* a whole chunk wanted: opened in place, no copy */
+			if (len - done >= d->chunk) {
+				if ((n = next_chunk(d, (uint8_t *)buf + done, err)) < 0)
+					return -1;
+				done += (size_t)n;
+				continue;
+			}
+			if (next_chunk(d, d->out, err) < 0)
 				return -1;
 			continue;
 		}
