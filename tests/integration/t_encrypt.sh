@@ -379,7 +379,25 @@ signed() {
 	absent p.vma
 }
 
+# ls of a dump directory: an encrypted archive is unreadable without its
+# key (named), listed with it.
+dumpdir_ls() {
+	setup
+	mkdir dump st
+	run vb backup -q -d drive-scsi0=src/d1 --dumpdir dump --vmid 100 --set s --state-dir st \
+		--encrypt k.key
+	expect_rc 0
+	run vb ls --dumpdir dump
+	expect_rc 0
+	expect_out 'unreadable'
+	expect_out "encrypted to key $KID: give its key file with --key"
+	run vb ls --dumpdir dump --key k.key
+	expect_rc 0
+	expect_out '^[0-9-]+ [0-9:]+ +full .* complete '
+}
+
 tcase roundtrip roundtrip
+tcase dumpdir_ls dumpdir_ls
 tcase signed signed
 tcase reference reference
 tcase no_key no_key
