@@ -5,37 +5,6 @@
 
 #ifndef VB_MODULE_io
 #error "core/io/crypt_int.h is private to core/io: include core/io/io.h"
-/* ------------------------------------------------------------ signatures */
-#define VB_SIG_TRAILER 136
-/* Whether the VB_SIG_TRAILER bytes at p are a signature trailer. */
-bool vb_sig_is_trailer(const uint8_t *p);
-/* The trailer signing the SHA-256 sha of len bytes with k: 0 or -1. */
-int vb_sig_make(const struct vb_key *k, const uint8_t sha[32], uint64_t len,
-		uint8_t out[VB_SIG_TRAILER]);
-
-/* ------------------------------------------------------------ reading */
-struct vb_decrypt;
-/* Reads the header from fd (its first hlen bytes already read, in head),
- * finds its key among keys and unwraps the file key. */
-struct vb_decrypt *vb_decrypt_new(int fd, const char *name, const uint8_t *head, size_t hlen,
-				  const struct vb_key *const *keys, size_t nkeys,
-				  struct vb_error *err);
-/* Plaintext: len bytes, fewer only at the end (0: the end), or -1. */
-ssize_t vb_decrypt_read(struct vb_decrypt *d, void *buf, size_t len, struct vb_error *err);
-const uint8_t *vb_decrypt_key_id(const struct vb_decrypt *d);
-/* Random access to the plaintext of the file fd (fsize bytes): chunks are
- * read with pread and opened when a read touches them. */
-struct vb_decrypt *vb_decrypt_ra_new(int fd, const char *name, uint64_t fsize,
-				     const struct vb_key *const *keys, size_t nkeys,
-				     struct vb_error *err);
-uint64_t vb_decrypt_size(const struct vb_decrypt *d);
-/* Plaintext at off: the count (short only at the end), or -1. */
-ssize_t vb_decrypt_pread(struct vb_decrypt *d, void *buf, size_t len, uint64_t off,
-			 struct vb_error *err);
-/* The keys vb_input_set_default gave (NULL: none). */
-const struct vb_input_opts *vb_input_default_opts(void);
-void vb_decrypt_free(struct vb_decrypt *d);
-
 #endif
 
 #include <openssl/evp.h>
@@ -87,7 +56,8 @@ int vb_crypt_x25519(const uint8_t priv[32], const uint8_t peer[32], uint8_t shar
  * or EVP_PKEY_ED25519): 0 or -1. */
 int vb_crypt_public_of(int type, const uint8_t priv[32], uint8_t pub[32]);
 /* AES-256-GCM of one buffer with 12-byte nonce and aad; tag out (encrypt)
- * or checked (decrypt: -1 when it does not match). out may equal in. */
+ * or checked (decrypt: -1 when it does not match). out may equal in. key
+ * NULL: the key c was last given (its schedule is not computed again). */
 int vb_crypt_gcm(EVP_CIPHER_CTX *c, bool enc, const uint8_t key[32], const uint8_t nonce[12],
 		 const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t len,
 		 uint8_t *out, uint8_t tag[16]);

@@ -185,6 +185,41 @@ static void test_random_access(void **state)
 	vb_key_free(k);
 }
 
+/* The input stack decrypts, then detects what is inside (here plain VMA
+ * bytes), and names the key; without keys it refuses. */
+static void test_input_stack(void **state)
+{
+	struct vb_error err = { 0 };
+	struct vb_key *k = vb_key_generate(&err);
+	const struct vb_key *keys[] = { k };
+	struct vb_input_opts o = { .keys = keys, .nkeys = 1 };
+	size_t n = 2 * VB_CRYPT_CHUNK + 5, got = 0;
+	unsigned char *data = make_data(n, 5), *out = malloc(n + 1);
+	char *path = tpath(state, "a.enc");
+	struct vb_reader *r;
+	ssize_t m;
+
+	memcpy(data, "VMA", 4);
+	encrypt_file(path, k, data, n, 1000);
+	assert_null(vb_input_open_opts(path, -1, NULL, &err));
+	assert_int_equal(err.cls, VB_E_USAGE);
+	err = (struct vb_error){ 0 };
+	r = vb_input_open_opts(path, -1, &o, &err);
+	assert_non_null(r);
+	assert_int_equal(vb_reader_compression(r), VB_COMP_NONE);
+	assert_memory_equal(vb_reader_key_id(r), vb_pubkey_id(vb_key_public(k)), VB_KEY_ID_LEN);
+	while ((m = vb_reader_read(r, out + got, n + 1 - got, &err)) > 0)
+		got += (size_t)m;
+	assert_int_equal(m, 0);
+	assert_int_equal(got, n);
+	assert_memory_equal(out, data, n);
+	vb_reader_free(r);
+	free(path);
+	free(data);
+	free(out);
+	vb_key_free(k);
+}
+
 static void test_key_files(void **state)
 {
 	struct vb_error err = { 0 };
@@ -234,6 +269,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_roundtrip_sizes, tdir_setup, tdir_teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, tdir_setup, tdir_teardown),
 		cmocka_unit_test_setup_teardown(test_random_access, tdir_setup, tdir_teardown),
+		cmocka_unit_test_setup_teardown(test_input_stack, tdir_setup, tdir_teardown),
 		cmocka_unit_test_setup_teardown(test_key_files, tdir_setup, tdir_teardown),
 	};
 
