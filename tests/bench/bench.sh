@@ -143,6 +143,7 @@ sz_vb=$(stat -c %s "$dir/a.vma")
 rm -rf "$dir/q.raw" "$dir/x.raw" "$dir/x" "$dir/a.vma"
 
 echo "== full backup with zstd (and encrypted), and its restore"
+rm -f "$dir/bench.key"
 "$V" key create "$dir/bench.key" >/dev/null
 group ':' \
 	zstd_T0 'rm -f "$dir/ref.zst"' 'zstd -q -T0 -3 -c "$img" >"$dir/ref.zst"' \
