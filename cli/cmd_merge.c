@@ -24,8 +24,9 @@ static const struct option merge_options[] = {
 
 static int merge_run(int argc, char **argv)
 {
+	static const int repeatable[] = { CLI_OPT_KEY, 0 };
 	struct cli_getopt g = { .cmd = "merge", .shortopts = ":o:fqh",
-				  .longopts = merge_options };
+				  .longopts = merge_options, .repeatable = repeatable };
 	const char *out = NULL, *recipient = NULL;
 	struct vb_pubkey *pub = NULL;
 	const struct vb_input_opts *keys;
@@ -134,8 +135,9 @@ const struct command cmd_merge = {
 	"      --compress none|zstd  (default: zstd when OUT ends in .zst)\n"
 	"      --zstd-level N      1 to 19 (default 3)\n"
 	"  -q, --quiet             print only errors\n"
-	"      --key KEYFILE       the secret key of encrypted archives; the merged\n"
-	"                          archive is encrypted to it (never written plain)\n"
+	"      --key KEYFILE       the secret key of encrypted archives (repeated: a\n"
+	"                          chain whose key changed); the merged archive is\n"
+	"                          encrypted to the first (never written plain)\n"
 	"      --recipient PUBFILE encrypt the merged archive to this public key\n"
 	"  -h, --help              show this help\n"
 	"\n"

@@ -94,7 +94,7 @@ static int define(const char *uri, const char *xml, const char *name, const char
 
 static int restore_run(int argc, char **argv)
 {
-	static const int repeatable[] = { OPT_TARGET, 'd', 0 };
+	static const int repeatable[] = { OPT_TARGET, 'd', CLI_OPT_KEY, 0 };
 	struct cli_getopt g = { .cmd = "restore", .shortopts = ":d:fqh",
 				  .longopts = restore_options, .repeatable = repeatable };
 	struct vb_restore_opts o = { .cancel = &cli_interrupted };
@@ -240,7 +240,8 @@ const struct command cmd_restore = {
 	"      --connect URI       libvirt's connection URI for --define\n"
 	"  -f, --force             replace existing files; write to block devices\n"
 	"  -q, --quiet             print only errors\n"
-	"      --key KEYFILE       the secret key of encrypted archives\n"
+	"      --key KEYFILE       the secret key of encrypted archives (repeated:\n"
+	"                          a chain whose key changed)\n"
 	"  -h, --help              show this help\n"
 	"\n"
 	"New files are written under hidden temporary names and renamed only when\n"

@@ -388,7 +388,7 @@ static int check_args(struct cli_serve *s, int argc, char **argv)
 
 static int run(int argc, char **argv)
 {
-	static const int repeatable[] = { 'd', 0 };
+	static const int repeatable[] = { 'd', CLI_OPT_KEY, 0 };
 	struct cli_getopt g = { .cmd = "serve", .shortopts = ":d:qh", .longopts = options,
 				.repeatable = repeatable };
 	struct cli_serve s = { 0 };
@@ -506,7 +506,8 @@ const struct command cmd_serve = {
 	"                              to the overlay; keep serve running)\n"
 	"  -q, --quiet                 print only errors (the URIs still on stdout)\n"
 	"      --key KEYFILE           the secret key of encrypted archives (read at\n"
-	"                              random, chunk by chunk; never decrypted to disk)\n"
+	"                              random, chunk by chunk; never decrypted to disk;\n"
+	"                              repeated: a chain whose key changed)\n"
 	"  -h, --help                  show this help\n"
 	"\n"
 	"Exit status: 0 stopped by a signal or after --once, 1 failure (nbdkit\n"

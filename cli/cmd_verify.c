@@ -145,7 +145,9 @@ static int deep_args(const char *set, const char *state_dir, const char *ckpt, c
 
 static int run(int argc, char **argv)
 {
-	struct cli_getopt g = { .cmd = "verify", .shortopts = ":qh", .longopts = options };
+	static const int repeatable[] = { CLI_OPT_KEY, 0 };
+	struct cli_getopt g = { .cmd = "verify", .shortopts = ":qh", .longopts = options,
+				.repeatable = repeatable };
 	const char *set = NULL, *state_dir = NULL, *ckpt = NULL, *pubkey = NULL;
 	bool quiet = false, deep = false;
 	int ch;
@@ -245,7 +247,8 @@ const struct command cmd_verify = {
 	"      --state-dir DIR    where sets keep their state\n"
 	"      --checkpoint C     the checkpoint to verify (default: the latest)\n"
 	"  -q, --quiet            print nothing on success\n"
-	"      --key KEYFILE      the secret key of encrypted archives\n"
+	"      --key KEYFILE      the secret key of encrypted archives (repeated:\n"
+	"                         a chain whose key changed)\n"
 	"      --pubkey PUBFILE   check the archive's signature with this public key\n"
 	"  -h, --help             show this help\n"
 	"\n"

@@ -302,6 +302,17 @@ state_key_id() {
 	expect_rc 0
 	run vb verify --key k2.key m2.enc
 	expect_rc 0
+	# a key rotated within the chain: both keys given
+	run vb backup --drive drive-scsi0=src/d1 --set s --state-dir st -o c.enc --compress zstd \
+		--quiet --encrypt k2.key
+	expect_rc 0
+	run vb restore --key k.key a.enc b.enc c.enc --to r3
+	expect_fail 3 restore "c.enc: wrong key"
+	run vb restore --key k.key --key k2.key a.enc b.enc c.enc --to r3
+	expect_rc 0
+	same src/d1 r3/disk-drive-scsi0.raw
+	run vb verify --deep --set s --state-dir st --key k.key --key k2.key
+	expect_rc 0
 }
 
 # doc/encryption.md read by a second implementation (crypt_ref.py, from
