@@ -135,7 +135,6 @@ int vb_state_load_bitmap(struct vb_state *s, const char *file, struct bitmap **o
 	rc = bitmap_decode((const uint8_t *)buf, len, out);
 	free(buf);
 	if (rc < 0)
-		return vb_error_set(err, VB_E_INVALID, 0, "%s/%s: %s", s->path, file,
-				    bitmap_strerror(rc));
+		return vb_error_from_bitmap(err, rc, 0, "%s/%s", s->path, file);
 	return 0;
 }
