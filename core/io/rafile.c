@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "common/byteorder.h"
 #include "core/io/io_int.h"
 
 struct frame {
@@ -35,11 +36,6 @@ struct vb_rafile {
 	size_t cpos;              /* consumed of it */
 	uint64_t frames_started;  /* for tests and figures */
 };
-
-static uint32_t le32(const unsigned char *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
 static int pread_full(struct vb_rafile *f, void *buf, size_t len, uint64_t off,
 		      struct vb_error *err)
@@ -73,11 +69,11 @@ static int load_seek_table(struct vb_rafile *f, uint64_t fsize, struct vb_error 
 
 	if (fsize < VB_SEEK_FOOTER_SIZE + 8 ||
 	    pread_full(f, foot, sizeof(foot), fsize - sizeof(foot), err) < 0 ||
-	    le32(foot + 5) != VB_SEEK_MAGIC)
+	    get_le32(foot + 5) != VB_SEEK_MAGIC)
 		return vb_error_set(err, VB_E_USAGE, 0, "%s: a zstd archive without a seek "
 				    "table (not written by this vmaback, or by an older one): "
 				    "it can only be read from the start", f->name);
-	n = le32(foot);
+	n = get_le32(foot);
 	if (foot[4] & 0x7c)
 		return vb_error_set(err, VB_E_INVALID, 0, "%s: seek table: reserved bits set",
 				    f->name);
@@ -96,8 +92,8 @@ static int load_seek_table(struct vb_rafile *f, uint64_t fsize, struct vb_error 
 		free(tab);
 		return -1;
 	}
-	fsz = le32(tab + 4);
-	if (le32(tab) != VB_SEEK_SKIPPABLE || fsz != tlen - 8) {
+	fsz = get_le32(tab + 4);
+	if (get_le32(tab) != VB_SEEK_SKIPPABLE || fsz != tlen - 8) {
 		free(tab);
 		return vb_error_set(err, VB_E_INVALID, 0, "%s: seek table: bad frame header",
 				    f->name);
@@ -105,7 +101,7 @@ static int load_seek_table(struct vb_rafile *f, uint64_t fsize, struct vb_error 
 	for (uint32_t i = 0; i < n; i++) {
 		const unsigned char *e = tab + 8 + (size_t)i * esize;
 
-		f->frames[i] = (struct frame){ coff, doff, le32(e), le32(e + 4) };
+		f->frames[i] = (struct frame){ coff, doff, get_le32(e), get_le32(e + 4) };
 		coff += f->frames[i].csize;
 		doff += f->frames[i].dsize;
 	}
@@ -154,7 +150,7 @@ struct vb_rafile *vb_rafile_open(const char *path, struct vb_error *err)
 		f->size = (uint64_t)st.st_size;
 		return f;
 	}
-	if (n == 4 && le32(magic) == ZSTD_MAGICNUMBER) {
+	if (n == 4 && get_le32(magic) == ZSTD_MAGICNUMBER) {
 		f->comp = VB_COMP_ZSTD;
 		if (load_seek_table(f, (uint64_t)st.st_size, err) < 0)
 			goto fail;
