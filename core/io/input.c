@@ -343,20 +343,13 @@ static ssize_t gz_read(struct vb_reader *r, unsigned char *buf, size_t len,
 
 /* ------------------------------------------------------------ zstd */
 
-/* The largest window zstd writes (zstd --long=31; 2^30 where size_t is 32
- * bits). libzstd's default decoder limit is 2^27, so a valid stream written
- * with --long=28..31 would be "corrupt"; we accept what zstd can write, and
- * the memory (up to 2 GiB per archive read) is taken only when a frame asks. */
-#define VB_ZSTD_WINDOW_LOG_MAX (sizeof(size_t) == 4 ? 30 : 31)
-
-static int zstd_fail(struct vb_reader *r, size_t z, struct vb_error *err)
+/* z failed on input that started at r->in + start (a frame's header, when
+ * the window is what failed). */
+static int zstd_fail(struct vb_reader *r, size_t z, size_t start, struct vb_error *err)
 {
 	switch (ZSTD_getErrorCode(z)) {
 	case ZSTD_error_frameParameter_windowTooLarge:
-		return vb_error_set(err, VB_E_INVALID, 0,
-				    "%s: the zstd stream's window exceeds the limit of 2^%d bytes, "
-				    "the most zstd writes (zstd --long=%d): damaged or not from zstd",
-				    r->name, (int)VB_ZSTD_WINDOW_LOG_MAX, (int)VB_ZSTD_WINDOW_LOG_MAX);
+		return vb_zstd_window_error(r->in + start, r->in_len - start, r->name, err);
 	case ZSTD_error_memory_allocation:
 		return vb_error_set(err, VB_E_FAIL, ENOMEM,
 				    "%s: out of memory for the zstd stream's window (a stream "
@@ -374,7 +367,7 @@ static ssize_t zstd_read(struct vb_reader *r, unsigned char *buf, size_t len,
 
 	while (out.pos < out.size) {
 		ZSTD_inBuffer in;
-		size_t before_out = out.pos, z;
+		size_t before_out = out.pos, start = r->in_pos, z;
 
 		if (r->in_pos == r->in_len && !r->in_eof && in_refill(r, err) < 0)
 			return -1;
@@ -386,7 +379,7 @@ static ssize_t zstd_read(struct vb_reader *r, unsigned char *buf, size_t len,
 		r->raw_bytes += in.pos - r->in_pos;
 		r->in_pos = in.pos;
 		if (ZSTD_isError(z))
-			return zstd_fail(r, z, err);
+			return zstd_fail(r, z, start, err);
 		r->zret = z;
 		if (r->in_pos == r->in_len && r->in_eof && out.pos == before_out && z != 0)
 			return vb_error_set(err, VB_E_INVALID, 0, "%s: truncated zstd stream",

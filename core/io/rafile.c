@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
+#include <zstd_errors.h>
 
 #include "common/byteorder.h"
 #include "core/io/io_int.h"
@@ -102,6 +103,16 @@ static int load_seek_table(struct vb_rafile *f, uint64_t fsize, struct vb_error 
 		const unsigned char *e = tab + 8 + (size_t)i * esize;
 
 		f->frames[i] = (struct frame){ coff, doff, get_le32(e), get_le32(e + 4) };
+		/* the buffers of a frame are as large as it says it is */
+		if (f->frames[i].dsize > VB_SEEK_MAX_FRAME_BYTES ||
+		    f->frames[i].csize > ZSTD_compressBound(VB_SEEK_MAX_FRAME_BYTES)) {
+			free(tab);
+			return vb_error_set(err, VB_E_INVALID, 0, "%s: seek table: frame %u "
+					    "holds %u bytes (%u compressed), more than the limit "
+					    "of %u (vmaback writes frames of about 1 MiB)", f->name,
+					    i, f->frames[i].dsize, f->frames[i].csize,
+					    VB_SEEK_MAX_FRAME_BYTES);
+		}
 		coff += f->frames[i].csize;
 		doff += f->frames[i].dsize;
 	}
@@ -113,7 +124,8 @@ static int load_seek_table(struct vb_rafile *f, uint64_t fsize, struct vb_error 
 				    (unsigned long long)coff, (unsigned long long)(fsize - tlen));
 	f->size = doff;
 	f->dctx = ZSTD_createDCtx();
-	if (!f->dctx)
+	if (!f->dctx || ZSTD_isError(ZSTD_DCtx_setParameter(f->dctx, ZSTD_d_windowLogMax,
+							    VB_ZSTD_WINDOW_LOG_MAX)))
 		return vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
 	return 0;
 }
@@ -229,6 +241,8 @@ static int frame_fill(struct vb_rafile *f, size_t i, size_t need, struct vb_erro
 		f->dlen += out.pos;
 		if (ZSTD_isError(r)) {
 			f->cur = SIZE_MAX;
+			if (ZSTD_getErrorCode(r) == ZSTD_error_frameParameter_windowTooLarge)
+				return vb_zstd_window_error(f->cbuf, fr->csize, f->name, err);
 			return vb_error_set(err, VB_E_INVALID, 0, "%s: frame %zu: %s", f->name, i,
 					    ZSTD_getErrorName(r));
 		}
