@@ -500,6 +500,23 @@ static void test_damaged_state_file_keeps_files(void **state)
 	free(sj);
 }
 
+/* A state.json (or a bitmap) larger than ST_MAX_FILE never sizes an
+ * allocation: it is refused as damaged before it is read. */
+static void test_state_file_too_large(void **state)
+{
+	struct vb_state *s = open_w(state);
+	struct vb_error err = { 0 };
+	char *sj = spath(state, STATE_FILE);
+
+	commit_ck(s, "c1", "full", NULL, "u1", NULL, 0x1f, 0);
+	vb_state_close(s);
+	assert_int_equal(truncate(sj, ST_MAX_FILE + 1), 0);
+	assert_null(vb_state_open_read(root(state), "s", &err));
+	assert_int_equal(err.cls, VB_E_INVALID);
+	assert_non_null(strstr(err.msg, "state.json: damaged: larger than 64 MiB"));
+	free(sj);
+}
+
 /* ============================================================== lock */
 
 static void test_lock_exclusion(void **state)
@@ -1394,6 +1411,7 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, tdir_setup, tdir_teardown)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_error_from_bitmap),
+		T(test_state_file_too_large),
 		cmocka_unit_test(test_file_names),
 		cmocka_unit_test(test_gc_patterns),
 		T(test_bad_set_names),
