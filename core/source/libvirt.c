@@ -399,8 +399,13 @@ static int find_disks(struct vb_live *l, const struct vb_live_libvirt_opts *o,
 	}
 	/* The layout stored in the archive: the definition, to define the
 	 * domain again (its live XML when it has none). */
-	l->layout = virDomainGetXMLDesc(v->dom, VIR_DOMAIN_XML_INACTIVE);
-	if (!l->layout && !(l->layout = strdup(xml))) {
+	{
+		char *def = virDomainGetXMLDesc(v->dom, VIR_DOMAIN_XML_INACTIVE);
+
+		l->layout = lv_layout_with_drives(l, def ? def : xml);
+		free(def);
+	}
+	if (!l->layout) {
 		lv_oom(err);
 		goto out;
 	}

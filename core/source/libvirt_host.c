@@ -9,6 +9,8 @@
 
 #include "core/source/libvirt_int.h"
 
+static void set_prop(xmlNodePtr n, const char *name, const char *value);
+
 static int by_name(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -52,6 +54,85 @@ int vb_libvirt_running(const char *uri, char ***names, size_t *n, struct vb_erro
 	return rc;
 }
 
+/* ============================================================== drives */
+
+/* <metadata><vmaback:drives xmlns:vmaback=LV_DRIVES_NS><drive name='data'
+ * dev='vdb'/>...</vmaback:drives></metadata> in the archive's copy of the
+ * domain XML: which drive of the archive each disk is, whatever names -d
+ * gave them, for restore --define. */
+#define LV_DRIVES_NS "urn:vmaback:drives:1"
+
+static xmlNodePtr drives_node(xmlNodePtr meta)
+{
+	for (xmlNodePtr c = meta ? meta->children : NULL; c; c = c->next)
+		if (c->type == XML_ELEMENT_NODE && c->ns && c->ns->href &&
+		    xmlStrcmp(c->ns->href, (const xmlChar *)LV_DRIVES_NS) == 0 &&
+		    xmlStrcmp(c->name, (const xmlChar *)"drives") == 0)
+			return c;
+	return NULL;
+}
+
+char *lv_layout_with_drives(struct vb_live *l, const char *xml)
+{
+	struct lv *v = lv_of(l);
+	xmlDocPtr doc = lv_parse(xml);
+	xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL, meta, old, dr;
+	xmlNsPtr ns;
+	xmlChar *mem = NULL;
+	char *out = NULL;
+	int len = 0;
+
+	if (!root) {
+		xmlFreeDoc(doc);
+		return strdup(xml);
+	}
+	if (!(meta = lv_child(root, "metadata")))
+		meta = xmlNewChild(root, NULL, (const xmlChar *)"metadata", NULL);
+	if ((old = drives_node(meta))) {
+		xmlUnlinkNode(old);
+		xmlFreeNode(old);
+	}
+	dr = xmlNewChild(meta, NULL, (const xmlChar *)"drives", NULL);
+	ns = xmlNewNs(dr, (const xmlChar *)LV_DRIVES_NS, (const xmlChar *)"vmaback");
+	xmlSetNs(dr, ns);
+	for (size_t k = 0; k < v->ndisks; k++) {
+		xmlNodePtr d;
+
+		if (v->disks[k].drive < 0)
+			continue;
+		d = xmlNewChild(dr, ns, (const xmlChar *)"drive", NULL);
+		set_prop(d, "name", l->d[v->disks[k].drive].name);
+		set_prop(d, "dev", v->disks[k].target);
+	}
+	xmlDocDumpMemory(doc, &mem, &len);
+	if (mem)
+		out = strdup((const char *)mem);
+	xmlFree(mem);
+	xmlFreeDoc(doc);
+	return out;
+}
+
+/* The drive of target dev in the stored XML's vmaback:drives, malloc'd;
+ * NULL when it names none (an archive of an older vmaback). */
+static char *stored_drive(xmlDocPtr doc, const char *target)
+{
+	xmlNodePtr root = xmlDocGetRootElement(doc);
+	xmlNodePtr dr = drives_node(lv_child(root, "metadata"));
+
+	for (xmlNodePtr c = dr ? dr->children : NULL; c; c = c->next) {
+		char *dev, *name;
+
+		if (c->type != XML_ELEMENT_NODE || xmlStrcmp(c->name, (const xmlChar *)"drive"))
+			continue;
+		dev = lv_prop(c, "dev");
+		name = dev && strcmp(dev, target) == 0 ? lv_prop(c, "name") : NULL;
+		free(dev);
+		if (name)
+			return name;
+	}
+	return NULL;
+}
+
 /* ============================================================== define */
 
 static void set_prop(xmlNodePtr n, const char *name, const char *value)
@@ -70,7 +151,7 @@ static void drop_children(xmlNodePtr n, const char *name)
 }
 
 /* One <disk> of the stored XML: its restored image, or gone. */
-static bool define_disk(xmlNodePtr n, const char *dir, struct vb_warnings *w)
+static bool define_disk(xmlNodePtr n, const char *dir, bool mapped, struct vb_warnings *w)
 {
 	bool restored = false;
 	struct disk_xml x;
@@ -79,7 +160,7 @@ static bool define_disk(xmlNodePtr n, const char *dir, struct vb_warnings *w)
 
 	lv_disk_xml_read(n, &x);
 	if (x.target && (!x.device || strcmp(x.device, "disk") == 0))
-		name = lv_drive_name(x.bus, x.target);
+		name = mapped ? stored_drive(n->doc, x.target) : lv_drive_name(x.bus, x.target);
 	if (name && asprintf(&path, "%s/disk-%s.raw", dir, name) < 0)
 		path = NULL;
 	if (path && stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
@@ -95,9 +176,13 @@ static bool define_disk(xmlNodePtr n, const char *dir, struct vb_warnings *w)
 		src = xmlNewChild(n, NULL, (const xmlChar *)"source", NULL);
 		set_prop(src, "file", path);
 		restored = true;
-	} else if (name) {
-		vb_warn(w, VB_WARN_DEFINE, name, "disk %s (drive %s) was not restored: left out "
-			"of the domain", x.target, name);
+	} else if (name || (mapped && x.target)) {
+		if (name)
+			vb_warn(w, VB_WARN_DEFINE, name, "disk %s (drive %s) was not restored: "
+				"left out of the domain", x.target, name);
+		else
+			vb_warn(w, VB_WARN_DEFINE, NULL, "disk %s was not backed up: left out of "
+				"the domain", x.target);
 		xmlUnlinkNode(n);
 		xmlFreeNode(n);
 	}
@@ -117,6 +202,7 @@ int vb_libvirt_define(const char *uri, const char *xml, const char *name, const 
 	char *real = realpath(dir, NULL), *out = NULL;
 	xmlChar *mem = NULL;
 	int len = 0, rc = -1, n = 0;
+	bool mapped;
 
 	if (!doc || !real) {
 		vb_error_set(err, VB_E_INVALID, 0, "%s", !doc ? "the archive's libvirt-domain.xml "
@@ -140,19 +226,20 @@ int vb_libvirt_define(const char *uri, const char *xml, const char *name, const 
 		}
 		xmlXPathFreeObject(o);
 	}
+	mapped = drives_node(lv_child(xmlDocGetRootElement(doc), "metadata")) != NULL;
 	if ((o = lv_xpath(doc, "/domain/devices/disk"))) {
 		for (int i = 0; i < o->nodesetval->nodeNr; i++) {
 			xmlNodePtr d = o->nodesetval->nodeTab[i];
 
 			o->nodesetval->nodeTab[i] = NULL; /* define_disk may free it */
-			n += define_disk(d, real, w);
+			n += define_disk(d, real, mapped, w);
 		}
 		xmlXPathFreeObject(o);
 	}
 	if (n == 0) {
 		vb_error_set(err, VB_E_USAGE, 0, "--define: none of the domain's disks is in %s "
-			     "under the name a --domain backup gives it (disk-drive-virtio0.raw, "
-			     "...); nothing defined", dir);
+			     "under the name the backup gave it (disk-NAME.raw, NAME its drive); "
+			     "nothing defined", dir);
 		goto out;
 	}
 	xmlDocDumpMemory(doc, &mem, &len);

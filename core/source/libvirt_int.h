@@ -84,7 +84,17 @@ void lv_delete_ckpt(struct vb_live *l, virDomainCheckpointPtr cp);
 /* meta_dir/NAME.xml: malloc'd. */
 char *lv_meta_path(const struct lv *v, const char *name);
 
-/* libvirt_ckpt.c: live_ops' recover. */
+/* libvirt_host.c: the domain XML xml with a vmaback:drives metadata
+ * element naming each backed-up disk's drive; malloc'd (NULL: no memory). */
+char *lv_layout_with_drives(struct vb_live *l, const char *xml);
+
+/* libvirt_ckpt.c */
+/* Deletes every vmaback checkpoint of the set in libvirt but keepname (and
+ * vmaback's copies of their XML); *found: keepname's, NULL if libvirt has
+ * none (found NULL: not asked). */
+int lv_drop_others(struct vb_live *l, const char *keepname, virDomainCheckpointPtr *found,
+		   struct vb_error *err);
+/* live_ops' recover. */
 int lv_recover(struct vb_live *l, const char *keep, struct vb_error *err);
 
 /* libvirt_run.c */

@@ -311,6 +311,12 @@ for n in json.load(open(sys.argv[1]))["return"]:
 	c=$(jget inc6.json checkpoint)
 	[ "$(ours)" = "$(ckname "$c")" ] || fail "at the end, libvirt's checkpoints: $(ours)"
 	[ -z "$(ls -A "$L"/scr/vmaback.*)" ] || fail "scratch files left"
+	# a full backup, too, leaves only its own checkpoint in libvirt
+	run vb backup --set vt --state-dir "$PWD/st" --domain vt --connect "$URI" \
+		--scratch-dir "$L/scr" --mode full -o full2.vma --json
+	expect_rc 0
+	c=$(jget "$OUT" checkpoint)
+	[ "$(ours)" = "$(ckname "$c")" ] || fail "after a full, libvirt's checkpoints: $(ours)"
 
 	# another set, one disk under a name of its own: its own checkpoint,
 	# which covers only that disk; set vt's stays
@@ -340,10 +346,16 @@ for n in json.load(open(sys.argv[1]))["return"]:
 	run vb restore full.vma --to rd2 --define vt-copy --connect "$URI"
 	expect_rc 2
 	expect_err "has a domain vt-copy already"
+	# a drive renamed by -d: the archive's vmaback:drives names its disk
 	run vb restore one.vma --to rd3 --define vt-copy2 --connect "$URI"
-	expect_rc 2
-	expect_err "none of the domain's disks is in rd3"
-	virsh -q -c "$URI" dumpxml vt-copy2 >/dev/null 2>&1 && fail "vt-copy2 was defined"
+	expect_rc 0
+	expect_err "disk vda was not backed up: left out of the domain"
+	virsh -q -c "$URI" dumpxml vt-copy2 >copy2.xml || fail "no domain vt-copy2"
+	grep -q "<source file='$PWD/rd3/disk-data.raw'/>" copy2.xml || fail "vdb: $(grep -A3 '<disk' copy2.xml)"
+	grep -q "<target dev='vdb'" copy2.xml || fail "vdb: $(grep -A3 '<disk' copy2.xml)"
+	[ "$(grep -c '<disk ' copy2.xml)" = 1 ] || fail "vt-copy2's disks: $(grep -A3 '<disk' copy2.xml)"
+	vb config one.vma -c libvirt-domain.xml | grep -q "<vmaback:drive name=\"data\" dev=\"vdb\"/>" ||
+		fail "no vmaback:drives in one.vma: $(vb config one.vma -c libvirt-domain.xml | grep -A3 metadata)"
 	run vb verify --deep --set vt --state-dir "$PWD/st"
 	expect_rc 0
 }
