@@ -13,12 +13,14 @@ SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 
 CC ?= cc
 PKG_CONFIG ?= pkg-config
-PKGS = libzstd libcrypto libarchive json-c zlib libnbd libvirt libxml-2.0
+PKGS = libzstd libcrypto libarchive json-c zlib libnbd
+# Headers only: core/source/libvirt_dl.c opens them with dlopen.
+PKGS_DL = libvirt libxml-2.0
 # Variant builds (the sanitizer build) go to their own directory.
 B ?= build
 SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) $(PKGS_DL) 2>/dev/null)
 PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
 
@@ -26,7 +28,7 @@ CFLAGS ?= -O2 -g
 CFLAGS += -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
 	-Wno-unused-parameter -I. $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS += $(EXTRA_LDFLAGS)
-LDLIBS += $(PKG_LIBS) -lpthread
+LDLIBS += $(PKG_LIBS) -lpthread -ldl
 
 # The modules, from the bottom up, and what each may use (design.md §2):
 # each builds into its own static library; a module's unit test links only

@@ -7,8 +7,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <libvirt/virterror.h>
-#include <libxml/parser.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -532,11 +530,14 @@ struct vb_live *vb_live_open_libvirt(const struct vb_live_libvirt_opts *o,
 	struct lv *v = calloc(1, sizeof(*v));
 	char *enc = malloc(3 * strlen(o->set) + 1);
 
-	if (!l || !v || !enc) {
+	if (lv_dl_load(err) < 0 || !l || !v || !enc) {
+		bool dl_failed = l && v && enc;
+
 		free(l);
 		free(v);
 		free(enc);
-		lv_oom(err);
+		if (!dl_failed)
+			lv_oom(err);
 		return NULL;
 	}
 	l->ops = &live_libvirt_ops;

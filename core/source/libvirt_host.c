@@ -24,6 +24,8 @@ int vb_libvirt_running(const char *uri, char ***names, size_t *n, struct vb_erro
 
 	*names = NULL;
 	*n = 0;
+	if (lv_dl_load(err) < 0)
+		return -1;
 	virSetErrorFunc(NULL, lv_quiet);
 	if (!(conn = virConnectOpen(uri)))
 		return lv_fail(err, VB_E_FAIL, "connecting to libvirt%s%s", uri ? " at " : "",
@@ -195,7 +197,8 @@ static bool define_disk(xmlNodePtr n, const char *dir, bool mapped, struct vb_wa
 int vb_libvirt_define(const char *uri, const char *xml, const char *name, const char *dir,
 		      struct vb_warnings *w, struct vb_error *err)
 {
-	xmlDocPtr doc = lv_parse(xml);
+	bool loaded = lv_dl_load(err) == 0;
+	xmlDocPtr doc = loaded ? lv_parse(xml) : NULL;
 	xmlXPathObjectPtr o;
 	virConnectPtr conn = NULL;
 	virDomainPtr dom = NULL;
@@ -204,6 +207,8 @@ int vb_libvirt_define(const char *uri, const char *xml, const char *name, const 
 	int len = 0, rc = -1, n = 0;
 	bool mapped;
 
+	if (!loaded)
+		goto out;
 	if (!doc || !real) {
 		vb_error_set(err, VB_E_INVALID, 0, "%s", !doc ? "the archive's libvirt-domain.xml "
 			     "does not parse" : "the restore directory is gone");

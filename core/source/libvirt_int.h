@@ -8,10 +8,7 @@
 #error "core/source/libvirt_int.h is private to core/source: include core/source/source.h"
 #endif
 
-#include <libvirt/libvirt.h>
-#include <libvirt/virterror.h>
-#include <libxml/tree.h>
-#include <libxml/xpath.h>
+#include "core/source/libvirt_dl.h"
 #include <sys/types.h>
 
 #include "core/source/live_int.h"
