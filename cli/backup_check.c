@@ -101,6 +101,9 @@ static int check_live(struct backup_args *a)
 				 "(libvirt), not both");
 	if (l->connect && !l->domain)
 		return cli_usage(CMD, "--connect goes with --domain NAME");
+	if (a->include_stopped && !l->domain)
+		return cli_usage(CMD, "--include-stopped goes with --domain NAME, --domains or "
+				 "--all");
 	for (size_t i = 0; i < a->ndrives; i++) {
 		const char *spec = a->drives[i].spec;
 		bool qmp = strncmp(spec, "qmp:", 4) == 0, lv = strncmp(spec, "libvirt:", 8) == 0;

@@ -283,7 +283,7 @@ void lv_disk_xml_read(xmlNodePtr n, struct disk_xml *x)
 	x->readonly = lv_child(n, "readonly") != NULL;
 }
 
-static bool eligible(const struct disk_xml *x)
+bool lv_disk_eligible(const struct disk_xml *x)
 {
 	return x->target && x->source && !x->readonly &&
 	       (!x->device || strcmp(x->device, "disk") == 0);
@@ -367,7 +367,7 @@ static int find_disks(struct vb_live *l, const struct vb_live_libvirt_opts *o,
 			if (!x[i].target)
 				continue;
 			j++;
-			if (!eligible(&x[i]) || (o->ndrives && !wanted(&x[i], o->devices[k])))
+			if (!lv_disk_eligible(&x[i]) || (o->ndrives && !wanted(&x[i], o->devices[k])))
 				continue;
 			if (v->disks[j - 1].drive >= 0) {
 				if (!o->ndrives)
@@ -399,8 +399,18 @@ static int find_disks(struct vb_live *l, const struct vb_live_libvirt_opts *o,
 	 * domain again (its live XML when it has none). */
 	{
 		char *def = virDomainGetXMLDesc(v->dom, VIR_DOMAIN_XML_INACTIVE);
+		char **devs = calloc(l->n + 1, sizeof(*devs)), **names = calloc(l->n + 1,
+										 sizeof(*names));
 
-		l->layout = lv_layout_with_drives(l, def ? def : xml);
+		for (size_t k = 0; devs && names && k < v->ndisks; k++)
+			if (v->disks[k].drive >= 0) {
+				devs[v->disks[k].drive] = v->disks[k].target;
+				names[v->disks[k].drive] = l->d[v->disks[k].drive].name;
+			}
+		l->layout = devs && names ? lv_xml_with_drives(def ? def : xml, devs, names, l->n) :
+			    NULL;
+		free(devs);
+		free(names);
 		free(def);
 	}
 	if (!l->layout) {
@@ -517,8 +527,8 @@ static int connect_domain(struct vb_live *l, struct vb_error *err)
 	if (!v->dom)
 		return vb_error_set(err, VB_E_USAGE, 0, "libvirt has no domain %s", v->domain);
 	if (virDomainIsActive(v->dom) != 1)
-		return vb_error_set(err, VB_E_USAGE, 0, "domain %s is not running (vmaback backs "
-				    "up running domains; read a stopped one's images with --drive)",
+		return vb_error_set(err, VB_E_USAGE, 0, "domain %s is not running (--include-stopped "
+				    "reads a stopped domain's images)",
 				    v->domain);
 	return 0;
 }

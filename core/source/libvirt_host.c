@@ -16,7 +16,8 @@ static int by_name(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int vb_libvirt_running(const char *uri, char ***names, size_t *n, struct vb_error *err)
+int vb_libvirt_domains(const char *uri, bool stopped, char ***names, size_t *n,
+		       struct vb_error *err)
 {
 	virConnectPtr conn;
 	virDomainPtr *doms = NULL;
@@ -30,9 +31,9 @@ int vb_libvirt_running(const char *uri, char ***names, size_t *n, struct vb_erro
 	if (!(conn = virConnectOpen(uri)))
 		return lv_fail(err, VB_E_FAIL, "connecting to libvirt%s%s", uri ? " at " : "",
 			       uri ? uri : "");
-	k = virConnectListAllDomains(conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+	k = virConnectListAllDomains(conn, &doms, stopped ? 0 : VIR_CONNECT_LIST_DOMAINS_ACTIVE);
 	if (k < 0)
-		rc = lv_fail(err, VB_E_FAIL, "listing libvirt's running domains");
+		rc = lv_fail(err, VB_E_FAIL, "listing libvirt's %sdomains", stopped ? "" : "running ");
 	if (k > 0 && !(*names = calloc((size_t)k, sizeof(**names))))
 		rc = lv_oom(err);
 	for (int i = 0; i < k; i++) {
@@ -74,9 +75,8 @@ static xmlNodePtr drives_node(xmlNodePtr meta)
 	return NULL;
 }
 
-char *lv_layout_with_drives(struct vb_live *l, const char *xml)
+char *lv_xml_with_drives(const char *xml, char *const *devs, char *const *names, size_t n)
 {
-	struct lv *v = lv_of(l);
 	xmlDocPtr doc = lv_parse(xml);
 	xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL, meta, old, dr;
 	xmlNsPtr ns;
@@ -97,14 +97,11 @@ char *lv_layout_with_drives(struct vb_live *l, const char *xml)
 	dr = xmlNewChild(meta, NULL, (const xmlChar *)"drives", NULL);
 	ns = xmlNewNs(dr, (const xmlChar *)LV_DRIVES_NS, (const xmlChar *)"vmaback");
 	xmlSetNs(dr, ns);
-	for (size_t k = 0; k < v->ndisks; k++) {
-		xmlNodePtr d;
+	for (size_t k = 0; k < n; k++) {
+		xmlNodePtr d = xmlNewChild(dr, ns, (const xmlChar *)"drive", NULL);
 
-		if (v->disks[k].drive < 0)
-			continue;
-		d = xmlNewChild(dr, ns, (const xmlChar *)"drive", NULL);
-		set_prop(d, "name", l->d[v->disks[k].drive].name);
-		set_prop(d, "dev", v->disks[k].target);
+		set_prop(d, "name", names[k]);
+		set_prop(d, "dev", devs[k]);
 	}
 	xmlDocDumpMemory(doc, &mem, &len);
 	if (mem)
@@ -133,6 +130,142 @@ static char *stored_drive(xmlDocPtr doc, const char *target)
 			return name;
 	}
 	return NULL;
+}
+
+/* ============================================================== offline */
+
+void vb_libvirt_offline_free(struct vb_libvirt_offline *o)
+{
+	for (size_t i = 0; i < o->n; i++) {
+		free(o->names[i]);
+		free(o->specs[i]);
+		free(o->devs[i]);
+	}
+	free(o->names);
+	free(o->specs);
+	free(o->devs);
+	free(o->xml);
+	memset(o, 0, sizeof(*o));
+}
+
+/* One disk of a stopped domain: NAME=qcow2:PATH or NAME=raw:PATH. */
+static int offline_disk(struct vb_libvirt_offline *o, const struct disk_xml *x,
+			const char *domain, struct vb_error *err)
+{
+	const char *fmt = x->format ? x->format : "raw";
+	size_t i = o->n;
+
+	if (strcmp(fmt, "qcow2") != 0 && strcmp(fmt, "raw") != 0)
+		return vb_error_set(err, VB_E_USAGE, 0, "domain %s is not running, and its disk "
+				    "%s is %s: vmaback reads stopped domains' raw and qcow2 "
+				    "images", domain, x->target, fmt);
+	if (x->source[0] != '/')
+		return vb_error_set(err, VB_E_USAGE, 0, "domain %s is not running, and its disk "
+				    "%s is no local file or device (%s)", domain, x->target,
+				    x->source);
+	o->names = realloc(o->names, (i + 1) * sizeof(*o->names));
+	o->specs = o->names ? realloc(o->specs, (i + 1) * sizeof(*o->specs)) : NULL;
+	o->devs = o->specs ? realloc(o->devs, (i + 1) * sizeof(*o->devs)) : NULL;
+	if (!o->devs)
+		return lv_oom(err);
+	o->n++;
+	o->names[i] = lv_drive_name(x->bus, x->target);
+	o->devs[i] = strdup(x->target);
+	if (asprintf(&o->specs[i], "%s:%s", fmt, x->source) < 0)
+		o->specs[i] = NULL;
+	if (!o->names[i] || !o->devs[i] || !o->specs[i])
+		return lv_oom(err);
+	return 0;
+}
+
+/* The disks to read: every eligible one, or those o->sel names (their
+ * target devs), under the names it gives. */
+static int offline_disks(struct vb_libvirt_offline *o, const char *xml, const char *domain,
+			 const struct vb_libvirt_select *sel, struct vb_error *err)
+{
+	xmlDocPtr doc = lv_parse(xml);
+	xmlXPathObjectPtr disks = lv_xpath(doc, "/domain/devices/disk");
+	size_t nx = disks ? (size_t)disks->nodesetval->nodeNr : 0;
+	int rc = 0;
+
+	if (!doc)
+		rc = vb_error_set(err, VB_E_FAIL, 0, "domain %s: libvirt's XML does not parse",
+				  domain);
+	for (size_t k = 0; rc == 0 && k < (sel->n ? sel->n : 1); k++) {
+		bool found = false;
+
+		for (size_t i = 0; rc == 0 && i < nx && !found; i++) {
+			struct disk_xml x;
+
+			lv_disk_xml_read(disks->nodesetval->nodeTab[i], &x);
+			if (lv_disk_eligible(&x) && (!sel->n || strcmp(x.target, sel->devices[k]) == 0)) {
+				rc = offline_disk(o, &x, domain, err);
+				found = sel->n > 0;
+				if (rc == 0 && found) {
+					free(o->names[o->n - 1]);
+					if (!(o->names[o->n - 1] = strdup(sel->names[k])))
+						rc = lv_oom(err);
+				}
+			}
+			lv_disk_xml_free(&x);
+		}
+		if (rc == 0 && sel->n && !found)
+			rc = vb_error_set(err, VB_E_USAGE, 0, "drive %s: stopped domain %s has no "
+					  "writable disk %s (a target dev such as vda)",
+					  sel->names[k], domain, sel->devices[k]);
+	}
+	if (rc == 0 && o->n == 0)
+		rc = vb_error_set(err, VB_E_USAGE, 0, "domain %s has no writable disk with a "
+				  "source", domain);
+	xmlXPathFreeObject(disks);
+	xmlFreeDoc(doc);
+	return rc;
+}
+
+int vb_libvirt_offline(const char *uri, const char *domain, const struct vb_libvirt_select *sel,
+		       struct vb_libvirt_offline *o, struct vb_error *err)
+{
+	virConnectPtr conn;
+	virDomainPtr dom = NULL;
+	char *xml = NULL;
+	int rc = -1;
+
+	memset(o, 0, sizeof(*o));
+	if (lv_dl_load(err) < 0)
+		return -1;
+	virSetErrorFunc(NULL, lv_quiet);
+	if (!(conn = virConnectOpen(uri)))
+		return lv_fail(err, VB_E_FAIL, "connecting to libvirt%s%s", uri ? " at " : "",
+			       uri ? uri : "");
+	if (!(dom = virDomainLookupByName(conn, domain)))
+		dom = virDomainLookupByUUIDString(conn, domain);
+	if (!dom) {
+		vb_error_set(err, VB_E_USAGE, 0, "libvirt has no domain %s", domain);
+		goto out;
+	}
+	if ((o->running = virDomainIsActive(dom) == 1)) {
+		rc = 0;
+		goto out;
+	}
+	if (!(xml = virDomainGetXMLDesc(dom, VIR_DOMAIN_XML_INACTIVE))) {
+		lv_fail(err, VB_E_FAIL, "domain %s: its XML", domain);
+		goto out;
+	}
+	if (offline_disks(o, xml, domain, sel, err) < 0)
+		goto out;
+	if (!(o->xml = lv_xml_with_drives(xml, o->devs, o->names, o->n))) {
+		lv_oom(err);
+		goto out;
+	}
+	rc = 0;
+out:
+	if (rc < 0)
+		vb_libvirt_offline_free(o);
+	free(xml);
+	if (dom)
+		virDomainFree(dom);
+	virConnectClose(conn);
+	return rc;
 }
 
 /* ============================================================== define */

@@ -51,6 +51,8 @@ struct disk_xml {
 };
 void lv_disk_xml_read(xmlNodePtr n, struct disk_xml *x);
 void lv_disk_xml_free(struct disk_xml *x);
+/* A disk vmaback backs up: writable, of device disk, with a source. */
+bool lv_disk_eligible(const struct disk_xml *x);
 xmlNodePtr lv_child(xmlNodePtr n, const char *name);
 /* Proxmox's name of a disk from its bus and target (drive-virtio0). */
 char *lv_drive_name(const char *bus, const char *target);
@@ -82,8 +84,9 @@ void lv_delete_ckpt(struct vb_live *l, virDomainCheckpointPtr cp);
 char *lv_meta_path(const struct lv *v, const char *name);
 
 /* libvirt_host.c: the domain XML xml with a vmaback:drives metadata
- * element naming each backed-up disk's drive; malloc'd (NULL: no memory). */
-char *lv_layout_with_drives(struct vb_live *l, const char *xml);
+ * element naming drive names[k] the disk of target devs[k]; malloc'd
+ * (NULL: no memory). */
+char *lv_xml_with_drives(const char *xml, char *const *devs, char *const *names, size_t n);
 
 /* libvirt_ckpt.c */
 /* Deletes every vmaback checkpoint of the set in libvirt but keepname (and

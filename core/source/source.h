@@ -253,8 +253,27 @@ struct vb_live_libvirt_opts {
 struct vb_live *vb_live_open_libvirt(const struct vb_live_libvirt_opts *o,
 				     struct vb_error *err);
 /* The names of the running domains of libvirt at uri (NULL: libvirt's
- * default), sorted; *names a malloc'd array of malloc'd strings. */
-int vb_libvirt_running(const char *uri, char ***names, size_t *n, struct vb_error *err);
+ * default connection), with stopped: of every domain; sorted. */
+int vb_libvirt_domains(const char *uri, bool stopped, char ***names, size_t *n,
+		       struct vb_error *err);
+/* A domain to back up offline: running, or the drives of its disks read
+ * from its images (names[i]=specs[i]: drive-virtio0=qcow2:/path, named as
+ * a running domain's) and its XML with their vmaback:drives, the archive's
+ * libvirt-domain.xml. */
+struct vb_libvirt_offline {
+	bool running;
+	char **names, **specs, **devs;
+	size_t n;
+	char *xml;
+};
+/* Only the disks of target devs devices[i], as drives names[i] (n 0: all). */
+struct vb_libvirt_select {
+	const char *const *names, *const *devices;
+	size_t n;
+};
+int vb_libvirt_offline(const char *uri, const char *domain, const struct vb_libvirt_select *sel,
+		       struct vb_libvirt_offline *o, struct vb_error *err);
+void vb_libvirt_offline_free(struct vb_libvirt_offline *o);
 
 /* Defines domain name in libvirt at uri from xml (an archive's
  * libvirt-domain.xml): its own UUID and MAC addresses, and each disk the

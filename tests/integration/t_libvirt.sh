@@ -31,6 +31,10 @@ usage() {
 	expect_fail 2 backup "-o does not go with --all"
 	run vb backup --all
 	expect_fail 2 backup "--all needs --dumpdir"
+	run vb backup --all --domains a,b --dumpdir .
+	expect_fail 2 backup "either --all or --domains"
+	run vb backup --set s --include-stopped -d a=raw:x -o a.vma
+	expect_fail 2 backup "--include-stopped goes with --domain"
 }
 
 # ------------------------------------------------------------ the daemon
@@ -360,7 +364,7 @@ for n in json.load(open(sys.argv[1]))["return"]:
 	expect_rc 0
 }
 
-# mkdom NAME DISK...: a running domain NAME; DISK is TARGET:SIZE_MIB, or
+# mkdom NAME DISK...: a running domain NAME (STOPPED=1: defined only); DISK is TARGET:SIZE_MIB, or
 # TARGET:SIZE_MIB:ro for a read-only disk, TARGET:SIZE_MIB:raw for a raw one.
 mkdom() {
 	local name=$1 d t m ro f disks=""
@@ -383,6 +387,10 @@ mkdom() {
 <devices><emulator>$(command -v qemu-system-x86_64)</emulator>$disks
 <video><model type='none'/></video><memballoon model='none'/></devices></domain>
 EOF
+	if [ -n "${STOPPED:-}" ]; then
+		virsh -q -c "$URI" define "$L/$name.xml" >/dev/null || fail "cannot define $name"
+		return
+	fi
 	virsh -q -c "$URI" create "$L/$name.xml" >"$L/create.out" 2>&1 ||
 		skip "libvirt cannot start a TCG domain here: $(head -c 300 "$L/create.out")"
 }
@@ -393,6 +401,7 @@ all() {
 	mkdom a vda:8 vdb:4
 	mkdom b vda:4 vdb:4:raw
 	mkdom c vda:4:ro
+	STOPPED=1 mkdom d vda:6 vdc:4:raw
 	mkdir dump
 	run vb backup --all --connect "$URI" --state-dir "$PWD/st" --scratch-dir "$L/scr" \
 		--dumpdir dump --json
@@ -421,6 +430,45 @@ assert got == want, got
 	ls dump | grep -c '^vmaback-b-.*\.vmainc\.zst$' | grep -qx 1 || fail "dump: $(ls dump)"
 	run vb restore dump/vmaback-a-*.vma.zst dump/vmaback-a-*.vmainc.zst --to r
 	expect_rc 0
+	if ls dump | grep -q '^vmaback-d-'; then fail "stopped d backed up without --include-stopped"; fi
+
+	# --include-stopped: d too, read from its images, its XML in the archive
+	sleep 1 # the archives' names have seconds
+	run vb backup --all --include-stopped --connect "$URI" --state-dir "$PWD/st" \
+		--scratch-dir "$L/scr" --dumpdir dump --json
+	expect_rc 1
+	expect_err "domain d is not running: reading its images"
+	expect_err "domain c: failed"
+	expect_err "4 domains, 3 ok, 1 failed"
+	py -c '
+import json, sys
+got = [(o["set"], o["status"], o.get("kind")) for o in map(json.loads, open(sys.argv[1]))]
+want = [("a", "ok", "incremental"), ("b", "ok", "incremental"), ("c", "failed", None),
+        ("d", "ok", "full")]
+assert got == want, got
+' "$OUT" || fail "--json objects: $(cat "$OUT")"
+	vb config dump/vmaback-d-*.vma.zst -c libvirt-domain.xml >d.xml || fail "no libvirt-domain.xml of d"
+	grep -q '<vmaback:drive name="drive-virtio2" dev="vdc"/>' d.xml || fail "d's drives: $(grep -A4 metadata d.xml)"
+	# a list of domains; d's next backup is incremental through its image
+	qemu-io -f qcow2 -c 'write -P 0x66 1M 64k' "$L/img/d-vda.qcow2" >/dev/null
+	sleep 1
+	run vb backup --domains d,nosuch --include-stopped --connect "$URI" --state-dir "$PWD/st" \
+		--scratch-dir "$L/scr" --dumpdir dump
+	expect_rc 1
+	expect_err "domain d: ok"
+	expect_err "libvirt has no domain nosuch"
+	expect_err "2 domains, 1 ok, 1 failed"
+	ls dump | grep -c '^vmaback-d-.*\.vmainc\.zst$' | grep -qx 1 || fail "dump: $(ls dump)"
+	rm -rf rdd
+	run vb restore dump/vmaback-d-*.vma.zst dump/vmaback-d-*.vmainc.zst --to rdd \
+		--define d-copy --connect "$URI"
+	expect_rc 0
+	run qemu-img compare -f raw -F qcow2 rdd/disk-drive-virtio0.raw "$L/img/d-vda.qcow2"
+	expect_rc 0
+	cmp rdd/disk-drive-virtio2.raw "$L/img/d-vdc.qcow2" || fail "d's raw vdc differs"
+	virsh -q -c "$URI" dumpxml d-copy | grep -q "<source file='$PWD/rdd/disk-drive-virtio2.raw'/>" ||
+		fail "d-copy: $(virsh -q -c "$URI" dumpxml d-copy | grep -A3 '<disk')"
+
 	virsh -q -c "$URI" destroy a >/dev/null
 	run qemu-img compare -f raw -F qcow2 r/disk-drive-virtio1.raw "$L/img/a-vdb.qcow2"
 	expect_rc 0
