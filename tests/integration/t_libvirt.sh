@@ -226,11 +226,17 @@ domain() {
 	[ -z "$(ls -A "$L"/scr/vmaback.*)" ] || fail "scratch files left: $(ls "$L"/scr/vmaback.*)"
 	gwrites 41 4 >w
 	bash "$L/gw.sh" w
+	# killed again, and no recover: the next backup cleans up by itself
+	VMABACK_TEST_CRASH=mid-read lvb dead2 --mode incremental
+	expect_rc 137
+	[ "$(ours | wc -l)" = 2 ] || fail "after the second kill, libvirt's checkpoints: $(ours)"
 	gwrites 51 4 >"$L/during"
 	lvb inc2 --mode incremental
 	expect_rc 0
 	kept inc2
 	exact inc2 full.vma inc1.vma inc2.vma
+	[ "$(ours)" = "$(ckname "$(jget inc2.json checkpoint)")" ] ||
+		fail "after inc2, libvirt's checkpoints: $(ours)"
 
 	# libvirt loses the checkpoint's metadata: redefined from vmaback's copy
 	c=$(jget inc2.json checkpoint)
