@@ -194,6 +194,7 @@ bench: deps
 	$(MAKE) all
 	@VMABACK=$(CURDIR)/$(B)/vmaback sh tests/bench/bench.sh
 	@VMABACK=$(CURDIR)/$(B)/vmaback bash tests/bench/qmp_bench.sh
+	@VMABACK=$(CURDIR)/$(B)/vmaback bash tests/bench/libvirt_bench.sh
 
 # libFuzzer targets, each run for FUZZ_SECONDS on its corpus in the repo.
 FUZZ_SECONDS ?= 30
