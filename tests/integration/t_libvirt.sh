@@ -423,6 +423,22 @@ assert got == want, got
 	cmp rdd/disk-drive-virtio2.raw "$L/img/d-vdc.qcow2" || fail "d's raw vdc differs"
 	virsh -q -c "$URI" dumpxml d-copy | grep -q "<source file='$PWD/rdd/disk-drive-virtio2.raw'/>" ||
 		fail "d-copy: $(virsh -q -c "$URI" dumpxml d-copy | grep -A3 '<disk')"
+	# d started (its images carry the offline runs' bitmaps): a live run of
+	# the same set, the same drive names, then a chain that restores exactly
+	virsh -q -c "$URI" start d >/dev/null || fail "d does not start after offline backups"
+	virsh -q -c "$URI" qemu-monitor-command --hmp d \
+		'qemu-io -d /machine/peripheral/virtio-disk0/virtio-backend "write -P 0x21 2M 64k"' >/dev/null
+	sleep 1
+	run vb backup --domains d --include-stopped --connect "$URI" --state-dir "$PWD/st" \
+		--scratch-dir "$L/scr" --dumpdir dump
+	expect_rc 0
+	expect_err "domain d: ok"
+	virsh -q -c "$URI" destroy d >/dev/null
+	rm -rf rdd
+	run vb restore dump/vmaback-d-*.vma.zst dump/vmaback-d-*.vmainc.zst --to rdd
+	expect_rc 0
+	run qemu-img compare -f raw -F qcow2 rdd/disk-drive-virtio0.raw "$L/img/d-vda.qcow2"
+	expect_rc 0
 
 	virsh -q -c "$URI" destroy a >/dev/null
 	run qemu-img compare -f raw -F qcow2 r/disk-drive-virtio1.raw "$L/img/a-vdb.qcow2"
