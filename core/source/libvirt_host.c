@@ -154,6 +154,7 @@ static int offline_disk(struct vb_libvirt_offline *o, const struct disk_xml *x,
 {
 	const char *fmt = x->format ? x->format : "raw";
 	size_t i = o->n;
+	char **p;
 
 	if (strcmp(fmt, "qcow2") != 0 && strcmp(fmt, "raw") != 0)
 		return vb_error_set(err, VB_E_USAGE, 0, "domain %s is not running, and its disk "
@@ -163,11 +164,15 @@ static int offline_disk(struct vb_libvirt_offline *o, const struct disk_xml *x,
 		return vb_error_set(err, VB_E_USAGE, 0, "domain %s is not running, and its disk "
 				    "%s is no local file or device (%s)", domain, x->target,
 				    x->source);
-	o->names = realloc(o->names, (i + 1) * sizeof(*o->names));
-	o->specs = o->names ? realloc(o->specs, (i + 1) * sizeof(*o->specs)) : NULL;
-	o->devs = o->specs ? realloc(o->devs, (i + 1) * sizeof(*o->devs)) : NULL;
-	if (!o->devs)
+	if (!(p = realloc(o->names, (i + 1) * sizeof(*p))))
 		return lv_oom(err);
+	o->names = p;
+	if (!(p = realloc(o->specs, (i + 1) * sizeof(*p))))
+		return lv_oom(err);
+	o->specs = p;
+	if (!(p = realloc(o->devs, (i + 1) * sizeof(*p))))
+		return lv_oom(err);
+	o->devs = p;
 	o->n++;
 	o->names[i] = lv_drive_name(x->bus, x->target);
 	o->devs[i] = strdup(x->target);
