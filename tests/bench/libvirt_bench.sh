@@ -8,7 +8,8 @@
 # SIGKILL case for both: a nightly incremental killed while it reads (the
 # guest wrote 10% since the last backup), more writes, then the commands
 # it takes to get the next incremental through, and whether the restore of
-# the chain matches the disks. Skips (exit 0, with a message) when
+# the chain matches the disks (vmaback's killed run has --bwlimit 4M, so
+# that the kill lands while it reads; virtnbdbackup is slower anyway). Skips (exit 0, with a message) when
 # libvirtd cannot start a domain here.
 #
 # Env: VMABACK, BENCH_ROUNDS (default 3), LV_BENCH_MIB (the 3 disks' total
