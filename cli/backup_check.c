@@ -135,6 +135,7 @@ static int check_live(struct backup_args *a)
 		return cli_usage(CMD, "--fsfreeze needs --qga SOCKET (the guest agent's "
 				 "socket), and --qga goes with --fsfreeze");
 	l->fsfreeze = a->fsfreeze;
+	l->include_stopped = a->include_stopped;
 	l->ndrives = a->ndrives;
 	l->names = calloc(a->ndrives + 1, sizeof(*l->names));
 	l->devices = calloc(a->ndrives + 1, sizeof(*l->devices));

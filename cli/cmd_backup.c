@@ -163,23 +163,16 @@ static int kind_name(struct backup_args *a, struct vb_backup *b, struct vb_error
 	return vb_backup_set_archive_path(b, path, err);
 }
 
-/* --include-stopped: a stopped domain's disks, read offline from their
- * images as -d NAME=qcow2:PATH would (only those -d NAME=libvirt:DEV
- * names, under its names), with its XML as the archive's
- * libvirt-domain.xml; a running one stays a --domain backup. */
-static int offline(struct backup_args *a, struct vb_libvirt_offline *off, struct vb_error *err)
+/* --include-stopped, a stopped domain (its session holds only its lock):
+ * its disks read offline from their images as -d NAME=qcow2:PATH would
+ * (only those -d NAME=libvirt:DEV names, under its names), with its XML
+ * as the archive's libvirt-domain.xml. */
+static int offline(struct backup_args *a, const struct vb_libvirt_offline *off,
+		   struct vb_backup_opts *o)
 {
-	struct cli_live_args *l = &a->live;
-	struct vb_libvirt_select sel = { l->names, l->devices, l->ndrives };
-	struct vb_drive *d;
+	struct vb_drive *d = calloc(off->n, sizeof(*d));
 
-	if (!a->include_stopped || !l->domain)
-		return 0;
-	if (vb_libvirt_offline(l->connect, l->domain, &sel, off, err) < 0)
-		return cli_fail(CMD, err);
-	if (off->running)
-		return 0;
-	if (!(d = calloc(off->n, sizeof(*d))))
+	if (!d)
 		return cli_usage(CMD, "out of memory");
 	for (size_t i = 0; i < off->n; i++) {
 		d[i].name = off->names[i];
@@ -188,15 +181,17 @@ static int offline(struct backup_args *a, struct vb_libvirt_offline *off, struct
 	free(a->drives);
 	a->drives = d;
 	a->ndrives = off->n;
-	cli_info(a->quiet, "INFO: domain %s is not running: reading its images", l->domain);
-	l->domain = NULL;
+	cli_info(a->quiet, "INFO: domain %s is not running: reading its images", a->live.domain);
+	a->live.domain = NULL;
+	o->layout_name = "libvirt-domain.xml";
+	o->layout = off->xml;
 	return 0;
 }
 
 static int prepare(struct backup_args *a, struct vb_backup_opts *o, struct vb_state **state,
-		   struct vb_live **live, struct vb_backup **b, struct vb_libvirt_offline *off,
-		   struct vb_error *err)
+		   struct vb_live **live, struct vb_backup **b, struct vb_error *err)
 {
+	const struct vb_libvirt_offline *off;
 	char *dir = NULL;
 	int rc;
 
@@ -213,8 +208,6 @@ static int prepare(struct backup_args *a, struct vb_backup_opts *o, struct vb_st
 		if (!*state)
 			return cli_fail(CMD, err);
 	}
-	if ((rc = offline(a, off, err)) != 0)
-		return rc;
 	/* The set's lock first, then the VM's (and its recovery). */
 	if (a->live.qmp || a->live.domain) {
 		char what[PATH_MAX + 40];
@@ -227,13 +220,14 @@ static int prepare(struct backup_args *a, struct vb_backup_opts *o, struct vb_st
 		if (!(*live = wait_lock(&w, err)))
 			return cli_fail(CMD, err);
 	}
-	o->live = *live;
-	o->drives = *live ? NULL : a->drives;
-	o->ndrives = *live ? 0 : a->ndrives;
+	off = vb_live_libvirt_offline(*live);
+	if (off && (rc = offline(a, off, o)) != 0)
+		return rc;
+	o->live = off ? NULL : *live;
+	o->drives = o->live ? NULL : a->drives;
+	o->ndrives = o->live ? 0 : a->ndrives;
 	o->configs = a->configs;
 	o->nconfigs = a->nconfigs;
-	o->layout_name = off->xml ? "libvirt-domain.xml" : NULL;
-	o->layout = off->xml;
 	o->cancel = &cli_interrupted;
 	o->compress = a->compress == 1;
 	o->zstd_level = a->zlevel;
@@ -316,7 +310,6 @@ static int backup(struct backup_args *a, struct vb_backup_result *res, bool *sta
 	struct vb_error err = { 0 };
 	struct cli_progress prog;
 	struct siblings sb = { 0 };
-	struct vb_libvirt_offline off = { 0 };
 	int status;
 
 	cli_progress_init(&prog, a->progress);
@@ -325,7 +318,7 @@ static int backup(struct backup_args *a, struct vb_backup_result *res, bool *sta
 	cli_warnings_end(); /* backup --all: each domain's run its own */
 	cli_warnings_style(NULL, a->quiet);
 	cli_warnings_hold(true);
-	if ((status = prepare(a, &o, &state, &live, &b, &off, &err)) != 0)
+	if ((status = prepare(a, &o, &state, &live, &b, &err)) != 0)
 		goto out;
 	/* after prepare: in a dump directory the archive's name follows its kind */
 	if ((status = siblings_of(a, &sb)) != 0)
@@ -371,7 +364,6 @@ out:
 	vb_live_close(live);
 	vb_state_close(state);
 	siblings_free(&sb);
-	vb_libvirt_offline_free(&off);
 	return status;
 }
 

@@ -494,6 +494,9 @@ static void lv_close(struct vb_live *l)
 	for (size_t i = 0; v->export_bitmap && i < l->n; i++)
 		free(v->export_bitmap[i]);
 	free(v->export_bitmap);
+	if (v->off)
+		vb_libvirt_offline_free(v->off);
+	free(v->off);
 	free(v->disks);
 	free(v->uri);
 	free(v->domain);
@@ -512,7 +515,7 @@ const struct live_ops live_libvirt_ops = {
 	.close = lv_close,
 };
 
-static int connect_domain(struct vb_live *l, struct vb_error *err)
+static int connect_domain(struct vb_live *l, bool offline_ok, struct vb_error *err)
 {
 	struct lv *v = lv_of(l);
 
@@ -526,9 +529,11 @@ static int connect_domain(struct vb_live *l, struct vb_error *err)
 		v->dom = virDomainLookupByUUIDString(v->conn, v->domain);
 	if (!v->dom)
 		return vb_error_set(err, VB_E_USAGE, 0, "libvirt has no domain %s", v->domain);
-	if (virDomainIsActive(v->dom) != 1)
-		return vb_error_set(err, VB_E_USAGE, 0, "domain %s is not running (--include-stopped "
-				    "reads a stopped domain's images)",
+	if (virDomainIsActive(v->dom) != 1 && offline_ok)
+		v->offline = true;
+	else if (virDomainIsActive(v->dom) != 1)
+		return vb_error_set(err, VB_E_USAGE, 0, "domain %s is not running (backup "
+				    "--include-stopped reads a stopped domain's images)",
 				    v->domain);
 	return 0;
 }
@@ -573,9 +578,14 @@ struct vb_live *vb_live_open_libvirt(const struct vb_live_libvirt_opts *o,
 		lv_oom(err);
 		goto fail;
 	}
-	if (connect_domain(l, err) < 0 || take_lock(l, err) < 0 || find_disks(l, o, err) < 0 ||
-	    lv_end_job(l, err) < 0)
+	if (connect_domain(l, o->offline_ok, err) < 0 || take_lock(l, err) < 0)
 		goto fail;
+	/* Not running: its lock only, and what to read instead. */
+	if (v->offline ? lv_offline(l, o, err) < 0 :
+	    find_disks(l, o, err) < 0 || lv_end_job(l, err) < 0)
+		goto fail;
+	if (v->offline)
+		return l;
 	if (l->marks & MARK_FROZEN)
 		thaw(l);
 	lv_drop_files(l);

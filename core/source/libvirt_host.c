@@ -183,10 +183,10 @@ static int offline_disk(struct vb_libvirt_offline *o, const struct disk_xml *x,
 	return 0;
 }
 
-/* The disks to read: every eligible one, or those o->sel names (their
- * target devs), under the names it gives. */
+/* The disks to read: every eligible one, or those sel's drives name
+ * (their target devs), under their names. */
 static int offline_disks(struct vb_libvirt_offline *o, const char *xml, const char *domain,
-			 const struct vb_libvirt_select *sel, struct vb_error *err)
+			 const struct vb_live_libvirt_opts *sel, struct vb_error *err)
 {
 	xmlDocPtr doc = lv_parse(xml);
 	xmlXPathObjectPtr disks = lv_xpath(doc, "/domain/devices/disk");
@@ -196,16 +196,16 @@ static int offline_disks(struct vb_libvirt_offline *o, const char *xml, const ch
 	if (!doc)
 		rc = vb_error_set(err, VB_E_FAIL, 0, "domain %s: libvirt's XML does not parse",
 				  domain);
-	for (size_t k = 0; rc == 0 && k < (sel->n ? sel->n : 1); k++) {
+	for (size_t k = 0; rc == 0 && k < (sel->ndrives ? sel->ndrives : 1); k++) {
 		bool found = false;
 
 		for (size_t i = 0; rc == 0 && i < nx && !found; i++) {
 			struct disk_xml x;
 
 			lv_disk_xml_read(disks->nodesetval->nodeTab[i], &x);
-			if (lv_disk_eligible(&x) && (!sel->n || strcmp(x.target, sel->devices[k]) == 0)) {
+			if (lv_disk_eligible(&x) && (!sel->ndrives || strcmp(x.target, sel->devices[k]) == 0)) {
 				rc = offline_disk(o, &x, domain, err);
-				found = sel->n > 0;
+				found = sel->ndrives > 0;
 				if (rc == 0 && found) {
 					free(o->names[o->n - 1]);
 					if (!(o->names[o->n - 1] = strdup(sel->names[k])))
@@ -214,7 +214,7 @@ static int offline_disks(struct vb_libvirt_offline *o, const char *xml, const ch
 			}
 			lv_disk_xml_free(&x);
 		}
-		if (rc == 0 && sel->n && !found)
+		if (rc == 0 && sel->ndrives && !found)
 			rc = vb_error_set(err, VB_E_USAGE, 0, "drive %s: stopped domain %s has no "
 					  "writable disk %s (a target dev such as vda)",
 					  sel->names[k], domain, sel->devices[k]);
@@ -227,36 +227,23 @@ static int offline_disks(struct vb_libvirt_offline *o, const char *xml, const ch
 	return rc;
 }
 
-int vb_libvirt_offline(const char *uri, const char *domain, const struct vb_libvirt_select *sel,
-		       struct vb_libvirt_offline *o, struct vb_error *err)
+int lv_offline(struct vb_live *l, const struct vb_live_libvirt_opts *sel, struct vb_error *err)
 {
-	virConnectPtr conn;
-	virDomainPtr dom = NULL;
-	char *xml = NULL;
+	struct lv *v = lv_of(l);
+	struct vb_libvirt_offline *o = calloc(1, sizeof(*o));
+	char *xml = virDomainGetXMLDesc(v->dom, VIR_DOMAIN_XML_INACTIVE);
 	int rc = -1;
 
-	memset(o, 0, sizeof(*o));
-	if (lv_dl_load(err) < 0)
-		return -1;
-	virSetErrorFunc(NULL, lv_quiet);
-	if (!(conn = virConnectOpen(uri)))
-		return lv_fail(err, VB_E_FAIL, "connecting to libvirt%s%s", uri ? " at " : "",
-			       uri ? uri : "");
-	if (!(dom = virDomainLookupByName(conn, domain)))
-		dom = virDomainLookupByUUIDString(conn, domain);
-	if (!dom) {
-		vb_error_set(err, VB_E_USAGE, 0, "libvirt has no domain %s", domain);
+	if (!o) {
+		lv_oom(err);
 		goto out;
 	}
-	if ((o->running = virDomainIsActive(dom) == 1)) {
-		rc = 0;
+	v->off = o;
+	if (!xml) {
+		lv_fail(err, VB_E_FAIL, "domain %s: its XML", v->domain);
 		goto out;
 	}
-	if (!(xml = virDomainGetXMLDesc(dom, VIR_DOMAIN_XML_INACTIVE))) {
-		lv_fail(err, VB_E_FAIL, "domain %s: its XML", domain);
-		goto out;
-	}
-	if (offline_disks(o, xml, domain, sel, err) < 0)
+	if (offline_disks(o, xml, v->domain, sel, err) < 0)
 		goto out;
 	if (!(o->xml = lv_xml_with_drives(xml, o->devs, o->names, o->n))) {
 		lv_oom(err);
@@ -264,13 +251,13 @@ int vb_libvirt_offline(const char *uri, const char *domain, const struct vb_libv
 	}
 	rc = 0;
 out:
-	if (rc < 0)
-		vb_libvirt_offline_free(o);
 	free(xml);
-	if (dom)
-		virDomainFree(dom);
-	virConnectClose(conn);
 	return rc;
+}
+
+const struct vb_libvirt_offline *vb_live_libvirt_offline(const struct vb_live *l)
+{
+	return l && l->ops == &live_libvirt_ops ? lv_of((struct vb_live *)l)->off : NULL;
 }
 
 /* ============================================================== define */

@@ -27,6 +27,7 @@ struct lv {
 	char *uri, *domain;
 	char *meta_dir;
 	bool fsfreeze;
+	bool offline;      /* not running (opened with offline_ok) */
 	char *prefix;      /* "vmaback.SET." (SET encoded) */
 	char *dir;         /* scratch_dir/vmaback.TAG: scratch files and socket */
 	char *sock;        /* dir/nbd */
@@ -36,6 +37,7 @@ struct lv {
 	struct lv_disk *disks;
 	size_t ndisks;
 	char **export_bitmap;  /* per drive, from the backup job's XML */
+	struct vb_libvirt_offline *off;  /* not running, opened with offline_ok */
 };
 
 static inline struct lv *lv_of(struct vb_live *l)
@@ -87,6 +89,9 @@ char *lv_meta_path(const struct lv *v, const char *name);
  * element naming drive names[k] the disk of target devs[k]; malloc'd
  * (NULL: no memory). */
 char *lv_xml_with_drives(const char *xml, char *const *devs, char *const *names, size_t n);
+/* The domain is not running: v->off, its disks as sel selects them. */
+int lv_offline(struct vb_live *l, const struct vb_live_libvirt_opts *sel, struct vb_error *err);
+extern const struct live_ops live_libvirt_ops;
 
 /* libvirt_ckpt.c */
 /* Deletes every vmaback checkpoint of the set in libvirt but keepname (and

@@ -246,6 +246,9 @@ struct vb_live_libvirt_opts {
 	 * with a source. */
 	const char *const *names, *const *devices;
 	size_t ndrives;
+	/* A domain that is not running: opened all the same (its lock
+	 * taken), for vb_live_libvirt_offline; else a VB_E_USAGE. */
+	bool offline_ok;
 };
 /* Like vb_live_open: takes the domain's lock, connects, ends a backup job
  * and a freeze a crashed run left, removes its scratch files, and finds
@@ -266,13 +269,10 @@ struct vb_libvirt_offline {
 	size_t n;
 	char *xml;
 };
-/* Only the disks of target devs devices[i], as drives names[i] (n 0: all). */
-struct vb_libvirt_select {
-	const char *const *names, *const *devices;
-	size_t n;
-};
-int vb_libvirt_offline(const char *uri, const char *domain, const struct vb_libvirt_select *sel,
-		       struct vb_libvirt_offline *o, struct vb_error *err);
+/* A session of a domain opened with offline_ok that is not running: what
+ * to read instead (the session only holds the domain's lock then, and is
+ * not for a backup's live); NULL for a running one. */
+const struct vb_libvirt_offline *vb_live_libvirt_offline(const struct vb_live *l);
 void vb_libvirt_offline_free(struct vb_libvirt_offline *o);
 
 /* Defines domain name in libvirt at uri from xml (an archive's

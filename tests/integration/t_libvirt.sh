@@ -423,6 +423,20 @@ assert got == want, got
 	cmp rdd/disk-drive-virtio2.raw "$L/img/d-vdc.qcow2" || fail "d's raw vdc differs"
 	virsh -q -c "$URI" dumpxml d-copy | grep -q "<source file='$PWD/rdd/disk-drive-virtio2.raw'/>" ||
 		fail "d-copy: $(virsh -q -c "$URI" dumpxml d-copy | grep -A3 '<disk')"
+	# a stopped domain's lock is the running one's: another set's run waits
+	"$VMABACK" backup --set d2 --domain d --include-stopped --connect "$URI" \
+		--state-dir "$PWD/st" --scratch-dir "$L/scr" --bwlimit 256K -o slow.vma >slow.out 2>&1 &
+	local pid=$! rc=0
+	for _ in $(seq 1 200); do
+		grep -q "reading its images" slow.out && break
+		sleep 0.05
+	done
+	run vb backup --set d3 --domain d --include-stopped --connect "$URI" \
+		--state-dir "$PWD/st" --scratch-dir "$L/scr" -o d3.vma
+	kill -TERM $pid
+	wait $pid || rc=$?
+	[ $rc = 143 ] || fail "the slow run: exit $rc: $(tail -3 slow.out)"
+	expect_fail 4 backup "domain d is in use by another vmaback run"
 	# d started (its images carry the offline runs' bitmaps): a live run of
 	# the same set, the same drive names, then a chain that restores exactly
 	virsh -q -c "$URI" start d >/dev/null || fail "d does not start after offline backups"
