@@ -101,6 +101,9 @@ static int check_live(struct backup_args *a)
 				 "(libvirt), not both");
 	if (l->connect && !l->domain)
 		return cli_usage(CMD, "--connect goes with --domain NAME");
+	if (a->include_stopped && !l->domain)
+		return cli_usage(CMD, "--include-stopped goes with --domain NAME, --domains or "
+				 "--all");
 	for (size_t i = 0; i < a->ndrives; i++) {
 		const char *spec = a->drives[i].spec;
 		bool qmp = strncmp(spec, "qmp:", 4) == 0, lv = strncmp(spec, "libvirt:", 8) == 0;
@@ -132,6 +135,7 @@ static int check_live(struct backup_args *a)
 		return cli_usage(CMD, "--fsfreeze needs --qga SOCKET (the guest agent's "
 				 "socket), and --qga goes with --fsfreeze");
 	l->fsfreeze = a->fsfreeze;
+	l->include_stopped = a->include_stopped;
 	l->ndrives = a->ndrives;
 	l->names = calloc(a->ndrives + 1, sizeof(*l->names));
 	l->devices = calloc(a->ndrives + 1, sizeof(*l->devices));

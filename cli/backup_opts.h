@@ -25,6 +25,7 @@ struct backup_args {
 	/* a running VM: --qmp SOCKET; the drives are NAME=qmp:DEVICE */
 	struct cli_live_args live;
 	bool fsfreeze;
+	bool include_stopped;    /* --include-stopped: a stopped domain read offline */
 	unsigned max_chain;      /* --max-chain N */
 	int64_t full_every;      /* --full-every DAYS, in seconds */
 	double lockwait;         /* --lockwait MINUTES */

@@ -215,6 +215,7 @@ struct cli_live_args {
 	/* a libvirt domain: --domain NAME [--connect URI] (NAME=libvirt:DEV) */
 	const char *domain, *connect;
 	bool fsfreeze;
+	bool include_stopped;   /* a stopped domain: opened for its images */
 	const char **names, **devices;
 	size_t ndrives;
 };

@@ -10,11 +10,11 @@ _vmaback_opts_backup="--drive -d --config -c --output -o --output-cmd --force --
 	--zstd-level --zstd-threads --bwlimit --set --state-dir --mode --since --checkpoint
 	--no-commit --commit --quiet --progress --log-file --json --config-file --help
 	--dumpdir --vmid --name-template --notes --protected --hook --bitmap --no-bitmap --lockwait --max-chain --full-every --threshold
-	--qmp --scratch-dir --fsfreeze --qga --domain --connect --all --encrypt --recipient --sign"
+	--qmp --scratch-dir --fsfreeze --qga --domain --connect --all --domains --include-stopped --encrypt --recipient --sign"
 _vmaback_arg_backup="-d --drive -c --config -o --output --output-cmd --compress --zstd-level
 	--zstd-threads --bwlimit --set --state-dir --mode --since --checkpoint --progress
 	--log-file --config-file --dumpdir --vmid --name-template --notes --hook --bitmap --lockwait --max-chain --full-every --threshold
-	--qmp --scratch-dir --qga --domain --connect --encrypt --recipient --sign"
+	--qmp --scratch-dir --qga --domain --connect --domains --encrypt --recipient --sign"
 _vmaback_opts_restore="--to --target --drive -d --define --connect --force --quiet --key --help"
 _vmaback_arg_restore="--to --target -d --drive --define --connect --key"
 _vmaback_opts_merge="--output -o --force --compress --zstd-level --quiet --key --recipient --help"
@@ -185,6 +185,7 @@ _vmaback_value() {
 	backup:--full-every) _vmaback_words "7 14 30" "$cur" ;;
 	backup:--threshold) _vmaback_words "10M 100M 1G" "$cur" ;;
 	*:--domain) _vmaback_words "$(virsh -q list --name 2>/dev/null)" "$cur" ;;
+	backup:--domains) _vmaback_words "$(virsh -q list --all --name 2>/dev/null)" "$cur" ;;
 	*:--connect) _vmaback_words "qemu:///system qemu:///session" "$cur" ;;
 	backup:--drive | backup:-d)
 		_vmaback_name_file $'drive-scsi0\ndrive-scsi1\ndrive-virtio0\ndrive-virtio1\ndrive-sata0\ndrive-ide0\ndrive-efidisk0' "$cur" ;;

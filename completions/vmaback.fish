@@ -8,7 +8,7 @@ set -l __vmaback_commands backup restore list verify extract config merge checkp
 set -g __vmaback_value_opts -d --drive -c --config -o --output --output-cmd --compress \
     --zstd-level --zstd-threads --bwlimit --set --state-dir --mode --since --checkpoint \
     --progress --log-file --config-file --to --target --define --remove --dumpdir --vmid \
-    --name-template --notes --hook --bitmap --lockwait --max-chain --full-every --threshold --qmp --scratch-dir --qga --domain --connect --keep-last --keep-hourly --keep-daily --keep-weekly \
+    --name-template --notes --hook --bitmap --lockwait --max-chain --full-every --threshold --qmp --scratch-dir --qga --domain --connect --domains --keep-last --keep-hourly --keep-daily --keep-weekly \
     --keep-monthly --keep-yearly
 
 # The first positional argument after the command (the archive), if any.
@@ -199,6 +199,8 @@ complete -c vmaback -n $b -l qga -r -F -d 'The guest agent\'s socket'
 complete -c vmaback -n $b -l domain -x -a '(virsh -q list --name 2>/dev/null)' -d 'The running libvirt domain'
 complete -c vmaback -n $b -l connect -x -a 'qemu:///system qemu:///session' -d 'libvirt\'s connection URI'
 complete -c vmaback -n $b -l all -d 'Every running libvirt domain, each in its own set'
+complete -c vmaback -n $b -l domains -x -a '(virsh -q list --all --name 2>/dev/null)' -d 'These libvirt domains (A,B), each in its own set'
+complete -c vmaback -n $b -l include-stopped -d 'Stopped domains too, read offline from their images'
 complete -c vmaback -n $b -l json -d 'Print the summary as JSON'
 complete -c vmaback -n $b -l config-file -r -F -d 'Read options from a JSON file'
 complete -c vmaback -n $b -l dumpdir -x -a '(__fish_complete_directories)' -d 'Write the archive into DIR, named as vzdump'

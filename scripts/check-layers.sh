@@ -1,7 +1,9 @@
 #!/bin/sh
 # check-layers.sh: every #include "..." of a module names the module itself,
 # a module it may use (the Makefile's DEPS_ table, design.md §2), or a test
-# helper; and only a module's own files include its private *_int.h.
+# helper, or common/ (header-only helpers below every module, which include
+# no header of the project); and only a module's own files include its
+# private *_int.h.
 # Arguments: MODULE:DIR:DEP+DEP+... for each module.
 set -eu
 bad=0
@@ -14,7 +16,7 @@ dir_of() {
 ALL="$*"
 for spec in "$@"; do
 	mod=${spec%%:*}; rest=${spec#*:}; dir=${rest%%:*}; deps=$(echo "${rest#*:}" | tr + ' ')
-	allowed="$dir"
+	allowed="$dir common"
 	for d in $deps; do allowed="$allowed $(dir_of "$d")"; done
 	for f in "$dir"/*.c "$dir"/*.h; do
 		[ -e "$f" ] || continue
@@ -31,5 +33,9 @@ for spec in "$@"; do
 		done
 	done
 done | grep -c x >/dev/null && bad=1
+if grep -n '^#include "' common/*.h >&2; then
+	echo "check-layers: common/ may include system headers only" >&2
+	bad=1
+fi
 [ $bad = 0 ] || exit 1
 echo "check-layers: every module includes only what design.md allows"

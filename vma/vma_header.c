@@ -24,7 +24,7 @@ static int walk_blobs(struct vma_reader *r, struct blobs *b)
 		return vma_reader_fail(r, VMA_ERR_NOMEM, "header: out of memory for %u blob bytes",
 				       b->size);
 	while (pos + 2 <= b->size) {
-		uint64_t len = vma_get_le16(b->base + pos);
+		uint64_t len = get_le16(b->base + pos);
 
 		if (pos + 2 + len <= b->size)
 			b->starts[pos / 8] |= (uint8_t)(1u << (pos % 8));
@@ -38,7 +38,7 @@ static const uint8_t *blob_at(const struct blobs *b, uint32_t ptr, size_t *len)
 {
 	if (ptr == 0 || ptr >= b->size || !(b->starts[ptr / 8] & (1u << (ptr % 8))))
 		return NULL;
-	*len = vma_get_le16(b->base + ptr);
+	*len = get_le16(b->base + ptr);
 	return b->base + ptr + 2;
 }
 
@@ -54,8 +54,8 @@ static int parse_configs(struct vma_reader *r, const struct blobs *b)
 	unsigned i;
 
 	for (i = 0; i < VMA_MAX_CONFIGS; i++) {
-		uint32_t nptr = vma_get_be32(h + VMA_H_CONFIG_NAMES + 4 * i);
-		uint32_t dptr = vma_get_be32(h + VMA_H_CONFIG_DATA + 4 * i);
+		uint32_t nptr = get_be32(h + VMA_H_CONFIG_NAMES + 4 * i);
+		uint32_t dptr = get_be32(h + VMA_H_CONFIG_DATA + 4 * i);
 		const uint8_t *name, *data;
 		size_t nlen, dlen;
 
@@ -99,8 +99,8 @@ static int parse_devices(struct vma_reader *r, const struct blobs *b)
 
 	for (id = 1; id < VMA_DEV_SLOTS; id++) {
 		const uint8_t *e = r->head + VMA_H_DEV_INFO + VMA_H_DEV_ENTRY * id;
-		uint32_t ptr = vma_get_be32(e);
-		uint64_t size = vma_get_be64(e + 8);
+		uint32_t ptr = get_be32(e);
+		uint64_t size = get_be64(e + 8);
 		const uint8_t *name;
 		size_t len;
 
@@ -141,8 +141,8 @@ static int parse_devices(struct vma_reader *r, const struct blobs *b)
 /* The fixed part: magic, version, header_size. */
 static int check_fixed(struct vma_reader *r, const uint8_t *h)
 {
-	uint32_t version = vma_get_be32(h + VMA_H_VERSION);
-	uint32_t hsize = vma_get_be32(h + VMA_H_HEADER_SIZE);
+	uint32_t version = get_be32(h + VMA_H_VERSION);
+	uint32_t hsize = get_be32(h + VMA_H_HEADER_SIZE);
 
 	if (memcmp(h + VMA_H_MAGIC, vma_magic, VMA_MAGIC_LEN) != 0)
 		return vma_reader_fail(r, VMA_ERR_HEADER_MAGIC,
@@ -197,9 +197,9 @@ int vma_header_parse(struct vma_reader *r)
 		return vma_reader_fail(r, VMA_ERR_HEADER_MD5, "header: checksum mismatch");
 
 	memcpy(r->uuid, r->head + VMA_H_UUID, VMA_UUID_LEN);
-	r->ctime = (int64_t)vma_get_be64(r->head + VMA_H_CTIME);
-	boff = vma_get_be32(r->head + VMA_H_BLOB_OFFSET);
-	bsize = vma_get_be32(r->head + VMA_H_BLOB_SIZE);
+	r->ctime = (int64_t)get_be64(r->head + VMA_H_CTIME);
+	boff = get_be32(r->head + VMA_H_BLOB_OFFSET);
+	bsize = get_be32(r->head + VMA_H_BLOB_SIZE);
 	/* Proxmox checks offset >= 12288 and the end; we do the same in 64 bits */
 	if (boff < VMA_HEADER_FIXED_SIZE || (uint64_t)boff + bsize > r->header_size)
 		return vma_reader_fail(r, VMA_ERR_BLOB_BOUNDS,

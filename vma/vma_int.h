@@ -1,5 +1,5 @@
-/* vma_int.h: private helpers shared by the VMA writer and reader: byte order,
- * the on-disk field offsets of vma-format.md, the error slot and MD5. */
+/* vma_int.h: private helpers shared by the VMA writer and reader: the
+ * on-disk field offsets of vma-format.md, the error slot and MD5. */
 #ifndef VMABACK_VMA_INT_H
 #define VMABACK_VMA_INT_H
 
@@ -13,6 +13,7 @@
 
 #include <openssl/evp.h>
 
+#include "common/byteorder.h"
 #include "vma/vma.h"
 
 /* Header fields (vma-format.md section 2). */
@@ -42,52 +43,6 @@
 
 extern const uint8_t vma_magic[VMA_MAGIC_LEN];
 extern const uint8_t vma_extent_magic[VMA_MAGIC_LEN];
-
-static inline uint16_t vma_get_be16(const uint8_t *p)
-{
-	return (uint16_t)((unsigned)p[0] << 8 | p[1]);
-}
-
-static inline uint16_t vma_get_le16(const uint8_t *p)
-{
-	return (uint16_t)((unsigned)p[1] << 8 | p[0]);
-}
-
-static inline uint32_t vma_get_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static inline uint64_t vma_get_be64(const uint8_t *p)
-{
-	return (uint64_t)vma_get_be32(p) << 32 | vma_get_be32(p + 4);
-}
-
-static inline void vma_put_be16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static inline void vma_put_le16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static inline void vma_put_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static inline void vma_put_be64(uint8_t *p, uint64_t v)
-{
-	vma_put_be32(p, (uint32_t)(v >> 32));
-	vma_put_be32(p + 4, (uint32_t)v);
-}
 
 /* Blockinfo word: mask(63..48) reserved(47..40) dev_id(39..32) cluster(31..0). */
 static inline uint64_t vma_blockinfo(uint16_t mask, unsigned dev_id, uint32_t cluster)

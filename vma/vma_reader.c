@@ -172,8 +172,8 @@ static int check_extent_header(struct vma_reader *r)
 	unsigned long long at = (unsigned long long)r->ext_offset;
 	const uint8_t *e = r->ext;
 	uint8_t md5[VMA_MD5_LEN];
-	uint16_t reserved = vma_get_be16(e + VMA_E_RESERVED);
-	unsigned block_count = vma_get_be16(e + VMA_E_BLOCK_COUNT);
+	uint16_t reserved = get_be16(e + VMA_E_RESERVED);
+	unsigned block_count = get_be16(e + VMA_E_BLOCK_COUNT);
 
 	if (vma_md5_zeroed(r->md, r->ext, VMA_EXTENT_HEADER_SIZE, VMA_E_MD5, md5) < 0)
 		return vma_reader_fail(r, VMA_ERR_NOMEM, "extent: MD5 failed in libcrypto");
@@ -264,7 +264,7 @@ static int load_slots(struct vma_reader *r, int block_count)
 	unsigned s, claimed = 0;
 
 	for (s = 0; s < VMA_BLOCKINFO_PER_EXTENT; s++) {
-		uint64_t word = vma_get_be64(r->ext + VMA_E_BLOCKINFO + 8 * s);
+		uint64_t word = get_be64(r->ext + VMA_E_BLOCKINFO + 8 * s);
 		struct rslot *slot = &r->slots[r->nslots];
 
 		/* dev_id 0 marks an unused slot, wherever it is (as Proxmox) */

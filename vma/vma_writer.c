@@ -262,7 +262,7 @@ static uint32_t put_blob(uint8_t *blobs, uint32_t *pos, const void *data, size_t
 {
 	uint32_t at = *pos;
 
-	vma_put_le16(blobs + at, (uint16_t)len);
+	put_le16(blobs + at, (uint16_t)len);
 	if (len)
 		memcpy(blobs + at + 2, data, len);
 	*pos = at + 2 + (uint32_t)len;
@@ -287,27 +287,27 @@ int vma_writer_start(struct vma_writer *w)
 		goto out;
 	}
 	memcpy(h + VMA_H_MAGIC, vma_magic, VMA_MAGIC_LEN);
-	vma_put_be32(h + VMA_H_VERSION, 1);
+	put_be32(h + VMA_H_VERSION, 1);
 	memcpy(h + VMA_H_UUID, w->uuid, VMA_UUID_LEN);
-	vma_put_be64(h + VMA_H_CTIME, (uint64_t)w->ctime);
-	vma_put_be32(h + VMA_H_BLOB_OFFSET, VMA_HEADER_FIXED_SIZE);
-	vma_put_be32(h + VMA_H_BLOB_SIZE, (uint32_t)w->blob_used);
-	vma_put_be32(h + VMA_H_HEADER_SIZE, hsize);
+	put_be64(h + VMA_H_CTIME, (uint64_t)w->ctime);
+	put_be32(h + VMA_H_BLOB_OFFSET, VMA_HEADER_FIXED_SIZE);
+	put_be32(h + VMA_H_BLOB_SIZE, (uint32_t)w->blob_used);
+	put_be32(h + VMA_H_HEADER_SIZE, hsize);
 	blobs = h + VMA_HEADER_FIXED_SIZE;
 	/* Proxmox's order: each config's name then data, then device names */
 	for (i = 0; i < w->nconfigs; i++) {
 		const struct wconfig *c = &w->configs[i];
 
-		vma_put_be32(h + VMA_H_CONFIG_NAMES + 4 * i,
+		put_be32(h + VMA_H_CONFIG_NAMES + 4 * i,
 			     put_blob(blobs, &pos, c->name, strlen(c->name) + 1));
-		vma_put_be32(h + VMA_H_CONFIG_DATA + 4 * i, put_blob(blobs, &pos, c->data, c->len));
+		put_be32(h + VMA_H_CONFIG_DATA + 4 * i, put_blob(blobs, &pos, c->data, c->len));
 	}
 	for (i = 1; i <= w->ndevices; i++) {
 		const struct wdevice *d = &w->devices[i];
 		uint8_t *e = h + VMA_H_DEV_INFO + VMA_H_DEV_ENTRY * i;
 
-		vma_put_be32(e, put_blob(blobs, &pos, d->name, strlen(d->name) + 1));
-		vma_put_be64(e + 8, d->size);
+		put_be32(e, put_blob(blobs, &pos, d->name, strlen(d->name) + 1));
+		put_be64(e + 8, d->size);
 	}
 	if (vma_md5(w->md, h, hsize, md5) < 0) {
 		w->state = W_FAILED;
@@ -331,11 +331,11 @@ static int flush_extent(struct vma_writer *w)
 
 	memset(e, 0, VMA_EXTENT_HEADER_SIZE);
 	memcpy(e + VMA_E_MAGIC, vma_extent_magic, VMA_MAGIC_LEN);
-	vma_put_be16(e + VMA_E_BLOCK_COUNT,
+	put_be16(e + VMA_E_BLOCK_COUNT,
 		     (uint16_t)((w->ext_len - VMA_EXTENT_HEADER_SIZE) / VMA_BLOCK_SIZE));
 	memcpy(e + VMA_E_UUID, w->uuid, VMA_UUID_LEN);
 	for (i = 0; i < w->nslots; i++)
-		vma_put_be64(e + VMA_E_BLOCKINFO + 8 * i, w->blockinfo[i]);
+		put_be64(e + VMA_E_BLOCKINFO + 8 * i, w->blockinfo[i]);
 	if (vma_md5(w->md, e, VMA_EXTENT_HEADER_SIZE, md5) < 0) {
 		w->state = W_FAILED;
 		return vma_err_set(&w->err, VMA_ERR_NOMEM, 0, "extent: MD5 failed in libcrypto");

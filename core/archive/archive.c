@@ -34,9 +34,7 @@ static int reader_fail(struct vb_archive *a, struct vb_error *err)
 		vb_error_set(err, a->rerr.cls, a->rerr.sys_errno, "%s", a->rerr.msg);
 		return -1;
 	}
-	if (vma_reader_errcode(a->vr) == VMA_ERR_NOMEM)
-		return vb_error_set(err, VB_E_FAIL, ENOMEM, "%s: out of memory", a->path);
-	return vb_error_set(err, VB_E_INVALID, 0, "%s: %s", a->path, vma_reader_error(a->vr));
+	return vb_error_vma_reader(err, a->vr, a->path);
 }
 
 /* path, or fd >= 0 (owned) read under the name path. */

@@ -145,8 +145,18 @@ struct vb_vma_out {
 	struct vb_error *err;
 };
 struct vma_writer *vb_vma_out_writer(struct vb_vma_out *o, struct vb_error *err);
-/* The writer's last error as VB_E_FAIL "archive: ..." with its errno; -1. */
+/* The VMA library's error CODE, with its errno and TEXT, as the vb_error
+ * "WHAT: TEXT"; -1. A damaged archive (a header, blob, extent or cluster
+ * error, a limit of the format) is VB_E_INVALID; VMA_ERR_NOMEM is
+ * VB_E_FAIL with ENOMEM; VMA_ERR_USAGE is VB_E_FAIL; VMA_ERR_IO is
+ * VB_E_FAIL with its errno unless err already holds the callback's own
+ * error, which then stays. The one conversion: no caller maps codes. */
+int vb_error_from_vma(struct vb_error *err, enum vma_err code, int sys_errno,
+		      const char *text, const char *what);
+/* The writer's last error as "archive: ..." (always VB_E_FAIL: what the
+ * writer refuses is the backup's failure); the reader's as "PATH: ...". */
 int vb_error_vma(struct vb_error *err, const struct vma_writer *w);
+int vb_error_vma_reader(struct vb_error *err, const struct vma_reader *r, const char *path);
 
 /* ============================================================== vmaback.json */
 

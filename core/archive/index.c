@@ -99,14 +99,6 @@ static void settle(struct idrive *d)
 	d->n = w;
 }
 
-static int vma_fail(struct vma_reader *r, const char *path, struct vb_error *err)
-{
-	if (vma_reader_errcode(r) == VMA_ERR_IO && err->cls)
-		return -1; /* the cursor's own error is there */
-	return vb_error_set(err, vma_reader_errcode(r) == VMA_ERR_NOMEM ? VB_E_FAIL : VB_E_INVALID,
-			    vma_reader_sys_errno(r), "%s: %s", path, vma_reader_error(r));
-}
-
 /* Indexes archive i of the chain. */
 static int index_one(struct vb_index *x, size_t i, struct vb_error *err)
 {
@@ -131,7 +123,7 @@ static int index_one(struct vb_index *x, size_t i, struct vb_error *err)
 		goto out;
 	}
 	if (vma_reader_read_header(r) < 0) {
-		vma_fail(r, path, err);
+		vb_error_vma_reader(err, r, path);
 		goto out;
 	}
 	vma_reader_uuid(r, uuid);
@@ -156,7 +148,7 @@ static int index_one(struct vb_index *x, size_t i, struct vb_error *err)
 		}
 	}
 	if (n < 0) {
-		vma_fail(r, path, err);
+		vb_error_vma_reader(err, r, path);
 		goto out;
 	}
 	for (size_t k = 0; k < m->ndrives; k++) {
@@ -165,7 +157,7 @@ static int index_one(struct vb_index *x, size_t i, struct vb_error *err)
 
 		if (i == 0 && strcmp(md->name, "vmstate") != 0) {
 			if (vma_reader_check_complete(r, md->dev_id) < 0) {
-				vma_fail(r, path, err);
+				vb_error_vma_reader(err, r, path);
 				goto out;
 			}
 		} else if (md->clusters != UINT64_MAX && seen != md->clusters) {

@@ -1,6 +1,6 @@
-/* vma_out.c: the one adapter between the VMA writer and vmaback's writer
- * stacks (backup and merge): the writer's bytes go into a vb_writer, its
- * errors become vb_errors. */
+/* vma_out.c: the one adapter between the VMA library and vmaback: the
+ * writer's bytes go into a vb_writer (backup and merge), and every error of
+ * the VMA reader and writer becomes a vb_error here, nowhere else. */
 #include <errno.h>
 
 #include "core/archive/archive.h"
@@ -23,8 +23,47 @@ struct vma_writer *vb_vma_out_writer(struct vb_vma_out *o, struct vb_error *err)
 	return w;
 }
 
+int vb_error_from_vma(struct vb_error *err, enum vma_err code, int sys_errno,
+		      const char *text, const char *what)
+{
+	enum vb_errclass cls = VB_E_INVALID;
+
+	switch (code) {
+	case VMA_OK:
+	case VMA_ERR_USAGE:
+		cls = VB_E_FAIL;
+		break;
+	case VMA_ERR_IO:
+		/* The callback's own error (a truncated zstd stream, EIO) says
+		 * more than the library's view of it. */
+		if (err && err->cls != VB_OK)
+			return -1;
+		cls = VB_E_FAIL;
+		break;
+	case VMA_ERR_NOMEM:
+		cls = VB_E_FAIL;
+		sys_errno = ENOMEM;
+		break;
+	default:
+		break;
+	}
+	return vb_error_set(err, cls, sys_errno, "%s: %s", what, text ? text : "unknown error");
+}
+
 int vb_error_vma(struct vb_error *err, const struct vma_writer *w)
 {
-	return vb_error_set(err, VB_E_FAIL, vma_writer_sys_errno(w), "archive: %s",
-			    vma_writer_error(w));
+	enum vma_err code = vma_writer_errcode(w);
+
+	/* What the writer refuses (too many drives, a blob too long) is the
+	 * backup's failure, not a damaged archive. */
+	if (code == VMA_ERR_LIMIT)
+		code = VMA_ERR_USAGE;
+	return vb_error_from_vma(err, code, vma_writer_sys_errno(w), vma_writer_error(w),
+				 "archive");
+}
+
+int vb_error_vma_reader(struct vb_error *err, const struct vma_reader *r, const char *path)
+{
+	return vb_error_from_vma(err, vma_reader_errcode(r), vma_reader_sys_errno(r),
+				 vma_reader_error(r), path);
 }

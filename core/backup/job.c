@@ -113,9 +113,8 @@ static int map_out_finish(struct run *r, struct drive_job *j, struct map_out *m)
 	int rc = digest_writer_finish(m->wr, j->root);
 
 	if (rc < 0)
-		return vb_error_set(r->err, VB_E_FAIL, m->io.err, "%s/%s: %s",
-				    vb_state_path(r->b->o.state), j->map_file,
-				    m->io.err ? strerror(m->io.err) : bitmap_strerror(rc));
+		return vb_error_from_bitmap(r->err, rc, m->io.err, "%s/%s",
+					    vb_state_path(r->b->o.state), j->map_file);
 	if (fsync(m->io.fd) < 0)
 		return vb_error_set(r->err, VB_E_FAIL, errno, "%s/%s: %s",
 				    vb_state_path(r->b->o.state), j->map_file, strerror(errno));
@@ -220,9 +219,8 @@ static int map_add(struct run *r, struct drive_job *j, struct map_out *mo,
 	int rc = digest_writer_add(mo->wr, d);
 
 	if (rc < 0)
-		return vb_error_set(r->err, VB_E_FAIL, mo->io.err ? mo->io.err : EIO,
-				    "%s/%s: %s", vb_state_path(r->b->o.state), j->map_file,
-				    mo->io.err ? strerror(mo->io.err) : bitmap_strerror(rc));
+		return vb_error_from_bitmap(r->err, rc, mo->io.err, "%s/%s",
+					    vb_state_path(r->b->o.state), j->map_file);
 	return 0;
 }
 

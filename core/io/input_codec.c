@@ -229,14 +229,13 @@ ssize_t vb_in_gz_read(struct vb_reader *r, unsigned char *buf, size_t len,
 /* ------------------------------------------------------------ zstd */
 
 
-static int zstd_fail(struct vb_reader *r, size_t z, struct vb_error *err)
+/* z failed on input that started at r->in + start (a frame's header, when
+ * the window is what failed). */
+static int zstd_fail(struct vb_reader *r, size_t z, size_t start, struct vb_error *err)
 {
 	switch (ZSTD_getErrorCode(z)) {
 	case ZSTD_error_frameParameter_windowTooLarge:
-		return vb_error_set(err, VB_E_INVALID, 0,
-				    "%s: the zstd stream's window exceeds the limit of 2^%d bytes, "
-				    "the most zstd writes (zstd --long=%d): damaged or not from zstd",
-				    r->name, (int)VB_ZSTD_WINDOW_LOG_MAX, (int)VB_ZSTD_WINDOW_LOG_MAX);
+		return vb_zstd_window_error(r->in + start, r->in_len - start, r->name, err);
 	case ZSTD_error_memory_allocation:
 		return vb_error_set(err, VB_E_FAIL, ENOMEM,
 				    "%s: out of memory for the zstd stream's window (a stream "
@@ -254,7 +253,7 @@ ssize_t vb_in_zstd_read(struct vb_reader *r, unsigned char *buf, size_t len,
 
 	while (out.pos < out.size) {
 		ZSTD_inBuffer in;
-		size_t before_out = out.pos, z;
+		size_t before_out = out.pos, start = r->in_pos, z;
 
 		if (r->in_pos == r->in_len && !r->in_eof && vb_in_refill(r, err) < 0)
 			return -1;
@@ -266,7 +265,7 @@ ssize_t vb_in_zstd_read(struct vb_reader *r, unsigned char *buf, size_t len,
 		r->raw_bytes += in.pos - r->in_pos;
 		r->in_pos = in.pos;
 		if (ZSTD_isError(z))
-			return zstd_fail(r, z, err);
+			return zstd_fail(r, z, start, err);
 		r->zret = z;
 		if (r->in_pos == r->in_len && r->in_eof && out.pos == before_out && z != 0)
 			return vb_error_set(err, VB_E_INVALID, 0, "%s: truncated zstd stream",

@@ -14,12 +14,6 @@
 
 #include "core/io/crypt_int.h"
 
-/* The largest window zstd writes (zstd --long=31; 2^30 where size_t is 32
- * bits). libzstd's default decoder limit is 2^27, so a valid stream written
- * with --long=28..31 would be "corrupt"; we accept what zstd can write, and
- * the memory (up to 2 GiB per archive read) is taken only when a frame asks. */
-#define VB_ZSTD_WINDOW_LOG_MAX (sizeof(size_t) == 4 ? 30 : 31)
-
 struct vb_reader {
 	int fd;
 	bool own_fd;            /* false for standard input */

@@ -20,6 +20,24 @@
 #define VB_SEEK_MAGIC 0x8F92EAB1u
 #define VB_SEEK_FOOTER_SIZE 9u
 #define VB_SEEK_MAX_FRAMES 0x8000000u
+/* The most a frame of a seek table may hold: vmaback ends a frame at the
+ * first write after 1 MiB (one VMA extent, at most 3.8 MiB, or the header,
+ * at most 4 MiB), so 64 MiB is far beyond what it writes and keeps a crafted
+ * table from asking for 4 GiB buffers. */
+#define VB_SEEK_MAX_FRAME_BYTES ((uint32_t)64 << 20)
+
+/* The largest zstd window a reader accepts: 2^27 (128 MiB), libzstd's own
+ * default limit, which covers every compression level (level 19: 2^23;
+ * --ultra -22: 2^27) and --long without a number (2^27). vmaback writes
+ * windows of at most 2^23 and Proxmox's vzdump (zstd level 3) 2^21. A
+ * frame asking for more (zstd --long=28..31, or a hostile archive asking
+ * for up to 2 GiB per archive of a chain) is refused by name; such a stream
+ * is read through `zstd -d --long=31 -c FILE | vmaback ... -`. */
+#define VB_ZSTD_WINDOW_LOG_MAX 27
+/* The error of a frame whose window is over the limit (its header at
+ * frame[0, len) names the window asked for, when it is there); -1. */
+int vb_zstd_window_error(const void *frame, size_t len, const char *name,
+			 struct vb_error *err);
 
 struct vb_writer_ops {
 	int (*write)(struct vb_writer *w, const void *buf, size_t len, struct vb_error *err);

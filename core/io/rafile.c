@@ -10,7 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
+#include <zstd_errors.h>
 
+#include "common/byteorder.h"
 #include "core/io/crypt_int.h"
 
 struct frame {
@@ -36,11 +38,6 @@ struct vb_rafile {
 	uint64_t frames_started;  /* for tests and figures */
 	struct vb_decrypt *dec;   /* an encrypted file: its plaintext is read */
 };
-
-static uint32_t le32(const unsigned char *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
 static int pread_full(struct vb_rafile *f, void *buf, size_t len, uint64_t off,
 		      struct vb_error *err)
@@ -79,11 +76,11 @@ static int load_seek_table(struct vb_rafile *f, uint64_t fsize, struct vb_error 
 
 	if (fsize < VB_SEEK_FOOTER_SIZE + 8 ||
 	    pread_full(f, foot, sizeof(foot), fsize - sizeof(foot), err) < 0 ||
-	    le32(foot + 5) != VB_SEEK_MAGIC)
+	    get_le32(foot + 5) != VB_SEEK_MAGIC)
 		return vb_error_set(err, VB_E_USAGE, 0, "%s: a zstd archive without a seek "
 				    "table (not written by this vmaback, or by an older one): "
 				    "it can only be read from the start", f->name);
-	n = le32(foot);
+	n = get_le32(foot);
 	if (foot[4] & 0x7c)
 		return vb_error_set(err, VB_E_INVALID, 0, "%s: seek table: reserved bits set",
 				    f->name);
@@ -102,8 +99,8 @@ static int load_seek_table(struct vb_rafile *f, uint64_t fsize, struct vb_error 
 		free(tab);
 		return -1;
 	}
-	fsz = le32(tab + 4);
-	if (le32(tab) != VB_SEEK_SKIPPABLE || fsz != tlen - 8) {
+	fsz = get_le32(tab + 4);
+	if (get_le32(tab) != VB_SEEK_SKIPPABLE || fsz != tlen - 8) {
 		free(tab);
 		return vb_error_set(err, VB_E_INVALID, 0, "%s: seek table: bad frame header",
 				    f->name);
@@ -111,7 +108,17 @@ static int load_seek_table(struct vb_rafile *f, uint64_t fsize, struct vb_error 
 	for (uint32_t i = 0; i < n; i++) {
 		const unsigned char *e = tab + 8 + (size_t)i * esize;
 
-		f->frames[i] = (struct frame){ coff, doff, le32(e), le32(e + 4) };
+		f->frames[i] = (struct frame){ coff, doff, get_le32(e), get_le32(e + 4) };
+		/* the buffers of a frame are as large as it says it is */
+		if (f->frames[i].dsize > VB_SEEK_MAX_FRAME_BYTES ||
+		    f->frames[i].csize > ZSTD_compressBound(VB_SEEK_MAX_FRAME_BYTES)) {
+			free(tab);
+			return vb_error_set(err, VB_E_INVALID, 0, "%s: seek table: frame %u "
+					    "holds %u bytes (%u compressed), more than the limit "
+					    "of %u (vmaback writes frames of about 1 MiB)", f->name,
+					    i, f->frames[i].dsize, f->frames[i].csize,
+					    VB_SEEK_MAX_FRAME_BYTES);
+		}
 		coff += f->frames[i].csize;
 		doff += f->frames[i].dsize;
 	}
@@ -123,7 +130,8 @@ static int load_seek_table(struct vb_rafile *f, uint64_t fsize, struct vb_error 
 				    (unsigned long long)coff, (unsigned long long)(fsize - tlen));
 	f->size = doff;
 	f->dctx = ZSTD_createDCtx();
-	if (!f->dctx)
+	if (!f->dctx || ZSTD_isError(ZSTD_DCtx_setParameter(f->dctx, ZSTD_d_windowLogMax,
+							    VB_ZSTD_WINDOW_LOG_MAX)))
 		return vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
 	return 0;
 }
@@ -174,7 +182,7 @@ struct vb_rafile *vb_rafile_open(const char *path, struct vb_error *err)
 		f->size = fsize;
 		return f;
 	}
-	if (n == 4 && le32(magic) == ZSTD_MAGICNUMBER) {
+	if (n == 4 && get_le32(magic) == ZSTD_MAGICNUMBER) {
 		uint64_t size = fsize;
 		uint8_t t[VB_SIG_TRAILER];
 
@@ -262,6 +270,8 @@ static int frame_fill(struct vb_rafile *f, size_t i, size_t need, struct vb_erro
 		f->dlen += out.pos;
 		if (ZSTD_isError(r)) {
 			f->cur = SIZE_MAX;
+			if (ZSTD_getErrorCode(r) == ZSTD_error_frameParameter_windowTooLarge)
+				return vb_zstd_window_error(f->cbuf, fr->csize, f->name, err);
 			return vb_error_set(err, VB_E_INVALID, 0, "%s: frame %zu: %s", f->name, i,
 					    ZSTD_getErrorName(r));
 		}

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <zstd.h>
 
+#include "common/byteorder.h"
 #include "core/io/io_int.h"
 
 #define ZSTD_JOB_SIZE (2 << 20)
@@ -208,14 +209,6 @@ static int end_frame(struct zstd_writer *z, struct vb_error *err)
 	z->seek[z->nseek++] = (struct seek_entry){ (uint32_t)z->frame_out, (uint32_t)z->frame_in };
 	z->frame_in = z->frame_out = 0;
 	return 0;
-}
-
-static void put_le32(unsigned char *p, uint32_t v)
-{
-	p[0] = (unsigned char)v;
-	p[1] = (unsigned char)(v >> 8);
-	p[2] = (unsigned char)(v >> 16);
-	p[3] = (unsigned char)(v >> 24);
 }
 
 /* The seek table: a skippable frame of (csize, dsize) entries, no

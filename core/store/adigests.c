@@ -9,25 +9,11 @@
 #include <unistd.h>
 
 #include "bitmap/bitmap.h"
+#include "common/byteorder.h"
 #include "core/store/store_int.h"
 
 #define AD_MAGIC "VBADIG1\n"
 #define AD_ENTRY (8 + DIGEST_LEN)
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
 
 static const struct vb_ckpt_drive *drive_of(const struct vb_ckpt *c, const char *name)
 {
@@ -142,7 +128,7 @@ int vb_adigests_write(struct vb_state *s, const struct vb_ckpt *c, size_t di, ch
 		}
 		if (!bitmap_test(set, i))
 			continue;
-		put64(buf + len, i);
+		put_le64(buf + len, i);
 		memcpy(buf + len + 8, dg, DIGEST_LEN);
 		len += AD_ENTRY;
 		count++;
@@ -159,8 +145,8 @@ int vb_adigests_write(struct vb_state *s, const struct vb_ckpt *c, size_t di, ch
 		goto out;
 	}
 	memcpy(head, AD_MAGIC, 8);
-	put64(head + 8, d->size);
-	put64(head + 16, count);
+	put_le64(head + 8, d->size);
+	put_le64(head + 16, count);
 	if (!e)
 		e = -vb_pwrite_all(out, head, sizeof(head), 0);
 	if (!e && fsync(out) < 0)
@@ -196,7 +182,7 @@ static int ad_check_head(const uint8_t *head, uint64_t len, uint64_t *n)
 {
 	if (len < 24 || memcmp(head, AD_MAGIC, 8) != 0)
 		return -1;
-	*n = get64(head + 16);
+	*n = get_le64(head + 16);
 	if ((len - 24) % AD_ENTRY != 0 || (len - 24) / AD_ENTRY != *n)
 		return -1;
 	return 0;
@@ -209,7 +195,7 @@ static int ad_check_entries(const struct vb_adigests *a)
 	uint64_t ncl = bitmap_clusters(a->size), prev = 0;
 
 	for (uint64_t i = 0; i < a->n; i++) {
-		uint64_t k = get64(a->entries + i * AD_ENTRY);
+		uint64_t k = get_le64(a->entries + i * AD_ENTRY);
 
 		if (k >= ncl || (i > 0 && k <= prev))
 			return -1;
@@ -244,7 +230,7 @@ int vb_adigests_load(struct vb_state *s, const char *file, struct vb_adigests *o
 		close(fd);
 		return ad_damaged(out, file, err);
 	}
-	out->size = get64(head + 8);
+	out->size = get_le64(head + 8);
 	out->n = n;
 	want = (size_t)n * AD_ENTRY;
 	out->entries = malloc(want + 1);
@@ -268,7 +254,7 @@ int vb_adigests_parse(const uint8_t *buf, size_t len, struct vb_adigests *out,
 	memset(out, 0, sizeof(*out));
 	if (ad_check_head(buf, len, &n) < 0)
 		return ad_damaged(out, "(buffer)", err);
-	out->size = get64(buf + 8);
+	out->size = get_le64(buf + 8);
 	out->n = n;
 	out->entries = malloc(len - 24 + 1);
 	if (!out->entries)
@@ -285,7 +271,7 @@ const uint8_t *vb_adigests_find(const struct vb_adigests *a, uint64_t i)
 	uint64_t lo = 0, hi = a->n;
 
 	while (lo < hi) {
-		uint64_t mid = lo + (hi - lo) / 2, k = get64(a->entries + mid * AD_ENTRY);
+		uint64_t mid = lo + (hi - lo) / 2, k = get_le64(a->entries + mid * AD_ENTRY);
 
 		if (k == i)
 			return a->entries + mid * AD_ENTRY + 8;

@@ -140,6 +140,10 @@ int st_load(struct vb_state *s, struct vb_error *err)
 	if (st_read_whole(s->dirfd, STATE_FILE, &text, &len) < 0) {
 		if (errno == ENOENT)
 			return 0;
+		if (errno == EFBIG)
+			return vb_error_set(err, VB_E_INVALID, 0, "%s/%s: damaged: larger than "
+					    "%lld MiB, the most it may be", s->path, STATE_FILE,
+					    (long long)(ST_MAX_FILE >> 20));
 		return vb_error_set(err, VB_E_FAIL, errno, "%s/%s: %s", s->path, STATE_FILE,
 				    strerror(errno));
 	}

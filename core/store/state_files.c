@@ -27,9 +27,9 @@ int st_read_whole(int dirfd, const char *name, char **out, size_t *len)
 
 	if (fd < 0)
 		return -1;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > 64 * 1024 * 1024) {
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > ST_MAX_FILE) {
+		errno = S_ISREG(st.st_mode) ? EFBIG : EINVAL;
 		close(fd);
-		errno = EINVAL;
 		return -1;
 	}
 	buf = malloc((size_t)st.st_size + 1);
@@ -135,7 +135,6 @@ int vb_state_load_bitmap(struct vb_state *s, const char *file, struct bitmap **o
 	rc = bitmap_decode((const uint8_t *)buf, len, out);
 	free(buf);
 	if (rc < 0)
-		return vb_error_set(err, VB_E_INVALID, 0, "%s/%s: %s", s->path, file,
-				    bitmap_strerror(rc));
+		return vb_error_from_bitmap(err, rc, 0, "%s/%s", s->path, file);
 	return 0;
 }

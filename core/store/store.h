@@ -83,6 +83,15 @@ const struct vb_ckpt *vb_state_find(const struct vb_state *s, const char *name);
 const struct vb_ckpt *vb_state_by_uuid(const struct vb_state *s, const char *uuid);
 const struct vb_ckpt *vb_state_pending(const struct vb_state *s);
 
+/* bitmap/'s error CODE (< 0, from a bitmap or a digest map) as the
+ * vb_error "WHAT: TEXT" (WHAT from fmt); -1. A damaged encoding (MAGIC,
+ * VERSION, CHECKSUM, TRUNCATED, CORRUPT) is VB_E_INVALID; NOMEM is
+ * VB_E_FAIL with ENOMEM; IO is VB_E_FAIL with io_errno (EIO when 0) and
+ * its text; RANGE and SIZE (a caller's mistake) are VB_E_FAIL. The one
+ * conversion: no caller maps codes by hand. */
+int vb_error_from_bitmap(struct vb_error *err, int code, int io_errno, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
 /* Reading state files. */
 int vb_state_load_bitmap(struct vb_state *s, const char *file, struct bitmap **out,
 			 struct vb_error *err);

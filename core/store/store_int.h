@@ -53,7 +53,9 @@ char *st_manifest_text(const struct vb_state *s, const struct vb_ckpt *c);
 /* state_files.c */
 /* A name state.json may give a file of its directory. */
 bool st_file_name_ok(const char *f);
-/* A whole regular file (at most 64 MiB) of dirfd, NUL-terminated; -1 with errno. */
+/* A whole regular file (at most ST_MAX_FILE) of dirfd, NUL-terminated; -1
+ * with errno (EFBIG when larger: a damaged file never sizes an allocation). */
+#define ST_MAX_FILE ((off_t)64 << 20)
 int st_read_whole(int dirfd, const char *name, char **out, size_t *len);
 
 /* state_lock.c */

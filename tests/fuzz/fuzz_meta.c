@@ -40,7 +40,7 @@ static uint32_t put_blob(uint8_t *blobs, uint32_t *pos, const void *data, size_t
 {
 	uint32_t at = *pos;
 
-	vma_put_le16(blobs + at, (uint16_t)len);
+	put_le16(blobs + at, (uint16_t)len);
 	if (len)
 		memcpy(blobs + at + 2, data, len);
 	*pos = at + 2 + (uint32_t)len;
@@ -59,24 +59,24 @@ static struct vma_reader *header_with(const void *blob, size_t len, int slot, st
 
 	memset(h, 0, VMA_HEADER_FIXED_SIZE);
 	memcpy(h + VMA_H_MAGIC, vma_magic, VMA_MAGIC_LEN);
-	vma_put_be32(h + VMA_H_VERSION, 1);
+	put_be32(h + VMA_H_VERSION, 1);
 	memcpy(h + VMA_H_UUID, uuid, VMA_UUID_LEN);
-	vma_put_be64(h + VMA_H_CTIME, 1704067200);
-	vma_put_be32(h + VMA_H_CONFIG_NAMES, put_blob(blobs, &pos, VB_META_NAME,
+	put_be64(h + VMA_H_CTIME, 1704067200);
+	put_be32(h + VMA_H_CONFIG_NAMES, put_blob(blobs, &pos, VB_META_NAME,
 						      sizeof(VB_META_NAME)));
-	vma_put_be32(h + VMA_H_CONFIG_DATA, put_blob(blobs, &pos, blob, len));
+	put_be32(h + VMA_H_CONFIG_DATA, put_blob(blobs, &pos, blob, len));
 	for (unsigned i = 1; i <= NDEVS; i++) {
 		uint8_t *e = h + VMA_H_DEV_INFO + VMA_H_DEV_ENTRY * i;
 
-		vma_put_be32(e, put_blob(blobs, &pos, devs[i - 1].name,
+		put_be32(e, put_blob(blobs, &pos, devs[i - 1].name,
 					 strlen(devs[i - 1].name) + 1));
-		vma_put_be64(e + 8, devs[i - 1].size);
+		put_be64(e + 8, devs[i - 1].size);
 	}
 	hsize = VMA_HEADER_FIXED_SIZE + (pos + 511) / 512 * 512;
 	memset(blobs + pos, 0, hsize - VMA_HEADER_FIXED_SIZE - pos);
-	vma_put_be32(h + VMA_H_BLOB_OFFSET, VMA_HEADER_FIXED_SIZE);
-	vma_put_be32(h + VMA_H_BLOB_SIZE, pos);
-	vma_put_be32(h + VMA_H_HEADER_SIZE, hsize);
+	put_be32(h + VMA_H_BLOB_OFFSET, VMA_HEADER_FIXED_SIZE);
+	put_be32(h + VMA_H_BLOB_SIZE, pos);
+	put_be32(h + VMA_H_HEADER_SIZE, hsize);
 	if (EVP_Digest(h, hsize, md5, &dl, EVP_md5(), NULL) != 1)
 		abort();
 	memcpy(h + VMA_H_MD5, md5, VMA_MD5_LEN);

@@ -15,6 +15,7 @@
 
 #include <openssl/evp.h>
 
+#include "common/byteorder.h"
 #include "vma/vma.h"
 
 #define SHUFFLE_WINDOW 128u
@@ -195,11 +196,6 @@ static void write_clusters(struct vma_writer *w, struct image *img, const struct
 
 #define STAND_IN "vmstat~"
 
-static uint32_t be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 /* Renames the device STAND_IN to "vmstate" in the header of the archive at
  * path and recomputes the header's MD5 (its field zeroed). */
 static void rename_vmstate(const char *path)
@@ -214,9 +210,9 @@ static void rename_vmstate(const char *path)
 
 	if (fd < 0 || pread(fd, fixed, sizeof(fixed), 0) != (ssize_t)sizeof(fixed))
 		die("%s: cannot read the header", path);
-	boff = be32(fixed + 48);
-	bsize = be32(fixed + 52);
-	hsize = be32(fixed + 56);
+	boff = get_be32(fixed + 48);
+	bsize = get_be32(fixed + 52);
+	hsize = get_be32(fixed + 56);
 	if (hsize < 12288 || hsize > 4u << 20 || boff + bsize > hsize || !(h = malloc(hsize)))
 		die("%s: bad header", path);
 	if (pread(fd, h, hsize, 0) != (ssize_t)hsize)

@@ -929,10 +929,73 @@ static void test_index_refusals(void **state)
 	free(zp);
 }
 
+/* vb_error_from_vma: the one conversion of the VMA library's codes. */
+static void test_error_from_vma(void **state)
+{
+	struct vb_error err = { 0 };
+
+	(void)state;
+	assert_int_equal(vb_error_from_vma(&err, VMA_ERR_EXTENT_MD5, 0, "extent: bad MD5", "a.vma"), -1);
+	assert_int_equal(err.cls, VB_E_INVALID);
+	assert_string_equal(err.msg, "a.vma: extent: bad MD5");
+	vb_error_clear(&err);
+	vb_error_from_vma(&err, VMA_ERR_LIMIT, 0, "too many devices", "a.vma");
+	assert_int_equal(err.cls, VB_E_INVALID);
+	vb_error_clear(&err);
+	vb_error_from_vma(&err, VMA_ERR_NOMEM, 0, "header: out of memory", "a.vma");
+	assert_int_equal(err.cls, VB_E_FAIL);
+	assert_int_equal(err.sys_errno, ENOMEM);
+	vb_error_clear(&err);
+	vb_error_from_vma(&err, VMA_ERR_USAGE, 0, "not allowed", "archive");
+	assert_int_equal(err.cls, VB_E_FAIL);
+	vb_error_clear(&err);
+	vb_error_from_vma(&err, VMA_ERR_IO, EIO, "read failed", "a.vma");
+	assert_int_equal(err.cls, VB_E_FAIL);
+	assert_int_equal(err.sys_errno, EIO);
+	/* the callback's own error, already there, stays */
+	vb_error_clear(&err);
+	vb_error_set(&err, VB_E_INVALID, 0, "a.vma.zst: truncated zstd frame");
+	vb_error_from_vma(&err, VMA_ERR_IO, EIO, "read failed", "a.vma");
+	assert_int_equal(err.cls, VB_E_INVALID);
+	assert_string_equal(err.msg, "a.vma.zst: truncated zstd frame");
+	vb_error_clear(&err);
+	vb_error_from_vma(&err, VMA_ERR_HEADER_MAGIC, 0, NULL, "b.vma");
+	assert_string_equal(err.msg, "b.vma: unknown error");
+}
+
+static int discard_write(void *opaque, const void *buf, size_t len)
+{
+	(void)opaque, (void)buf, (void)len;
+	return 0;
+}
+
+/* The writer's refusals are the backup's failure, never "invalid". */
+static void test_error_vma_writer(void **state)
+{
+	struct vb_error err = { 0 };
+	struct vma_writer *w = vma_writer_new(discard_write, NULL);
+	char *name = malloc(VMA_MAX_BLOB_LEN + 2);
+
+	(void)state;
+	assert_non_null(w);
+	assert_non_null(name);
+	memset(name, 'x', VMA_MAX_BLOB_LEN + 1);
+	name[VMA_MAX_BLOB_LEN + 1] = 0;
+	assert_true(vma_writer_add_device(w, name, 4096) < 0);
+	assert_int_equal(vma_writer_errcode(w), VMA_ERR_LIMIT);
+	assert_int_equal(vb_error_vma(&err, w), -1);
+	assert_int_equal(err.cls, VB_E_FAIL);
+	assert_non_null(strstr(err.msg, "archive: device xxx"));
+	vma_writer_free(w);
+	free(name);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, tdir_setup, tdir_teardown)
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_error_from_vma),
+		cmocka_unit_test(test_error_vma_writer),
 		T(test_open_full),
 		T(test_open_zstd),
 		T(test_open_fd),

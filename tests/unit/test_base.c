@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/byteorder.h"
 #include "core/base/base.h"
 
 #include "tests/unit/test_support.h"
@@ -385,9 +386,38 @@ static void test_printable(void **state)
 	assert_int_equal(vb_utf8_len((const unsigned char *)"x", 0), 0);
 }
 
+/* common/byteorder.h: the one set of byte-order helpers. */
+static void test_byteorder(void **state)
+{
+	static const uint8_t le[8] = { 0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x81 };
+	uint8_t b[8];
+
+	(void)state;
+	assert_int_equal(get_le16(le), 0x0708);
+	assert_int_equal(get_le32(le), 0x05060708u);
+	assert_true(get_le64(le) == 0x8102030405060708ull);
+	assert_int_equal(get_be16(le), 0x0807);
+	assert_int_equal(get_be32(le), 0x08070605u);
+	assert_true(get_be64(le) == 0x0807060504030281ull);
+	put_le64(b, 0x8102030405060708ull);
+	assert_memory_equal(b, le, 8);
+	put_be64(b, 0x0807060504030281ull);
+	assert_memory_equal(b, le, 8);
+	put_le32(b, 0xdeadbeefu);
+	assert_int_equal(get_le32(b), 0xdeadbeefu);
+	assert_int_equal(b[0], 0xef);
+	put_be32(b, 0xdeadbeefu);
+	assert_int_equal(b[0], 0xde);
+	put_le16(b, 0xabcd);
+	assert_int_equal(get_le16(b), 0xabcd);
+	put_be16(b, 0xabcd);
+	assert_int_equal(b[0], 0xab);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_byteorder),
 		cmocka_unit_test(test_drive_names),
 		cmocka_unit_test(test_safe_file_name),
 		cmocka_unit_test(test_set_and_ckpt_names),

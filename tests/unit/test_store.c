@@ -500,6 +500,23 @@ static void test_damaged_state_file_keeps_files(void **state)
 	free(sj);
 }
 
+/* A state.json (or a bitmap) larger than ST_MAX_FILE never sizes an
+ * allocation: it is refused as damaged before it is read. */
+static void test_state_file_too_large(void **state)
+{
+	struct vb_state *s = open_w(state);
+	struct vb_error err = { 0 };
+	char *sj = spath(state, STATE_FILE);
+
+	commit_ck(s, "c1", "full", NULL, "u1", NULL, 0x1f, 0);
+	vb_state_close(s);
+	assert_int_equal(truncate(sj, ST_MAX_FILE + 1), 0);
+	assert_null(vb_state_open_read(root(state), "s", &err));
+	assert_int_equal(err.cls, VB_E_INVALID);
+	assert_non_null(strstr(err.msg, "state.json: damaged: larger than 64 MiB"));
+	free(sj);
+}
+
 /* ============================================================== lock */
 
 static void test_lock_exclusion(void **state)
@@ -1355,10 +1372,46 @@ static void test_fault_dir_fsync(void **state)
 	free(d.bitmap);
 }
 
+/* vb_error_from_bitmap: the one conversion of bitmap/'s codes. */
+static void test_error_from_bitmap(void **state)
+{
+	static const int damaged[] = { BITMAP_ERR_MAGIC, BITMAP_ERR_VERSION, BITMAP_ERR_CHECKSUM,
+				       BITMAP_ERR_TRUNCATED, BITMAP_ERR_CORRUPT };
+	struct vb_error err = { 0 };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(damaged) / sizeof(damaged[0]); i++) {
+		vb_error_clear(&err);
+		assert_int_equal(vb_error_from_bitmap(&err, damaged[i], 0, "st/%s", "f"), -1);
+		assert_int_equal(err.cls, VB_E_INVALID);
+		assert_int_equal(err.sys_errno, 0);
+		assert_non_null(strstr(err.msg, "st/f: "));
+		assert_non_null(strstr(err.msg, bitmap_strerror(damaged[i])));
+	}
+	vb_error_clear(&err);
+	vb_error_from_bitmap(&err, BITMAP_ERR_NOMEM, 0, "m");
+	assert_int_equal(err.cls, VB_E_FAIL);
+	assert_int_equal(err.sys_errno, ENOMEM);
+	vb_error_clear(&err);
+	vb_error_from_bitmap(&err, BITMAP_ERR_IO, ENOSPC, "m");
+	assert_int_equal(err.cls, VB_E_FAIL);
+	assert_int_equal(err.sys_errno, ENOSPC);
+	assert_string_equal(err.msg, "m: No space left on device");
+	vb_error_clear(&err);
+	vb_error_from_bitmap(&err, BITMAP_ERR_IO, 0, "m");
+	assert_int_equal(err.sys_errno, EIO);
+	vb_error_clear(&err);
+	vb_error_from_bitmap(&err, BITMAP_ERR_RANGE, 0, "m");
+	assert_int_equal(err.cls, VB_E_FAIL);
+	assert_string_equal(err.msg, "m: index or range outside the bitmap");
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, tdir_setup, tdir_teardown)
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_error_from_bitmap),
+		T(test_state_file_too_large),
 		cmocka_unit_test(test_file_names),
 		cmocka_unit_test(test_gc_patterns),
 		T(test_bad_set_names),

@@ -344,10 +344,10 @@ static void test_straddle_layout(void **state)
 	d.img = malloc(VMA_CLUSTER_SIZE);
 	memset(d.img, 0x11, VMA_CLUSTER_SIZE);
 	write_archive(&d, 1, SEQ, 59, &m);
-	hs = vma_get_be32(m.data + VMA_H_HEADER_SIZE);
+	hs = get_be32(m.data + VMA_H_HEADER_SIZE);
 	e = m.data + hs;
-	assert_int_equal(vma_get_be16(e + VMA_E_BLOCK_COUNT), 2);
-	assert_int_equal(vma_get_be64(e + VMA_E_BLOCKINFO), vma_blockinfo(0x0003, 1, 0));
+	assert_int_equal(get_be16(e + VMA_E_BLOCK_COUNT), 2);
+	assert_int_equal(get_be64(e + VMA_E_BLOCKINFO), vma_blockinfo(0x0003, 1, 0));
 	assert_int_equal(m.len, hs + 512 + 2 * 4096);
 	assert_int_equal(e[512 + 4096], 0x11);
 	assert_true(vma_is_zero(e + 512 + 4097, 4095));
@@ -378,16 +378,16 @@ static void test_header_layout(void **state)
 	assert_int_equal(m.len, 12800);
 	assert_memory_equal(m.data, "VMA\0\0\0\0\1", 8);
 	assert_memory_equal(m.data + 8, uuid, 16);
-	assert_int_equal(vma_get_be64(m.data + VMA_H_CTIME), 1700000000);
-	assert_int_equal(vma_get_be32(m.data + VMA_H_BLOB_OFFSET), 12288);
+	assert_int_equal(get_be64(m.data + VMA_H_CTIME), 1700000000);
+	assert_int_equal(get_be32(m.data + VMA_H_BLOB_OFFSET), 12288);
 	/* pad, "a.conf\0" (2+7), "xy" (2+2), two names (2+12 each) */
-	assert_int_equal(vma_get_be32(m.data + VMA_H_BLOB_SIZE), 1 + 9 + 4 + 14 + 14);
-	assert_int_equal(vma_get_be32(m.data + VMA_H_HEADER_SIZE), 12800);
-	assert_int_equal(vma_get_be32(m.data + VMA_H_CONFIG_NAMES), 1);
-	assert_int_equal(vma_get_be32(m.data + VMA_H_CONFIG_DATA), 10);
-	assert_int_equal(vma_get_be32(m.data + 4096 + 32), 14);
-	assert_int_equal(vma_get_be64(m.data + 4096 + 32 + 8), 512);
-	assert_int_equal(vma_get_be32(m.data + 4096 + 64), 28);
+	assert_int_equal(get_be32(m.data + VMA_H_BLOB_SIZE), 1 + 9 + 4 + 14 + 14);
+	assert_int_equal(get_be32(m.data + VMA_H_HEADER_SIZE), 12800);
+	assert_int_equal(get_be32(m.data + VMA_H_CONFIG_NAMES), 1);
+	assert_int_equal(get_be32(m.data + VMA_H_CONFIG_DATA), 10);
+	assert_int_equal(get_be32(m.data + 4096 + 32), 14);
+	assert_int_equal(get_be64(m.data + 4096 + 32 + 8), 512);
+	assert_int_equal(get_be32(m.data + 4096 + 64), 28);
 	b = m.data + 12288;
 	assert_int_equal(b[0], 0);
 	assert_memory_equal(b + 1, "\x07\x00" "a.conf\0" "\x02\x00xy", 13);
@@ -689,7 +689,7 @@ static void fix_hdr(uint8_t *b)
 	uint8_t md5[16];
 
 	memset(b + VMA_H_MD5, 0, 16);
-	md5_into(b, vma_get_be32(b + VMA_H_HEADER_SIZE), md5);
+	md5_into(b, get_be32(b + VMA_H_HEADER_SIZE), md5);
 	memcpy(b + VMA_H_MD5, md5, 16);
 }
 
@@ -750,7 +750,7 @@ static void test_base_ok(void **state)
 
 	make_base(&m, 59, 0);
 	assert_int_equal(m.len, BASE_EXT + 512 + 25 * 4096);
-	assert_int_equal(vma_get_be16(m.data + BASE_EXT + VMA_E_BLOCK_COUNT), 25);
+	assert_int_equal(get_be16(m.data + BASE_EXT + VMA_E_BLOCK_COUNT), 25);
 	src_init(&src, m.data, m.len);
 	r = run_reader(&src, &n);
 	assert_int_equal(vma_reader_errcode(r), VMA_OK);
@@ -787,7 +787,7 @@ static void test_err_header_version(void **state)
 	struct membuf m;
 
 	make_base(&m, 59, 0);
-	vma_put_be32(m.data + VMA_H_VERSION, 2);
+	put_be32(m.data + VMA_H_VERSION, 2);
 	fix_hdr(m.data);
 	expect_err(m.data, m.len, VMA_ERR_HEADER_VERSION, "header: version 2");
 	free(m.data);
@@ -802,7 +802,7 @@ static void test_err_header_size(void **state)
 
 	make_base(&m, 59, 0);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		vma_put_be32(m.data + VMA_H_HEADER_SIZE, bad[i]);
+		put_be32(m.data + VMA_H_HEADER_SIZE, bad[i]);
 		expect_err(m.data, m.len, VMA_ERR_HEADER_SIZE, "header: header_size");
 	}
 	free(m.data);
@@ -823,14 +823,14 @@ static void test_err_blob_bounds(void **state)
 	struct membuf m;
 
 	make_base(&m, 59, 0);
-	vma_put_be32(m.data + VMA_H_BLOB_SIZE, BASE_HS - 12288 + 1);
+	put_be32(m.data + VMA_H_BLOB_SIZE, BASE_HS - 12288 + 1);
 	fix_hdr(m.data);
 	expect_err(m.data, m.len, VMA_ERR_BLOB_BOUNDS, "header: blob buffer at 12288 of 513 bytes");
-	vma_put_be32(m.data + VMA_H_BLOB_SIZE, 62);
-	vma_put_be32(m.data + VMA_H_BLOB_OFFSET, 12287);
+	put_be32(m.data + VMA_H_BLOB_SIZE, 62);
+	put_be32(m.data + VMA_H_BLOB_OFFSET, 12287);
 	fix_hdr(m.data);
 	expect_err(m.data, m.len, VMA_ERR_BLOB_BOUNDS, "outside [12288, 12800)");
-	vma_put_be32(m.data + VMA_H_BLOB_OFFSET, UINT32_MAX);
+	put_be32(m.data + VMA_H_BLOB_OFFSET, UINT32_MAX);
 	fix_hdr(m.data);
 	expect_err(m.data, m.len, VMA_ERR_BLOB_BOUNDS, "blob buffer");
 	free(m.data);
@@ -846,33 +846,33 @@ static void test_err_blob_ptr(void **state)
 	dev1 = m.data + VMA_H_DEV_INFO + 32;
 	dev2 = m.data + VMA_H_DEV_INFO + 64;
 	/* config data pointer into the middle of a blob */
-	vma_put_be32(cd, vma_get_be32(cd) + 1);
+	put_be32(cd, get_be32(cd) + 1);
 	fix_hdr(m.data);
 	expect_err(m.data, m.len, VMA_ERR_BLOB_PTR, "header: config qemu-server.conf: data pointer 21");
 	/* half a config slot */
-	vma_put_be32(cd, 0);
+	put_be32(cd, 0);
 	fix_hdr(m.data);
 	expect_err(m.data, m.len, VMA_ERR_BLOB_PTR, "header: config slot 0: name pointer 1 with data pointer 0");
-	vma_put_be32(cd, 20);
-	vma_put_be32(m.data + VMA_H_CONFIG_NAMES + 4 * 9, 5000);
-	vma_put_be32(m.data + VMA_H_CONFIG_DATA + 4 * 9, 20);
+	put_be32(cd, 20);
+	put_be32(m.data + VMA_H_CONFIG_NAMES + 4 * 9, 5000);
+	put_be32(m.data + VMA_H_CONFIG_DATA + 4 * 9, 20);
 	fix_hdr(m.data);
 	expect_err(m.data, m.len, VMA_ERR_BLOB_PTR, "header: config slot 9: name pointer 5000 does not resolve");
-	vma_put_be32(m.data + VMA_H_CONFIG_NAMES + 4 * 9, 0);
-	vma_put_be32(m.data + VMA_H_CONFIG_DATA + 4 * 9, 0);
+	put_be32(m.data + VMA_H_CONFIG_NAMES + 4 * 9, 0);
+	put_be32(m.data + VMA_H_CONFIG_DATA + 4 * 9, 0);
 	/* device name pointer past the used blob area */
-	vma_put_be32(dev1, 62);
+	put_be32(dev1, 62);
 	fix_hdr(m.data);
 	expect_err(m.data, m.len, VMA_ERR_BLOB_PTR, "header: device 1: name pointer 62 does not resolve");
-	vma_put_be32(dev1, 35);
+	put_be32(dev1, 35);
 	fix_hdr(m.data);
 	expect_err(m.data, m.len, VMA_ERR_BLOB_PTR, "header: device 1: name pointer 35 does not resolve");
-	vma_put_be32(dev1, 0); /* size but no name: no device, as in Proxmox */
+	put_be32(dev1, 0); /* size but no name: no device, as in Proxmox */
 	fix_hdr(m.data);
 	expect_err(m.data, m.len, VMA_ERR_EXTENT_DEV, "slot 0: cluster 0 of unknown device 1");
-	vma_put_be32(dev1, 34);
-	vma_put_be64(dev2 + 8, 0); /* name but no size: no device */
-	vma_put_be32(dev2, 7777);
+	put_be32(dev1, 34);
+	put_be64(dev2 + 8, 0); /* name but no size: no device */
+	put_be32(dev2, 7777);
 	fix_hdr(m.data);
 	expect_err(m.data, m.len, VMA_ERR_EXTENT_DEV, "slot 3: cluster 0 of unknown device 2");
 	free(m.data);
@@ -930,7 +930,7 @@ static void test_err_dev_size(void **state)
 	make_base(&m, 59, 0);
 	dev2 = m.data + VMA_H_DEV_INFO + 64;
 	for (unsigned i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-		vma_put_be64(dev2 + 8, sizes[i]);
+		put_be64(dev2 + 8, sizes[i]);
 		fix_hdr(m.data);
 		snprintf(want, sizeof(want),
 			 "header: device 2 (drive-scsi1): size %llu is larger than a VMA archive can address (281474976710656 bytes",
@@ -1039,12 +1039,12 @@ static void test_err_extent_beyond(void **state)
 
 	make_base(&m, 59, 0);
 	/* cluster 2 stores blocks 0-7; block 1 starts at 135168 */
-	vma_put_be64(m.data + VMA_H_DEV_INFO + 32 + 8, 2 * 65536 + 4096);
+	put_be64(m.data + VMA_H_DEV_INFO + 32 + 8, 2 * 65536 + 4096);
 	fix_hdr(m.data);
 	expect_err(m.data, m.len, VMA_ERR_EXTENT_BEYOND,
 		   "extent at offset 12800, slot 2: block 1 of cluster 2 of device 1 (drive-scsi0) starts at byte 135168, past the device end (size 135168)");
 	/* one byte more and block 1 straddles: fine */
-	vma_put_be64(m.data + VMA_H_DEV_INFO + 32 + 8, 2 * 65536 + 4097 + 7 * 4096);
+	put_be64(m.data + VMA_H_DEV_INFO + 32 + 8, 2 * 65536 + 4097 + 7 * 4096);
 	fix_hdr(m.data);
 	expect_err(m.data, m.len, VMA_OK, "");
 	free(m.data);
@@ -1075,7 +1075,7 @@ static void test_err_extent_count(void **state)
 	expect_err(m.data, m.len, VMA_ERR_EXTENT_COUNT,
 		   "extent at offset 12800: masks account for 24 of block_count 25 blocks");
 	slot_word(e, 2)[1] = 0xff;
-	vma_put_be16(e + VMA_E_BLOCK_COUNT, 945);
+	put_be16(e + VMA_E_BLOCK_COUNT, 945);
 	fix_ext(e);
 	expect_err(m.data, m.len, VMA_ERR_EXTENT_COUNT,
 		   "extent at offset 12800: block_count 945 is more than 59 clusters hold");
