@@ -147,7 +147,7 @@ static int commit(struct run *r, int64_t ctime)
 	struct vb_backup *b = r->b;
 	struct vb_state *s = b->o.state;
 	const struct vb_ckpt *latest = vb_state_latest(s);
-	char uuid[37], sha[65], (*roots)[65] = NULL;
+	char uuid[37], sha[65], tree[sizeof(VMA_TREE_NAME) + 65], (*roots)[65] = NULL;
 	struct vb_ckpt c = { 0 };
 	int rc = -1, got;
 
@@ -168,7 +168,9 @@ static int commit(struct run *r, int64_t ctime)
 	c.parent = latest ? latest->name : NULL;
 	c.uuid = uuid;
 	c.base_uuid = b->base ? b->base->uuid : NULL;
-	c.archive_sha256 = sha;
+	snprintf(tree, sizeof(tree), "%s:%s", VMA_TREE_NAME, sha);
+	c.archive_sha256 = r->res->tree ? NULL : sha;
+	c.archive_digest = r->res->tree ? tree : NULL;
 	c.archive_size = r->res->output_bytes;
 	c.ndrives = b->njobs;
 	for (size_t i = 0; i < b->njobs; i++) {
@@ -264,15 +266,32 @@ int vb_backup_run(struct vb_backup *b, struct vb_writer *sink, struct vb_backup_
 	snprintf(res->checkpoint, sizeof(res->checkpoint), "%s", b->ckname);
 	r.prog.drive_count = (unsigned)b->njobs;
 	r.prog.total_size = res->total_size;
-	r.out = vb_output_stack(sink, &(struct vb_output_opts){
+	struct vb_output_opts oo = {
 		.compress = b->o.compress, .zstd_level = b->o.zstd_level,
 		.zstd_threads = b->o.zstd_threads, .sha256 = res->sha256,
-		.bytes = &res->output_bytes }, err);
+		.bytes = &res->output_bytes };
+	/* One hash pass per byte: a set's archive written to a file as the VMA
+	 * writer makes it gets the vma-tree-1 digest from the cluster digests
+	 * the digest maps need anyway (a stack that changes the bytes, or an
+	 * output whose summary is all its reader has to check, keeps SHA-256) */
+	res->tree = b->o.state && b->o.archive_path && vb_output_stack_plain(&oo);
+	if (res->tree) {
+		oo.sha256 = NULL;
+		oo.bytes = NULL;
+		if (!(r.tree = vma_tree_new())) {
+			vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
+			vb_writer_discard(sink);
+			goto fail;
+		}
+	}
+	r.out = vb_output_stack(sink, &oo, err);
 	if (!r.out)
 		goto fail;
 	r.buf = aligned_alloc(4096, CHUNK_SIZE);
 	r.vo = (struct vb_vma_out){ .out = r.out, .err = err };
 	r.vw = vb_vma_out_writer(&r.vo, err);
+	if (r.vw && r.tree)
+		vma_writer_set_tree(r.vw, r.tree);
 	if (b->o.bwlimit)
 		r.rl = vb_ratelimit_new(b->o.bwlimit, CHUNK_SIZE, NULL, NULL, NULL);
 	if (b->o.state)
@@ -298,6 +317,14 @@ int vb_backup_run(struct vb_backup *b, struct vb_writer *sink, struct vb_backup_
 		goto fail;
 	}
 	res->archive_bytes = vma_writer_bytes(r.vw);
+	if (r.tree) {
+		res->output_bytes = res->archive_bytes;
+		if (vma_tree_final(r.tree, res->sha256) < 0) {
+			vb_error_set(err, VB_E_FAIL, 0, "output: the archive's %s digest failed",
+				     VMA_TREE_NAME);
+			goto fail;
+		}
+	}
 	if (b->o.threshold && b->mode != VB_MODE_FULL &&
 	    res->dirty_clusters * (uint64_t)VMA_CLUSTER_SIZE < b->o.threshold) {
 		/* As a failed run, without the failure: the bitmaps and digest
@@ -375,6 +402,7 @@ fail:
 	bk_images_finish(b, (rc < 0 && !res->committed && !res->pending) || res->skipped ?
 			 BK_FAILED : b->o.no_commit ? BK_PENDING : BK_COMMITTED);
 	vma_writer_free(r.vw);
+	vma_tree_free(r.tree);
 	chunk_hasher_free(r.hasher);
 	vb_ratelimit_free(r.rl);
 	free(r.buf);

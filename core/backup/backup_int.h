@@ -81,6 +81,7 @@ struct run {
 	uint8_t zero_digest[DIGEST_LEN]; /* of a whole zero cluster */
 	uint8_t digests[CHUNK_CLUSTERS][DIGEST_LEN]; /* of the chunk in buf */
 	struct chunk_hasher *hasher; /* a second CPU for them, or NULL */
+	struct vma_tree *tree;       /* the archive digest is vma-tree-1, or NULL */
 };
 
 /* decide.c: the new checkpoint's name (never one the state has), then the

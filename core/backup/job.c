@@ -330,8 +330,8 @@ static int copy_cluster(struct run *r, struct drive_job *j, struct copy_ctx *x, 
 					    "%llu); back up a stopped VM or a snapshot", j->name,
 					    (unsigned long long)i * VMA_CLUSTER_SIZE);
 	}
-	if (vma_writer_add_cluster(r->vw, j->dev_id, (uint32_t)i, has_data ? data : NULL,
-				   len) < 0)
+	if (vma_writer_add_cluster_digest(r->vw, j->dev_id, (uint32_t)i, has_data ? data : NULL,
+					  len, d) < 0)
 		return vb_error_vma(r->err, r->vw);
 	r->res->clusters++;
 	return 0;

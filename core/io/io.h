@@ -114,6 +114,10 @@ struct vb_output_opts {
 	uint8_t *sha256;        /* 32 bytes, or NULL: no hash layer */
 	uint64_t *bytes;        /* with sha256; may be NULL */
 };
+/* The stack passes the bytes through as they are (no zstd; an encrypting
+ * layer would make it false): a digest of the VMA stream is one of the
+ * output's bytes. */
+bool vb_output_stack_plain(const struct vb_output_opts *o);
 struct vb_writer *vb_output_stack(struct vb_writer *sink, const struct vb_output_opts *o,
 				  struct vb_error *err);
 
