@@ -48,6 +48,8 @@ struct drive_job {
 	bool from_bitmap;          /* no scan: j->dirty is the source's bitmap */
 	char *image;               /* qcow2 file whose checkpoint bitmaps vmaback keeps */
 	char *added;               /* the bitmap this run added to it */
+	struct vb_qbitmap *qbitmaps; /* the image's bitmaps before the add (the one */
+	size_t nqbitmaps;          /* qemu-img info of a run: rotate uses it too) */
 	char *owned_spec;          /* a running VM's drive: "qmp:NODE" */
 };
 
