@@ -108,6 +108,12 @@ int job_scan(struct run *r, struct drive_job *j);
  * backup with a state also writes the digest map and j->dirty on the way;
  * an incremental one checks each cluster against the map of its scan. */
 int job_copy(struct run *r, struct drive_job *j);
+/* gather.c: clusters cl[0..n) (ascending, n <= CHUNK_CLUSTERS) read into
+ * r->buf one after the other, in one gathered read: *len the bytes they
+ * cover (64 KiB each, the drive's last one perhaps less), bit k of
+ * *data_mask set when cluster k holds data (as read_chunk). */
+int gather_read(struct run *r, struct drive_job *j, const uint64_t *cl, size_t n,
+		size_t *len, uint64_t *data_mask);
 
 /* Reads a whole digest map of the state and checks it against its recorded
  * root hash: a damaged map must never steer an incremental backup. */

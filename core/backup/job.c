@@ -337,57 +337,86 @@ static int copy_cluster(struct run *r, struct drive_job *j, struct copy_ctx *x, 
 	return 0;
 }
 
-/* Copies clusters [first, first+count) (count <= CHUNK_CLUSTERS). */
+/* Copies clusters [first, first+count) (count <= CHUNK_CLUSTERS), or with
+ * idx the count clusters it lists (ascending, apart: a gathered read). */
 static int copy_range(struct run *r, struct drive_job *j, struct copy_ctx *x, uint64_t first,
-		      uint64_t count)
+		      uint64_t count, const uint64_t *idx)
 {
 	uint64_t off = first * VMA_CLUSTER_SIZE, end = (first + count) * VMA_CLUSTER_SIZE;
+	bool hash = x->hashing || x->patching || x->checking;
 	size_t len;
 	uint64_t mask;
+	int rc;
 
+	if (idx) {
+		off = idx[0] * VMA_CLUSTER_SIZE;
+		end = (idx[count - 1] + 1) * VMA_CLUSTER_SIZE;
+	}
 	if (end > j->size)
 		end = j->size;
 	len = (size_t)(end - off);
-	bool hash = x->hashing || x->patching || x->checking;
-
+	if (check_cancel(r, j, off) < 0)
+		return -1;
+	rc = idx ? gather_read(r, j, idx, (size_t)count, &len, &mask)
+		 : read_chunk(r, j, off, len, &mask);
 	/* a signal while the helper hashed is seen here, before any write */
-	if (check_cancel(r, j, off) < 0 || read_chunk(r, j, off, len, &mask) < 0 ||
-	    (hash && (chunk_digests(r, r->buf, len, mask, r->digests) < 0 ||
-		      check_cancel(r, j, off) < 0)))
+	if (rc < 0 || (hash && (chunk_digests(r, r->buf, len, mask, r->digests) < 0 ||
+				check_cancel(r, j, off) < 0)))
 		return -1;
 	for (size_t c = 0; c * VMA_CLUSTER_SIZE < len; c++) {
 		size_t coff = c * VMA_CLUSTER_SIZE;
 		size_t clen = len - coff < VMA_CLUSTER_SIZE ? len - coff : VMA_CLUSTER_SIZE;
 
-		if (copy_cluster(r, j, x, first + c, r->buf + coff, clen, (mask >> c) & 1,
-				 hash ? r->digests[c] : NULL) < 0)
+		if (copy_cluster(r, j, x, idx ? idx[c] : first + c, r->buf + coff, clen,
+				 (mask >> c) & 1, hash ? r->digests[c] : NULL) < 0)
 			return -1;
 	}
 	report(r, j, "copy", end, len);
 	return 0;
 }
 
+/* Runs of the plan shorter than this are gathered with others. */
+#define GATHER_RUN 8
+
 static int copy_all(struct run *r, struct drive_job *j, struct copy_ctx *x)
 {
+	uint64_t pend[CHUNK_CLUSTERS];
+	size_t np = 0;
+
 	if (!j->plan) {
 		for (uint64_t c = 0; c < j->nclusters; c += CHUNK_CLUSTERS) {
 			uint64_t n = j->nclusters - c < CHUNK_CLUSTERS ? j->nclusters - c : CHUNK_CLUSTERS;
 
-			if (copy_range(r, j, x, c, n) < 0)
+			if (copy_range(r, j, x, c, n, NULL) < 0)
 				return -1;
 		}
 		return 0;
 	}
 	for (uint64_t from = 0, start, len; bitmap_next_run(j->plan, from, &start, &len);
 	     from = start + len) {
+		if (len < GATHER_RUN) {
+			for (uint64_t c = start; c < start + len; c++) {
+				pend[np++] = c;
+				if (np == CHUNK_CLUSTERS) {
+					if (copy_range(r, j, x, 0, np, pend) < 0)
+						return -1;
+					np = 0;
+				}
+			}
+			continue;
+		}
+		/* in cluster order: what was gathered before this run first */
+		if (np && copy_range(r, j, x, 0, np, pend) < 0)
+			return -1;
+		np = 0;
 		for (uint64_t c = start; c < start + len; c += CHUNK_CLUSTERS) {
 			uint64_t n = start + len - c < CHUNK_CLUSTERS ? start + len - c : CHUNK_CLUSTERS;
 
-			if (copy_range(r, j, x, c, n) < 0)
+			if (copy_range(r, j, x, c, n, NULL) < 0)
 				return -1;
 		}
 	}
-	return 0;
+	return np ? copy_range(r, j, x, 0, np, pend) : 0;
 }
 
 int job_copy(struct run *r, struct drive_job *j)
