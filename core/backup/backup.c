@@ -76,6 +76,37 @@ out:
 
 /* Incremental and differential: find the changes of every drive before the
  * header (which records each drive's cluster count) is written. */
+/* --mode auto, and a drive's old digest map was found damaged before the
+ * archive started: a full backup instead (a note), never a wrong
+ * incremental; the scan's new maps go, the copy makes them again. */
+static int fall_back_to_full(struct run *r)
+{
+	struct vb_backup *b = r->b;
+
+	if (b->o.mode != VB_MODE_AUTO)
+		return -1;
+	vb_warn(&b->warn, VB_WARN_FULL, NULL, "%s; full backup", r->err->msg);
+	vb_error_clear(r->err);
+	bk_drop_new_files(b);
+	for (size_t i = 0; i < b->njobs; i++) {
+		struct drive_job *j = &b->jobs[i];
+
+		bitmap_free(j->dirty);
+		bitmap_free(j->plan);
+		bitmap_free(j->extra);
+		bitmap_free(j->srcmap);
+		j->dirty = j->plan = j->extra = j->srcmap = NULL;
+		j->latest = NULL;
+		j->old_map = j->from_bitmap = j->map_damaged = false;
+	}
+	b->mode = VB_MODE_FULL;
+	b->base = NULL;
+	r->res->kind = VB_KIND_FULL;
+	r->res->dirty_clusters = 0;
+	r->prog.total_done = 0;
+	return 0;
+}
+
 static int scan_all(struct run *r)
 {
 	struct vb_backup *b = r->b;
@@ -86,12 +117,15 @@ static int scan_all(struct run *r)
 		struct drive_job *j = &b->jobs[i];
 
 		if (j->srcmap) {
-			/* The source tracked the changes: nothing to read here. */
+			/* The source tracked the changes: nothing to read here
+			 * but the old map, patched during the copy. */
+			if (job_check_map(b->o.state, j->latest, j->size, true, r->err) < 0)
+				return fall_back_to_full(r);
 			j->dirty = j->srcmap;
 			j->srcmap = NULL;
 			j->from_bitmap = true;
 		} else if (job_scan(r, j) < 0) {
-			return -1;
+			return j->map_damaged ? fall_back_to_full(r) : -1;
 		}
 		j->plan = bitmap_dup(j->dirty);
 		if (!j->plan)

@@ -32,7 +32,9 @@ struct drive_job {
 	uint64_t size;
 	uint64_t nclusters;
 	const struct vb_ckpt_drive *latest; /* this drive in the latest checkpoint */
-	bool old_map;              /* latest->digests was checked and can be used */
+	bool old_map;              /* latest->digests was opened and can be used (its
+				    * content is checked where it is read) */
+	bool map_damaged;          /* the scan found latest->digests damaged */
 	struct bitmap *extra;      /* differential: changes between since and latest */
 	struct bitmap *plan;       /* clusters to copy; NULL: all */
 	struct bitmap *dirty;      /* changes since the latest checkpoint */
@@ -115,10 +117,14 @@ int job_copy(struct run *r, struct drive_job *j);
 int gather_read(struct run *r, struct drive_job *j, const uint64_t *cl, size_t n,
 		size_t *len, uint64_t *data_mask);
 
-/* Reads a whole digest map of the state and checks it against its recorded
- * root hash: a damaged map must never steer an incremental backup. */
+/* Opens a digest map of the state and checks its header and size; whole:
+ * also reads it all and checks it against its recorded root hash (a
+ * damaged map must never steer an incremental backup). A scanned drive's
+ * map is checked whole as the scan reads it (one read per run); a drive
+ * whose source bitmap replaces the scan is checked whole before the copy,
+ * which patches the map after the archive started. */
 int job_check_map(struct vb_state *s, const struct vb_ckpt_drive *d, uint64_t size,
-		  struct vb_error *err);
+		  bool whole, struct vb_error *err);
 
 /* Checkpoint bitmaps in qcow2 images and dirty bitmaps from sources
  * (image_bitmaps.c). Before j's source opens: for a qcow2 file in a backup

@@ -28,6 +28,8 @@ struct map_in {
 	struct fdio io;
 	struct digest_reader *rd;
 	uint64_t next;          /* index of the digest rd returns next */
+	const char *root;       /* hex root it must have (the old map), or NULL */
+	bool bad;               /* its content is damaged */
 };
 
 static int map_in_open(struct run *r, struct map_in *m, const char *file, uint64_t size)
@@ -36,13 +38,15 @@ static int map_in_open(struct run *r, struct map_in *m, const char *file, uint64
 	int rc;
 
 	m->io.fd = vb_state_open_file(r->b->o.state, file, r->err);
+	m->bad = m->io.fd < 0;
 	if (m->io.fd < 0)
 		return -1;
 	m->rd = digest_reader_new(vb_fd_read_cb, &m->io.fd);
 	if (!m->rd)
 		return vb_error_set(r->err, VB_E_FAIL, ENOMEM, "out of memory");
 	rc = digest_reader_start(m->rd, &msize, &nclusters);
-	if (rc < 0 || msize != size)
+	m->bad = rc < 0 || msize != size;
+	if (m->bad)
 		return vb_error_set(r->err, VB_E_INVALID, 0, "%s/%s: %s",
 				    vb_state_path(r->b->o.state), file,
 				    rc < 0 ? bitmap_strerror(rc) : "size differs from the drive's");
@@ -57,29 +61,51 @@ static int map_in_get(struct run *r, struct map_in *m, uint64_t i, uint8_t d[DIG
 
 	while (m->next <= i) {
 		rc = digest_reader_next(m->rd, d);
-		if (rc != 1)
+		if (rc != 1) {
+			m->bad = true;
 			return vb_error_set(r->err, VB_E_INVALID, 0, "%s: a digest map of the state "
 					    "is damaged: %s", vb_state_path(r->b->o.state),
 					    rc < 0 ? bitmap_strerror(rc) : "too short");
+		}
 		m->next++;
 	}
 	return 0;
 }
 
-/* The map's end: its trailer is checked only once every digest was read. */
+/* The map's end: its trailer is checked only once every digest was read,
+ * and the old map's root against the one its checkpoint recorded (the one
+ * read of that map checks it whole: job_check_map only opened it). */
 static int map_in_finish(struct run *r, struct map_in *m, uint64_t nclusters)
 {
-	uint8_t d[DIGEST_LEN];
+	uint8_t d[DIGEST_LEN], root[DIGEST_LEN];
+	char hex[2 * DIGEST_LEN + 1];
 	int rc;
 
 	if (nclusters && map_in_get(r, m, nclusters - 1, d) < 0)
 		return -1;
 	rc = digest_reader_next(m->rd, d);
+	m->bad = rc != 0;
 	if (rc != 0)
 		return vb_error_set(r->err, VB_E_INVALID, 0, "%s: a digest map of the state is "
 				    "damaged: %s", vb_state_path(r->b->o.state),
 				    rc < 0 ? bitmap_strerror(rc) : "too long");
+	if (!m->root)
+		return 0;
+	digest_reader_root(m->rd, root);
+	vb_hex(root, DIGEST_LEN, hex);
+	m->bad = strcmp(hex, m->root) != 0;
+	if (m->bad)
+		return vb_error_set(r->err, VB_E_INVALID, 0, "%s: a digest map of the state is "
+				    "damaged: it does not match its recorded root hash",
+				    vb_state_path(r->b->o.state));
 	return 0;
+}
+
+/* The latest checkpoint's map of j, whose root is checked at its end. */
+static int old_map_open(struct run *r, struct drive_job *j, struct map_in *m)
+{
+	m->root = j->latest->digest_root;
+	return map_in_open(r, m, j->latest->digests, j->size);
 }
 
 static void map_in_close(struct map_in *m)
@@ -226,6 +252,20 @@ static int map_add(struct run *r, struct drive_job *j, struct map_out *mo,
 	return 0;
 }
 
+/* A full backup reads the old map only to record what changed: a damaged
+ * one makes every cluster count as changed (a note), never a failure. */
+static int old_map_lost(struct run *r, struct drive_job *j, const struct map_in *mi)
+{
+	if (r->b->mode != VB_MODE_FULL || !mi->bad)
+		return -1;
+	vb_warn(&r->b->warn, VB_WARN_FULL, j->name, "%s; every cluster counts as changed",
+		r->err->msg);
+	vb_error_clear(r->err);
+	bitmap_set_all(j->dirty);
+	j->old_map = false;
+	return 0;
+}
+
 /* Records cluster i's digest d in the new map; compares with the old. */
 static int hash_step(struct run *r, struct drive_job *j, struct map_out *mo, struct map_in *mi,
 		     uint64_t i, const uint8_t d[DIGEST_LEN])
@@ -237,7 +277,7 @@ static int hash_step(struct run *r, struct drive_job *j, struct map_out *mo, str
 	if (!mi)
 		return 0;
 	if (map_in_get(r, mi, i, old) < 0)
-		return -1;
+		return old_map_lost(r, j, mi);
 	if (memcmp(d, old, DIGEST_LEN) != 0)
 		bitmap_set_range(j->dirty, i, 1);
 	return 0;
@@ -254,7 +294,7 @@ int job_scan(struct run *r, struct drive_job *j)
 		return vb_error_set(r->err, VB_E_FAIL, ENOMEM, "out of memory");
 	if (map_out_open(r, j, &mo) < 0)
 		goto out;
-	if (j->old_map && map_in_open(r, &mi, j->latest->digests, j->size) < 0)
+	if (j->old_map && old_map_open(r, j, &mi) < 0)
 		goto out;
 	if (!j->old_map)
 		bitmap_set_all(j->dirty);
@@ -276,6 +316,7 @@ int job_scan(struct run *r, struct drive_job *j)
 		goto out;
 	rc = 0;
 out:
+	j->map_damaged = rc < 0 && mi.bad; /* scan_all may fall back to a full backup */
 	map_out_close(&mo);
 	map_in_close(&mi);
 	return rc;
@@ -428,7 +469,7 @@ int job_copy(struct run *r, struct drive_job *j)
 	x.patching = r->b->o.state && r->b->mode != VB_MODE_FULL && j->from_bitmap;
 	x.checking = r->b->o.state && r->b->mode != VB_MODE_FULL && !j->from_bitmap;
 	if (x.patching && (map_out_open(r, j, &x.mo) < 0 ||
-			   map_in_open(r, &x.mi, j->latest->digests, j->size) < 0))
+			   old_map_open(r, j, &x.mi) < 0))
 		goto out;
 	if (x.hashing) {
 		j->dirty = bitmap_new(j->nclusters);
@@ -439,7 +480,7 @@ int job_copy(struct run *r, struct drive_job *j)
 		if (!j->old_map)
 			bitmap_set_all(j->dirty);
 		if (map_out_open(r, j, &x.mo) < 0 ||
-		    (j->old_map && map_in_open(r, &x.mi, j->latest->digests, j->size) < 0))
+		    (j->old_map && old_map_open(r, j, &x.mi) < 0 && old_map_lost(r, j, &x.mi) < 0))
 			goto out;
 	}
 	if (x.checking && map_in_open(r, &x.check, j->map_file, j->size) < 0)
@@ -447,7 +488,8 @@ int job_copy(struct run *r, struct drive_job *j)
 	if (copy_all(r, j, &x) < 0)
 		goto out;
 	if (x.hashing && (map_out_finish(r, j, &x.mo) < 0 ||
-			  (j->old_map && map_in_finish(r, &x.mi, j->nclusters) < 0)))
+			  (j->old_map && map_in_finish(r, &x.mi, j->nclusters) < 0 &&
+			   old_map_lost(r, j, &x.mi) < 0)))
 		goto out;
 	if (x.checking && map_in_finish(r, &x.check, j->nclusters) < 0)
 		goto out;
@@ -464,7 +506,7 @@ out:
 }
 
 int job_check_map(struct vb_state *s, const struct vb_ckpt_drive *d, uint64_t size,
-		  struct vb_error *err)
+		  bool whole, struct vb_error *err)
 {
 	struct fdio io = { .fd = -1 };
 	struct digest_reader *rd = NULL;
@@ -485,7 +527,7 @@ int job_check_map(struct vb_state *s, const struct vb_ckpt_drive *d, uint64_t si
 		goto out;
 	}
 	r = digest_reader_start(rd, &msize, &n);
-	if (r == 0)
+	if (r == 0 && whole)
 		while ((r = digest_reader_next(rd, dg)) == 1)
 			;
 	if (r < 0 || msize != size) {
@@ -494,9 +536,11 @@ int job_check_map(struct vb_state *s, const struct vb_ckpt_drive *d, uint64_t si
 			     r < 0 ? bitmap_strerror(r) : "wrong size");
 		goto out;
 	}
-	digest_reader_root(rd, root);
-	vb_hex(root, DIGEST_LEN, roothex);
-	if (!d->digest_root || strcmp(roothex, d->digest_root) != 0) {
+	if (whole) {
+		digest_reader_root(rd, root);
+		vb_hex(root, DIGEST_LEN, roothex);
+	}
+	if (!d->digest_root || (whole && strcmp(roothex, d->digest_root) != 0)) {
 		vb_error_set(err, VB_E_INVALID, 0, "%s/%s: the digest map of drive %s does not "
 			     "match its recorded root hash", vb_state_path(s), d->digests, d->name);
 		goto out;
