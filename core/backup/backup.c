@@ -330,6 +330,8 @@ int vb_backup_run(struct vb_backup *b, struct vb_writer *sink, struct vb_backup_
 		r.rl = vb_ratelimit_new(b->o.bwlimit, CHUNK_SIZE, NULL, NULL, NULL);
 	if (b->o.state)
 		r.hasher = chunk_hasher_new(); /* digest maps: hash on two CPUs */
+	if (r.hasher) /* the next chunk is read while the helper hashes one */
+		r.buf2 = aligned_alloc(4096, CHUNK_SIZE);
 	if (!r.buf || !r.vw || (b->o.bwlimit && !r.rl)) {
 		vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
 		goto fail;
@@ -440,6 +442,7 @@ fail:
 	chunk_hasher_free(r.hasher);
 	vb_ratelimit_free(r.rl);
 	free(r.buf);
+	free(r.buf2);
 	res->seconds = vb_clock_monotonic() - t0;
 	return rc;
 }

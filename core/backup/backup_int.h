@@ -82,8 +82,10 @@ struct run {
 	struct vb_progress prog;
 	struct vb_ratelimit *rl;
 	uint8_t *buf;                /* CHUNK_SIZE */
+	uint8_t *buf2;               /* CHUNK_SIZE, with a hasher: the next chunk */
 	uint8_t zero_digest[DIGEST_LEN]; /* of a whole zero cluster */
 	uint8_t digests[CHUNK_CLUSTERS][DIGEST_LEN]; /* of the chunk in buf */
+	uint8_t digests2[CHUNK_CLUSTERS][DIGEST_LEN]; /* of the chunk in buf2 */
 	struct chunk_hasher *hasher; /* a second CPU for them, or NULL */
 	struct vma_tree *tree;       /* the archive digest is vma-tree-1, or NULL */
 };
@@ -101,6 +103,12 @@ void chunk_hasher_free(struct chunk_hasher *h);
  * holds data; a whole cluster without data gets the zero digest) into out. */
 int chunk_digests(struct run *r, const uint8_t *data, size_t len, uint64_t mask,
 		  uint8_t (*out)[DIGEST_LEN]);
+/* The same on the helper alone, while the caller goes on (reading the next
+ * chunk, writing the one before): false when there is no helper (then call
+ * chunk_digests); else chunk_digests_wait before data or out is touched. */
+bool chunk_digests_start(struct run *r, const uint8_t *data, size_t len, uint64_t mask,
+			 uint8_t (*out)[DIGEST_LEN]);
+int chunk_digests_wait(struct run *r);
 
 /* Pass 1 of an incremental or differential backup: reads the whole drive,
  * writes its new digest map, and sets j->dirty to the clusters that differ
@@ -116,6 +124,38 @@ int job_copy(struct run *r, struct drive_job *j);
  * *data_mask set when cluster k holds data (as read_chunk). */
 int gather_read(struct run *r, struct drive_job *j, const uint64_t *cl, size_t n,
 		size_t *len, uint64_t *data_mask);
+
+/* maps.c: digest maps in a job (job.c uses them). */
+struct fdio {
+	int fd;
+	int err;        /* errno of a failed write: the map writer keeps only "I/O error" */
+};
+
+/* A digest map being read in cluster order. */
+struct map_in {
+	struct fdio io;
+	struct digest_reader *rd;
+	uint64_t next;          /* index of the digest rd returns next */
+	const char *root;       /* hex root it must have (the old map), or NULL */
+	bool bad;               /* its content is damaged */
+};
+
+/* The new digest map of a drive, written as the drive is read. */
+struct map_out {
+	struct fdio io;
+	struct digest_writer *wr;
+};
+
+int map_in_open(struct run *r, struct map_in *m, const char *file, uint64_t size);
+/* The digest of cluster i (reading past the ones before it). */
+int map_in_get(struct run *r, struct map_in *m, uint64_t i, uint8_t d[DIGEST_LEN]);
+int map_in_finish(struct run *r, struct map_in *m, uint64_t nclusters);
+/* The latest checkpoint's map of j, whose root is checked at its end. */
+int old_map_open(struct run *r, struct drive_job *j, struct map_in *m);
+void map_in_close(struct map_in *m);
+int map_out_open(struct run *r, struct drive_job *j, struct map_out *m);
+int map_out_finish(struct run *r, struct drive_job *j, struct map_out *m);
+void map_out_close(struct map_out *m);
 
 /* Opens a digest map of the state and checks its header and size; whole:
  * also reads it all and checks it against its recorded root hash (a

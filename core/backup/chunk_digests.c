@@ -110,6 +110,34 @@ void chunk_hasher_free(struct chunk_hasher *h)
 	free(h);
 }
 
+/* Hands clusters [first, n) of the chunk to the helper. */
+static void submit(struct chunk_hasher *h, const struct run *r, const uint8_t *data, size_t len,
+		   uint64_t mask, size_t first, size_t n, uint8_t (*out)[DIGEST_LEN])
+{
+	pthread_mutex_lock(&h->lock);
+	h->data = data;
+	h->len = len;
+	h->mask = mask;
+	h->first = first;
+	h->n = n;
+	h->zero = r->zero_digest;
+	h->out = out;
+	h->failed = false;
+	h->busy = true;
+	pthread_cond_signal(&h->go);
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* Waits for the helper's task: 0, or -1 when its SHA-256 failed. */
+static int await(struct chunk_hasher *h)
+{
+	pthread_mutex_lock(&h->lock);
+	while (h->busy)
+		pthread_cond_wait(&h->done, &h->lock);
+	pthread_mutex_unlock(&h->lock);
+	return h->failed ? -1 : 0;
+}
+
 int chunk_digests(struct run *r, const uint8_t *data, size_t len, uint64_t mask,
 		  uint8_t (*out)[DIGEST_LEN])
 {
@@ -120,23 +148,24 @@ int chunk_digests(struct run *r, const uint8_t *data, size_t len, uint64_t mask,
 	if (!h || n < 2)
 		return hash_range(data, len, mask, 0, n, r->zero_digest, out) < 0 ?
 			vb_error_set(r->err, VB_E_FAIL, 0, "SHA-256 failed") : 0;
-	pthread_mutex_lock(&h->lock);
-	h->data = data;
-	h->len = len;
-	h->mask = mask;
-	h->first = half;
-	h->n = n;
-	h->zero = r->zero_digest;
-	h->out = out;
-	h->busy = true;
-	pthread_cond_signal(&h->go);
-	pthread_mutex_unlock(&h->lock);
+	submit(h, r, data, len, mask, half, n, out);
 	rc = hash_range(data, len, mask, 0, half, r->zero_digest, out);
-	pthread_mutex_lock(&h->lock);
-	while (h->busy)
-		pthread_cond_wait(&h->done, &h->lock);
-	pthread_mutex_unlock(&h->lock);
-	if (rc < 0 || h->failed)
+	if (await(h) < 0 || rc < 0)
 		return vb_error_set(r->err, VB_E_FAIL, 0, "SHA-256 failed");
 	return 0;
+}
+
+bool chunk_digests_start(struct run *r, const uint8_t *data, size_t len, uint64_t mask,
+			 uint8_t (*out)[DIGEST_LEN])
+{
+	if (!r->hasher)
+		return false;
+	submit(r->hasher, r, data, len, mask, 0, (len + VMA_CLUSTER_SIZE - 1) / VMA_CLUSTER_SIZE,
+	       out);
+	return true;
+}
+
+int chunk_digests_wait(struct run *r)
+{
+	return await(r->hasher) < 0 ? vb_error_set(r->err, VB_E_FAIL, 0, "SHA-256 failed") : 0;
 }
