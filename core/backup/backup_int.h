@@ -103,9 +103,10 @@ void chunk_hasher_free(struct chunk_hasher *h);
  * holds data; a whole cluster without data gets the zero digest) into out. */
 int chunk_digests(struct run *r, const uint8_t *data, size_t len, uint64_t mask,
 		  uint8_t (*out)[DIGEST_LEN]);
-/* The same on the helper alone, while the caller goes on (reading the next
- * chunk, writing the one before): false when there is no helper (then call
- * chunk_digests); else chunk_digests_wait before data or out is touched. */
+/* The same started on the helper, while the caller goes on (reading the
+ * next chunk, writing the one before): false when there is no helper (then
+ * call chunk_digests); else chunk_digests_wait, which hashes what the
+ * helper has not taken yet, before data or out is touched. */
 bool chunk_digests_start(struct run *r, const uint8_t *data, size_t len, uint64_t mask,
 			 uint8_t (*out)[DIGEST_LEN]);
 int chunk_digests_wait(struct run *r);
