@@ -214,6 +214,7 @@ static int commit(struct run *r, int64_t ctime)
 		c.drives[i] = (struct vb_ckpt_drive){
 			.name = (char *)j->name, .size = j->size, .source = (char *)j->spec,
 			.bitmap = j->bitmap_file, .digests = j->map_file, .digest_root = roots[i],
+			.archive_digests = j->ad_file,
 		};
 	}
 	got = vb_state_commit(s, &c, b->o.no_commit, r->err);
@@ -223,7 +224,8 @@ static int commit(struct run *r, int64_t ctime)
 	for (size_t i = 0; i < b->njobs; i++) {
 		free(b->jobs[i].map_file);
 		free(b->jobs[i].bitmap_file);
-		b->jobs[i].map_file = b->jobs[i].bitmap_file = NULL;
+		free(b->jobs[i].ad_file);
+		b->jobs[i].map_file = b->jobs[i].bitmap_file = b->jobs[i].ad_file = NULL;
 	}
 	rc = got;
 out:

@@ -40,6 +40,8 @@ struct drive_job {
 	struct bitmap *dirty;      /* changes since the latest checkpoint */
 	char *map_file;            /* the new digest map (a state file) */
 	char *bitmap_file;         /* the new checkpoint's bitmap (a state file) */
+	struct vb_adigests_out *ad; /* the archive's cluster digests, being written */
+	char *ad_file;             /* ... and written (a state file), or NULL */
 	uint8_t root[DIGEST_LEN];  /* the new digest map's root hash */
 	/* The source's own dirty bitmap (image_bitmaps.c) */
 	char *bitmap;              /* its name: --bitmap or the image's checkpoint bitmap */

@@ -290,6 +290,8 @@ static int copy_cluster(struct run *r, struct drive_job *j, struct copy_ctx *x, 
 					    "%llu); back up a stopped VM or a snapshot", j->name,
 					    (unsigned long long)i * VMA_CLUSTER_SIZE);
 	}
+	if (j->ad && d)
+		vb_adigests_add(j->ad, i, d);
 	if (vma_writer_add_cluster_digest(r->vw, j->dev_id, (uint32_t)i, has_data ? data : NULL,
 					  len, d) < 0)
 		return vb_error_vma(r->err, r->vw);
@@ -421,6 +423,9 @@ int job_copy(struct run *r, struct drive_job *j)
 	}
 	if (x.checking && map_in_open(r, &x.check, j->map_file, j->size) < 0)
 		goto out;
+	/* Best effort: without it, the commit makes it from the digest map. */
+	if (x.hashing || x.patching || x.checking)
+		j->ad = vb_adigests_begin(r->b->o.state, j->size, &(struct vb_error){ 0 });
 	if (copy_all(r, j, &x) < 0)
 		goto out;
 	if (x.hashing && (map_out_finish(r, j, &x.mo) < 0 ||
@@ -433,8 +438,13 @@ int job_copy(struct run *r, struct drive_job *j)
 			   map_out_finish(r, j, &x.mo) < 0 ||
 			   map_in_finish(r, &x.mi, j->nclusters) < 0))
 		goto out;
+	if (j->ad && vb_adigests_end(j->ad, &j->ad_file, &(struct vb_error){ 0 }) < 0)
+		j->ad_file = NULL;
+	j->ad = NULL;
 	rc = 0;
 out:
+	vb_adigests_abort(j->ad);
+	j->ad = NULL;
 	map_out_close(&x.mo);
 	map_in_close(&x.mi);
 	map_in_close(&x.check);

@@ -10,6 +10,7 @@
 
 #include "test_support.h"
 
+#include "bitmap/bitmap.h"
 #include "core/archive/archive.h"
 #include "core/backup/backup.h"
 #include "core/store/store.h"
@@ -198,6 +199,23 @@ static void scattered_incremental(void **state)
 	assert_non_null(s);
 	assert_non_null(vb_state_latest(s)->archive_digest);
 	assert_int_equal(vb_ckpt_check_archive(vb_state_latest(s), &err), 0);
+	/* the archive's cluster digests, written during the copy: one per
+	 * cluster it holds, each that of the cluster's data */
+	{
+		struct vb_adigests ad;
+		unsigned char cl[CL];
+		uint8_t want[32];
+
+		assert_int_equal(vb_adigests_load(s, vb_state_latest(s)->drives[1].archive_digests,
+						  &ad, &err), 0);
+		assert_int_equal(ad.n, 6 + 10);
+		memset(cl, 0x80 + 2, sizeof(cl));
+		assert_int_equal(digest_cluster(cl, CL, want), 0);
+		assert_non_null(vb_adigests_find(&ad, 5));
+		assert_memory_equal(vb_adigests_find(&ad, 5), want, 32);
+		assert_null(vb_adigests_find(&ad, 6));
+		free(ad.entries);
+	}
 	vb_state_close(s);
 }
 
