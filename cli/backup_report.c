@@ -33,7 +33,10 @@ static void summary_json(const struct backup_args *a, const struct vb_backup_res
 	json_object_object_add(o, "output_cmd", a->output_cmd ?
 			       json_object_new_string(a->output_cmd) : NULL);
 	json_object_object_add(o, "uuid", json_object_new_string(uuid));
-	json_object_object_add(o, "sha256", json_object_new_string(sha));
+	/* a set's plain archive to a file: its vma-tree-1 digest instead */
+	json_object_object_add(o, "sha256", r->tree ? NULL : json_object_new_string(sha));
+	if (r->tree)
+		json_object_object_add(o, VMA_TREE_NAME, json_object_new_string(sha));
 	json_object_object_add(o, "kind", json_object_new_string(vb_kind_name(r->kind)));
 	json_object_object_add(o, "set", a->set ? json_object_new_string(a->set) : NULL);
 	json_object_object_add(o, "checkpoint", r->checkpoint[0] ?
@@ -79,8 +82,8 @@ void backup_summary(const struct backup_args *a, const struct vb_backup_result *
 	cli_info(a->quiet, "INFO: %s backup of %u drive%s (%s) finished in %.1fs: read %s, "
 		 "%s zero or holes not stored%s", vb_kind_name(r->kind), r->drives, r->drives == 1 ? "" : "s",
 		 total, r->seconds, rd, zero, dirty);
-	cli_info(a->quiet, "INFO: archive %s: %s, uuid %s, sha256 %s", backup_out_name(a), arch, uuid,
-		 sha);
+	cli_info(a->quiet, "INFO: archive %s: %s, uuid %s, %s %s", backup_out_name(a), arch, uuid,
+		 r->tree ? VMA_TREE_NAME : "sha256", sha);
 	if (r->checkpoint[0] && !r->pending)
 		cli_info(a->quiet, "INFO: checkpoint %s of set %s committed", r->checkpoint,
 			 a->set);

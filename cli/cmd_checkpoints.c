@@ -37,6 +37,8 @@ static json_object *ckpt_json(const struct vb_ckpt *c, bool pending)
 			       json_object_new_string(c->archive_sha256) : NULL);
 	if (c->key_id)
 		json_object_object_add(o, "key_id", json_object_new_string(c->key_id));
+	json_object_object_add(o, "archive_digest", c->archive_digest ?
+			       json_object_new_string(c->archive_digest) : NULL);
 	json_object_object_add(o, "pending", json_object_new_boolean(pending));
 	for (size_t i = 0; i < c->ndrives; i++) {
 		json_object *x = json_object_new_object();

@@ -103,6 +103,37 @@ enum vma_err vma_writer_errcode(const struct vma_writer *w);
 int vma_writer_sys_errno(const struct vma_writer *w);
 const char *vma_writer_error(const struct vma_writer *w);
 
+/* ------------------------------------------------------ vma-tree-1 digest
+ * An archive digest over the cluster digests (vma_tree.c says what it
+ * covers): a writer given a tree feeds it as it writes, taking each
+ * cluster's SHA-256 from the caller where it has it; vma_tree_of_stream
+ * computes it from an archive's bytes. */
+#define VMA_TREE_LEN 32u
+#define VMA_TREE_NAME "vma-tree-1"
+
+struct vma_tree;
+
+struct vma_tree *vma_tree_new(void);
+void vma_tree_free(struct vma_tree *t);
+void vma_tree_raw(struct vma_tree *t, const void *buf, size_t len);
+void vma_tree_cluster(struct vma_tree *t, const uint8_t digest[VMA_TREE_LEN]);
+/* 0, or -1 when libcrypto failed at some point. */
+int vma_tree_final(struct vma_tree *t, uint8_t out[VMA_TREE_LEN]);
+/* SHA-256 of the first dev_bytes bytes of a cluster: 0 or -1. */
+int vma_tree_cluster_digest(const uint8_t *cluster, uint32_t dev_bytes,
+			    uint8_t out[VMA_TREE_LEN]);
+/* The digest of a whole plain VMA stream read through fn; *size: the bytes
+ * read. 0; 1 when the bytes are no archive a writer made (truncated,
+ * extended, not VMA: no digest); or a negative errno (read failure, no memory). */
+int vma_tree_of_stream(vma_read_fn fn, void *opaque, uint8_t out[VMA_TREE_LEN],
+		       uint64_t *size);
+/* Before vma_writer_start: the writer feeds t (owned by the caller). */
+void vma_writer_set_tree(struct vma_writer *w, struct vma_tree *t);
+/* add_cluster with the SHA-256 of the cluster's len bytes, for the tree
+ * (NULL: the writer computes it when it has a tree). */
+int vma_writer_add_cluster_digest(struct vma_writer *w, unsigned dev_id, uint32_t cluster_num,
+				  const void *data, size_t len, const uint8_t *digest);
+
 /* ---------------------------------------------------------------- reader */
 
 struct vma_reader;

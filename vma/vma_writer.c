@@ -45,6 +45,11 @@ struct vma_writer {
 	uint64_t extents;   /* extents written */
 	uint64_t bytes;
 	uint64_t stored_blocks; /* blocks of the clusters added so far */
+	/* vma-tree-1: the tree fed, each slot's digest if the caller gave it */
+	struct vma_tree *tree;
+	uint8_t *tree_cl;   /* a cluster rebuilt to hash it, VMA_CLUSTER_SIZE */
+	bool slot_has[VMA_BLOCKINFO_PER_EXTENT];
+	uint8_t slot_digest[VMA_BLOCKINFO_PER_EXTENT][VMA_TREE_LEN];
 
 	struct vma_errslot err;
 };
@@ -84,6 +89,7 @@ void vma_writer_free(struct vma_writer *w)
 	for (i = 1; i <= w->ndevices; i++)
 		free(w->devices[i].name);
 	free(w->ext);
+	free(w->tree_cl);
 	EVP_MD_CTX_free(w->md);
 	free(w);
 }
@@ -315,12 +321,53 @@ int vma_writer_start(struct vma_writer *w)
 		goto out;
 	}
 	memcpy(h + VMA_H_MD5, md5, VMA_MD5_LEN);
+	if (w->tree) {
+		if (!(w->tree_cl = malloc(VMA_CLUSTER_SIZE))) {
+			w->state = W_FAILED;
+			vma_err_set(&w->err, VMA_ERR_NOMEM, ENOMEM, "header: out of memory");
+			goto out;
+		}
+		vma_tree_raw(w->tree, h, hsize);
+	}
 	w->ext_len = VMA_EXTENT_HEADER_SIZE;
 	w->state = W_STARTED;
 	rc = emit(w, h, hsize, "header");
 out:
 	free(h);
 	return rc;
+}
+
+/* The buffered extent into the tree: its header, then each stored
+ * cluster's digest, given or computed from its packed blocks. */
+static int tree_extent(struct vma_writer *w)
+{
+	const uint8_t *p = w->ext + VMA_EXTENT_HEADER_SIZE;
+
+	vma_tree_raw(w->tree, w->ext, VMA_EXTENT_HEADER_SIZE);
+	for (unsigned i = 0; i < w->nslots; i++) {
+		uint16_t mask = (uint16_t)(w->blockinfo[i] >> 48);
+		unsigned dev = (unsigned)(w->blockinfo[i] >> 32) & 0xffu;
+		uint64_t left = w->devices[dev].size - (w->blockinfo[i] & 0xffffffffu) *
+			(uint64_t)VMA_CLUSTER_SIZE;
+		uint32_t dev_bytes = left < VMA_CLUSTER_SIZE ? (uint32_t)left : VMA_CLUSTER_SIZE;
+
+		if (!mask)
+			continue;
+		if (!w->slot_has[i]) {
+			memset(w->tree_cl, 0, VMA_CLUSTER_SIZE);
+			for (unsigned b = 0; b < VMA_BLOCKS_PER_CLUSTER; b++)
+				if (mask & (1u << b)) {
+					memcpy(w->tree_cl + b * VMA_BLOCK_SIZE, p, VMA_BLOCK_SIZE);
+					p += VMA_BLOCK_SIZE;
+				}
+			if (vma_tree_cluster_digest(w->tree_cl, dev_bytes, w->slot_digest[i]) < 0)
+				return -1;
+		} else {
+			p += (size_t)__builtin_popcount(mask) * VMA_BLOCK_SIZE;
+		}
+		vma_tree_cluster(w->tree, w->slot_digest[i]);
+	}
+	return 0;
 }
 
 /* Writes the buffered extent (possibly empty) in one callback call. */
@@ -341,6 +388,10 @@ static int flush_extent(struct vma_writer *w)
 		return vma_err_set(&w->err, VMA_ERR_NOMEM, 0, "extent: MD5 failed in libcrypto");
 	}
 	memcpy(e + VMA_E_MD5, md5, VMA_MD5_LEN);
+	if (w->tree && tree_extent(w) < 0) {
+		w->state = W_FAILED;
+		return vma_err_set(&w->err, VMA_ERR_NOMEM, 0, "extent: SHA-256 failed in libcrypto");
+	}
 	if (emit(w, e, w->ext_len, "extent") < 0)
 		return -1;
 	w->extents++;
@@ -377,8 +428,11 @@ static uint32_t cluster_prepare(struct vma_writer *w, unsigned dev_id, uint32_t 
 }
 
 static int cluster_commit(struct vma_writer *w, unsigned dev_id, uint32_t cluster_num,
-			  uint16_t mask)
+			  uint16_t mask, const uint8_t *digest)
 {
+	w->slot_has[w->nslots] = digest != NULL;
+	if (digest)
+		memcpy(w->slot_digest[w->nslots], digest, VMA_TREE_LEN);
 	w->blockinfo[w->nslots++] = vma_blockinfo(mask, dev_id, cluster_num);
 	w->stored_blocks += (uint64_t)__builtin_popcount(mask);
 	if (w->nslots >= w->extent_clusters)
@@ -388,6 +442,12 @@ static int cluster_commit(struct vma_writer *w, unsigned dev_id, uint32_t cluste
 
 int vma_writer_add_cluster(struct vma_writer *w, unsigned dev_id, uint32_t cluster_num,
 			   const void *data, size_t len)
+{
+	return vma_writer_add_cluster_digest(w, dev_id, cluster_num, data, len, NULL);
+}
+
+int vma_writer_add_cluster_digest(struct vma_writer *w, unsigned dev_id, uint32_t cluster_num,
+				  const void *data, size_t len, const uint8_t *digest)
 {
 	const uint8_t *src = data;
 	uint32_t dev_bytes, avail;
@@ -417,7 +477,9 @@ int vma_writer_add_cluster(struct vma_writer *w, unsigned dev_id, uint32_t clust
 		w->ext_len += VMA_BLOCK_SIZE;
 		mask |= (uint16_t)(1u << i);
 	}
-	return cluster_commit(w, dev_id, cluster_num, mask);
+	/* the caller's digest covers len bytes: the tree's, the device's */
+	return cluster_commit(w, dev_id, cluster_num, mask,
+			      src && len == dev_bytes ? digest : NULL);
 }
 
 int vma_writer_add_cluster_masked(struct vma_writer *w, unsigned dev_id, uint32_t cluster_num,
@@ -452,7 +514,7 @@ int vma_writer_add_cluster_masked(struct vma_writer *w, unsigned dev_id, uint32_
 		src += VMA_BLOCK_SIZE;
 		w->ext_len += VMA_BLOCK_SIZE;
 	}
-	return cluster_commit(w, dev_id, cluster_num, mask);
+	return cluster_commit(w, dev_id, cluster_num, mask, NULL);
 }
 
 int vma_writer_finish(struct vma_writer *w)
@@ -463,6 +525,11 @@ int vma_writer_finish(struct vma_writer *w)
 		return -1;
 	w->state = W_FINISHED;
 	return 0;
+}
+
+void vma_writer_set_tree(struct vma_writer *w, struct vma_tree *t)
+{
+	w->tree = t;
 }
 
 uint64_t vma_writer_bytes(const struct vma_writer *w)

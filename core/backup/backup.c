@@ -76,6 +76,37 @@ out:
 
 /* Incremental and differential: find the changes of every drive before the
  * header (which records each drive's cluster count) is written. */
+/* --mode auto, and a drive's old digest map was found damaged before the
+ * archive started: a full backup instead (a note), never a wrong
+ * incremental; the scan's new maps go, the copy makes them again. */
+static int fall_back_to_full(struct run *r)
+{
+	struct vb_backup *b = r->b;
+
+	if (b->o.mode != VB_MODE_AUTO)
+		return -1;
+	vb_warn(&b->warn, VB_WARN_FULL, NULL, "%s; full backup", r->err->msg);
+	vb_error_clear(r->err);
+	bk_drop_new_files(b);
+	for (size_t i = 0; i < b->njobs; i++) {
+		struct drive_job *j = &b->jobs[i];
+
+		bitmap_free(j->dirty);
+		bitmap_free(j->plan);
+		bitmap_free(j->extra);
+		bitmap_free(j->srcmap);
+		j->dirty = j->plan = j->extra = j->srcmap = NULL;
+		j->latest = NULL;
+		j->old_map = j->from_bitmap = j->map_damaged = false;
+	}
+	b->mode = VB_MODE_FULL;
+	b->base = NULL;
+	r->res->kind = VB_KIND_FULL;
+	r->res->dirty_clusters = 0;
+	r->prog.total_done = 0;
+	return 0;
+}
+
 static int scan_all(struct run *r)
 {
 	struct vb_backup *b = r->b;
@@ -86,12 +117,15 @@ static int scan_all(struct run *r)
 		struct drive_job *j = &b->jobs[i];
 
 		if (j->srcmap) {
-			/* The source tracked the changes: nothing to read here. */
+			/* The source tracked the changes: nothing to read here
+			 * but the old map, patched during the copy. */
+			if (job_check_map(b->o.state, j->latest, j->size, true, r->err) < 0)
+				return fall_back_to_full(r);
 			j->dirty = j->srcmap;
 			j->srcmap = NULL;
 			j->from_bitmap = true;
 		} else if (job_scan(r, j) < 0) {
-			return -1;
+			return j->map_damaged ? fall_back_to_full(r) : -1;
 		}
 		j->plan = bitmap_dup(j->dirty);
 		if (!j->plan)
@@ -148,6 +182,7 @@ static int commit(struct run *r, int64_t ctime)
 	struct vb_state *s = b->o.state;
 	const struct vb_ckpt *latest = vb_state_latest(s);
 	char uuid[37], sha[65], kid[2 * VB_KEY_ID_LEN + 1], (*roots)[65] = NULL;
+	char tree[sizeof(VMA_TREE_NAME) + 65];
 	struct vb_ckpt c = { 0 };
 	int rc = -1, got;
 
@@ -168,11 +203,13 @@ static int commit(struct run *r, int64_t ctime)
 	c.parent = latest ? latest->name : NULL;
 	c.uuid = uuid;
 	c.base_uuid = b->base ? b->base->uuid : NULL;
-	c.archive_sha256 = sha;
 	if (b->o.encrypt_to) {
 		vb_key_id_hex(vb_pubkey_id(b->o.encrypt_to), kid);
 		c.key_id = kid;
 	}
+	snprintf(tree, sizeof(tree), "%s:%s", VMA_TREE_NAME, sha);
+	c.archive_sha256 = r->res->tree ? NULL : sha;
+	c.archive_digest = r->res->tree ? tree : NULL;
 	c.archive_size = r->res->output_bytes;
 	c.ndrives = b->njobs;
 	for (size_t i = 0; i < b->njobs; i++) {
@@ -182,6 +219,7 @@ static int commit(struct run *r, int64_t ctime)
 		c.drives[i] = (struct vb_ckpt_drive){
 			.name = (char *)j->name, .size = j->size, .source = (char *)j->spec,
 			.bitmap = j->bitmap_file, .digests = j->map_file, .digest_root = roots[i],
+			.archive_digests = j->ad_file,
 		};
 	}
 	got = vb_state_commit(s, &c, b->o.no_commit, r->err);
@@ -191,7 +229,8 @@ static int commit(struct run *r, int64_t ctime)
 	for (size_t i = 0; i < b->njobs; i++) {
 		free(b->jobs[i].map_file);
 		free(b->jobs[i].bitmap_file);
-		b->jobs[i].map_file = b->jobs[i].bitmap_file = NULL;
+		free(b->jobs[i].ad_file);
+		b->jobs[i].map_file = b->jobs[i].bitmap_file = b->jobs[i].ad_file = NULL;
 	}
 	rc = got;
 out:
@@ -268,20 +307,39 @@ int vb_backup_run(struct vb_backup *b, struct vb_writer *sink, struct vb_backup_
 	snprintf(res->checkpoint, sizeof(res->checkpoint), "%s", b->ckname);
 	r.prog.drive_count = (unsigned)b->njobs;
 	r.prog.total_size = res->total_size;
-	r.out = vb_output_stack(sink, &(struct vb_output_opts){
+	struct vb_output_opts oo = {
 		.compress = b->o.compress, .zstd_level = b->o.zstd_level,
 		.zstd_threads = b->o.zstd_threads, .sha256 = res->sha256,
 		.bytes = &res->output_bytes, .encrypt_to = b->o.encrypt_to,
-		.sign = b->o.sign }, err);
+		.sign = b->o.sign };
+	/* One hash pass per byte: a set's archive written to a file as the VMA
+	 * writer makes it gets the vma-tree-1 digest from the cluster digests
+	 * the digest maps need anyway (a stack that changes the bytes, or an
+	 * output whose summary is all its reader has to check, keeps SHA-256) */
+	res->tree = b->o.state && b->o.archive_path && vb_output_stack_plain(&oo);
+	if (res->tree) {
+		oo.sha256 = NULL;
+		oo.bytes = NULL;
+		if (!(r.tree = vma_tree_new())) {
+			vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
+			vb_writer_discard(sink);
+			goto fail;
+		}
+	}
+	r.out = vb_output_stack(sink, &oo, err);
 	if (!r.out)
 		goto fail;
 	r.buf = aligned_alloc(4096, CHUNK_SIZE);
 	r.vo = (struct vb_vma_out){ .out = r.out, .err = err };
 	r.vw = vb_vma_out_writer(&r.vo, err);
+	if (r.vw && r.tree)
+		vma_writer_set_tree(r.vw, r.tree);
 	if (b->o.bwlimit)
 		r.rl = vb_ratelimit_new(b->o.bwlimit, CHUNK_SIZE, NULL, NULL, NULL);
 	if (b->o.state)
 		r.hasher = chunk_hasher_new(); /* digest maps: hash on two CPUs */
+	if (r.hasher) /* the next chunk is read while the helper hashes one */
+		r.buf2 = aligned_alloc(4096, CHUNK_SIZE);
 	if (!r.buf || !r.vw || (b->o.bwlimit && !r.rl)) {
 		vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
 		goto fail;
@@ -303,6 +361,14 @@ int vb_backup_run(struct vb_backup *b, struct vb_writer *sink, struct vb_backup_
 		goto fail;
 	}
 	res->archive_bytes = vma_writer_bytes(r.vw);
+	if (r.tree) {
+		res->output_bytes = res->archive_bytes;
+		if (vma_tree_final(r.tree, res->sha256) < 0) {
+			vb_error_set(err, VB_E_FAIL, 0, "output: the archive's %s digest failed",
+				     VMA_TREE_NAME);
+			goto fail;
+		}
+	}
 	if (b->o.threshold && b->mode != VB_MODE_FULL &&
 	    res->dirty_clusters * (uint64_t)VMA_CLUSTER_SIZE < b->o.threshold) {
 		/* As a failed run, without the failure: the bitmaps and digest
@@ -380,9 +446,11 @@ fail:
 	bk_images_finish(b, (rc < 0 && !res->committed && !res->pending) || res->skipped ?
 			 BK_FAILED : b->o.no_commit ? BK_PENDING : BK_COMMITTED);
 	vma_writer_free(r.vw);
+	vma_tree_free(r.tree);
 	chunk_hasher_free(r.hasher);
 	vb_ratelimit_free(r.rl);
 	free(r.buf);
+	free(r.buf2);
 	res->seconds = vb_clock_monotonic() - t0;
 	return rc;
 }

@@ -112,7 +112,8 @@ struct vb_backup_result {
 	uint64_t archive_bytes;  /* VMA bytes, before compression */
 	uint64_t output_bytes;   /* bytes written to the output */
 	uint8_t uuid[VMA_UUID_LEN];
-	uint8_t sha256[32];      /* of the output bytes */
+	uint8_t sha256[32];      /* of the output bytes (tree: vma-tree-1 of them) */
+	bool tree;               /* sha256 holds the vma-tree-1 digest */
 	char checkpoint[132];    /* the new checkpoint, "" without a state */
 	bool published;          /* the archive is out (renamed, or all read): on a
 				  * later failure too */

@@ -32,12 +32,16 @@ struct drive_job {
 	uint64_t size;
 	uint64_t nclusters;
 	const struct vb_ckpt_drive *latest; /* this drive in the latest checkpoint */
-	bool old_map;              /* latest->digests was checked and can be used */
+	bool old_map;              /* latest->digests was opened and can be used (its
+				    * content is checked where it is read) */
+	bool map_damaged;          /* the scan found latest->digests damaged */
 	struct bitmap *extra;      /* differential: changes between since and latest */
 	struct bitmap *plan;       /* clusters to copy; NULL: all */
 	struct bitmap *dirty;      /* changes since the latest checkpoint */
 	char *map_file;            /* the new digest map (a state file) */
 	char *bitmap_file;         /* the new checkpoint's bitmap (a state file) */
+	struct vb_adigests_out *ad; /* the archive's cluster digests, being written */
+	char *ad_file;             /* ... and written (a state file), or NULL */
 	uint8_t root[DIGEST_LEN];  /* the new digest map's root hash */
 	/* The source's own dirty bitmap (image_bitmaps.c) */
 	char *bitmap;              /* its name: --bitmap or the image's checkpoint bitmap */
@@ -48,6 +52,8 @@ struct drive_job {
 	bool from_bitmap;          /* no scan: j->dirty is the source's bitmap */
 	char *image;               /* qcow2 file whose checkpoint bitmaps vmaback keeps */
 	char *added;               /* the bitmap this run added to it */
+	struct vb_qbitmap *qbitmaps; /* the image's bitmaps before the add (the one */
+	size_t nqbitmaps;          /* qemu-img info of a run: rotate uses it too) */
 	char *owned_spec;          /* a running VM's drive: "qmp:NODE" */
 };
 
@@ -78,9 +84,12 @@ struct run {
 	struct vb_progress prog;
 	struct vb_ratelimit *rl;
 	uint8_t *buf;                /* CHUNK_SIZE */
+	uint8_t *buf2;               /* CHUNK_SIZE, with a hasher: the next chunk */
 	uint8_t zero_digest[DIGEST_LEN]; /* of a whole zero cluster */
 	uint8_t digests[CHUNK_CLUSTERS][DIGEST_LEN]; /* of the chunk in buf */
+	uint8_t digests2[CHUNK_CLUSTERS][DIGEST_LEN]; /* of the chunk in buf2 */
 	struct chunk_hasher *hasher; /* a second CPU for them, or NULL */
+	struct vma_tree *tree;       /* the archive digest is vma-tree-1, or NULL */
 };
 
 /* decide.c: the new checkpoint's name (never one the state has), then the
@@ -96,6 +105,13 @@ void chunk_hasher_free(struct chunk_hasher *h);
  * holds data; a whole cluster without data gets the zero digest) into out. */
 int chunk_digests(struct run *r, const uint8_t *data, size_t len, uint64_t mask,
 		  uint8_t (*out)[DIGEST_LEN]);
+/* The same started on the helper, while the caller goes on (reading the
+ * next chunk, writing the one before): false when there is no helper (then
+ * call chunk_digests); else chunk_digests_wait, which hashes what the
+ * helper has not taken yet, before data or out is touched. */
+bool chunk_digests_start(struct run *r, const uint8_t *data, size_t len, uint64_t mask,
+			 uint8_t (*out)[DIGEST_LEN]);
+int chunk_digests_wait(struct run *r);
 
 /* Pass 1 of an incremental or differential backup: reads the whole drive,
  * writes its new digest map, and sets j->dirty to the clusters that differ
@@ -105,11 +121,53 @@ int job_scan(struct run *r, struct drive_job *j);
  * backup with a state also writes the digest map and j->dirty on the way;
  * an incremental one checks each cluster against the map of its scan. */
 int job_copy(struct run *r, struct drive_job *j);
+/* gather.c: clusters cl[0..n) (ascending, n <= CHUNK_CLUSTERS) read into
+ * r->buf one after the other, in one gathered read: *len the bytes they
+ * cover (64 KiB each, the drive's last one perhaps less), bit k of
+ * *data_mask set when cluster k holds data (as read_chunk). */
+int gather_read(struct run *r, struct drive_job *j, const uint64_t *cl, size_t n,
+		size_t *len, uint64_t *data_mask);
 
-/* Reads a whole digest map of the state and checks it against its recorded
- * root hash: a damaged map must never steer an incremental backup. */
+/* maps.c: digest maps in a job (job.c uses them). */
+struct fdio {
+	int fd;
+	int err;        /* errno of a failed write: the map writer keeps only "I/O error" */
+};
+
+/* A digest map being read in cluster order. */
+struct map_in {
+	struct fdio io;
+	struct digest_reader *rd;
+	uint64_t next;          /* index of the digest rd returns next */
+	const char *root;       /* hex root it must have (the old map), or NULL */
+	bool bad;               /* its content is damaged */
+};
+
+/* The new digest map of a drive, written as the drive is read. */
+struct map_out {
+	struct fdio io;
+	struct digest_writer *wr;
+};
+
+int map_in_open(struct run *r, struct map_in *m, const char *file, uint64_t size);
+/* The digest of cluster i (reading past the ones before it). */
+int map_in_get(struct run *r, struct map_in *m, uint64_t i, uint8_t d[DIGEST_LEN]);
+int map_in_finish(struct run *r, struct map_in *m, uint64_t nclusters);
+/* The latest checkpoint's map of j, whose root is checked at its end. */
+int old_map_open(struct run *r, struct drive_job *j, struct map_in *m);
+void map_in_close(struct map_in *m);
+int map_out_open(struct run *r, struct drive_job *j, struct map_out *m);
+int map_out_finish(struct run *r, struct drive_job *j, struct map_out *m);
+void map_out_close(struct map_out *m);
+
+/* Opens a digest map of the state and checks its header and size; whole:
+ * also reads it all and checks it against its recorded root hash (a
+ * damaged map must never steer an incremental backup). A scanned drive's
+ * map is checked whole as the scan reads it (one read per run); a drive
+ * whose source bitmap replaces the scan is checked whole before the copy,
+ * which patches the map after the archive started. */
 int job_check_map(struct vb_state *s, const struct vb_ckpt_drive *d, uint64_t size,
-		  struct vb_error *err);
+		  bool whole, struct vb_error *err);
 
 /* Checkpoint bitmaps in qcow2 images and dirty bitmaps from sources
  * (image_bitmaps.c). Before j's source opens: for a qcow2 file in a backup

@@ -1,6 +1,7 @@
 /* chunk_digests.c: the cluster digests of one chunk (64 clusters), computed
- * on two CPUs: a helper thread hashes the second half while the caller
- * hashes the first, so a digest map costs half the wall time. */
+ * on two CPUs: a helper thread takes clusters from the start while the
+ * caller, once it has nothing else to do, takes them from the end, so the
+ * two share the work however busy each one is. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -19,7 +20,7 @@ struct chunk_hasher {
 	bool busy;              /* a task is queued or running */
 	bool stop;
 	bool failed;            /* the task's SHA-256 failed */
-	/* the task: clusters [first, n) of data */
+	/* the task: clusters [first, n) of data not yet taken (under lock) */
 	const uint8_t *data;
 	size_t len;
 	uint64_t mask;
@@ -54,10 +55,14 @@ static void *hasher_main(void *opaque)
 			pthread_cond_wait(&h->go, &h->lock);
 		if (h->stop)
 			break;
-		pthread_mutex_unlock(&h->lock);
-		h->failed = hash_range(h->data, h->len, h->mask, h->first, h->n, h->zero,
-				       h->out) < 0;
-		pthread_mutex_lock(&h->lock);
+		while (h->first < h->n) {
+			size_t c = h->first++;
+
+			pthread_mutex_unlock(&h->lock);
+			if (hash_range(h->data, h->len, h->mask, c, c + 1, h->zero, h->out) < 0)
+				h->failed = true;
+			pthread_mutex_lock(&h->lock);
+		}
 		h->busy = false;
 		pthread_cond_signal(&h->done);
 	}
@@ -110,33 +115,71 @@ void chunk_hasher_free(struct chunk_hasher *h)
 	free(h);
 }
 
-int chunk_digests(struct run *r, const uint8_t *data, size_t len, uint64_t mask,
-		  uint8_t (*out)[DIGEST_LEN])
+/* Hands clusters [first, n) of the chunk to the helper. */
+static void submit(struct chunk_hasher *h, const struct run *r, const uint8_t *data, size_t len,
+		   uint64_t mask, size_t first, size_t n, uint8_t (*out)[DIGEST_LEN])
 {
-	struct chunk_hasher *h = r->hasher;
-	size_t n = (len + VMA_CLUSTER_SIZE - 1) / VMA_CLUSTER_SIZE, half = n / 2;
-	int rc;
-
-	if (!h || n < 2)
-		return hash_range(data, len, mask, 0, n, r->zero_digest, out) < 0 ?
-			vb_error_set(r->err, VB_E_FAIL, 0, "SHA-256 failed") : 0;
 	pthread_mutex_lock(&h->lock);
 	h->data = data;
 	h->len = len;
 	h->mask = mask;
-	h->first = half;
+	h->first = first;
 	h->n = n;
 	h->zero = r->zero_digest;
 	h->out = out;
+	h->failed = false;
 	h->busy = true;
 	pthread_cond_signal(&h->go);
 	pthread_mutex_unlock(&h->lock);
-	rc = hash_range(data, len, mask, 0, half, r->zero_digest, out);
+}
+
+/* Takes the task's clusters from the end until none is left, then waits
+ * for the helper's: 0, or -1 when a SHA-256 failed. */
+static int await(struct chunk_hasher *h)
+{
+	bool failed = false;
+
 	pthread_mutex_lock(&h->lock);
+	while (h->first < h->n) {
+		size_t c = --h->n;
+
+		pthread_mutex_unlock(&h->lock);
+		if (hash_range(h->data, h->len, h->mask, c, c + 1, h->zero, h->out) < 0)
+			failed = true;
+		pthread_mutex_lock(&h->lock);
+	}
 	while (h->busy)
 		pthread_cond_wait(&h->done, &h->lock);
 	pthread_mutex_unlock(&h->lock);
-	if (rc < 0 || h->failed)
+	return h->failed || failed ? -1 : 0;
+}
+
+int chunk_digests(struct run *r, const uint8_t *data, size_t len, uint64_t mask,
+		  uint8_t (*out)[DIGEST_LEN])
+{
+	struct chunk_hasher *h = r->hasher;
+	size_t n = (len + VMA_CLUSTER_SIZE - 1) / VMA_CLUSTER_SIZE;
+
+	if (!h || n < 2)
+		return hash_range(data, len, mask, 0, n, r->zero_digest, out) < 0 ?
+			vb_error_set(r->err, VB_E_FAIL, 0, "SHA-256 failed") : 0;
+	submit(h, r, data, len, mask, 0, n, out);
+	if (await(h) < 0)
 		return vb_error_set(r->err, VB_E_FAIL, 0, "SHA-256 failed");
 	return 0;
+}
+
+bool chunk_digests_start(struct run *r, const uint8_t *data, size_t len, uint64_t mask,
+			 uint8_t (*out)[DIGEST_LEN])
+{
+	if (!r->hasher)
+		return false;
+	submit(r->hasher, r, data, len, mask, 0, (len + VMA_CLUSTER_SIZE - 1) / VMA_CLUSTER_SIZE,
+	       out);
+	return true;
+}
+
+int chunk_digests_wait(struct run *r)
+{
+	return await(r->hasher) < 0 ? vb_error_set(r->err, VB_E_FAIL, 0, "SHA-256 failed") : 0;
 }

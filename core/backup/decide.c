@@ -43,7 +43,7 @@ static int attach_latest(struct vb_backup *b, const struct vb_ckpt *latest, stru
 		struct drive_job *j = &b->jobs[i];
 
 		j->latest = &latest->drives[i];
-		if (job_check_map(b->o.state, j->latest, j->size, err) < 0)
+		if (job_check_map(b->o.state, j->latest, j->size, false, err) < 0)
 			return -1;
 	}
 	for (size_t i = 0; i < b->njobs; i++)

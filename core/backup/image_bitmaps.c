@@ -119,6 +119,12 @@ int bk_image_prepare(struct vb_backup *b, struct drive_job *j, const struct vb_d
 		goto out;
 	}
 	rc = 0;
+	/* kept for the rotation: nothing else touches the image meanwhile
+	 * (qemu-nbd reads it; a running VM's image is refused) */
+	j->qbitmaps = l;
+	j->nqbitmaps = n;
+	l = NULL;
+	n = 0;
 out:
 	vb_qcow2_bitmaps_free(l, n);
 	return rc;
@@ -190,17 +196,20 @@ int bk_source_bitmaps(struct vb_backup *b, enum vb_mode asked, struct vb_error *
 }
 
 /* After the commit: the new checkpoint's bitmap records, the older ones
- * of the state are disabled, the ones it does not know are removed. */
+ * of the state are disabled, the ones it does not know are removed (the
+ * list is the one bk_image_prepare read: no second qemu-img info). */
 static void rotate(struct vb_backup *b, struct drive_job *j)
 {
 	char what[512], *prefix = own_name(b, "");
-	struct vb_qbitmap *l = NULL;
+	const struct vb_qbitmap *l = j->qbitmaps;
 	struct vb_error e = { 0 };
-	size_t n = 0;
+	size_t n = j->nqbitmaps;
 
 	snprintf(what, sizeof(what), "drive %s: %s", j->name, j->image);
-	if (!prefix || vb_qcow2_bitmaps(what, j->image, &l, &n, &e) < 0)
+	if (!prefix) {
+		vb_error_set(&e, VB_E_FAIL, ENOMEM, "out of memory");
 		goto out;
+	}
 	for (size_t i = 0; i < n && !e.cls; i++) {
 		const char *ck = l[i].name + strlen(prefix);
 
@@ -218,7 +227,6 @@ out:
 	if (e.cls)
 		vb_warn(&b->warn, VB_WARN_BITMAP, j->name, "%s; the older checkpoint bitmaps stay "
 			"as they are (harmless; the next backup retries)", e.msg);
-	vb_qcow2_bitmaps_free(l, n);
 	free(prefix);
 }
 
@@ -245,5 +253,9 @@ void bk_images_finish(struct vb_backup *b, enum bk_outcome how)
 				"(harmless; the next backup removes it)", e.msg, j->added);
 		free(j->added);
 		j->added = NULL;
-	}	bk_live_finish(b, how);
+		vb_qcow2_bitmaps_free(j->qbitmaps, j->nqbitmaps);
+		j->qbitmaps = NULL;
+		j->nqbitmaps = 0;
+	}
+	bk_live_finish(b, how);
 }

@@ -8,128 +8,6 @@
 
 #include "core/backup/backup_int.h"
 
-struct fdio {
-	int fd;
-	int err;        /* errno of a failed write: the map writer keeps only "I/O error" */
-};
-
-static int fd_write_cb(void *opaque, const void *buf, size_t len)
-{
-	struct fdio *io = opaque;
-	int rc = vb_write_whole(io->fd, buf, len);
-
-	if (rc < 0)
-		io->err = -rc;
-	return rc;
-}
-
-/* A digest map being read in cluster order. */
-struct map_in {
-	struct fdio io;
-	struct digest_reader *rd;
-	uint64_t next;          /* index of the digest rd returns next */
-};
-
-static int map_in_open(struct run *r, struct map_in *m, const char *file, uint64_t size)
-{
-	uint64_t msize, nclusters;
-	int rc;
-
-	m->io.fd = vb_state_open_file(r->b->o.state, file, r->err);
-	if (m->io.fd < 0)
-		return -1;
-	m->rd = digest_reader_new(vb_fd_read_cb, &m->io.fd);
-	if (!m->rd)
-		return vb_error_set(r->err, VB_E_FAIL, ENOMEM, "out of memory");
-	rc = digest_reader_start(m->rd, &msize, &nclusters);
-	if (rc < 0 || msize != size)
-		return vb_error_set(r->err, VB_E_INVALID, 0, "%s/%s: %s",
-				    vb_state_path(r->b->o.state), file,
-				    rc < 0 ? bitmap_strerror(rc) : "size differs from the drive's");
-	m->next = 0;
-	return 0;
-}
-
-/* The digest of cluster i (reading past the ones before it). */
-static int map_in_get(struct run *r, struct map_in *m, uint64_t i, uint8_t d[DIGEST_LEN])
-{
-	int rc = 0;
-
-	while (m->next <= i) {
-		rc = digest_reader_next(m->rd, d);
-		if (rc != 1)
-			return vb_error_set(r->err, VB_E_INVALID, 0, "%s: a digest map of the state "
-					    "is damaged: %s", vb_state_path(r->b->o.state),
-					    rc < 0 ? bitmap_strerror(rc) : "too short");
-		m->next++;
-	}
-	return 0;
-}
-
-/* The map's end: its trailer is checked only once every digest was read. */
-static int map_in_finish(struct run *r, struct map_in *m, uint64_t nclusters)
-{
-	uint8_t d[DIGEST_LEN];
-	int rc;
-
-	if (nclusters && map_in_get(r, m, nclusters - 1, d) < 0)
-		return -1;
-	rc = digest_reader_next(m->rd, d);
-	if (rc != 0)
-		return vb_error_set(r->err, VB_E_INVALID, 0, "%s: a digest map of the state is "
-				    "damaged: %s", vb_state_path(r->b->o.state),
-				    rc < 0 ? bitmap_strerror(rc) : "too long");
-	return 0;
-}
-
-static void map_in_close(struct map_in *m)
-{
-	digest_reader_free(m->rd);
-	if (m->io.fd >= 0)
-		close(m->io.fd);
-	m->rd = NULL;
-	m->io.fd = -1;
-}
-
-/* The new digest map of a drive, written as the drive is read. */
-struct map_out {
-	struct fdio io;
-	struct digest_writer *wr;
-};
-
-static int map_out_open(struct run *r, struct drive_job *j, struct map_out *m)
-{
-	m->io.fd = vb_state_create_file(r->b->o.state, "digests", &j->map_file, r->err);
-	if (m->io.fd < 0)
-		return -1;
-	m->wr = digest_writer_new(j->size, fd_write_cb, &m->io);
-	if (!m->wr)
-		return vb_error_set(r->err, VB_E_FAIL, ENOMEM, "out of memory");
-	return 0;
-}
-
-static int map_out_finish(struct run *r, struct drive_job *j, struct map_out *m)
-{
-	int rc = digest_writer_finish(m->wr, j->root);
-
-	if (rc < 0)
-		return vb_error_from_bitmap(r->err, rc, m->io.err, "%s/%s",
-					    vb_state_path(r->b->o.state), j->map_file);
-	if (fsync(m->io.fd) < 0)
-		return vb_error_set(r->err, VB_E_FAIL, errno, "%s/%s: %s",
-				    vb_state_path(r->b->o.state), j->map_file, strerror(errno));
-	return 0;
-}
-
-static void map_out_close(struct map_out *m)
-{
-	digest_writer_free(m->wr);
-	if (m->io.fd >= 0)
-		close(m->io.fd);
-	m->wr = NULL;
-	m->io.fd = -1;
-}
-
 /* Zeroes the hole [at, at+len) of a chunk where a cluster may share it with
  * data: the partial clusters at its ends. The whole clusters inside it have
  * no data, and nothing reads them (no data: stored as zero, hashed as the
@@ -148,11 +26,11 @@ static void zero_hole(uint8_t *buf, uint64_t at, uint64_t len)
 	memset(buf + tail, 0, end - tail);
 }
 
-/* Fills r->buf with [off, off+len) of the drive: data extents are read,
+/* Fills buf with [off, off+len) of the drive: data extents are read,
  * holes are zero where a cluster holds data, or where a cluster is cut by
  * the drive's end. Bit i of *data_mask: cluster i of the chunk has data. */
-static int read_chunk(struct run *r, struct drive_job *j, uint64_t off, size_t len,
-		      uint64_t *data_mask)
+static int read_chunk(struct run *r, struct drive_job *j, uint8_t *buf, uint64_t off,
+		      size_t len, uint64_t *data_mask)
 {
 	uint64_t pos = off, end = off + len;
 
@@ -170,14 +48,14 @@ static int read_chunk(struct run *r, struct drive_job *j, uint64_t off, size_t l
 			if (vb_ratelimit_take(r->rl, elen, r->b->o.cancel) < 0)
 				return vb_error_set(r->err, VB_E_CANCELED, EINTR,
 						    "drive %s: interrupted", j->name);
-			if (vb_source_pread(j->src, r->buf + (pos - off), elen, pos, r->err) < 0)
+			if (vb_source_pread(j->src, buf + (pos - off), elen, pos, r->err) < 0)
 				return -1;
 			for (uint64_t c = first; c <= last; c++)
 				*data_mask |= UINT64_C(1) << c;
 			r->res->bytes_read += elen;
 			vb_crash_point("mid-read");
 		} else {
-			zero_hole(r->buf, pos - off, elen);
+			zero_hole(buf, pos - off, elen);
 		}
 		pos += elen;
 	}
@@ -213,6 +91,60 @@ static void report(struct run *r, struct drive_job *j, const char *phase, uint64
 		r->b->o.progress(r->b->o.progress_opaque, &r->prog);
 }
 
+/* One chunk of a drive read whole, and its clusters' digests. */
+struct chunk {
+	uint64_t off;
+	size_t len;
+	uint64_t mask;          /* bit c: cluster c holds data */
+	uint8_t *buf;
+	uint8_t (*dg)[DIGEST_LEN];
+};
+
+typedef int (*chunk_fn)(struct run *r, struct drive_job *j, void *ctx, const struct chunk *c);
+
+/* Every chunk of j in order, with a hasher and a second buffer: the helper
+ * hashes a chunk while this thread reads the next and hands the one before
+ * to fn (writes it), so reading, hashing and writing overlap on two CPUs
+ * instead of taking turns. */
+static int each_chunk_hashed(struct run *r, struct drive_job *j, chunk_fn fn, void *ctx)
+{
+	struct chunk c[2] = { { .buf = r->buf, .dg = r->digests },
+			      { .buf = r->buf2, .dg = r->digests2 } };
+	int cur = 0, prev = -1, rc = -1;
+	bool busy = false;
+
+	for (uint64_t off = 0;; off += CHUNK_SIZE) {
+		bool more = off < j->size;
+
+		if (more) {
+			c[cur].off = off;
+			c[cur].len = j->size - off < CHUNK_SIZE ? (size_t)(j->size - off) : CHUNK_SIZE;
+			if (check_cancel(r, j, off) < 0 ||
+			    read_chunk(r, j, c[cur].buf, off, c[cur].len, &c[cur].mask) < 0)
+				goto out;
+		}
+		if (busy) {
+			busy = false;
+			if (chunk_digests_wait(r) < 0)
+				goto out;
+		}
+		if (more)
+			busy = chunk_digests_start(r, c[cur].buf, c[cur].len, c[cur].mask, c[cur].dg);
+		/* a signal while the helper hashed is seen here, before any write */
+		if (prev >= 0 && (check_cancel(r, j, c[prev].off) < 0 || fn(r, j, ctx, &c[prev]) < 0))
+			goto out;
+		if (!more)
+			break;
+		prev = cur;
+		cur ^= 1;
+	}
+	rc = 0;
+out:
+	if (busy && chunk_digests_wait(r) < 0 && rc == 0)
+		rc = -1;
+	return rc;
+}
+
 static int map_add(struct run *r, struct drive_job *j, struct map_out *mo,
 		   const uint8_t d[DIGEST_LEN])
 {
@@ -221,6 +153,20 @@ static int map_add(struct run *r, struct drive_job *j, struct map_out *mo,
 	if (rc < 0)
 		return vb_error_from_bitmap(r->err, rc, mo->io.err, "%s/%s",
 					    vb_state_path(r->b->o.state), j->map_file);
+	return 0;
+}
+
+/* A full backup reads the old map only to record what changed: a damaged
+ * one makes every cluster count as changed (a note), never a failure. */
+static int old_map_lost(struct run *r, struct drive_job *j, const struct map_in *mi)
+{
+	if (r->b->mode != VB_MODE_FULL || !mi->bad)
+		return -1;
+	vb_warn(&r->b->warn, VB_WARN_FULL, j->name, "%s; every cluster counts as changed",
+		r->err->msg);
+	vb_error_clear(r->err);
+	bitmap_set_all(j->dirty);
+	j->old_map = false;
 	return 0;
 }
 
@@ -235,9 +181,25 @@ static int hash_step(struct run *r, struct drive_job *j, struct map_out *mo, str
 	if (!mi)
 		return 0;
 	if (map_in_get(r, mi, i, old) < 0)
-		return -1;
+		return old_map_lost(r, j, mi);
 	if (memcmp(d, old, DIGEST_LEN) != 0)
 		bitmap_set_range(j->dirty, i, 1);
+	return 0;
+}
+
+struct scan_ctx {
+	struct map_out *mo;
+	struct map_in *mi;      /* the old map, or NULL */
+};
+
+static int scan_chunk(struct run *r, struct drive_job *j, void *ctx, const struct chunk *c)
+{
+	struct scan_ctx *sc = ctx;
+
+	for (size_t k = 0; k * VMA_CLUSTER_SIZE < c->len; k++)
+		if (hash_step(r, j, sc->mo, sc->mi, c->off / VMA_CLUSTER_SIZE + k, c->dg[k]) < 0)
+			return -1;
+	report(r, j, "scan", c->off + c->len, c->len);
 	return 0;
 }
 
@@ -245,6 +207,7 @@ int job_scan(struct run *r, struct drive_job *j)
 {
 	struct map_out mo = { .io.fd = -1 };
 	struct map_in mi = { .io.fd = -1 };
+	struct scan_ctx sc = { .mo = &mo, .mi = j->old_map ? &mi : NULL };
 	int rc = -1;
 
 	j->dirty = bitmap_new(j->nclusters);
@@ -252,28 +215,26 @@ int job_scan(struct run *r, struct drive_job *j)
 		return vb_error_set(r->err, VB_E_FAIL, ENOMEM, "out of memory");
 	if (map_out_open(r, j, &mo) < 0)
 		goto out;
-	if (j->old_map && map_in_open(r, &mi, j->latest->digests, j->size) < 0)
+	if (j->old_map && old_map_open(r, j, &mi) < 0)
 		goto out;
 	if (!j->old_map)
 		bitmap_set_all(j->dirty);
-	for (uint64_t off = 0; off < j->size; off += CHUNK_SIZE) {
-		size_t len = j->size - off < CHUNK_SIZE ? (size_t)(j->size - off) : CHUNK_SIZE;
-		uint64_t mask;
+	if (r->buf2 && each_chunk_hashed(r, j, scan_chunk, &sc) < 0)
+		goto out;
+	for (uint64_t off = 0; !r->buf2 && off < j->size; off += CHUNK_SIZE) {
+		struct chunk c = { .off = off, .buf = r->buf, .dg = r->digests };
 
-		if (check_cancel(r, j, off) < 0 || read_chunk(r, j, off, len, &mask) < 0 ||
-		    chunk_digests(r, r->buf, len, mask, r->digests) < 0 ||
-		    check_cancel(r, j, off) < 0)
+		c.len = j->size - off < CHUNK_SIZE ? (size_t)(j->size - off) : CHUNK_SIZE;
+		if (check_cancel(r, j, off) < 0 || read_chunk(r, j, r->buf, off, c.len, &c.mask) < 0 ||
+		    chunk_digests(r, r->buf, c.len, c.mask, r->digests) < 0 ||
+		    check_cancel(r, j, off) < 0 || scan_chunk(r, j, &sc, &c) < 0)
 			goto out;
-		for (size_t c = 0; c * VMA_CLUSTER_SIZE < len; c++)
-			if (hash_step(r, j, &mo, j->old_map ? &mi : NULL,
-				      off / VMA_CLUSTER_SIZE + c, r->digests[c]) < 0)
-				goto out;
-		report(r, j, "scan", off + len, len);
 	}
 	if (map_out_finish(r, j, &mo) < 0 || (j->old_map && map_in_finish(r, &mi, j->nclusters) < 0))
 		goto out;
 	rc = 0;
 out:
+	j->map_damaged = rc < 0 && mi.bad; /* scan_all may fall back to a full backup */
 	map_out_close(&mo);
 	map_in_close(&mi);
 	return rc;
@@ -328,64 +289,112 @@ static int copy_cluster(struct run *r, struct drive_job *j, struct copy_ctx *x, 
 					    "%llu); back up a stopped VM or a snapshot", j->name,
 					    (unsigned long long)i * VMA_CLUSTER_SIZE);
 	}
-	if (vma_writer_add_cluster(r->vw, j->dev_id, (uint32_t)i, has_data ? data : NULL,
-				   len) < 0)
+	if (j->ad && d)
+		vb_adigests_add(j->ad, i, d);
+	if (vma_writer_add_cluster_digest(r->vw, j->dev_id, (uint32_t)i, has_data ? data : NULL,
+					  len, d) < 0)
 		return vb_error_vma(r->err, r->vw);
 	r->res->clusters++;
 	return 0;
 }
 
-/* Copies clusters [first, first+count) (count <= CHUNK_CLUSTERS). */
+/* Copies clusters [first, first+count) (count <= CHUNK_CLUSTERS), or with
+ * idx the count clusters it lists (ascending, apart: a gathered read). */
 static int copy_range(struct run *r, struct drive_job *j, struct copy_ctx *x, uint64_t first,
-		      uint64_t count)
+		      uint64_t count, const uint64_t *idx)
 {
 	uint64_t off = first * VMA_CLUSTER_SIZE, end = (first + count) * VMA_CLUSTER_SIZE;
+	bool hash = x->hashing || x->patching || x->checking;
 	size_t len;
 	uint64_t mask;
+	int rc;
 
+	if (idx) {
+		off = idx[0] * VMA_CLUSTER_SIZE;
+		end = (idx[count - 1] + 1) * VMA_CLUSTER_SIZE;
+	}
 	if (end > j->size)
 		end = j->size;
 	len = (size_t)(end - off);
-	bool hash = x->hashing || x->patching || x->checking;
-
+	if (check_cancel(r, j, off) < 0)
+		return -1;
+	rc = idx ? gather_read(r, j, idx, (size_t)count, &len, &mask)
+		 : read_chunk(r, j, r->buf, off, len, &mask);
 	/* a signal while the helper hashed is seen here, before any write */
-	if (check_cancel(r, j, off) < 0 || read_chunk(r, j, off, len, &mask) < 0 ||
-	    (hash && (chunk_digests(r, r->buf, len, mask, r->digests) < 0 ||
-		      check_cancel(r, j, off) < 0)))
+	if (rc < 0 || (hash && (chunk_digests(r, r->buf, len, mask, r->digests) < 0 ||
+				check_cancel(r, j, off) < 0)))
 		return -1;
 	for (size_t c = 0; c * VMA_CLUSTER_SIZE < len; c++) {
 		size_t coff = c * VMA_CLUSTER_SIZE;
 		size_t clen = len - coff < VMA_CLUSTER_SIZE ? len - coff : VMA_CLUSTER_SIZE;
 
-		if (copy_cluster(r, j, x, first + c, r->buf + coff, clen, (mask >> c) & 1,
-				 hash ? r->digests[c] : NULL) < 0)
+		if (copy_cluster(r, j, x, idx ? idx[c] : first + c, r->buf + coff, clen,
+				 (mask >> c) & 1, hash ? r->digests[c] : NULL) < 0)
 			return -1;
 	}
 	report(r, j, "copy", end, len);
 	return 0;
 }
 
+/* A chunk a full backup read and hashed (each_chunk_hashed), copied. */
+static int copy_chunk(struct run *r, struct drive_job *j, void *ctx, const struct chunk *c)
+{
+	for (size_t k = 0; k * VMA_CLUSTER_SIZE < c->len; k++) {
+		size_t coff = k * VMA_CLUSTER_SIZE;
+		size_t clen = c->len - coff < VMA_CLUSTER_SIZE ? c->len - coff : VMA_CLUSTER_SIZE;
+
+		if (copy_cluster(r, j, ctx, c->off / VMA_CLUSTER_SIZE + k, c->buf + coff, clen,
+				 (c->mask >> k) & 1, c->dg[k]) < 0)
+			return -1;
+	}
+	report(r, j, "copy", c->off + c->len, c->len);
+	return 0;
+}
+
+/* Runs of the plan shorter than this are gathered with others. */
+#define GATHER_RUN 8
+
 static int copy_all(struct run *r, struct drive_job *j, struct copy_ctx *x)
 {
+	uint64_t pend[CHUNK_CLUSTERS];
+	size_t np = 0;
+
+	if (!j->plan && x->hashing && r->buf2)
+		return each_chunk_hashed(r, j, copy_chunk, x);
 	if (!j->plan) {
 		for (uint64_t c = 0; c < j->nclusters; c += CHUNK_CLUSTERS) {
 			uint64_t n = j->nclusters - c < CHUNK_CLUSTERS ? j->nclusters - c : CHUNK_CLUSTERS;
 
-			if (copy_range(r, j, x, c, n) < 0)
+			if (copy_range(r, j, x, c, n, NULL) < 0)
 				return -1;
 		}
 		return 0;
 	}
 	for (uint64_t from = 0, start, len; bitmap_next_run(j->plan, from, &start, &len);
 	     from = start + len) {
+		if (len < GATHER_RUN) {
+			for (uint64_t c = start; c < start + len; c++) {
+				pend[np++] = c;
+				if (np == CHUNK_CLUSTERS) {
+					if (copy_range(r, j, x, 0, np, pend) < 0)
+						return -1;
+					np = 0;
+				}
+			}
+			continue;
+		}
+		/* in cluster order: what was gathered before this run first */
+		if (np && copy_range(r, j, x, 0, np, pend) < 0)
+			return -1;
+		np = 0;
 		for (uint64_t c = start; c < start + len; c += CHUNK_CLUSTERS) {
 			uint64_t n = start + len - c < CHUNK_CLUSTERS ? start + len - c : CHUNK_CLUSTERS;
 
-			if (copy_range(r, j, x, c, n) < 0)
+			if (copy_range(r, j, x, c, n, NULL) < 0)
 				return -1;
 		}
 	}
-	return 0;
+	return np ? copy_range(r, j, x, 0, np, pend) : 0;
 }
 
 int job_copy(struct run *r, struct drive_job *j)
@@ -397,7 +406,7 @@ int job_copy(struct run *r, struct drive_job *j)
 	x.patching = r->b->o.state && r->b->mode != VB_MODE_FULL && j->from_bitmap;
 	x.checking = r->b->o.state && r->b->mode != VB_MODE_FULL && !j->from_bitmap;
 	if (x.patching && (map_out_open(r, j, &x.mo) < 0 ||
-			   map_in_open(r, &x.mi, j->latest->digests, j->size) < 0))
+			   old_map_open(r, j, &x.mi) < 0))
 		goto out;
 	if (x.hashing) {
 		j->dirty = bitmap_new(j->nclusters);
@@ -408,15 +417,19 @@ int job_copy(struct run *r, struct drive_job *j)
 		if (!j->old_map)
 			bitmap_set_all(j->dirty);
 		if (map_out_open(r, j, &x.mo) < 0 ||
-		    (j->old_map && map_in_open(r, &x.mi, j->latest->digests, j->size) < 0))
+		    (j->old_map && old_map_open(r, j, &x.mi) < 0 && old_map_lost(r, j, &x.mi) < 0))
 			goto out;
 	}
 	if (x.checking && map_in_open(r, &x.check, j->map_file, j->size) < 0)
 		goto out;
+	/* Best effort: without it, the commit makes it from the digest map. */
+	if (x.hashing || x.patching || x.checking)
+		j->ad = vb_adigests_begin(r->b->o.state, j->size, &(struct vb_error){ 0 });
 	if (copy_all(r, j, &x) < 0)
 		goto out;
 	if (x.hashing && (map_out_finish(r, j, &x.mo) < 0 ||
-			  (j->old_map && map_in_finish(r, &x.mi, j->nclusters) < 0)))
+			  (j->old_map && map_in_finish(r, &x.mi, j->nclusters) < 0 &&
+			   old_map_lost(r, j, &x.mi) < 0)))
 		goto out;
 	if (x.checking && map_in_finish(r, &x.check, j->nclusters) < 0)
 		goto out;
@@ -424,55 +437,15 @@ int job_copy(struct run *r, struct drive_job *j)
 			   map_out_finish(r, j, &x.mo) < 0 ||
 			   map_in_finish(r, &x.mi, j->nclusters) < 0))
 		goto out;
+	if (j->ad && vb_adigests_end(j->ad, &j->ad_file, &(struct vb_error){ 0 }) < 0)
+		j->ad_file = NULL;
+	j->ad = NULL;
 	rc = 0;
 out:
+	vb_adigests_abort(j->ad);
+	j->ad = NULL;
 	map_out_close(&x.mo);
 	map_in_close(&x.mi);
 	map_in_close(&x.check);
-	return rc;
-}
-
-int job_check_map(struct vb_state *s, const struct vb_ckpt_drive *d, uint64_t size,
-		  struct vb_error *err)
-{
-	struct fdio io = { .fd = -1 };
-	struct digest_reader *rd = NULL;
-	uint8_t dg[DIGEST_LEN], root[DIGEST_LEN];
-	char roothex[2 * DIGEST_LEN + 1];
-	uint64_t msize, n;
-	int rc = -1, r;
-
-	if (!d->digests)
-		return vb_error_set(err, VB_E_INVALID, 0, "%s: drive %s has no digest map",
-				    vb_state_path(s), d->name);
-	io.fd = vb_state_open_file(s, d->digests, err);
-	if (io.fd < 0)
-		return -1;
-	rd = digest_reader_new(vb_fd_read_cb, &io.fd);
-	if (!rd) {
-		vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
-		goto out;
-	}
-	r = digest_reader_start(rd, &msize, &n);
-	if (r == 0)
-		while ((r = digest_reader_next(rd, dg)) == 1)
-			;
-	if (r < 0 || msize != size) {
-		vb_error_set(err, VB_E_INVALID, 0, "%s/%s: the digest map of drive %s is damaged"
-			     " (%s)", vb_state_path(s), d->digests, d->name,
-			     r < 0 ? bitmap_strerror(r) : "wrong size");
-		goto out;
-	}
-	digest_reader_root(rd, root);
-	vb_hex(root, DIGEST_LEN, roothex);
-	if (!d->digest_root || strcmp(roothex, d->digest_root) != 0) {
-		vb_error_set(err, VB_E_INVALID, 0, "%s/%s: the digest map of drive %s does not "
-			     "match its recorded root hash", vb_state_path(s), d->digests, d->name);
-		goto out;
-	}
-	rc = 0;
-out:
-	digest_reader_free(rd);
-	close(io.fd);
 	return rc;
 }

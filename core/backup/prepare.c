@@ -212,10 +212,14 @@ void bk_drop_new_files(struct vb_backup *b)
 		if (b->o.state) {
 			vb_state_unlink(b->o.state, j->map_file);
 			vb_state_unlink(b->o.state, j->bitmap_file);
+			vb_state_unlink(b->o.state, j->ad_file);
 		}
+		vb_adigests_abort(j->ad);
 		free(j->map_file);
 		free(j->bitmap_file);
-		j->map_file = j->bitmap_file = NULL;
+		free(j->ad_file);
+		j->ad = NULL;
+		j->map_file = j->bitmap_file = j->ad_file = NULL;
 	}
 }
 

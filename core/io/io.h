@@ -124,6 +124,10 @@ struct vb_output_opts {
 	const struct vb_pubkey *encrypt_to; /* or NULL: not encrypted */
 	const struct vb_key *sign;  /* sign the archive (a trailer), or NULL */
 };
+/* The stack passes the bytes through as they are (no zstd, no encryption,
+ * no signature trailer, which signs the SHA-256 of the bytes): a digest of
+ * the VMA stream is one of the output's bytes. */
+bool vb_output_stack_plain(const struct vb_output_opts *o);
 struct vb_writer *vb_output_stack(struct vb_writer *sink, const struct vb_output_opts *o,
 				  struct vb_error *err);
 

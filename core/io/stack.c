@@ -33,3 +33,8 @@ struct vb_writer *vb_output_stack(struct vb_writer *sink, const struct vb_output
 		vb_writer_discard(w);
 	return up;
 }
+
+bool vb_output_stack_plain(const struct vb_output_opts *o)
+{
+	return !o->compress && !o->encrypt_to && !o->sign;
+}

@@ -76,6 +76,17 @@ int vb_source_pread(struct vb_source *s, void *buf, size_t len, uint64_t off,
 	return s->ops->pread(s, buf, len, off, err);
 }
 
+int vb_source_preadv(struct vb_source *s, const struct vb_read_piece *v, size_t n,
+		     struct vb_error *err)
+{
+	if (s->ops->preadv)
+		return s->ops->preadv(s, v, n, err);
+	for (size_t i = 0; i < n; i++)
+		if (s->ops->pread(s, v[i].buf, v[i].len, v[i].off, err) < 0)
+			return -1;
+	return 0;
+}
+
 int vb_source_dirty_bitmap(struct vb_source *s, const char *name, struct bitmap **out,
 			   struct vb_error *err)
 {

@@ -49,6 +49,16 @@ int vb_source_extent(struct vb_source *s, uint64_t off, uint64_t max, uint64_t *
  * error is a VB_E_FAIL naming the drive and offset. */
 int vb_source_pread(struct vb_source *s, void *buf, size_t len, uint64_t off,
 		    struct vb_error *err);
+/* Gathered reads: each piece as vb_source_pread, all of them at once where
+ * the source can (NBD: many requests in flight), so that scattered
+ * clusters do not cost a round trip each. Pieces of non-zero length. */
+struct vb_read_piece {
+	void *buf;
+	size_t len;
+	uint64_t off;
+};
+int vb_source_preadv(struct vb_source *s, const struct vb_read_piece *v, size_t n,
+		     struct vb_error *err);
 /* The source's own dirty bitmap NAME (clusters changed since the bitmap was
  * started), mapped onto 64 KiB clusters: 1 with *out set, 0 when this kind
  * of source has no bitmaps, -1 on error (no such bitmap, or one that was not

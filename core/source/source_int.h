@@ -17,6 +17,9 @@ struct vb_source_ops {
 		      bool *data, struct vb_error *err);
 	int (*pread)(struct vb_source *s, void *buf, size_t len, uint64_t off,
 		     struct vb_error *err);
+	/* NULL: one pread per piece */
+	int (*preadv)(struct vb_source *s, const struct vb_read_piece *v, size_t n,
+		      struct vb_error *err);
 	/* NULL: no bitmaps */
 	int (*dirty_bitmap)(struct vb_source *s, const char *name, struct bitmap **out,
 			    struct vb_error *err);

@@ -89,16 +89,103 @@ fail:
  * 1 TiB drive has 16 Mi entries (640 MiB), which must not sit in memory. */
 #define AD_BUF (4096 * AD_ENTRY)
 
+struct vb_adigests_out {
+	struct vb_state *s;
+	char *name;
+	int fd;
+	int err;                /* the first write's errno */
+	uint64_t size, count;
+	size_t len;
+	uint8_t buf[AD_BUF];
+};
+
+struct vb_adigests_out *vb_adigests_begin(struct vb_state *s, uint64_t size,
+					  struct vb_error *err)
+{
+	struct vb_adigests_out *o = calloc(1, sizeof(*o));
+	uint8_t head[24] = { 0 };
+
+	if (!o) {
+		vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
+		return NULL;
+	}
+	o->s = s;
+	o->size = size;
+	o->fd = vb_state_create_file(s, "adigests", &o->name, err);
+	if (o->fd < 0) {
+		free(o);
+		return NULL;
+	}
+	/* the header, with the count, is written last at offset 0 */
+	o->err = -vb_pwrite_all(o->fd, head, sizeof(head), 0);
+	return o;
+}
+
+static void ad_flush(struct vb_adigests_out *o)
+{
+	if (!o->err && o->len)
+		o->err = -vb_pwrite_all(o->fd, o->buf, o->len,
+					24 + (o->count - o->len / AD_ENTRY) * AD_ENTRY);
+	o->len = 0;
+}
+
+void vb_adigests_add(struct vb_adigests_out *o, uint64_t cluster, const uint8_t d[DIGEST_LEN])
+{
+	put_le64(o->buf + o->len, cluster);
+	memcpy(o->buf + o->len + 8, d, DIGEST_LEN);
+	o->len += AD_ENTRY;
+	o->count++;
+	if (o->len == AD_BUF)
+		ad_flush(o);
+}
+
+void vb_adigests_abort(struct vb_adigests_out *o)
+{
+	if (!o)
+		return;
+	close(o->fd);
+	vb_state_unlink(o->s, o->name);
+	free(o->name);
+	free(o);
+}
+
+int vb_adigests_end(struct vb_adigests_out *o, char **name, struct vb_error *err)
+{
+	uint8_t head[24];
+	int e;
+
+	*name = NULL;
+	ad_flush(o);
+	memcpy(head, AD_MAGIC, 8);
+	put_le64(head + 8, o->size);
+	put_le64(head + 16, o->count);
+	e = o->err;
+	if (!e)
+		e = -vb_pwrite_all(o->fd, head, sizeof(head), 0);
+	if (!e && fsync(o->fd) < 0)
+		e = errno;
+	if (e) {
+		vb_error_set(err, VB_E_FAIL, e, "%s/%s: %s", vb_state_path(o->s), o->name,
+			     strerror(e));
+		vb_adigests_abort(o);
+		return -1;
+	}
+	close(o->fd);
+	*name = o->name;
+	free(o);
+	return 0;
+}
+
 int vb_adigests_write(struct vb_state *s, const struct vb_ckpt *c, size_t di, char **name,
 		      struct vb_error *err)
 {
 	const struct vb_ckpt_drive *d = &c->drives[di];
 	struct digest_reader *rd = NULL;
+	struct vb_adigests_out *o = NULL;
 	struct bitmap *set = NULL;
-	uint8_t *buf = NULL, dg[DIGEST_LEN], head[24];
-	uint64_t size, n, count = 0;
-	size_t len = 0;
-	int fd = -1, out = -1, rc = -1, e = 0;
+	uint8_t dg[DIGEST_LEN];
+	uint64_t size, n;
+	int fd = -1, rc = -1;
 
 	*name = NULL;
 	if (!d->digests)
@@ -109,69 +196,34 @@ int vb_adigests_write(struct vb_state *s, const struct vb_ckpt *c, size_t di, ch
 	if (fd < 0)
 		goto out;
 	rd = digest_reader_new(vb_fd_read_cb, &fd);
-	buf = malloc(AD_BUF);
-	if (!rd || !buf || digest_reader_start(rd, &size, &n) < 0 || size != d->size) {
+	if (!rd || digest_reader_start(rd, &size, &n) < 0 || size != d->size) {
 		vb_error_set(err, VB_E_INVALID, 0, "drive %s: the digest map is damaged", d->name);
 		goto out;
 	}
-	out = vb_state_create_file(s, "adigests", name, err);
-	if (out < 0)
+	if (!(o = vb_adigests_begin(s, d->size, err)))
 		goto out;
-	/* the header, with the count, is written last at offset 0 */
-	memset(head, 0, sizeof(head));
-	e = -vb_pwrite_all(out, head, sizeof(head), 0);
-	for (uint64_t i = 0; i < n && !e; i++) {
+	for (uint64_t i = 0; i < n; i++) {
 		if (digest_reader_next(rd, dg) != 1) {
 			vb_error_set(err, VB_E_INVALID, 0, "drive %s: the digest map is damaged",
 				     d->name);
 			goto out;
 		}
-		if (!bitmap_test(set, i))
-			continue;
-		put_le64(buf + len, i);
-		memcpy(buf + len + 8, dg, DIGEST_LEN);
-		len += AD_ENTRY;
-		count++;
-		if (len == AD_BUF) {
-			e = -vb_pwrite_all(out, buf, len, 24 + (count - len / AD_ENTRY) * AD_ENTRY);
-			len = 0;
-		}
+		if (bitmap_test(set, i))
+			vb_adigests_add(o, i, dg);
 	}
-	if (!e && len)
-		e = -vb_pwrite_all(out, buf, len, 24 + (count - len / AD_ENTRY) * AD_ENTRY);
 	/* the trailer checks every digest read: a damaged map is never used */
-	if (!e && digest_reader_next(rd, dg) != 0) {
+	if (digest_reader_next(rd, dg) != 0) {
 		vb_error_set(err, VB_E_INVALID, 0, "drive %s: the digest map is damaged", d->name);
 		goto out;
 	}
-	memcpy(head, AD_MAGIC, 8);
-	put_le64(head + 8, d->size);
-	put_le64(head + 16, count);
-	if (!e)
-		e = -vb_pwrite_all(out, head, sizeof(head), 0);
-	if (!e && fsync(out) < 0)
-		e = errno;
-	if (close(out) < 0 && !e)
-		e = errno;
-	out = -1;
-	if (e) {
-		vb_error_set(err, VB_E_FAIL, e, "%s/%s: %s", vb_state_path(s), *name, strerror(e));
-		goto out;
-	}
-	rc = 0;
+	rc = vb_adigests_end(o, name, err);
+	o = NULL;
 out:
-	if (out >= 0)
-		close(out);
-	if (rc < 0 && *name) {
-		vb_state_unlink(s, *name);
-		free(*name);
-		*name = NULL;
-	}
+	vb_adigests_abort(o);
 	if (fd >= 0)
 		close(fd);
 	digest_reader_free(rd);
 	bitmap_free(set);
-	free(buf);
 	return rc;
 }
 

@@ -48,6 +48,7 @@ static json_object *ckpt_to_json(const struct vb_ckpt *c)
 	jadd(o, "archive_sha256", c->archive_sha256);
 	if (c->key_id)
 		jadd(o, "key_id", c->key_id);
+	jadd(o, "archive_digest", c->archive_digest);
 	if (c->archive_size)
 		json_object_object_add(o, "archive_size",
 				       json_object_new_int64((int64_t)c->archive_size));
@@ -93,6 +94,7 @@ static int ckpt_from_json(struct vb_ckpt *c, json_object *o)
 	c->archive = st_strdup(jstr(o, "archive"));
 	c->archive_sha256 = st_strdup(jstr(o, "archive_sha256"));
 	c->key_id = st_strdup(jstr(o, "key_id"));
+	c->archive_digest = st_strdup(jstr(o, "archive_digest"));
 	c->drives = calloc(json_object_array_length(arr) + 1, sizeof(*c->drives));
 	if (!c->name || !c->uuid || !c->drives)
 		goto fail;
@@ -186,6 +188,7 @@ char *st_manifest_text(const struct vb_state *s, const struct vb_ckpt *c)
 	jadd(o, "archive_sha256", c->archive_sha256);
 	if (c->key_id)
 		jadd(o, "key_id", c->key_id);
+	jadd(o, "archive_digest", c->archive_digest);
 	if (c->archive_size)
 		json_object_object_add(o, "archive_size",
 				       json_object_new_int64((int64_t)c->archive_size));

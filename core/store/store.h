@@ -41,6 +41,7 @@ struct vb_ckpt {
 	char *archive;          /* where it was written, or NULL (stdout, command) */
 	char *archive_sha256;   /* of the bytes as written */
 	char *key_id;           /* the key it is encrypted to (hex), or NULL */
+	char *archive_digest;   /* or "vma-tree-1:HEX" of them (vma_tree.c) */
 	uint64_t archive_size;  /* bytes as written; 0: not recorded (older states) */
 	size_t ndrives;
 	struct vb_ckpt_drive *drives;
@@ -178,5 +179,16 @@ struct vb_adigests {
 int vb_adigests_load(struct vb_state *s, const char *file, struct vb_adigests *out,
 		     struct vb_error *err);
 const uint8_t *vb_adigests_find(const struct vb_adigests *a, uint64_t i);
+/* Such a file written as a backup copies the clusters (their digests at
+ * hand: no second read of the digest map at commit), entries in ascending
+ * cluster order; end gives its state file name (the checkpoint's drive
+ * record names it as archive_digests), abort removes it (NULL: no-op). */
+struct vb_adigests_out;
+struct vb_adigests_out *vb_adigests_begin(struct vb_state *s, uint64_t size,
+					  struct vb_error *err);
+void vb_adigests_add(struct vb_adigests_out *o, uint64_t cluster,
+		     const uint8_t digest[32]);
+int vb_adigests_end(struct vb_adigests_out *o, char **name, struct vb_error *err);
+void vb_adigests_abort(struct vb_adigests_out *o);
 
 #endif

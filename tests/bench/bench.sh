@@ -9,7 +9,9 @@
 # BENCH_BIG (size of the sparse RSS drive in MiB, default 16384),
 # BENCH_HUGE (the scale case's sparse drive in MiB, default 1048576: 1 TiB,
 # with BENCH_HUGE_DATA MiB of data, default 1024; 0 skips it),
-# BENCH_DRIVES (the scale case of many drives of 16 MiB, default 64; 0 skips).
+# BENCH_DRIVES (the scale case of many drives of 16 MiB, default 64; 0 skips),
+# BENCH_REAL (the scale case of an image with real data, in MiB, default
+# 20480: a quarter /usr files, a quarter random, half holes; 0 skips).
 # Every file lives in the scratch directory: on tmpfs all reads and writes
 # are page-cache speed, the same for vmaback and the references.
 set -eu
@@ -26,11 +28,13 @@ BIG_MIB=${BENCH_BIG:-16384}
 HUGE_MIB=${BENCH_HUGE:-1048576}
 HUGE_DATA=${BENCH_HUGE_DATA:-1024}
 NDRIVES=${BENCH_DRIVES:-64}
-case $SIZE_MIB$ROUNDS$BIG_MIB$HUGE_MIB$HUGE_DATA$NDRIVES in *[!0-9]* | '') echo "bench: BENCH_SIZE, BENCH_ROUNDS, BENCH_BIG are numbers" >&2; exit 2 ;; esac
+REAL_MIB=${BENCH_REAL:-20480}
+case $SIZE_MIB$ROUNDS$BIG_MIB$HUGE_MIB$HUGE_DATA$NDRIVES$REAL_MIB in *[!0-9]* | '') echo "bench: BENCH_SIZE, BENCH_ROUNDS, BENCH_BIG are numbers" >&2; exit 2 ;; esac
 [ $((SIZE_MIB % 64)) -eq 0 ] && [ "$SIZE_MIB" -ge 128 ] ||
 	{ echo "bench: BENCH_SIZE must be a multiple of 64 (MiB), at least 128" >&2; exit 2; }
 [ "$HUGE_MIB" = 0 ] || { [ "$HUGE_DATA" -ge 16 ] && [ $((HUGE_DATA % 16)) -eq 0 ] && [ "$HUGE_MIB" -ge $((HUGE_DATA * 16)) ]; } ||
 	{ echo "bench: BENCH_HUGE_DATA must be a multiple of 16 (MiB), BENCH_HUGE at least 16 times it" >&2; exit 2; }
+[ $((REAL_MIB % 64)) -eq 0 ] || { echo "bench: BENCH_REAL must be a multiple of 64 (MiB)" >&2; exit 2; }
 [ "$NDRIVES" -le 255 ] || { echo "bench: BENCH_DRIVES is at most 255 (VMA's limit)" >&2; exit 2; }
 OUTFILE=${BENCH_OUT:-$(dirname "$(command -v "$VMABACK")")/bench-results.md}
 
@@ -306,6 +310,37 @@ if [ "$NDRIVES" -gt 0 ]; then
 	fi
 fi
 
+real_done=0
+if [ "$REAL_MIB" -gt 0 ]; then
+	# half of it allocated, its zstd archive (at most that), a restored copy
+	rneed=$((REAL_MIB * 1024 * 3 / 2 + 524288))
+	if [ "$(avail_kib "$dir")" -lt "$rneed" ]; then
+		echo "== scale: $REAL_MIB MiB image with real data skipped: $((rneed / 1024)) MiB of scratch space needed"
+	else
+		echo "== scale: $REAL_MIB MiB image with real data (1/4 /usr files, 1/4 random, 1/2 holes)"
+		real=$dir/real.raw
+		truncate -s "${REAL_MIB}M" "$real"
+		find /usr/lib /usr/bin /usr/share -xdev -type f -size +4k 2>/dev/null | sort |
+			xargs cat 2>/dev/null | head -c $((REAL_MIB / 4 * 1048576)) >"$dir/files" || true
+		fsz=$(stat -c %s "$dir/files")
+		off=0
+		while [ "$fsz" -gt 0 ] && [ $off -lt $((REAL_MIB / 4 * 1048576)) ]; do  # repeated when /usr is smaller
+			dd if="$dir/files" of="$real" bs=1M seek=$((off / 1048576)) conv=notrunc status=none
+			off=$((off + fsz / 1048576 * 1048576))
+			[ "$fsz" -ge 1048576 ] || break
+		done
+		rm -f "$dir/files"
+		dd if=/dev/urandom of="$real" bs=1M count=$((REAL_MIB / 4)) seek=$((REAL_MIB / 2)) conv=notrunc status=none iflag=fullblock
+		truncate -s "${REAL_MIB}M" "$real"
+		rss real_plain "$V" backup --quiet -d d="$real" -o -
+		rss real_set "$V" backup --quiet --set X --state-dir "$dir/st" --compress zstd -d d="$real" -o "$dir/x.vma.zst"
+		rss real_restore "$V" restore --quiet "$dir/x.vma.zst" --target d="$dir/xr.raw"
+		cmp "$real" "$dir/xr.raw" || { echo "bench: the restored real-data image differs" >&2; exit 1; }
+		rm -rf "$real" "$dir/xr.raw" "$dir/x.vma.zst" "$dir/st"
+		real_done=1
+	fi
+fi
+
 RSS_GOAL=64
 worst() { # the largest RSS of LABELS..., in MiB
 	for l in "$@"; do cat "$dir/m.$l"; done | sort -n | tail -1 | awk '{ printf "%.1f", $1 / 1024 }'
@@ -392,6 +427,12 @@ row() { # LABEL COMMAND TIMELABEL MIB (- : no rate)
 	else
 		echo "| peak RSS, sparse drive of $HUGE_MIB MiB | skipped | <= $RSS_GOAL | |"
 	fi
+	if [ $real_done = 1 ]; then
+		target "peak RSS, $REAL_MIB MiB image with real data (MiB, plain, set+zstd, restore)" \
+			"$(worst real_plain real_set real_restore)" $RSS_GOAL '<='
+	else
+		echo "| peak RSS, $REAL_MIB MiB image with real data | skipped | <= $RSS_GOAL | |"
+	fi
 	if [ $many_done = 1 ]; then
 		target "peak RSS, $NDRIVES drives of 16 MiB (MiB, plain, set, restore)" \
 			"$(worst many_plain many_set many_restore)" $RSS_GOAL '<='
@@ -407,6 +448,9 @@ row() { # LABEL COMMAND TIMELABEL MIB (- : no rate)
 		echo "Scale, one run each, seconds (peak RSS MiB): $HUGE_MIB MiB sparse drive with $HUGE_DATA MiB of data:"
 		echo "plain $(e huge_plain) ($(m huge_plain)), set+zstd $(e huge_set) ($(m huge_set)), restore $(e huge_restore) ($(m huge_restore));"
 		echo "the same data as one $HUGE_DATA MiB drive, plain $(e dense_plain) ($(m dense_plain))."
+	fi
+	if [ $real_done = 1 ]; then
+		echo "$REAL_MIB MiB image with real data: plain to /dev/null $(e real_plain) ($(m real_plain)), set+zstd $(e real_set) ($(m real_set)), restore $(e real_restore) ($(m real_restore))."
 	fi
 	if [ $many_done = 1 ]; then
 		echo "$NDRIVES drives of 16 MiB: plain $(e many_plain) ($(m many_plain)), set+zstd $(e many_set) ($(m many_set)), restore $(e many_restore) ($(m many_restore))."

@@ -10,6 +10,7 @@
 
 #include "test_support.h"
 
+#include "bitmap/bitmap.h"
 #include "core/archive/archive.h"
 #include "core/backup/backup.h"
 #include "core/store/store.h"
@@ -169,6 +170,55 @@ static void full_then_incremental(void **state)
 	chain_equals_disks(f, chain, 2);
 }
 
+/* An incremental whose changes lie apart (gathered into one read) and in a
+ * run (read as a range), a changed cluster that became zero among them:
+ * the chain restores the disks, and the archive's recorded digest (a plain
+ * archive of a set: vma-tree-1 from the cluster digests) checks out. */
+static void scattered_incremental(void **state)
+{
+	struct fx *f = *state;
+	struct vb_backup_result res;
+	struct vb_error err = { 0 };
+	const char *chain[] = { "full.vma", "inc.vma" };
+	unsigned scattered[] = { 0, 2, 5, 9, 24, 31 };
+	struct vb_state *s;
+
+	assert_int_equal(backup(f, "full.vma", VB_MODE_AUTO, 0, NULL, &res, &err), 0);
+	assert_true(res.tree);
+	for (size_t i = 0; i < sizeof(scattered) / sizeof(scattered[0]); i++)
+		poke(f, 1, scattered[i], scattered[i] == 24 ? 0 : (unsigned char)(0x80 + i));
+	for (unsigned c = 12; c < 22; c++)
+		poke(f, 1, c, 0x42);
+	poke(f, 0, 7, 0x11);
+	assert_int_equal(backup(f, "inc.vma", VB_MODE_AUTO, 0, NULL, &res, &err), 0);
+	assert_string_equal(vb_kind_name(res.kind), "incremental");
+	assert_int_equal(res.dirty_clusters, 6 + 10 + 1);
+	assert_int_equal(res.clusters, 6 + 10 + 1);
+	chain_equals_disks(f, chain, 2);
+	s = vb_state_open_read(f->state_dir, "vm", &err);
+	assert_non_null(s);
+	assert_non_null(vb_state_latest(s)->archive_digest);
+	assert_int_equal(vb_ckpt_check_archive(vb_state_latest(s), &err), 0);
+	/* the archive's cluster digests, written during the copy: one per
+	 * cluster it holds, each that of the cluster's data */
+	{
+		struct vb_adigests ad;
+		unsigned char cl[CL];
+		uint8_t want[32];
+
+		assert_int_equal(vb_adigests_load(s, vb_state_latest(s)->drives[1].archive_digests,
+						  &ad, &err), 0);
+		assert_int_equal(ad.n, 6 + 10);
+		memset(cl, 0x80 + 2, sizeof(cl));
+		assert_int_equal(digest_cluster(cl, CL, want), 0);
+		assert_non_null(vb_adigests_find(&ad, 5));
+		assert_memory_equal(vb_adigests_find(&ad, 5), want, 32);
+		assert_null(vb_adigests_find(&ad, 6));
+		free(ad.entries);
+	}
+	vb_state_close(s);
+}
+
 /* A sink that cannot be written (the archive's directory is gone): the
  * run fails, nothing is committed, no archive appears. */
 static void failing_sink_commits_nothing(void **state)
@@ -279,6 +329,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(full_then_incremental, setup, teardown),
+		cmocka_unit_test_setup_teardown(scattered_incremental, setup, teardown),
 		cmocka_unit_test_setup_teardown(failing_sink_commits_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(cancel_commits_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(threshold_keeps_changes_for_later, setup, teardown),

@@ -1253,6 +1253,110 @@ static void test_err_names(void **state)
 	assert_string_equal(vma_err_name(VMA_ERR__COUNT), "unknown");
 }
 
+/* ------------------------------------------------------------ vma-tree-1 */
+
+/* An archive of two devices (one of an odd size) written with a tree: the
+ * digests given for some clusters, computed by the writer for the others
+ * (and for masked clusters). */
+static void tree_archive(struct membuf *m, uint8_t tree[VMA_TREE_LEN], bool give)
+{
+	static uint8_t cl[VMA_CLUSTER_SIZE];
+	struct vma_writer *w = vma_writer_new(mem_write, m);
+	struct vma_tree *t = vma_tree_new();
+	uint64_t sizes[2] = { 5 * (uint64_t)VMA_CLUSTER_SIZE, 3 * (uint64_t)VMA_CLUSTER_SIZE + 1000 };
+	uint64_t rnd = 7;
+
+	assert_non_null(w);
+	assert_non_null(t);
+	vma_writer_set_tree(w, t);
+	assert_int_equal(vma_writer_set_uuid(w, (const uint8_t *)"0123456789abcdef"), 0);
+	vma_writer_set_ctime(w, 1700000000);
+	assert_int_equal(vma_writer_add_config(w, "qemu-server.conf", "x", 1), 0);
+	assert_int_equal(vma_writer_add_device(w, "d1", sizes[0]), 1);
+	assert_int_equal(vma_writer_add_device(w, "d2", sizes[1]), 2);
+	assert_int_equal(vma_writer_set_extent_clusters(w, 3), 0);
+	assert_int_equal(vma_writer_start(w), 0);
+	for (unsigned d = 0; d < 2; d++)
+		for (uint32_t c = 0; c < vma_clusters_of(sizes[d]); c++) {
+			uint64_t left = sizes[d] - (uint64_t)c * VMA_CLUSTER_SIZE;
+			size_t len = left < VMA_CLUSTER_SIZE ? (size_t)left : VMA_CLUSTER_SIZE;
+			uint8_t dg[VMA_TREE_LEN];
+
+			for (size_t i = 0; i < sizeof(cl); i += 8) {
+				uint64_t v = xrand(&rnd);
+
+				memcpy(cl + i, &v, 8);
+			}
+			memset(cl + VMA_BLOCK_SIZE, 0, VMA_BLOCK_SIZE); /* a zero block */
+			if (c == 1)
+				memset(cl, 0, sizeof(cl)); /* a zero cluster */
+			assert_int_equal(vma_tree_cluster_digest(cl, (uint32_t)len, dg), 0);
+			assert_int_equal(vma_writer_add_cluster_digest(w, d + 1, c, cl, len,
+								       give && c % 2 ? dg : NULL), 0);
+		}
+	assert_int_equal(vma_writer_finish(w), 0);
+	assert_int_equal(vma_tree_final(t, tree), 0);
+	vma_tree_free(t);
+	vma_writer_free(w);
+}
+
+static void tree_of(const uint8_t *buf, size_t len, int want, uint8_t out[VMA_TREE_LEN])
+{
+	struct memsrc src;
+	uint64_t size = 0;
+
+	src_init(&src, buf, len);
+	assert_int_equal(vma_tree_of_stream(chunk_read, &src, out, &size), want);
+	assert_int_equal(size, len);
+}
+
+static void test_tree_digest(void **state)
+{
+	struct membuf a = { 0 }, b = { 0 };
+	uint8_t ta[VMA_TREE_LEN], tb[VMA_TREE_LEN], got[VMA_TREE_LEN], sha[VMA_TREE_LEN];
+	uint8_t *x;
+	size_t ext;
+
+	(void)state;
+	tree_archive(&a, ta, true);
+	tree_archive(&b, tb, false);
+	/* the digests given and those the writer computes are the same */
+	assert_int_equal(a.len, b.len);
+	assert_memory_equal(a.data, b.data, a.len);
+	tree_of(b.data, b.len, 0, got);
+	assert_memory_equal(got, tb, VMA_TREE_LEN);
+	assert_memory_equal(ta, tb, VMA_TREE_LEN);
+	tree_of(a.data, a.len, 0, got);
+	assert_memory_equal(got, ta, VMA_TREE_LEN);
+	/* it is not the SHA-256 of the bytes */
+	assert_int_equal(vma_tree_cluster_digest(a.data, (uint32_t)a.len, sha), 0);
+	assert_memory_not_equal(sha, ta, VMA_TREE_LEN);
+	x = malloc(a.len + 1);
+	assert_non_null(x);
+	/* every byte counts: in the header, an extent header, a cluster; a
+	 * byte past the device end, in the last stored block, must be zero */
+	ext = get_be32(a.data + VMA_H_HEADER_SIZE);
+	size_t at[] = { 100, ext + 300, ext + VMA_EXTENT_HEADER_SIZE + 5, a.len - 1 };
+	int rc[] = { 0, 0, 0, 1 };
+	for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+		memcpy(x, a.data, a.len);
+		x[at[i]] ^= 0x40;
+		tree_of(x, a.len, rc[i], got);
+		if (rc[i] == 0)
+			assert_memory_not_equal(got, ta, VMA_TREE_LEN);
+	}
+	/* cut short, grown, not VMA: no digest */
+	memcpy(x, a.data, a.len);
+	tree_of(x, a.len - 1, 1, got);
+	x[a.len] = 0;
+	tree_of(x, a.len + 1, 1, got);
+	x[0] = 'X';
+	tree_of(x, a.len, 1, got);
+	free(x);
+	free(a.data);
+	free(b.data);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1293,6 +1397,7 @@ int main(void)
 		cmocka_unit_test(test_huge_devices),
 		cmocka_unit_test(test_reader_usage),
 		cmocka_unit_test(test_err_names),
+		cmocka_unit_test(test_tree_digest),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
