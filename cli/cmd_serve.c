@@ -93,8 +93,23 @@ static int add_export(struct cli_serve *s, const struct vb_meta_drive *d)
 	return s->served[s->nserved - 1] && s->uris[s->nserved - 1] ? 0 : -1;
 }
 
-/* Opens and indexes the chain once here: its errors come as vmaback's,
- * with vmaback's exit statuses, before any server starts. */
+/* The index, in a registered temporary of the private directory, for the
+ * plugin to read instead of building it again. */
+static int save_index(struct cli_serve *s, const struct vb_index *x)
+{
+	struct vb_error err = { 0 };
+	char path[PATH_MAX + 16];
+
+	snprintf(path, sizeof(path), "%s/index", s->tmpdir);
+	s->index = vb_tempfile_new(path, &err);
+	if (!s->index || vb_index_save(x, vb_tempfile_fd(s->index), &err) < 0)
+		return cli_fail("serve", &err);
+	return EXIT_OK;
+}
+
+/* Opens and indexes the chain once, here: its errors come as vmaback's,
+ * with vmaback's exit statuses, before any server starts; the plugin
+ * reads the index from the file save_index writes. */
 static int check_chain(struct cli_serve *s, double *secs)
 {
 	struct vb_error err = { 0 };
@@ -106,6 +121,7 @@ static int check_chain(struct cli_serve *s, double *secs)
 	if (!x)
 		return cli_fail("serve", &err);
 	*secs = vb_clock_monotonic() - t0;
+	status = save_index(s, x);
 	m = vb_index_meta(x);
 	for (size_t i = 0; i < s->nnames && status == EXIT_OK; i++) {
 		bool found = false;
@@ -172,6 +188,8 @@ static char **nbdkit_argv(const struct cli_serve *s, const char *plugin, const c
 		ok = asprintf(&v[n++], "archive=%s", s->archives[i]) >= 0;
 	for (size_t i = 0; ok && i < s->nnames; i++)
 		ok = asprintf(&v[n++], "drive=%s", s->names[i]) >= 0;
+	if (ok)
+		ok = asprintf(&v[n++], "index=%s", vb_tempfile_path(s->index)) >= 0;
 	if (!ok) {
 		for (size_t i = 0; i < n; i++)
 			free(v[i]);
@@ -256,6 +274,14 @@ static void remove_socket(const struct cli_serve *s)
 		unlink(s->socket);
 }
 
+/* The private directory and what is left in it. */
+static void serve_cleanup(struct cli_serve *s)
+{
+	vb_tempfile_discard(s->index);
+	s->index = NULL;
+	rmdir(s->tmpdir);
+}
+
 static int serve(struct cli_serve *s)
 {
 	char *plugin = find_plugin(), pidfile[PATH_MAX + 16], **argv = NULL;
@@ -275,27 +301,32 @@ static int serve(struct cli_serve *s)
 		return EXIT_FAIL;
 	}
 	status = cli_serve_cache(s);
-	if (status == EXIT_OK)
-		status = check_chain(s, &index_secs);
-	if (status == EXIT_OK && s->overlay)
-		status = cli_serve_overlays(s);
-	if (status != EXIT_OK || (status = cli_close_stdout(EXIT_OK)) != EXIT_OK) {
+	if (status != EXIT_OK) {
 		free(plugin);
 		return status;
 	}
+	/* 0700: nbdkit's pid file and the index */
 	snprintf(s->tmpdir, sizeof(s->tmpdir), "%s/vmaback-serve.XXXXXX", tmp && *tmp ? tmp : "/tmp");
 	if (!mkdtemp(s->tmpdir)) {
 		cli_warn("serve", "%s: %s", s->tmpdir, strerror(errno));
 		free(plugin);
 		return EXIT_FAIL;
 	}
+	status = check_chain(s, &index_secs);
+	if (status == EXIT_OK && s->overlay)
+		status = cli_serve_overlays(s);
+	if (status == EXIT_OK)
+		status = cli_close_stdout(EXIT_OK);
 	snprintf(pidfile, sizeof(pidfile), "%s/nbdkit.pid", s->tmpdir);
-	argv = nbdkit_argv(s, plugin, pidfile);
+	argv = status == EXIT_OK ? nbdkit_argv(s, plugin, pidfile) : NULL;
 	free(plugin);
 	if (!argv) {
-		cli_warn("serve", "out of memory");
-		rmdir(s->tmpdir);
-		return EXIT_FAIL;
+		if (status == EXIT_OK) {
+			cli_warn("serve", "out of memory");
+			status = EXIT_FAIL;
+		}
+		serve_cleanup(s);
+		return status;
 	}
 	fflush(NULL);
 	s->pid = fork();
@@ -306,12 +337,15 @@ static int serve(struct cli_serve *s)
 	free(argv);
 	if (s->pid < 0) {
 		cli_warn("serve", "fork: %s", strerror(errno));
-		rmdir(s->tmpdir);
+		serve_cleanup(s);
 		return EXIT_FAIL;
 	}
 	cli_set_consumer(s->pid);
 	st = wait_child(s, pidfile, &ready);
 	if (st == -2) {
+		/* the plugin has read the index */
+		vb_tempfile_discard(s->index);
+		s->index = NULL;
 		cli_info(s->quiet, "INFO: nbdkit (pid %ld) serves the exports %s%s (index %.3f s, "
 			 "ready after %.3f s)%s", (long)s->pid, s->socket ? "on " : "at port ",
 			 s->socket ? s->socket : s->port, index_secs, vb_clock_monotonic() - t0,
@@ -320,7 +354,7 @@ static int serve(struct cli_serve *s)
 	}
 	cli_set_consumer(0);
 	unlink(pidfile);
-	rmdir(s->tmpdir);
+	serve_cleanup(s);
 	remove_socket(s);
 	if (st == -1) {
 		cli_warn("serve", "waiting for nbdkit: %s", strerror(errno));

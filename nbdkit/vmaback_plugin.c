@@ -5,11 +5,17 @@
  * decompressed); block status reports the holes and zeros.
  *
  *   nbdkit -r nbdkit-vmaback-plugin.so archive=FULL [archive=INC ...] [drive=NAME ...]
+ *          [index=FILE]
+ *
+ * index=FILE: the index `vmaback serve` built (vb_index_save), read instead
+ * of building it again; the chain's headers are still checked against it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
@@ -23,6 +29,7 @@ static const char **archives;
 static size_t narchives;
 static const char **selected;   /* drive names; none: every disk */
 static size_t nselected;
+static const char *index_file;  /* index=: built by vmaback serve */
 static struct vb_index *idx;
 static size_t *served;          /* indexes of the served drives */
 static size_t nserved;
@@ -58,7 +65,11 @@ static int vb_config(const char *key, const char *value)
 		return append(&archives, &narchives, value);
 	if (strcmp(key, "drive") == 0)
 		return append(&selected, &nselected, value);
-	nbdkit_error("unknown parameter '%s' (archive=PATH, drive=NAME)", key);
+	if (strcmp(key, "index") == 0) {
+		index_file = value;
+		return 0;
+	}
+	nbdkit_error("unknown parameter '%s' (archive=PATH, drive=NAME, index=FILE)", key);
 	return -1;
 }
 
@@ -81,13 +92,31 @@ static int find_drive(const char *name)
 	return -1;
 }
 
-/* The index is built once, before the first connection. */
+/* The index of index=FILE, else built from the archives. */
+static struct vb_index *index_get(struct vb_error *err)
+{
+	struct vb_index *x;
+	int fd;
+
+	if (!index_file)
+		return vb_index_open(archives, narchives, err);
+	fd = open(index_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		vb_error_set(err, VB_E_FAIL, errno, "%s: %s", index_file, strerror(errno));
+		return NULL;
+	}
+	x = vb_index_load(archives, narchives, fd, err);
+	close(fd);
+	return x;
+}
+
+/* The index is there once, before the first connection. */
 static int vb_get_ready(void)
 {
 	struct vb_error err = { 0 };
 	const struct vb_meta *m;
 
-	idx = vb_index_open(archives, narchives, &err);
+	idx = index_get(&err);
 	if (!idx) {
 		nbdkit_error("%s", err.msg);
 		return -1;
@@ -233,7 +262,8 @@ static struct nbdkit_plugin plugin = {
 	.config = vb_config,
 	.config_complete = vb_config_complete,
 	.config_help = "archive=PATH   (repeated) the full archive, then its successors\n"
-		       "drive=NAME     (repeated) serve only these drives",
+		       "drive=NAME     (repeated) serve only these drives\n"
+		       "index=FILE     the index vmaback serve built (else built here)",
 	.get_ready = vb_get_ready,
 	.list_exports = vb_list_exports,
 	.default_export = vb_default_export,
