@@ -290,6 +290,13 @@ big_sparse() {
 	full big.vma.zst big
 	serve_start big.vma.zst --socket "$PWD/s.sock"
 	grep -q 'drive big (1.0 TiB, 256 clusters with data)' "$SERR" || fail "$(cat "$SERR")"
+	# the index is built once, by serve: nbdkit, ready, has read the
+	# archive's headers and seek table, not its extents again
+	local rchar size
+	rchar=$(sed -n 's/^rchar: //p' "/proc/$NPID/io")
+	size=$(stat -c %s big.vma.zst)
+	[ "$rchar" -lt $((size / 4)) ] ||
+		fail "nbdkit read $rchar bytes of a $size-byte archive before it was ready"
 	pids=$NPID
 	ldd "$VMABACK" 2>/dev/null | grep -q libasan || pids="$pids $SPID"
 	# shellcheck disable=SC2086
