@@ -1,8 +1,9 @@
-/* backup_all.c: `vmaback backup --all`: every running libvirt domain, one
- * after the other (as vzdump --all), each a whole run of its own: its own
- * set named after it, its own lock, its own archive and log in the dump
- * directory; one summary line per domain, and a failed exit status when
- * any failed. */
+/* backup_all.c: `vmaback backup --all` (every running libvirt domain;
+ * with --include-stopped every domain, the stopped ones read offline from
+ * their images) or `--domains A,B`: one domain after the other (as vzdump
+ * --all), each a whole run of its own: its own set named after it, its own
+ * lock, its own archive and log in the dump directory; one summary line
+ * per domain, and a failed exit status when any failed. */
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,9 +29,31 @@ static bool is_opt(const char *arg, const char *opt)
 bool backup_all_asked(int argc, char **argv)
 {
 	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
-		if (strcmp(argv[i], "--all") == 0)
+		if (strcmp(argv[i], "--all") == 0 || is_opt(argv[i], "--domains"))
 			return true;
 	return false;
+}
+
+/* --domains A,B,C: the names, malloc'd; n 0 for an empty list. */
+static int split_list(const char *list, char ***names, size_t *n)
+{
+	char *copy = strdup(list), *save = NULL;
+
+	*names = calloc(strlen(list) / 2 + 2, sizeof(**names));
+	*n = 0;
+	if (!copy || !*names) {
+		free(copy);
+		return cli_usage(CMD, "out of memory");
+	}
+	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
+		if (!((*names)[(*n)++] = strdup(t))) {
+			free(copy);
+			return cli_usage(CMD, "out of memory");
+		}
+	free(copy);
+	if (*n == 0)
+		return cli_usage(CMD, "--domains %s: no domain named", list);
+	return 0;
 }
 
 /* The value of option opt on the command line, or NULL. */
@@ -50,19 +73,26 @@ static const char *value_of(int argc, char **argv, const char *opt)
 
 static int check(int argc, char **argv)
 {
+	bool all = false, list = false;
+
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 
+		all = all || strcmp(a, "--all") == 0;
+		list = list || is_opt(a, "--domains");
 		for (const char *const *r = refused; *r; r++)
 			if (is_opt(a, *r))
 				return cli_usage(CMD, "%s does not go with --all: each running domain "
 						 "is backed up into its own set, named after it", *r);
-		if ((a[0] == '-' && (a[1] == 'd' || a[1] == 'o')))
+		if (a[0] == '-' && (a[1] == 'd' || a[1] == 'o'))
 			return cli_usage(CMD, "%.2s does not go with --all: each running domain is "
 					 "backed up whole into the dump directory", a);
 	}
+	if (all && list)
+		return cli_usage(CMD, "give either --all or --domains LIST, not both");
 	if (!value_of(argc, argv, "--dumpdir"))
-		return cli_usage(CMD, "--all needs --dumpdir DIR: one archive per domain");
+		return cli_usage(CMD, "%s needs --dumpdir DIR: one archive per domain",
+				 all ? "--all" : "--domains");
 	return 0;
 }
 
@@ -91,15 +121,20 @@ static void report(bool json, const char *dom, int status)
 int backup_all(int argc, char **argv, int (*one)(int, char **))
 {
 	struct vb_error err = { 0 };
-	const char *uri = value_of(argc, argv, "--connect");
-	bool json = false, tmpl = value_of(argc, argv, "--name-template") != NULL;
-	char **doms = NULL, **av;
+	const char *uri = value_of(argc, argv, "--connect"), *list;
+	bool json = false, tmpl = value_of(argc, argv, "--name-template") != NULL, stopped = false;
+	char **doms = NULL, **av = NULL;
 	size_t n = 0, failed = 0;
 	int status = check(argc, argv), ac;
 
 	if (status)
 		return status;
-	if (vb_libvirt_running(uri, &doms, &n, &err) < 0)
+	for (int i = 1; i < argc; i++)
+		stopped = stopped || strcmp(argv[i], "--include-stopped") == 0;
+	list = value_of(argc, argv, "--domains");
+	if (list && (status = split_list(list, &doms, &n)) != 0)
+		goto out;
+	if (!list && vb_libvirt_domains(uri, stopped, &doms, &n, &err) < 0)
 		return cli_fail(CMD, &err);
 	av = calloc((size_t)argc + 8, sizeof(*av));
 	if (!av) {
@@ -109,15 +144,19 @@ int backup_all(int argc, char **argv, int (*one)(int, char **))
 	for (int i = 1; i < argc; i++)
 		json = json || strcmp(argv[i], "--json") == 0;
 	if (n == 0)
-		fprintf(stderr, "vmaback: %s --all: libvirt%s%s runs no domain\n", CMD,
-			uri ? " at " : "", uri ? uri : "");
+		fprintf(stderr, "vmaback: %s --all: libvirt%s%s %s no domain\n", CMD,
+			uri ? " at " : "", uri ? uri : "", stopped ? "has" : "runs");
 	for (size_t k = 0; k < n && !cli_interrupted; k++) {
 		struct vb_error e = { 0 };
 
 		ac = 0;
-		for (int i = 0; i < argc; i++)
-			if (i == 0 || strcmp(argv[i], "--all") != 0)
+		for (int i = 0; i < argc; i++) {
+			if (i > 0 && strcmp(argv[i], "--domains") == 0)
+				i++;
+			else if (i == 0 || (strcmp(argv[i], "--all") != 0 &&
+					    !is_opt(argv[i], "--domains")))
 				av[ac++] = argv[i];
+		}
 		av[ac++] = "--domain";
 		av[ac++] = doms[k];
 		av[ac++] = "--set";

@@ -101,6 +101,9 @@ static int check_live(struct backup_args *a)
 				 "(libvirt), not both");
 	if (l->connect && !l->domain)
 		return cli_usage(CMD, "--connect goes with --domain NAME");
+	if (a->include_stopped && !l->domain)
+		return cli_usage(CMD, "--include-stopped goes with --domain NAME, --domains or "
+				 "--all");
 	for (size_t i = 0; i < a->ndrives; i++) {
 		const char *spec = a->drives[i].spec;
 		bool qmp = strncmp(spec, "qmp:", 4) == 0, lv = strncmp(spec, "libvirt:", 8) == 0;
@@ -132,6 +135,7 @@ static int check_live(struct backup_args *a)
 		return cli_usage(CMD, "--fsfreeze needs --qga SOCKET (the guest agent's "
 				 "socket), and --qga goes with --fsfreeze");
 	l->fsfreeze = a->fsfreeze;
+	l->include_stopped = a->include_stopped;
 	l->ndrives = a->ndrives;
 	l->names = calloc(a->ndrives + 1, sizeof(*l->names));
 	l->devices = calloc(a->ndrives + 1, sizeof(*l->devices));
@@ -206,8 +210,18 @@ int backup_args_check(struct backup_args *a)
 		if (ends_with(name, ".gz") || ends_with(name, ".lzo"))
 			return cli_usage(CMD, "%s: vmaback compresses with zstd only (.vma.zst)",
 					 name);
-		a->compress = ends_with(name, ".zst");
+		a->compress = ends_with(name, ".zst") || ends_with(name, ".zst.enc");
 	}
+	if (a->encrypt && a->recipient)
+		return cli_usage(CMD, "give either --encrypt KEYFILE or --recipient PUBFILE, not both");
+	if ((a->encrypt || a->recipient) && !(a->pubkey = cli_pubkey_load(CMD, a->encrypt ?
+								  a->encrypt : a->recipient)))
+		return EXIT_USAGE;
+	if (a->sign && a->compress == 0 && !a->pubkey)
+		return cli_usage(CMD, "--sign: a plain VMA archive has no room for a signature: "
+				 "compress it (--compress zstd) or encrypt it");
+	if (a->sign && !(a->sign_key = cli_secret_load(CMD, a->sign)))
+		return EXIT_USAGE;
 	if (a->quiet)
 		a->progress = CLI_PROGRESS_NONE;
 	return 0;

@@ -22,7 +22,8 @@ enum {
 	OPT_LOG_FILE, OPT_PROGRESS, OPT_CONFIG_FILE, OPT_BITMAP, OPT_NO_BITMAP,
 	OPT_DUMPDIR, OPT_VMID, OPT_NAME_TEMPLATE, OPT_NOTES, OPT_PROTECTED, OPT_HOOK,
 	OPT_MAX_CHAIN, OPT_FULL_EVERY, OPT_LOCKWAIT, OPT_THRESHOLD, OPT_QMP, OPT_SCRATCH_DIR,
-	OPT_FSFREEZE, OPT_QGA, OPT_DOMAIN, OPT_CONNECT,
+	OPT_FSFREEZE, OPT_QGA, OPT_DOMAIN, OPT_CONNECT, OPT_INCLUDE_STOPPED, OPT_DOMAINS,
+	OPT_ENCRYPT, OPT_RECIPIENT, OPT_SIGN,
 };
 
 const struct option backup_options[] = {
@@ -65,6 +66,12 @@ const struct option backup_options[] = {
 	{ "qga", required_argument, NULL, OPT_QGA },
 	{ "domain", required_argument, NULL, OPT_DOMAIN },
 	{ "connect", required_argument, NULL, OPT_CONNECT },
+	{ "all", no_argument, NULL, OPT_DOMAINS },
+	{ "domains", required_argument, NULL, OPT_DOMAINS },
+	{ "include-stopped", no_argument, NULL, OPT_INCLUDE_STOPPED },
+	{ "encrypt", required_argument, NULL, OPT_ENCRYPT },
+	{ "recipient", required_argument, NULL, OPT_RECIPIENT },
+	{ "sign", required_argument, NULL, OPT_SIGN },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -306,6 +313,20 @@ static int option(struct backup_args *a, int ch, char *arg)
 	case OPT_CONNECT:
 		a->live.connect = arg;
 		return 0;
+	case OPT_INCLUDE_STOPPED:
+		a->include_stopped = true;
+		return 0;
+	case OPT_DOMAINS: /* backup_all.c's, before these: not from a --config-file */
+		return backup_opt_usage(a, "--all and --domains go on the command line only");
+	case OPT_ENCRYPT:
+		a->encrypt = arg;
+		return 0;
+	case OPT_RECIPIENT:
+		a->recipient = arg;
+		return 0;
+	case OPT_SIGN:
+		a->sign = arg;
+		return 0;
 	case 'h':
 		return -1;
 	default:
@@ -515,4 +536,6 @@ void backup_args_free(struct backup_args *a)
 	free(a->live.devices);
 	free(a->generated_out);
 	free(a->generated_log);
+	vb_pubkey_free(a->pubkey);
+	vb_key_free(a->sign_key);
 }

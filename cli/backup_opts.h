@@ -17,9 +17,15 @@ struct backup_args {
 	bool no_bitmap;
 	const char *out, *output_cmd, *log_file, *config_file;
 	const char *hook;        /* --hook CMD, run at each phase */
+	/* --encrypt KEYFILE or --recipient PUBFILE: the key encrypted to */
+	const char *encrypt, *recipient;
+	struct vb_pubkey *pubkey;
+	const char *sign;        /* --sign KEYFILE */
+	struct vb_key *sign_key;
 	/* a running VM: --qmp SOCKET; the drives are NAME=qmp:DEVICE */
 	struct cli_live_args live;
 	bool fsfreeze;
+	bool include_stopped;    /* --include-stopped: a stopped domain read offline */
 	unsigned max_chain;      /* --max-chain N */
 	int64_t full_every;      /* --full-every DAYS, in seconds */
 	double lockwait;         /* --lockwait MINUTES */

@@ -40,6 +40,7 @@ struct command {
 extern const struct command cmd_recover, cmd_backup, cmd_list, cmd_config, cmd_verify, cmd_extract,
 	cmd_restore, cmd_merge, cmd_checkpoints, cmd_commit, cmd_ls, cmd_prune;
 extern const struct command cmd_serve;
+extern const struct command cmd_key, cmd_decrypt;
 /* Every command, NULL-terminated (commands.c). */
 extern const struct command *const cli_commands[];
 
@@ -165,6 +166,24 @@ struct cli_set_opts {
 /* Takes getopt's ch (and its argument) if it is one of those: 1, else 0. */
 int cli_set_option(int ch, const char *arg, struct cli_set_opts *o);
 
+/* --key KEYFILE of the commands that read archives (keys.c): the secret
+ * key (a passphrase-protected one unlocked with the first line of the file
+ * VMABACK_PASSPHRASE_FILE names) joins the keys every archive is opened
+ * with. 0 or an exit status after a message. */
+enum { CLI_OPT_KEY = 0x1010 };
+#define CLI_KEY_OPTION { "key", required_argument, NULL, CLI_OPT_KEY }
+int cli_key_load(const char *cmd, const char *path);
+/* The public key of --encrypt KEYFILE or --recipient PUBFILE, or NULL
+ * after a message. */
+struct vb_pubkey *cli_pubkey_load(const char *cmd, const char *path);
+/* A secret key file (a passphrase-protected one: VMABACK_PASSPHRASE_FILE),
+ * or NULL after a message. */
+struct vb_key *cli_secret_load(const char *cmd, const char *path);
+/* The keys loaded by cli_key_load (NULL: none). */
+const struct vb_input_opts *cli_keys(void);
+/* The passphrase: the first line of path (malloc'd), or NULL after a message. */
+char *cli_read_passphrase(const char *cmd, const char *path);
+
 /* Core's warnings (warnings.c): cli_on_warning is the vb_warn_fn of every
  * object; each warning is printed (cmd NULL: "INFO: MESSAGE" lines on
  * stderr unless quiet, else "vmaback: CMD: MESSAGE"; the log file always)
@@ -196,6 +215,7 @@ struct cli_live_args {
 	/* a libvirt domain: --domain NAME [--connect URI] (NAME=libvirt:DEV) */
 	const char *domain, *connect;
 	bool fsfreeze;
+	bool include_stopped;   /* a stopped domain: opened for its images */
 	const char **names, **devices;
 	size_t ndrives;
 };

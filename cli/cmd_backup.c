@@ -163,10 +163,37 @@ static int kind_name(struct backup_args *a, struct vb_backup *b, struct vb_error
 	return vb_backup_set_archive_path(b, path, err);
 }
 
+/* --include-stopped, a stopped domain (its session holds only its lock):
+ * its disks read offline from their images as -d NAME=qcow2:PATH would
+ * (only those -d NAME=libvirt:DEV names, under its names), with its XML
+ * as the archive's libvirt-domain.xml. */
+static int offline(struct backup_args *a, const struct vb_libvirt_offline *off,
+		   struct vb_backup_opts *o)
+{
+	struct vb_drive *d = calloc(off->n, sizeof(*d));
+
+	if (!d)
+		return cli_usage(CMD, "out of memory");
+	for (size_t i = 0; i < off->n; i++) {
+		d[i].name = off->names[i];
+		d[i].spec = off->specs[i];
+	}
+	free(a->drives);
+	a->drives = d;
+	a->ndrives = off->n;
+	cli_info(a->quiet, "INFO: domain %s is not running: reading its images", a->live.domain);
+	a->live.domain = NULL;
+	o->layout_name = "libvirt-domain.xml";
+	o->layout = off->xml;
+	return 0;
+}
+
 static int prepare(struct backup_args *a, struct vb_backup_opts *o, struct vb_state **state,
 		   struct vb_live **live, struct vb_backup **b, struct vb_error *err)
 {
+	const struct vb_libvirt_offline *off;
 	char *dir = NULL;
+	int rc;
 
 	if (a->set) {
 		dir = a->state_dir ? strdup(a->state_dir) : vb_state_default_dir();
@@ -193,9 +220,12 @@ static int prepare(struct backup_args *a, struct vb_backup_opts *o, struct vb_st
 		if (!(*live = wait_lock(&w, err)))
 			return cli_fail(CMD, err);
 	}
-	o->live = *live;
-	o->drives = *live ? NULL : a->drives;
-	o->ndrives = *live ? 0 : a->ndrives;
+	off = vb_live_libvirt_offline(*live);
+	if (off && (rc = offline(a, off, o)) != 0)
+		return rc;
+	o->live = off ? NULL : *live;
+	o->drives = o->live ? NULL : a->drives;
+	o->ndrives = o->live ? 0 : a->ndrives;
 	o->configs = a->configs;
 	o->nconfigs = a->nconfigs;
 	o->cancel = &cli_interrupted;
@@ -203,6 +233,8 @@ static int prepare(struct backup_args *a, struct vb_backup_opts *o, struct vb_st
 	o->zstd_level = a->zlevel;
 	o->zstd_threads = a->zthreads;
 	o->archive_path = a->out && strcmp(a->out, "-") != 0 ? a->out : NULL;
+	o->encrypt_to = a->pubkey;
+	o->sign = a->sign_key;
 	o->state = *state;
 	o->mode = a->mode;
 	o->since = a->since;

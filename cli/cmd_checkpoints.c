@@ -35,6 +35,8 @@ static json_object *ckpt_json(const struct vb_ckpt *c, bool pending)
 			       c->archive ? json_object_new_string(c->archive) : NULL);
 	json_object_object_add(o, "archive_sha256", c->archive_sha256 ?
 			       json_object_new_string(c->archive_sha256) : NULL);
+	if (c->key_id)
+		json_object_object_add(o, "key_id", json_object_new_string(c->key_id));
 	json_object_object_add(o, "pending", json_object_new_boolean(pending));
 	for (size_t i = 0; i < c->ndrives; i++) {
 		json_object *x = json_object_new_object();

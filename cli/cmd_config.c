@@ -8,6 +8,7 @@
 
 static const struct option config_options[] = {
 	{ "config", required_argument, NULL, 'c' },
+	CLI_KEY_OPTION,
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -45,6 +46,10 @@ static int config_run(int argc, char **argv)
 	while ((ch = cli_getopt(&g, argc, argv)) != -1) {
 		if (ch == 'c')
 			name = optarg;
+		else if (ch == CLI_OPT_KEY && cli_key_load("config", optarg) != EXIT_OK)
+			return EXIT_USAGE;
+		else if (ch == CLI_OPT_KEY)
+			continue;
 		else if (ch == 'h')
 			return cli_help(&cmd_config);
 		else
@@ -72,13 +77,14 @@ const struct command cmd_config = {
 	.run = config_run,
 	.summary = "print a config blob of an archive",
 	.help =
-	"Usage: vmaback config [-c NAME] ARCHIVE\n"
+	"Usage: vmaback config [-c NAME] [--key KEYFILE] ARCHIVE\n"
 	"\n"
 	"Prints the config blob NAME of the archive, byte for byte, on standard\n"
 	"output. ARCHIVE is a file or '-' (any supported compression).\n"
 	"\n"
 	"  -c, --config NAME  the blob (default qemu-server.conf, as Proxmox's\n"
 	"                     `vma config`; vmaback's own metadata is vmaback.json)\n"
+	"      --key KEYFILE  the secret key of an encrypted archive\n"
 	"  -h, --help         show this help\n"
 	"\n"
 	"Exit status: 0 success, 1 no such blob, 2 usage error, 3 not a valid archive.\n",

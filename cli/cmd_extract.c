@@ -10,6 +10,7 @@
 static const struct option options[] = {
 	{ "drive", required_argument, NULL, 'd' },
 	{ "quiet", no_argument, NULL, 'q' },
+	CLI_KEY_OPTION,
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -35,6 +36,10 @@ static int run(int argc, char **argv)
 			break;
 		case 'q':
 			quiet = true;
+			break;
+		case CLI_OPT_KEY:
+			if ((status = cli_key_load("extract", optarg)) != EXIT_OK)
+				goto out;
 			break;
 		case 'h':
 			status = cli_help(&cmd_extract);
@@ -73,7 +78,7 @@ const struct command cmd_extract = {
 	.polls_cancel = true,
 	.summary = "extract an archive into a new directory",
 	.help =
-	"Usage: vmaback extract [-d NAME[,NAME...]] ARCHIVE DIR\n"
+	"Usage: vmaback extract [-d NAME[,NAME...]] [--key KEYFILE] ARCHIVE DIR\n"
 	"\n"
 	"Extracts a full archive the way Proxmox's `vma extract` does: DIR must\n"
 	"not exist and is created (mode 0700); each drive becomes the sparse file\n"
@@ -87,6 +92,7 @@ const struct command cmd_extract = {
 	"\n"
 	"  -d, --drive NAME[,NAME...]  extract only these drives (configs always)\n"
 	"  -q, --quiet                 print only errors\n"
+	"      --key KEYFILE           the secret key of an encrypted archive\n"
 	"  -h, --help                  show this help\n"
 	"\n"
 	"Exit status: 0 success, 1 failure (e.g. disk full), 2 usage error (DIR\n"

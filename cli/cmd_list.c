@@ -11,6 +11,7 @@
 
 static const struct option list_options[] = {
 	{ "json", no_argument, NULL, 'j' },
+	CLI_KEY_OPTION,
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -108,6 +109,10 @@ static int list_run(int argc, char **argv)
 	while ((ch = cli_getopt(&g, argc, argv)) != -1) {
 		if (ch == 'j')
 			json = true;
+		else if (ch == CLI_OPT_KEY && cli_key_load("list", optarg) != EXIT_OK)
+			return EXIT_USAGE;
+		else if (ch == CLI_OPT_KEY)
+			continue;
 		else if (ch == 'h')
 			return cli_help(&cmd_list);
 		else
@@ -132,7 +137,7 @@ const struct command cmd_list = {
 	.run = list_run,
 	.summary = "list the configs and drives of an archive",
 	.help =
-	"Usage: vmaback list [--json] ARCHIVE\n"
+	"Usage: vmaback list [--json] [--key KEYFILE] ARCHIVE\n"
 	"\n"
 	"Prints what an archive holds, in the lines of Proxmox's `vma list`:\n"
 	"  CFG: size: LEN name: NAME\n"
@@ -150,6 +155,8 @@ const struct command cmd_list = {
 	"               devices (dev_id, name, size, type: drive or vmstate),\n"
 	"               and the vmaback.json metadata (or null); valid\n"
 	"               UTF-8: a byte that is not UTF-8 becomes U+FFFD\n"
+	"      --key KEYFILE\n"
+	"               the secret key of an encrypted archive\n"
 	"  -h, --help   show this help\n"
 	"\n"
 	"Exit status: 0 success, 2 usage error, 3 not a valid archive.\n",

@@ -20,6 +20,7 @@ static const struct option options[] = {
 	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
 	{ "dumpdir", required_argument, NULL, OPT_DUMPDIR },
 	{ "json", no_argument, NULL, OPT_JSON },
+	CLI_KEY_OPTION,
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -128,6 +129,13 @@ static int run(int argc, char **argv)
 		case OPT_JSON:
 			json = true;
 			break;
+		case CLI_OPT_KEY: {
+			int st = cli_key_load(CMD, optarg);
+
+			if (st != EXIT_OK)
+				return st;
+			break;
+		}
 		case 'h':
 			return cli_help(&cmd_ls);
 		default:
@@ -183,6 +191,7 @@ const struct command cmd_ls = {
 	"      --set NAME         the backup set (takes its lock for a moment)\n"
 	"      --state-dir DIR    where sets keep their state\n"
 	"      --json             a JSON array, one object per backup\n"
+	"      --key KEYFILE      the secret key of an encrypted archive\n"
 	"  -h, --help             show this help\n"
 	"\n"
 	"Exit status: 0 listed, 1 the directory cannot be read, 2 usage error,\n"

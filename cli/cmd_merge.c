@@ -8,7 +8,7 @@
 
 #include "cli/cli.h"
 
-enum { OPT_COMPRESS = 256, OPT_ZLEVEL };
+enum { OPT_COMPRESS = 256, OPT_ZLEVEL, OPT_RECIPIENT };
 
 static const struct option merge_options[] = {
 	{ "output", required_argument, NULL, 'o' },
@@ -16,15 +16,20 @@ static const struct option merge_options[] = {
 	{ "compress", required_argument, NULL, OPT_COMPRESS },
 	{ "zstd-level", required_argument, NULL, OPT_ZLEVEL },
 	{ "quiet", no_argument, NULL, 'q' },
+	CLI_KEY_OPTION,
+	{ "recipient", required_argument, NULL, OPT_RECIPIENT },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
 
 static int merge_run(int argc, char **argv)
 {
+	static const int repeatable[] = { CLI_OPT_KEY, 0 };
 	struct cli_getopt g = { .cmd = "merge", .shortopts = ":o:fqh",
-				  .longopts = merge_options };
-	const char *out = NULL;
+				  .longopts = merge_options, .repeatable = repeatable };
+	const char *out = NULL, *recipient = NULL;
+	struct vb_pubkey *pub = NULL;
+	const struct vb_input_opts *keys;
 	bool force = false, quiet = false;
 	int compress = -1, ch;
 	uint64_t level = 3;
@@ -52,6 +57,16 @@ static int merge_run(int argc, char **argv)
 			if (!cli_parse_uint(optarg, 1, 19, &level))
 				return cli_usage("merge", "--zstd-level %s: expected 1 to 19", optarg);
 			break;
+		case CLI_OPT_KEY: {
+			int st = cli_key_load("merge", optarg);
+
+			if (st != EXIT_OK)
+				return st;
+			break;
+		}
+		case OPT_RECIPIENT:
+			recipient = optarg;
+			break;
 		case 'h':
 			return cli_help(&cmd_merge);
 		default:
@@ -69,6 +84,22 @@ static int merge_run(int argc, char **argv)
 	} else {
 		sink = vb_sink_file_new(out, force, &err);
 	}
+	/* encrypted archives merge into an encrypted one: to --recipient, or
+	 * to the first --key */
+	keys = cli_keys();
+	if (recipient && !(pub = cli_pubkey_load("merge", recipient))) {
+		vb_writer_discard(sink);
+		return EXIT_USAGE;
+	}
+	if (sink && (pub || keys)) {
+		const struct vb_pubkey *to = pub ? pub : vb_key_public(keys->keys[0]);
+		struct vb_writer *x = vb_crypt_writer_new(sink, to, NULL, NULL, &err);
+
+		if (!x)
+			vb_writer_discard(sink);
+		sink = x;
+	}
+	vb_pubkey_free(pub);
 	if (!sink)
 		return cli_fail("merge", &err);
 	if (vb_merge((const char *const *)argv + optind, (size_t)(argc - optind), sink,
@@ -88,7 +119,7 @@ const struct command cmd_merge = {
 	.run = merge_run,
 	.summary = "merge a chain into one synthetic full archive",
 	.help =
-	"Usage: vmaback merge -o OUT FULL [INCREMENTAL|DIFFERENTIAL ...]\n"
+	"Usage: vmaback merge -o OUT [--key KEYFILE] FULL [INCREMENTAL|DIFFERENTIAL ...]\n"
 	"\n"
 	"Writes the full archive of the drives as they were at the newest archive\n"
 	"of the chain, without reading the drives again. The result is a normal\n"
@@ -104,6 +135,10 @@ const struct command cmd_merge = {
 	"      --compress none|zstd  (default: zstd when OUT ends in .zst)\n"
 	"      --zstd-level N      1 to 19 (default 3)\n"
 	"  -q, --quiet             print only errors\n"
+	"      --key KEYFILE       the secret key of encrypted archives (repeated: a\n"
+	"                          chain whose key changed); the merged archive is\n"
+	"                          encrypted to the first (never written plain)\n"
+	"      --recipient PUBFILE encrypt the merged archive to this public key\n"
 	"  -h, --help              show this help\n"
 	"\n"
 	"Exit status: 0 success, 1 failure, 2 usage error or a broken chain,\n"

@@ -20,6 +20,7 @@ static const struct option restore_options[] = {
 	{ "connect", required_argument, NULL, OPT_CONNECT },
 	{ "force", no_argument, NULL, 'f' },
 	{ "quiet", no_argument, NULL, 'q' },
+	CLI_KEY_OPTION,
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -93,7 +94,7 @@ static int define(const char *uri, const char *xml, const char *name, const char
 
 static int restore_run(int argc, char **argv)
 {
-	static const int repeatable[] = { OPT_TARGET, 'd', 0 };
+	static const int repeatable[] = { OPT_TARGET, 'd', CLI_OPT_KEY, 0 };
 	struct cli_getopt g = { .cmd = "restore", .shortopts = ":d:fqh",
 				  .longopts = restore_options, .repeatable = repeatable };
 	struct vb_restore_opts o = { .cancel = &cli_interrupted };
@@ -140,6 +141,10 @@ static int restore_run(int argc, char **argv)
 			break;
 		case 'q':
 			quiet = true;
+			break;
+		case CLI_OPT_KEY:
+			if ((status = cli_key_load("restore", optarg)) != EXIT_OK)
+				goto out;
 			break;
 		case 'h':
 			status = cli_help(&cmd_restore);
@@ -229,12 +234,15 @@ const struct command cmd_restore = {
 	"      --define NAME       then define libvirt domain NAME from the newest\n"
 	"                          archive's libvirt-domain.xml (a --domain backup):\n"
 	"                          its own UUID and MAC addresses, its disks the\n"
-	"                          restored raw images in DIR (a disk not restored\n"
-	"                          is left out, with a note); never replaces a\n"
-	"                          domain of that name\n"
+	"                          restored raw images in DIR, found through the\n"
+	"                          archive's vmaback:drives whatever -d named them\n"
+	"                          (a disk not restored is left out, with a note);\n"
+	"                          never replaces a domain of that name\n"
 	"      --connect URI       libvirt's connection URI for --define\n"
 	"  -f, --force             replace existing files; write to block devices\n"
 	"  -q, --quiet             print only errors\n"
+	"      --key KEYFILE       the secret key of encrypted archives (repeated:\n"
+	"                          a chain whose key changed)\n"
 	"  -h, --help              show this help\n"
 	"\n"
 	"New files are written under hidden temporary names and renamed only when\n"

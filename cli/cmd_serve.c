@@ -30,6 +30,7 @@ static const struct option options[] = {
 	{ "cache-dir", required_argument, NULL, OPT_CACHE_DIR },
 	{ "overlay", required_argument, NULL, OPT_OVERLAY },
 	{ "quiet", no_argument, NULL, 'q' },
+	CLI_KEY_OPTION,
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -156,7 +157,7 @@ static int check_chain(struct cli_serve *s, double *secs)
 /* nbdkit's command line. */
 static char **nbdkit_argv(const struct cli_serve *s, const char *plugin, const char *pidfile)
 {
-	size_t n = 0, cap = 16 + s->narchives + s->nnames;
+	size_t n = 0, cap = 16 + s->narchives + s->nnames + s->nkeys;
 	char **v = calloc(cap, sizeof(*v));
 	bool ok = v != NULL;
 
@@ -188,6 +189,8 @@ static char **nbdkit_argv(const struct cli_serve *s, const char *plugin, const c
 		ok = asprintf(&v[n++], "archive=%s", s->archives[i]) >= 0;
 	for (size_t i = 0; ok && i < s->nnames; i++)
 		ok = asprintf(&v[n++], "drive=%s", s->names[i]) >= 0;
+	for (size_t i = 0; ok && i < s->nkeys; i++)
+		ok = asprintf(&v[n++], "key=%s", s->keys[i]) >= 0;
 	if (ok)
 		ok = asprintf(&v[n++], "index=%s", vb_tempfile_path(s->index)) >= 0;
 	if (!ok) {
@@ -419,7 +422,7 @@ static int check_args(struct cli_serve *s, int argc, char **argv)
 
 static int run(int argc, char **argv)
 {
-	static const int repeatable[] = { 'd', 0 };
+	static const int repeatable[] = { 'd', CLI_OPT_KEY, 0 };
 	struct cli_getopt g = { .cmd = "serve", .shortopts = ":d:qh", .longopts = options,
 				.repeatable = repeatable };
 	struct cli_serve s = { 0 };
@@ -452,6 +455,20 @@ static int run(int argc, char **argv)
 		case 'q':
 			s.quiet = true;
 			break;
+		case CLI_OPT_KEY: {
+			char **k = realloc(s.keys, (s.nkeys + 1) * sizeof(*k));
+
+			if (k)
+				s.keys = k;
+			if ((status = cli_key_load("serve", optarg)) != EXIT_OK)
+				goto out;
+			if (!k || !(s.keys[s.nkeys] = realpath(optarg, NULL))) {
+				status = cli_usage("serve", "--key %s: %s", optarg, strerror(errno));
+				goto out;
+			}
+			s.nkeys++;
+			break;
+		}
 		case 'h':
 			status = cli_help(&cmd_serve);
 			goto out;
@@ -467,6 +484,9 @@ out:
 	for (size_t i = 0; i < s.narchives && s.archives; i++)
 		free(s.archives[i]);
 	free(s.archives);
+	for (size_t i = 0; i < s.nkeys; i++)
+		free(s.keys[i]);
+	free(s.keys);
 	for (size_t i = 0; i < s.nserved; i++) {
 		free(s.served[i]);
 		free(s.uris[i]);
@@ -488,7 +508,7 @@ const struct command cmd_serve = {
 	.help =
 	"Usage: vmaback serve FULL [INCREMENTAL ...] [-d NAME[,NAME...]]\n"
 	"                     (--socket PATH | --port N [--bind ADDR]) [--once]\n"
-	"                     [--cache-dir DIR] [--overlay DIR]\n"
+	"                     [--cache-dir DIR] [--overlay DIR] [--key KEYFILE]\n"
 	"\n"
 	"Serves the newest point of a chain (a full archive, then its incremental\n"
 	"and differential successors, as `restore` takes them) without restoring\n"
@@ -521,6 +541,9 @@ const struct command cmd_serve = {
 	"                              export, to start a VM on at once (writes go\n"
 	"                              to the overlay; keep serve running)\n"
 	"  -q, --quiet                 print only errors (the URIs still on stdout)\n"
+	"      --key KEYFILE           the secret key of encrypted archives (read at\n"
+	"                              random, chunk by chunk; never decrypted to disk;\n"
+	"                              repeated: a chain whose key changed)\n"
 	"  -h, --help                  show this help\n"
 	"\n"
 	"Exit status: 0 stopped by a signal or after --once, 1 failure (nbdkit\n"

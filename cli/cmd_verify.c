@@ -8,7 +8,7 @@
 
 #include "cli/cli.h"
 
-enum { OPT_DEEP = 256, OPT_SET, OPT_STATE_DIR, OPT_CHECKPOINT };
+enum { OPT_DEEP = 256, OPT_SET, OPT_STATE_DIR, OPT_CHECKPOINT, OPT_PUBKEY };
 
 static const struct option options[] = {
 	{ "quiet", no_argument, NULL, 'q' },
@@ -16,9 +16,36 @@ static const struct option options[] = {
 	{ "set", required_argument, NULL, OPT_SET },
 	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
 	{ "checkpoint", required_argument, NULL, OPT_CHECKPOINT },
+	CLI_KEY_OPTION,
+	{ "pubkey", required_argument, NULL, OPT_PUBKEY },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
+
+/* verify --pubkey: the signature only (no key, even if encrypted). */
+static int verify_signature(const char *pubfile, const char *path, bool quiet)
+{
+	struct vb_pubkey *p = cli_pubkey_load("verify", pubfile);
+	struct vb_error err = { 0 };
+	struct vb_signature sig;
+	char id[2 * VB_KEY_ID_LEN + 1], sha[65];
+	int rc;
+
+	if (!p)
+		return EXIT_USAGE;
+	rc = vb_signature_check(path, p, &sig, &err);
+	vb_pubkey_free(p);
+	if (rc < 0)
+		return cli_fail("verify", &err);
+	vb_key_id_hex(sig.key_id, id);
+	vb_hex(sig.sha256, 32, sha);
+	if (!quiet) {
+		printf("%s: signature OK: signed by key %s, %llu bytes, sha256 %s\n",
+		       strcmp(path, "-") == 0 ? "standard input" : path, id,
+		       (unsigned long long)sig.length, sha);
+	}
+	return cli_close_stdout(EXIT_OK);
+}
 
 static int verify_one(const char *path, bool quiet)
 {
@@ -118,8 +145,10 @@ static int deep_args(const char *set, const char *state_dir, const char *ckpt, c
 
 static int run(int argc, char **argv)
 {
-	struct cli_getopt g = { .cmd = "verify", .shortopts = ":qh", .longopts = options };
-	const char *set = NULL, *state_dir = NULL, *ckpt = NULL;
+	static const int repeatable[] = { CLI_OPT_KEY, 0 };
+	struct cli_getopt g = { .cmd = "verify", .shortopts = ":qh", .longopts = options,
+				.repeatable = repeatable };
+	const char *set = NULL, *state_dir = NULL, *ckpt = NULL, *pubkey = NULL;
 	bool quiet = false, deep = false;
 	int ch;
 
@@ -140,12 +169,26 @@ static int run(int argc, char **argv)
 		case OPT_CHECKPOINT:
 			ckpt = optarg;
 			break;
+		case CLI_OPT_KEY: {
+			int st = cli_key_load("verify", optarg);
+
+			if (st != EXIT_OK)
+				return st;
+			break;
+		}
+		case OPT_PUBKEY:
+			pubkey = optarg;
+			break;
 		case 'h':
 			return cli_help(&cmd_verify);
 		default:
 			return cli_bad_option("verify", argv, ch);
 		}
 	}
+	if (pubkey && (deep || optind + 1 != argc))
+		return cli_usage("verify", "--pubkey checks the signature of one ARCHIVE");
+	if (pubkey)
+		return verify_signature(pubkey, argv[optind], quiet);
 	if (deep)
 		return deep_args(set, state_dir, ckpt, argv + optind, (size_t)(argc - optind),
 				 quiet);
@@ -162,10 +205,11 @@ const struct command cmd_verify = {
 	.run = run,
 	.summary = "check an archive, or a checkpoint's whole chain",
 	.help =
-	"Usage: vmaback verify [--quiet] ARCHIVE\n"
+	"Usage: vmaback verify [--quiet] [--key KEYFILE] ARCHIVE\n"
 	"       vmaback verify --deep --set NAME [--state-dir DIR] [--checkpoint C]\n"
 	"                      [ARCHIVE...]\n"
 	"       vmaback verify --deep [--state-dir DIR] ARCHIVE\n"
+	"       vmaback verify --pubkey PUBFILE ARCHIVE\n"
 	"\n"
 	"Reads the whole archive (a file or '-', any supported compression) and\n"
 	"runs every check of the VMA format: header and extent checksums, uuids,\n"
@@ -192,13 +236,23 @@ const struct command cmd_verify = {
 	"its archive, so damage is reported with its drive and offset even where\n"
 	"a later archive replaces those clusters (or as a damaged header).\n"
 	"\n"
+	"With --pubkey, the signature of an archive written with backup --sign\n"
+	"is checked, with the public key only (even for an encrypted archive):\n"
+	"the SHA-256 and the length of every byte before it, as its key signed\n"
+	"them (Ed25519). It proves that a copy, on storage you do not control, is\n"
+	"the archive that was written; the content is not decoded.\n"
+	"\n"
 	"      --deep             verify a checkpoint's chain against the state\n"
 	"      --set NAME         the backup set (with --deep)\n"
 	"      --state-dir DIR    where sets keep their state\n"
 	"      --checkpoint C     the checkpoint to verify (default: the latest)\n"
 	"  -q, --quiet            print nothing on success\n"
+	"      --key KEYFILE      the secret key of encrypted archives (repeated:\n"
+	"                         a chain whose key changed)\n"
+	"      --pubkey PUBFILE   check the archive's signature with this public key\n"
 	"  -h, --help             show this help\n"
 	"\n"
 	"Exit status: 0 good, 1 a read error, 2 usage error, 3 invalid, corrupt,\n"
-	"truncated or changed archive, or data that differs from the backup.\n",
+	"truncated or changed archive, or data that differs from the backup (or\n"
+	"from what was signed; an archive not signed, or by another key).\n",
 };

@@ -8,5 +8,5 @@
 const struct command *const cli_commands[] = {
 	&cmd_backup, &cmd_restore, &cmd_list, &cmd_verify, &cmd_extract, &cmd_config,
 	&cmd_merge, &cmd_checkpoints, &cmd_commit, &cmd_ls, &cmd_prune, &cmd_recover,
-	&cmd_serve, NULL,
+	&cmd_serve, &cmd_key, &cmd_decrypt, NULL,
 };

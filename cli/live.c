@@ -77,7 +77,7 @@ static struct vb_live *open_libvirt(const struct cli_live_args *a, struct vb_sta
 		.uri = a->connect, .domain = a->domain, .set = vb_state_set(state),
 		.scratch_dir = a->scratch_dir ? a->scratch_dir : "/var/tmp", .run_dir = rdir,
 		.fsfreeze = a->fsfreeze, .names = a->names, .devices = a->devices,
-		.ndrives = a->ndrives,
+		.ndrives = a->ndrives, .offline_ok = a->include_stopped,
 	};
 	char *meta = root_dir(state, ".libvirt");
 	struct vb_live *l = NULL;

@@ -16,6 +16,8 @@ struct cli_serve {
 	const char **names;     /* -d */
 	size_t nnames;
 	char **archives;        /* absolute paths (a cached copy in place of one) */
+	char **keys;            /* --key: absolute paths, for the plugin */
+	size_t nkeys;
 	size_t narchives;
 	/* the exports: drive name, URI, size */
 	char **served, **uris;

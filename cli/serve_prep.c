@@ -33,6 +33,19 @@ static void cache_progress(void *opaque, uint64_t raw_done, uint64_t raw_total, 
 		 raw_total ? (unsigned)(raw_done * 100 / raw_total) : 100, b, a);
 }
 
+/* Whether path starts as an encrypted archive (doc/encryption.md). */
+static bool encrypted(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char magic[8] = "";
+	bool yes = f && fread(magic, 1, sizeof(magic), f) == sizeof(magic) &&
+		   memcmp(magic, "VBCRYPT", sizeof(magic)) == 0;
+
+	if (f)
+		fclose(f);
+	return yes;
+}
+
 int cli_serve_cache(struct cli_serve *s)
 {
 	int status;
@@ -49,6 +62,11 @@ int cli_serve_cache(struct cli_serve *s)
 		}
 		if (err.cls != VB_E_USAGE)
 			return cli_fail("serve", &err);
+		if (encrypted(s->archives[i])) {
+			cli_warn("serve", "%s; an encrypted archive is not cached (the copy would "
+				 "hold it decrypted)", err.msg);
+			return EXIT_USAGE;
+		}
 		if (!s->cache_dir) {
 			cli_warn("serve", "%s; give --cache-dir DIR to serve it from a "
 				 "decompressed copy", err.msg);

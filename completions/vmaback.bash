@@ -3,40 +3,44 @@
 # and drive names of the archive on the line (for -d and --target).
 # Self-contained: works with or without the bash-completion package.
 
-_vmaback_commands="backup restore list verify extract config merge checkpoints commit ls prune recover serve help"
+_vmaback_commands="backup restore list verify extract config merge checkpoints commit ls prune recover serve key decrypt help"
 
 # Options of each command; those in _vmaback_arg_<cmd> take a value.
 _vmaback_opts_backup="--drive -d --config -c --output -o --output-cmd --force --compress
 	--zstd-level --zstd-threads --bwlimit --set --state-dir --mode --since --checkpoint
 	--no-commit --commit --quiet --progress --log-file --json --config-file --help
 	--dumpdir --vmid --name-template --notes --protected --hook --bitmap --no-bitmap --lockwait --max-chain --full-every --threshold
-	--qmp --scratch-dir --fsfreeze --qga --domain --connect --all"
+	--qmp --scratch-dir --fsfreeze --qga --domain --connect --all --domains --include-stopped --encrypt --recipient --sign"
 _vmaback_arg_backup="-d --drive -c --config -o --output --output-cmd --compress --zstd-level
 	--zstd-threads --bwlimit --set --state-dir --mode --since --checkpoint --progress
 	--log-file --config-file --dumpdir --vmid --name-template --notes --hook --bitmap --lockwait --max-chain --full-every --threshold
-	--qmp --scratch-dir --qga --domain --connect"
-_vmaback_opts_restore="--to --target --drive -d --define --connect --force --quiet --help"
-_vmaback_arg_restore="--to --target -d --drive --define --connect"
-_vmaback_opts_merge="--output -o --force --compress --zstd-level --quiet --help"
-_vmaback_arg_merge="-o --output --compress --zstd-level"
-_vmaback_opts_list="--json --help"
-_vmaback_arg_list=""
-_vmaback_opts_verify="--quiet --deep --set --state-dir --checkpoint --help"
-_vmaback_arg_verify="--set --state-dir --checkpoint"
-_vmaback_opts_extract="--drive -d --quiet --help"
-_vmaback_arg_extract="-d --drive"
-_vmaback_opts_serve="--drive -d --socket --port --bind --once --cache-dir --overlay --quiet --help"
-_vmaback_arg_serve="-d --drive --socket --port --bind --cache-dir --overlay"
-_vmaback_opts_config="--config -c --help"
-_vmaback_arg_config="-c --config"
+	--qmp --scratch-dir --qga --domain --connect --domains --encrypt --recipient --sign"
+_vmaback_opts_restore="--to --target --drive -d --define --connect --force --quiet --key --help"
+_vmaback_arg_restore="--to --target -d --drive --define --connect --key"
+_vmaback_opts_merge="--output -o --force --compress --zstd-level --quiet --key --recipient --help"
+_vmaback_arg_merge="-o --output --compress --zstd-level --key --recipient"
+_vmaback_opts_list="--json --key --help"
+_vmaback_arg_list="--key"
+_vmaback_opts_verify="--quiet --deep --set --state-dir --checkpoint --key --pubkey --help"
+_vmaback_arg_verify="--set --state-dir --checkpoint --key --pubkey"
+_vmaback_opts_extract="--drive -d --quiet --key --help"
+_vmaback_arg_extract="-d --drive --key"
+_vmaback_opts_serve="--drive -d --socket --port --bind --once --cache-dir --overlay --quiet --key --help"
+_vmaback_arg_serve="-d --drive --socket --port --bind --cache-dir --overlay --key"
+_vmaback_opts_config="--config -c --key --help"
+_vmaback_arg_config="-c --config --key"
 _vmaback_opts_checkpoints="--set --state-dir --json --remove --help"
 _vmaback_arg_checkpoints="--set --state-dir --remove"
 _vmaback_opts_recover="--qmp --domain --connect --set --state-dir --scratch-dir --help"
 _vmaback_arg_recover="--qmp --domain --connect --set --state-dir --scratch-dir"
 _vmaback_opts_commit="--set --state-dir --help"
 _vmaback_arg_commit="--set --state-dir"
-_vmaback_opts_ls="--dumpdir --set --state-dir --json --help"
-_vmaback_arg_ls="--dumpdir --set --state-dir"
+_vmaback_opts_ls="--dumpdir --set --state-dir --json --key --help"
+_vmaback_arg_ls="--dumpdir --set --state-dir --key"
+_vmaback_opts_key="--passphrase-file --paper --help"
+_vmaback_arg_key="--passphrase-file"
+_vmaback_opts_decrypt="--key --help"
+_vmaback_arg_decrypt="--key"
 _vmaback_opts_prune="--set --state-dir --dumpdir --keep-last --keep-hourly --keep-daily
 	--keep-weekly --keep-monthly --keep-yearly --dry-run --quiet --help"
 _vmaback_arg_prune="--set --state-dir --dumpdir --keep-last --keep-hourly --keep-daily
@@ -181,6 +185,7 @@ _vmaback_value() {
 	backup:--full-every) _vmaback_words "7 14 30" "$cur" ;;
 	backup:--threshold) _vmaback_words "10M 100M 1G" "$cur" ;;
 	*:--domain) _vmaback_words "$(virsh -q list --name 2>/dev/null)" "$cur" ;;
+	backup:--domains) _vmaback_words "$(virsh -q list --all --name 2>/dev/null)" "$cur" ;;
 	*:--connect) _vmaback_words "qemu:///system qemu:///session" "$cur" ;;
 	backup:--drive | backup:-d)
 		_vmaback_name_file $'drive-scsi0\ndrive-scsi1\ndrive-virtio0\ndrive-virtio1\ndrive-sata0\ndrive-ide0\ndrive-efidisk0' "$cur" ;;
@@ -270,6 +275,13 @@ _vmaback() {
 		;;
 	commit)
 		_vmaback_words "$(_vmaback_ckpts "$prog" pending)" "$cur"
+		;;
+	key)
+		if [ "${#_vb_pos[@]}" -eq 0 ]; then
+			_vmaback_words "create public id" "$cur"
+		else
+			_vmaback_files "$cur"
+		fi
 		;;
 	checkpoints | ls | prune | recover) ;;
 	*)

@@ -2,13 +2,13 @@
 # values of --mode/--progress/--compress, files, backup sets, checkpoints,
 # and drive names of the archive on the line (for -d and --target).
 
-set -l __vmaback_commands backup restore list verify extract config merge checkpoints commit ls prune recover serve help
+set -l __vmaback_commands backup restore list verify extract config merge checkpoints commit ls prune recover serve key decrypt help
 
 # Options that take a value (their values are not positional arguments).
 set -g __vmaback_value_opts -d --drive -c --config -o --output --output-cmd --compress \
     --zstd-level --zstd-threads --bwlimit --set --state-dir --mode --since --checkpoint \
     --progress --log-file --config-file --to --target --define --remove --dumpdir --vmid \
-    --name-template --notes --hook --bitmap --lockwait --max-chain --full-every --threshold --qmp --scratch-dir --qga --domain --connect --keep-last --keep-hourly --keep-daily --keep-weekly \
+    --name-template --notes --hook --bitmap --lockwait --max-chain --full-every --threshold --qmp --scratch-dir --qga --domain --connect --domains --keep-last --keep-hourly --keep-daily --keep-weekly \
     --keep-monthly --keep-yearly
 
 # The first positional argument after the command (the archive), if any.
@@ -157,6 +157,8 @@ complete -c vmaback -n $nocmd -a recover -d 'Remove what an interrupted backup l
 complete -c vmaback -n $nocmd -a ls -d 'List the backups of a dump directory or a set'
 complete -c vmaback -n $nocmd -a prune -d 'Remove old backups of a set by keep rules'
 complete -c vmaback -n $nocmd -a serve -d 'Serve a backup point as read-only NBD disks'
+complete -c vmaback -n $nocmd -a key -d 'Create an encryption key, export its public part, show its id'
+complete -c vmaback -n $nocmd -a decrypt -d 'Write an encrypted archive\'s plain form to stdout'
 complete -c vmaback -n $nocmd -a help -d 'Show the help of a command'
 
 complete -c vmaback -n '__fish_seen_subcommand_from help' -a "$__vmaback_commands"
@@ -197,6 +199,8 @@ complete -c vmaback -n $b -l qga -r -F -d 'The guest agent\'s socket'
 complete -c vmaback -n $b -l domain -x -a '(virsh -q list --name 2>/dev/null)' -d 'The running libvirt domain'
 complete -c vmaback -n $b -l connect -x -a 'qemu:///system qemu:///session' -d 'libvirt\'s connection URI'
 complete -c vmaback -n $b -l all -d 'Every running libvirt domain, each in its own set'
+complete -c vmaback -n $b -l domains -x -a '(virsh -q list --all --name 2>/dev/null)' -d 'These libvirt domains (A,B), each in its own set'
+complete -c vmaback -n $b -l include-stopped -d 'Stopped domains too, read offline from their images'
 complete -c vmaback -n $b -l json -d 'Print the summary as JSON'
 complete -c vmaback -n $b -l config-file -r -F -d 'Read options from a JSON file'
 complete -c vmaback -n $b -l dumpdir -x -a '(__fish_complete_directories)' -d 'Write the archive into DIR, named as vzdump'
@@ -204,6 +208,9 @@ complete -c vmaback -n $b -l vmid -x -d 'VM id in the archive name'
 complete -c vmaback -n $b -l name-template -x -d 'Archive name: {vmid}, {set}, {date}'
 complete -c vmaback -n $b -l notes -x -d 'Write ARCHIVE.notes'
 complete -c vmaback -n $b -l protected -d 'Create ARCHIVE.protected (prune keeps it)'
+complete -c vmaback -n $b -l encrypt -r -F -d 'Encrypt the archive to the key of KEYFILE'
+complete -c vmaback -n $b -l recipient -r -F -d 'Encrypt the archive to a public key'
+complete -c vmaback -n $b -l sign -r -F -d 'Sign the archive with the key of KEYFILE'
 
 # restore
 set -l r '__fish_seen_subcommand_from restore'
@@ -234,6 +241,7 @@ complete -c vmaback -n $v -l deep -d 'Verify a checkpoint chain against the stat
 complete -c vmaback -n $v -l set -x -a '(__vmaback_sets)' -d 'Backup set'
 complete -c vmaback -n $v -l state-dir -x -a '(__fish_complete_directories)' -d 'State directory'
 complete -c vmaback -n $v -l checkpoint -x -a '(__vmaback_checkpoints)' -d 'Checkpoint to verify'
+complete -c vmaback -n $v -l pubkey -r -F -d 'Check the signature with this public key'
 complete -c vmaback -n '__fish_seen_subcommand_from extract' -s d -l drive -x -a '(__vmaback_drive_list)' -d 'Only these drives: NAME[,NAME...]'
 complete -c vmaback -n '__fish_seen_subcommand_from extract' -s q -l quiet -d 'Print only errors'
 complete -c vmaback -n '__fish_seen_subcommand_from config' -s c -l config -x -a '(__vmaback_archive_names CFG)' -d 'Blob name (default qemu-server.conf)'
@@ -249,6 +257,18 @@ complete -c vmaback -n $sv -l once -d 'End when the first client disconnects'
 complete -c vmaback -n $sv -l cache-dir -x -a '(__fish_complete_directories)' -d 'Decompress sequential archives here'
 complete -c vmaback -n $sv -l overlay -x -a '(__fish_complete_directories)' -d 'A qcow2 overlay per export here'
 complete -c vmaback -n $sv -s q -l quiet -d 'Print only errors'
+
+# --key: every command that reads archives
+complete -c vmaback -n '__fish_seen_subcommand_from restore merge list verify extract config ls serve decrypt' -l key -r -F -d 'Secret key of encrypted archives'
+complete -c vmaback -n $m -l recipient -r -F -d 'Encrypt the merged archive to a public key'
+
+# key: create, public, id
+set -l ky '__fish_seen_subcommand_from key'
+complete -c vmaback -n "$ky; and not __fish_seen_subcommand_from create public id" -x -a 'create public id'
+complete -c vmaback -n "$ky; and __fish_seen_subcommand_from create public id" -F
+complete -c vmaback -n $ky -l passphrase-file -r -F -d 'The passphrase, on the first line of FILE'
+complete -c vmaback -n $ky -l paper -d 'create: print the key to keep on paper'
+complete -c vmaback -n '__fish_seen_subcommand_from decrypt' -F
 
 # checkpoints, commit
 set -l k '__fish_seen_subcommand_from checkpoints commit'

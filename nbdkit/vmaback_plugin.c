@@ -5,8 +5,10 @@
  * decompressed); block status reports the holes and zeros.
  *
  *   nbdkit -r nbdkit-vmaback-plugin.so archive=FULL [archive=INC ...] [drive=NAME ...]
- *          [index=FILE]
+ *          [key=KEYFILE ...] [index=FILE]
  *
+ * Encrypted archives are read with the keys given (a passphrase-protected
+ * one unlocked with the first line of the file $VMABACK_PASSPHRASE_FILE).
  * index=FILE: the index `vmaback serve` built (vb_index_save), read instead
  * of building it again; the chain's headers are still checked against it.
  */
@@ -33,6 +35,9 @@ static const char *index_file;  /* index=: built by vmaback serve */
 static struct vb_index *idx;
 static size_t *served;          /* indexes of the served drives */
 static size_t nserved;
+#define MAX_KEYS 8
+static const struct vb_key *keys[MAX_KEYS];
+static struct vb_input_opts key_opts = { .keys = keys };
 
 struct handle {
 	size_t drive;
@@ -57,6 +62,51 @@ static void vb_unload(void)
 	free(served);
 	free(archives);
 	free(selected);
+	for (size_t i = 0; i < key_opts.nkeys; i++)
+		vb_key_free((struct vb_key *)keys[i]);
+}
+
+/* The first line of $VMABACK_PASSPHRASE_FILE (malloc'd), or NULL. */
+static char *passphrase(void)
+{
+	const char *path = getenv("VMABACK_PASSPHRASE_FILE");
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n = -1;
+	FILE *f;
+
+	if (!path || !*path || !(f = fopen(path, "re")))
+		return NULL;
+	n = getline(&line, &cap, f);
+	fclose(f);
+	if (n > 0 && line[n - 1] == '\n')
+		line[n - 1] = '\0';
+	return line;
+}
+
+static int add_key(const char *path)
+{
+	struct vb_error err = { 0 };
+	char *pass = passphrase();
+	struct vb_key *k;
+
+	if (key_opts.nkeys == MAX_KEYS) {
+		free(pass);
+		nbdkit_error("at most %d keys", MAX_KEYS);
+		return -1;
+	}
+	k = vb_key_load(path, pass, &err);
+	if (pass) {
+		memset(pass, 0, strlen(pass));
+		free(pass);
+	}
+	if (!k) {
+		nbdkit_error("%s", err.msg);
+		return -1;
+	}
+	keys[key_opts.nkeys++] = k;
+	vb_input_set_default(&key_opts);
+	return 0;
 }
 
 static int vb_config(const char *key, const char *value)
@@ -65,11 +115,14 @@ static int vb_config(const char *key, const char *value)
 		return append(&archives, &narchives, value);
 	if (strcmp(key, "drive") == 0)
 		return append(&selected, &nselected, value);
+	if (strcmp(key, "key") == 0)
+		return add_key(value);
 	if (strcmp(key, "index") == 0) {
 		index_file = value;
 		return 0;
 	}
-	nbdkit_error("unknown parameter '%s' (archive=PATH, drive=NAME, index=FILE)", key);
+	nbdkit_error("unknown parameter '%s' (archive=PATH, drive=NAME, key=KEYFILE, "
+		     "index=FILE)", key);
 	return -1;
 }
 
@@ -263,6 +316,7 @@ static struct nbdkit_plugin plugin = {
 	.config_complete = vb_config_complete,
 	.config_help = "archive=PATH   (repeated) the full archive, then its successors\n"
 		       "drive=NAME     (repeated) serve only these drives\n"
+		       "key=KEYFILE    (repeated) the secret key of encrypted archives\n"
 		       "index=FILE     the index vmaback serve built (else built here)",
 	.get_ready = vb_get_ready,
 	.list_exports = vb_list_exports,

@@ -6,7 +6,7 @@ set -eu
 # Build: compiler, pkg-config and the libraries' -dev packages.
 BUILD="gcc make pkg-config libc6-dev nbdkit-plugin-dev libzstd-dev libssl-dev libarchive-dev libjson-c-dev libcmocka-dev zlib1g-dev libnbd-dev libvirt-dev libxml2-dev"
 # Tests: peers and tools the integration tests drive.
-TEST="zstd gzip lzop coreutils util-linux diffutils python3 clang qemu-utils qemu-system-x86 nbdkit libnbd-bin python3-libnbd socat zsh fish groff-base time git dpkg-dev debhelper lintian systemd libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients"
+TEST="zstd gzip lzop coreutils util-linux diffutils python3 clang qemu-utils qemu-system-x86 nbdkit libnbd-bin python3-libnbd socat zsh fish groff-base time git dpkg-dev debhelper lintian systemd libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients virtnbdbackup openssh-server openssh-client rclone python3-cryptography"
 
 missing=""
 for p in $BUILD $TEST; do

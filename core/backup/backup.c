@@ -147,7 +147,7 @@ static int commit(struct run *r, int64_t ctime)
 	struct vb_backup *b = r->b;
 	struct vb_state *s = b->o.state;
 	const struct vb_ckpt *latest = vb_state_latest(s);
-	char uuid[37], sha[65], (*roots)[65] = NULL;
+	char uuid[37], sha[65], kid[2 * VB_KEY_ID_LEN + 1], (*roots)[65] = NULL;
 	struct vb_ckpt c = { 0 };
 	int rc = -1, got;
 
@@ -169,6 +169,10 @@ static int commit(struct run *r, int64_t ctime)
 	c.uuid = uuid;
 	c.base_uuid = b->base ? b->base->uuid : NULL;
 	c.archive_sha256 = sha;
+	if (b->o.encrypt_to) {
+		vb_key_id_hex(vb_pubkey_id(b->o.encrypt_to), kid);
+		c.key_id = kid;
+	}
 	c.archive_size = r->res->output_bytes;
 	c.ndrives = b->njobs;
 	for (size_t i = 0; i < b->njobs; i++) {
@@ -267,7 +271,8 @@ int vb_backup_run(struct vb_backup *b, struct vb_writer *sink, struct vb_backup_
 	r.out = vb_output_stack(sink, &(struct vb_output_opts){
 		.compress = b->o.compress, .zstd_level = b->o.zstd_level,
 		.zstd_threads = b->o.zstd_threads, .sha256 = res->sha256,
-		.bytes = &res->output_bytes }, err);
+		.bytes = &res->output_bytes, .encrypt_to = b->o.encrypt_to,
+		.sign = b->o.sign }, err);
 	if (!r.out)
 		goto fail;
 	r.buf = aligned_alloc(4096, CHUNK_SIZE);

@@ -61,6 +61,9 @@ struct vb_backup_opts {
 	struct vb_live *live;
 	const char *const *configs; /* user config files, stored by basename */
 	size_t nconfigs;
+	/* Without live: a layout blob all the same (a stopped libvirt
+	 * domain's XML, libvirt-domain.xml), stored as a session's is. */
+	const char *layout_name, *layout;
 	const volatile sig_atomic_t *cancel; /* non-zero: stop at the next cluster */
 	vb_progress_fn progress;     /* called about every 4 MiB; may be NULL */
 	void *progress_opaque;
@@ -72,6 +75,8 @@ struct vb_backup_opts {
 	bool compress;               /* zstd */
 	int zstd_level, zstd_threads;
 	const char *archive_path;    /* recorded in the state; NULL if not a file */
+	const struct vb_pubkey *encrypt_to; /* encrypted to this key; NULL: not */
+	const struct vb_key *sign;   /* a signature trailer with this key; NULL: none */
 	/* checkpoints: without a state, a plain full backup */
 	struct vb_state *state;
 	enum vb_mode mode;

@@ -139,6 +139,8 @@ int bk_live_prepare(struct vb_backup *b, struct vb_error *err);
 /* Once the mode is decided: the point in time, then the exports opened as
  * the drives' sources with the run's bitmap; a drive whose bitmap is gone
  * is read whole (a note), or fails an explicit --mode incremental. */
+/* The VM's block layout text, stored as config blob blob of the archive. */
+int bk_add_layout(struct vb_backup *b, const char *blob, const char *text, struct vb_error *err);
 int bk_live_start(struct vb_backup *b, enum vb_mode asked, struct vb_error *err);
 /* Ends QEMU's side once (the sources must be closed): teardown, then the
  * final bitmap transaction. Problems become notes. */

@@ -57,10 +57,8 @@ int bk_live_prepare(struct vb_backup *b, struct vb_error *err)
 	return 0;
 }
 
-/* The VM's block layout, stored as a config blob of the archive. */
-static int add_layout(struct vb_backup *b, struct vb_error *err)
+int bk_add_layout(struct vb_backup *b, const char *blob, const char *text, struct vb_error *err)
 {
-	const char *text = vb_live_layout(b->o.live), *blob = vb_live_layout_name(b->o.live);
 	struct config_blob *c;
 
 	for (size_t i = 0; i < b->ncfg; i++)
@@ -95,7 +93,7 @@ int bk_live_start(struct vb_backup *b, enum vb_mode asked, struct vb_error *err)
 	const char *since = b->mode != VB_MODE_FULL && !b->o.no_source_bitmaps && latest ?
 			    latest->name : NULL;
 
-	if (add_layout(b, err) < 0)
+	if (bk_add_layout(b, vb_live_layout_name(l), vb_live_layout(l), err) < 0)
 		return -1;
 	for (size_t i = 0; since && i < b->njobs; i++) {
 		const struct vb_live_drive *d = vb_live_get(l, i);

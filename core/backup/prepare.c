@@ -192,7 +192,8 @@ struct vb_backup *vb_backup_prepare(const struct vb_backup_opts *o, struct vb_er
 	 * before its source opens (image_bitmaps.c). */
 	if (check_output(b, err) < 0 || bk_pick_checkpoint_name(b, err) < 0 ||
 	    (o->live ? bk_live_prepare(b, err) : prepare_drives(b, err)) < 0 ||
-	    prepare_configs(b, err) < 0)
+	    prepare_configs(b, err) < 0 ||
+	    (!o->live && o->layout && bk_add_layout(b, o->layout_name, o->layout, err) < 0))
 		goto fail;
 	if (bk_decide_mode(b, err) < 0 || (o->live && bk_live_start(b, o->mode, err) < 0) ||
 	    bk_source_bitmaps(b, o->mode, err) < 0)

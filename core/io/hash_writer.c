@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/io/io_int.h"
+#include "core/io/crypt_int.h"
 
 /* SHA-256 runs at about 1.7 GB/s on one core: on the caller's thread it
  * would be the slowest step of a plain backup. The bytes are copied into a
@@ -21,6 +21,8 @@ struct hash_writer {
 	struct vb_writer *next;
 	EVP_MD_CTX *md;
 	uint8_t *out;           /* 32 bytes, filled on a successful close */
+	uint8_t own[32];        /* out when the caller wants no digest */
+	const struct vb_key *sign; /* append a signature trailer, or NULL */
 	uint64_t *bytes;        /* the byte count, filled on a successful close */
 	uint64_t count;
 	/* The helper thread, if it could be started. */
@@ -139,6 +141,24 @@ static int hash_write(struct vb_writer *w, const void *buf, size_t len, struct v
 	return vb_writer_write(h->next, buf, len, err);
 }
 
+/* The signature of the bytes so far, appended (and hashed): the digest
+ * and the count then cover the whole file. */
+static int sign_trailer(struct hash_writer *h, struct vb_error *err)
+{
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	uint8_t d[32], t[VB_SIG_TRAILER];
+	unsigned int len = 0;
+	bool ok = c && EVP_MD_CTX_copy_ex(c, h->md) == 1 && EVP_DigestFinal_ex(c, d, &len) == 1 &&
+		  vb_sig_make(h->sign, d, h->count, t) == 0 &&
+		  EVP_DigestUpdate(h->md, t, sizeof(t)) == 1;
+
+	EVP_MD_CTX_free(c);
+	if (!ok)
+		return vb_error_set(err, VB_E_FAIL, 0, "output: the Ed25519 signature failed");
+	h->count += sizeof(t);
+	return vb_writer_write(h->next, t, sizeof(t), err);
+}
+
 static int hash_close(struct vb_writer *w, struct vb_error *err)
 {
 	struct hash_writer *h = (struct hash_writer *)w;
@@ -147,6 +167,11 @@ static int hash_close(struct vb_writer *w, struct vb_error *err)
 	int ok;
 
 	stop_thread(h, true);
+	if (h->sign && !h->failed && sign_trailer(h, err) < 0) {
+		release(h);
+		vb_writer_discard(next);
+		return -1;
+	}
 	ok = !h->failed && EVP_DigestFinal_ex(h->md, h->out, &len) == 1 && len == 32;
 	if (h->bytes)
 		*h->bytes = h->count;
@@ -199,6 +224,13 @@ static void start_thread(struct hash_writer *h)
 struct vb_writer *vb_hash_writer_new(struct vb_writer *next, uint8_t digest[32],
 				     uint64_t *bytes, struct vb_error *err)
 {
+	return vb_hash_writer_signed(next, digest, bytes, NULL, err);
+}
+
+struct vb_writer *vb_hash_writer_signed(struct vb_writer *next, uint8_t digest[32],
+					uint64_t *bytes, const struct vb_key *key,
+					struct vb_error *err)
+{
 	struct hash_writer *h;
 
 	if (!next) {
@@ -217,8 +249,9 @@ struct vb_writer *vb_hash_writer_new(struct vb_writer *next, uint8_t digest[32],
 	}
 	h->w.ops = &hash_ops;
 	h->next = next;
-	h->out = digest;
+	h->out = digest ? digest : h->own;
 	h->bytes = bytes;
+	h->sign = key;
 	start_thread(h);
 	return &h->w;
 }

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "core/base/base.h"
@@ -58,6 +59,8 @@ int vb_tempfile_sweep(const char *dir, bool dry, struct vb_warnings *w, struct v
  * (file, fd, command). Layers own the layer below them. */
 
 struct vb_writer;
+struct vb_key;
+struct vb_pubkey;
 
 /* All of buf or an error; returns 0 or -1. */
 int vb_writer_write(struct vb_writer *w, const void *buf, size_t len, struct vb_error *err);
@@ -102,6 +105,11 @@ struct vb_writer *vb_zstd_writer_new(struct vb_writer *next, int level, int thre
  * Owns next on success; on failure next stays the caller's. */
 struct vb_writer *vb_hash_writer_new(struct vb_writer *next, uint8_t digest[32],
 				     uint64_t *bytes, struct vb_error *err);
+/* The same, and at close a signature trailer with key (not NULL) appended:
+ * the digest and count then include the trailer. digest may be NULL. */
+struct vb_writer *vb_hash_writer_signed(struct vb_writer *next, uint8_t digest[32],
+					uint64_t *bytes, const struct vb_key *key,
+					struct vb_error *err);
 
 /* An archive's output stack over sink, bottom up: the SHA-256 of the
  * bytes as written and their count (when sha256 is not NULL: filled in
@@ -113,9 +121,57 @@ struct vb_output_opts {
 	int zstd_level, zstd_threads;
 	uint8_t *sha256;        /* 32 bytes, or NULL: no hash layer */
 	uint64_t *bytes;        /* with sha256; may be NULL */
+	const struct vb_pubkey *encrypt_to; /* or NULL: not encrypted */
+	const struct vb_key *sign;  /* sign the archive (a trailer), or NULL */
 };
 struct vb_writer *vb_output_stack(struct vb_writer *sink, const struct vb_output_opts *o,
 				  struct vb_error *err);
+
+/* ============================================================== keys
+ * The keys of encrypted archives (doc/encryption.md): a secret key is one
+ * random secret, from which an X25519 key (encryption) derives; its public
+ * part encrypts. Key files are text (the paper form), 0600. */
+
+#define VB_KEY_ID_LEN 16
+struct vb_key;
+struct vb_pubkey;
+
+struct vb_key *vb_key_generate(struct vb_error *err);
+/* A secret key file; passphrase for a wrapped one (NULL: refused). */
+struct vb_key *vb_key_load(const char *path, const char *passphrase, struct vb_error *err);
+/* A new key file at path (never replacing one), wrapped with passphrase
+ * (scrypt) unless NULL; its text is also written to paper unless NULL. */
+int vb_key_save(const struct vb_key *k, const char *path, const char *passphrase, FILE *paper,
+		struct vb_error *err);
+void vb_key_free(struct vb_key *k);
+const struct vb_pubkey *vb_key_public(const struct vb_key *k);
+/* A public key file, or the public part of a (plain) secret key file. */
+struct vb_pubkey *vb_pubkey_load(const char *path, struct vb_error *err);
+int vb_pubkey_save(const struct vb_pubkey *p, const char *path, struct vb_error *err);
+void vb_pubkey_free(struct vb_pubkey *p);
+struct vb_pubkey *vb_pubkey_dup(const struct vb_pubkey *p); /* NULL: no memory */
+const uint8_t *vb_pubkey_id(const struct vb_pubkey *p);
+void vb_key_id_hex(const uint8_t id[VB_KEY_ID_LEN], char hex[2 * VB_KEY_ID_LEN + 1]);
+
+/* A signed archive (doc/encryption.md, "Signatures"): what its trailer says. */
+struct vb_signature {
+	uint8_t key_id[VB_KEY_ID_LEN];
+	uint8_t sha256[32];     /* of the bytes before the trailer */
+	uint64_t length;        /* their count */
+};
+/* Checks the signature at the end of path ("-": standard input) with p:
+ * 0 when p signed exactly these bytes; -1 with VB_E_INVALID when the
+ * archive is not signed, signed by another key, or changed. */
+int vb_signature_check(const char *path, const struct vb_pubkey *p, struct vb_signature *sig,
+		       struct vb_error *err);
+
+/* AES-256-GCM encryption filter in front of next (STREAM chunks of 64 KiB,
+ * the file key wrapped to `to`). With digest, the SHA-256 of the bytes it
+ * writes and their count to *bytes (if not NULL), when the stack closes
+ * successfully (as a hash layer below would). Owns next on success; on
+ * failure next stays the caller's. */
+struct vb_writer *vb_crypt_writer_new(struct vb_writer *next, const struct vb_pubkey *to,
+				      uint8_t digest[32], uint64_t *bytes, struct vb_error *err);
 
 /* ============================================================== input stack */
 
@@ -136,6 +192,27 @@ struct vb_reader *vb_input_open(const char *path, struct vb_error *err);
 /* The same on an open descriptor, which it owns from here on (closed by
  * vb_reader_free, or at once on failure); name is for messages. */
 struct vb_reader *vb_input_open_fd(int fd, const char *name, struct vb_error *err);
+/* The keys an encrypted input may be encrypted to. */
+struct vb_input_opts {
+	const struct vb_key *const *keys;
+	size_t nkeys;
+};
+/* path, or fd >= 0 (owned) read under the name path, with o's keys: an
+ * encrypted input is decrypted first (no key for it: VB_E_USAGE; a wrong
+ * key, a damaged, missing or reordered chunk: VB_E_INVALID naming the
+ * offset). */
+struct vb_reader *vb_input_open_opts(const char *path, int fd, const struct vb_input_opts *o,
+				     struct vb_error *err);
+/* The keys vb_input_open and vb_input_open_fd use (the command line's
+ * --key); NULL: none. o must outlive the readers opened. */
+void vb_input_set_default(const struct vb_input_opts *o);
+/* An encrypted archive (path, "-": standard input) decrypted to out_fd:
+ * the archive as it was before encryption (zstd). 0 or -1; a plain input
+ * is a VB_E_USAGE error. */
+int vb_input_decrypt_to(const char *path, const struct vb_input_opts *o, int out_fd,
+			struct vb_error *err);
+/* Whether the input was encrypted, and the key id it named. */
+const uint8_t *vb_reader_key_id(const struct vb_reader *r);
 /* Decompressed bytes: returns the count (0 only at the end) or -1 with err set.
  * A truncated or corrupt compressed stream is VB_E_INVALID. */
 ssize_t vb_reader_read(struct vb_reader *r, void *buf, size_t len, struct vb_error *err);

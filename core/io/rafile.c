@@ -13,7 +13,7 @@
 #include <zstd_errors.h>
 
 #include "common/byteorder.h"
-#include "core/io/io_int.h"
+#include "core/io/crypt_int.h"
 
 struct frame {
 	uint64_t coff;    /* compressed offset in the file */
@@ -36,6 +36,7 @@ struct vb_rafile {
 	unsigned char *cbuf;      /* the compressed frame */
 	size_t cpos;              /* consumed of it */
 	uint64_t frames_started;  /* for tests and figures */
+	struct vb_decrypt *dec;   /* an encrypted file: its plaintext is read */
 };
 
 static int pread_full(struct vb_rafile *f, void *buf, size_t len, uint64_t off,
@@ -44,7 +45,12 @@ static int pread_full(struct vb_rafile *f, void *buf, size_t len, uint64_t off,
 	size_t done = 0;
 
 	while (done < len) {
-		ssize_t n = pread(f->fd, (char *)buf + done, len - done, (off_t)(off + done));
+		ssize_t n = f->dec ? vb_decrypt_pread(f->dec, (char *)buf + done, len - done,
+						      off + done, err)
+				   : pread(f->fd, (char *)buf + done, len - done, (off_t)(off + done));
+
+		if (n < 0 && f->dec)
+			return -1;
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -135,6 +141,7 @@ struct vb_rafile *vb_rafile_open(const char *path, struct vb_error *err)
 	struct vb_rafile *f = calloc(1, sizeof(*f));
 	unsigned char magic[4];
 	struct stat st;
+	uint64_t fsize;
 	ssize_t n;
 
 	if (!f) {
@@ -157,14 +164,35 @@ struct vb_rafile *vb_rafile_open(const char *path, struct vb_error *err)
 	do
 		n = pread(f->fd, magic, sizeof(magic), 0);
 	while (n < 0 && errno == EINTR);
+	fsize = (uint64_t)st.st_size;
+	if (n == 4 && memcmp(magic, VB_CRYPT_MAGIC, 4) == 0) {
+		const struct vb_input_opts *o = vb_input_default_opts();
+
+		f->dec = vb_decrypt_ra_new(f->fd, f->name, fsize, o ? o->keys : NULL,
+					   o ? o->nkeys : 0, err);
+		if (!f->dec)
+			goto fail;
+		fsize = vb_decrypt_size(f->dec);
+		n = fsize >= 4 && pread_full(f, magic, 4, 0, err) == 0 ? 4 : -1;
+		if (n < 0)
+			goto fail;
+	}
 	if (n == 4 && memcmp(magic, "VMA", 4) == 0) {
 		f->comp = VB_COMP_NONE;
-		f->size = (uint64_t)st.st_size;
+		f->size = fsize;
 		return f;
 	}
 	if (n == 4 && get_le32(magic) == ZSTD_MAGICNUMBER) {
+		uint64_t size = fsize;
+		uint8_t t[VB_SIG_TRAILER];
+
+		/* a signed archive: the seek table is before the signature */
+		if (size > VB_SIG_TRAILER &&
+		    pread_full(f, t, sizeof(t), size - VB_SIG_TRAILER, err) == 0 &&
+		    vb_sig_is_trailer(t))
+			size -= VB_SIG_TRAILER;
 		f->comp = VB_COMP_ZSTD;
-		if (load_seek_table(f, (uint64_t)st.st_size, err) < 0)
+		if (load_seek_table(f, size, err) < 0)
 			goto fail;
 		return f;
 	}
@@ -179,6 +207,7 @@ void vb_rafile_free(struct vb_rafile *f)
 {
 	if (!f)
 		return;
+	vb_decrypt_free(f->dec);
 	if (f->fd >= 0)
 		close(f->fd);
 	ZSTD_freeDCtx(f->dctx);

@@ -7,8 +7,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <libvirt/virterror.h>
-#include <libxml/parser.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -285,7 +283,7 @@ void lv_disk_xml_read(xmlNodePtr n, struct disk_xml *x)
 	x->readonly = lv_child(n, "readonly") != NULL;
 }
 
-static bool eligible(const struct disk_xml *x)
+bool lv_disk_eligible(const struct disk_xml *x)
 {
 	return x->target && x->source && !x->readonly &&
 	       (!x->device || strcmp(x->device, "disk") == 0);
@@ -369,7 +367,7 @@ static int find_disks(struct vb_live *l, const struct vb_live_libvirt_opts *o,
 			if (!x[i].target)
 				continue;
 			j++;
-			if (!eligible(&x[i]) || (o->ndrives && !wanted(&x[i], o->devices[k])))
+			if (!lv_disk_eligible(&x[i]) || (o->ndrives && !wanted(&x[i], o->devices[k])))
 				continue;
 			if (v->disks[j - 1].drive >= 0) {
 				if (!o->ndrives)
@@ -399,8 +397,23 @@ static int find_disks(struct vb_live *l, const struct vb_live_libvirt_opts *o,
 	}
 	/* The layout stored in the archive: the definition, to define the
 	 * domain again (its live XML when it has none). */
-	l->layout = virDomainGetXMLDesc(v->dom, VIR_DOMAIN_XML_INACTIVE);
-	if (!l->layout && !(l->layout = strdup(xml))) {
+	{
+		char *def = virDomainGetXMLDesc(v->dom, VIR_DOMAIN_XML_INACTIVE);
+		char **devs = calloc(l->n + 1, sizeof(*devs)), **names = calloc(l->n + 1,
+										 sizeof(*names));
+
+		for (size_t k = 0; devs && names && k < v->ndisks; k++)
+			if (v->disks[k].drive >= 0) {
+				devs[v->disks[k].drive] = v->disks[k].target;
+				names[v->disks[k].drive] = l->d[v->disks[k].drive].name;
+			}
+		l->layout = devs && names ? lv_xml_with_drives(def ? def : xml, devs, names, l->n) :
+			    NULL;
+		free(devs);
+		free(names);
+		free(def);
+	}
+	if (!l->layout) {
 		lv_oom(err);
 		goto out;
 	}
@@ -481,6 +494,9 @@ static void lv_close(struct vb_live *l)
 	for (size_t i = 0; v->export_bitmap && i < l->n; i++)
 		free(v->export_bitmap[i]);
 	free(v->export_bitmap);
+	if (v->off)
+		vb_libvirt_offline_free(v->off);
+	free(v->off);
 	free(v->disks);
 	free(v->uri);
 	free(v->domain);
@@ -499,7 +515,7 @@ const struct live_ops live_libvirt_ops = {
 	.close = lv_close,
 };
 
-static int connect_domain(struct vb_live *l, struct vb_error *err)
+static int connect_domain(struct vb_live *l, bool offline_ok, struct vb_error *err)
 {
 	struct lv *v = lv_of(l);
 
@@ -513,9 +529,11 @@ static int connect_domain(struct vb_live *l, struct vb_error *err)
 		v->dom = virDomainLookupByUUIDString(v->conn, v->domain);
 	if (!v->dom)
 		return vb_error_set(err, VB_E_USAGE, 0, "libvirt has no domain %s", v->domain);
-	if (virDomainIsActive(v->dom) != 1)
-		return vb_error_set(err, VB_E_USAGE, 0, "domain %s is not running (vmaback backs "
-				    "up running domains; read a stopped one's images with --drive)",
+	if (virDomainIsActive(v->dom) != 1 && offline_ok)
+		v->offline = true;
+	else if (virDomainIsActive(v->dom) != 1)
+		return vb_error_set(err, VB_E_USAGE, 0, "domain %s is not running (backup "
+				    "--include-stopped reads a stopped domain's images)",
 				    v->domain);
 	return 0;
 }
@@ -527,11 +545,14 @@ struct vb_live *vb_live_open_libvirt(const struct vb_live_libvirt_opts *o,
 	struct lv *v = calloc(1, sizeof(*v));
 	char *enc = malloc(3 * strlen(o->set) + 1);
 
-	if (!l || !v || !enc) {
+	if (lv_dl_load(err) < 0 || !l || !v || !enc) {
+		bool dl_failed = l && v && enc;
+
 		free(l);
 		free(v);
 		free(enc);
-		lv_oom(err);
+		if (!dl_failed)
+			lv_oom(err);
 		return NULL;
 	}
 	l->ops = &live_libvirt_ops;
@@ -557,9 +578,14 @@ struct vb_live *vb_live_open_libvirt(const struct vb_live_libvirt_opts *o,
 		lv_oom(err);
 		goto fail;
 	}
-	if (connect_domain(l, err) < 0 || take_lock(l, err) < 0 || find_disks(l, o, err) < 0 ||
-	    lv_end_job(l, err) < 0)
+	if (connect_domain(l, o->offline_ok, err) < 0 || take_lock(l, err) < 0)
 		goto fail;
+	/* Not running: its lock only, and what to read instead. */
+	if (v->offline ? lv_offline(l, o, err) < 0 :
+	    find_disks(l, o, err) < 0 || lv_end_job(l, err) < 0)
+		goto fail;
+	if (v->offline)
+		return l;
 	if (l->marks & MARK_FROZEN)
 		thaw(l);
 	lv_drop_files(l);

@@ -179,27 +179,26 @@ static void judge(struct vb_live *l, virDomainCheckpointPtr cp, const char *name
 	free(xml);
 }
 
-int lv_recover(struct vb_live *l, const char *keep, struct vb_error *err)
+int lv_drop_others(struct vb_live *l, const char *keepname, virDomainCheckpointPtr *found,
+		   struct vb_error *err)
 {
 	struct lv *v = lv_of(l);
-	virDomainCheckpointPtr *cps = NULL, found = NULL;
-	char *keepname = keep ? lv_name(v, keep) : NULL, *why = NULL;
-	int n;
+	virDomainCheckpointPtr *cps = NULL;
+	int n = virDomainListAllCheckpoints(v->dom, &cps, 0);
 
-	if (keep && !keepname)
-		return lv_oom(err);
-	n = virDomainListAllCheckpoints(v->dom, &cps, 0);
-	if (n < 0) {
-		free(keepname);
+	if (found)
+		*found = NULL;
+	if (n < 0)
 		return lv_fail(err, VB_E_FAIL, "domain %s: listing its checkpoints", v->domain);
-	}
 	for (int i = 0; i < n; i++) {
 		const char *name = virDomainCheckpointGetName(cps[i]);
 
 		if (!live_has_prefix(name, v->prefix)) {
 			virDomainCheckpointFree(cps[i]);
+		} else if (keepname && strcmp(name, keepname) == 0 && found) {
+			*found = cps[i];
 		} else if (keepname && strcmp(name, keepname) == 0) {
-			found = cps[i];
+			virDomainCheckpointFree(cps[i]);
 		} else {
 			lv_delete_ckpt(l, cps[i]);
 			virDomainCheckpointFree(cps[i]);
@@ -207,6 +206,20 @@ int lv_recover(struct vb_live *l, const char *keep, struct vb_error *err)
 	}
 	free(cps);
 	drop_meta(v, keepname);
+	return 0;
+}
+
+int lv_recover(struct vb_live *l, const char *keep, struct vb_error *err)
+{
+	virDomainCheckpointPtr found = NULL;
+	char *keepname = keep ? lv_name(lv_of(l), keep) : NULL, *why = NULL;
+
+	if (keep && !keepname)
+		return lv_oom(err);
+	if (lv_drop_others(l, keepname, &found, err) < 0) {
+		free(keepname);
+		return -1;
+	}
 	for (size_t i = 0; i < l->n; i++) {
 		free(l->d[i].why);
 		l->d[i].why = NULL;

@@ -8,10 +8,7 @@
 #error "core/source/libvirt_int.h is private to core/source: include core/source/source.h"
 #endif
 
-#include <libvirt/libvirt.h>
-#include <libvirt/virterror.h>
-#include <libxml/tree.h>
-#include <libxml/xpath.h>
+#include "core/source/libvirt_dl.h"
 #include <sys/types.h>
 
 #include "core/source/live_int.h"
@@ -30,6 +27,7 @@ struct lv {
 	char *uri, *domain;
 	char *meta_dir;
 	bool fsfreeze;
+	bool offline;      /* not running (opened with offline_ok) */
 	char *prefix;      /* "vmaback.SET." (SET encoded) */
 	char *dir;         /* scratch_dir/vmaback.TAG: scratch files and socket */
 	char *sock;        /* dir/nbd */
@@ -39,6 +37,7 @@ struct lv {
 	struct lv_disk *disks;
 	size_t ndisks;
 	char **export_bitmap;  /* per drive, from the backup job's XML */
+	struct vb_libvirt_offline *off;  /* not running, opened with offline_ok */
 };
 
 static inline struct lv *lv_of(struct vb_live *l)
@@ -54,6 +53,8 @@ struct disk_xml {
 };
 void lv_disk_xml_read(xmlNodePtr n, struct disk_xml *x);
 void lv_disk_xml_free(struct disk_xml *x);
+/* A disk vmaback backs up: writable, of device disk, with a source. */
+bool lv_disk_eligible(const struct disk_xml *x);
 xmlNodePtr lv_child(xmlNodePtr n, const char *name);
 /* Proxmox's name of a disk from its bus and target (drive-virtio0). */
 char *lv_drive_name(const char *bus, const char *target);
@@ -84,7 +85,21 @@ void lv_delete_ckpt(struct vb_live *l, virDomainCheckpointPtr cp);
 /* meta_dir/NAME.xml: malloc'd. */
 char *lv_meta_path(const struct lv *v, const char *name);
 
-/* libvirt_ckpt.c: live_ops' recover. */
+/* libvirt_host.c: the domain XML xml with a vmaback:drives metadata
+ * element naming drive names[k] the disk of target devs[k]; malloc'd
+ * (NULL: no memory). */
+char *lv_xml_with_drives(const char *xml, char *const *devs, char *const *names, size_t n);
+/* The domain is not running: v->off, its disks as sel selects them. */
+int lv_offline(struct vb_live *l, const struct vb_live_libvirt_opts *sel, struct vb_error *err);
+extern const struct live_ops live_libvirt_ops;
+
+/* libvirt_ckpt.c */
+/* Deletes every vmaback checkpoint of the set in libvirt but keepname (and
+ * vmaback's copies of their XML); *found: keepname's, NULL if libvirt has
+ * none (found NULL: not asked). */
+int lv_drop_others(struct vb_live *l, const char *keepname, virDomainCheckpointPtr *found,
+		   struct vb_error *err);
+/* live_ops' recover. */
 int lv_recover(struct vb_live *l, const char *keep, struct vb_error *err);
 
 /* libvirt_run.c */

@@ -365,19 +365,24 @@ out:
 int lv_finish(struct vb_live *l, enum vb_live_end how, struct vb_error *err)
 {
 	struct lv *v = lv_of(l);
-	const char *gone = how == VB_LIVE_COMMITTED ? l->since :
-			   how == VB_LIVE_FAILED ? l->ckpt : NULL;
 	virDomainCheckpointPtr cp;
+	struct vb_error e = { 0 };
 
 	if (lv_end_job(l, err) < 0)
 		return -1;
 	lv_drop_files(l);
 	vb_crash_point("after-teardown");
-	if (gone && (cp = virDomainCheckpointLookupByName(v->dom, gone, 0))) {
+	/* Committed: only the new checkpoint stays, whatever the mode (a full
+	 * backup too leaves none of the set's older ones). */
+	if (how == VB_LIVE_COMMITTED && l->ckpt && lv_drop_others(l, l->ckpt, NULL, &e) < 0)
+		vb_warn(&l->warn, VB_WARN_CLEANUP, NULL, "%s; the next run deletes them", e.msg);
+	if (how != VB_LIVE_FAILED || !l->ckpt)
+		return 0;
+	if ((cp = virDomainCheckpointLookupByName(v->dom, l->ckpt, 0))) {
 		lv_delete_ckpt(l, cp);
 		virDomainCheckpointFree(cp);
-	} else if (gone) {
-		char *meta = lv_meta_path(v, gone);
+	} else {
+		char *meta = lv_meta_path(v, l->ckpt);
 
 		if (meta)
 			unlink(meta);

@@ -246,6 +246,9 @@ struct vb_live_libvirt_opts {
 	 * with a source. */
 	const char *const *names, *const *devices;
 	size_t ndrives;
+	/* A domain that is not running: opened all the same (its lock
+	 * taken), for vb_live_libvirt_offline; else a VB_E_USAGE. */
+	bool offline_ok;
 };
 /* Like vb_live_open: takes the domain's lock, connects, ends a backup job
  * and a freeze a crashed run left, removes its scratch files, and finds
@@ -253,8 +256,24 @@ struct vb_live_libvirt_opts {
 struct vb_live *vb_live_open_libvirt(const struct vb_live_libvirt_opts *o,
 				     struct vb_error *err);
 /* The names of the running domains of libvirt at uri (NULL: libvirt's
- * default), sorted; *names a malloc'd array of malloc'd strings. */
-int vb_libvirt_running(const char *uri, char ***names, size_t *n, struct vb_error *err);
+ * default connection), with stopped: of every domain; sorted. */
+int vb_libvirt_domains(const char *uri, bool stopped, char ***names, size_t *n,
+		       struct vb_error *err);
+/* A domain to back up offline: running, or the drives of its disks read
+ * from its images (names[i]=specs[i]: drive-virtio0=qcow2:/path, named as
+ * a running domain's) and its XML with their vmaback:drives, the archive's
+ * libvirt-domain.xml. */
+struct vb_libvirt_offline {
+	bool running;
+	char **names, **specs, **devs;
+	size_t n;
+	char *xml;
+};
+/* A session of a domain opened with offline_ok that is not running: what
+ * to read instead (the session only holds the domain's lock then, and is
+ * not for a backup's live); NULL for a running one. */
+const struct vb_libvirt_offline *vb_live_libvirt_offline(const struct vb_live *l);
+void vb_libvirt_offline_free(struct vb_libvirt_offline *o);
 
 /* Defines domain name in libvirt at uri from xml (an archive's
  * libvirt-domain.xml): its own UUID and MAC addresses, and each disk the

@@ -37,6 +37,7 @@ void st_ckpt_clear(struct vb_ckpt *c)
 	free(c->base_uuid);
 	free(c->archive);
 	free(c->archive_sha256);
+	free(c->key_id);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -51,6 +52,7 @@ int st_ckpt_copy(struct vb_ckpt *dst, const struct vb_ckpt *src)
 	dst->base_uuid = st_strdup(src->base_uuid);
 	dst->archive = st_strdup(src->archive);
 	dst->archive_sha256 = st_strdup(src->archive_sha256);
+	dst->key_id = st_strdup(src->key_id);
 	dst->archive_size = src->archive_size;
 	dst->drives = calloc(src->ndrives ? src->ndrives : 1, sizeof(*dst->drives));
 	if (!dst->name || !dst->uuid || !dst->drives)

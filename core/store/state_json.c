@@ -46,6 +46,8 @@ static json_object *ckpt_to_json(const struct vb_ckpt *c)
 	jadd(o, "base_uuid", c->base_uuid);
 	jadd(o, "archive", c->archive);
 	jadd(o, "archive_sha256", c->archive_sha256);
+	if (c->key_id)
+		jadd(o, "key_id", c->key_id);
 	if (c->archive_size)
 		json_object_object_add(o, "archive_size",
 				       json_object_new_int64((int64_t)c->archive_size));
@@ -90,6 +92,7 @@ static int ckpt_from_json(struct vb_ckpt *c, json_object *o)
 	c->base_uuid = st_strdup(jstr(o, "base_uuid"));
 	c->archive = st_strdup(jstr(o, "archive"));
 	c->archive_sha256 = st_strdup(jstr(o, "archive_sha256"));
+	c->key_id = st_strdup(jstr(o, "key_id"));
 	c->drives = calloc(json_object_array_length(arr) + 1, sizeof(*c->drives));
 	if (!c->name || !c->uuid || !c->drives)
 		goto fail;
@@ -181,6 +184,8 @@ char *st_manifest_text(const struct vb_state *s, const struct vb_ckpt *c)
 	jadd(o, "base_uuid", c->base_uuid);
 	jadd(o, "archive", c->archive);
 	jadd(o, "archive_sha256", c->archive_sha256);
+	if (c->key_id)
+		jadd(o, "key_id", c->key_id);
 	if (c->archive_size)
 		json_object_object_add(o, "archive_size",
 				       json_object_new_int64((int64_t)c->archive_size));

@@ -40,6 +40,7 @@ struct vb_ckpt {
 	char *base_uuid;        /* archive the new archive's content builds on, or NULL */
 	char *archive;          /* where it was written, or NULL (stdout, command) */
 	char *archive_sha256;   /* of the bytes as written */
+	char *key_id;           /* the key it is encrypted to (hex), or NULL */
 	uint64_t archive_size;  /* bytes as written; 0: not recorded (older states) */
 	size_t ndrives;
 	struct vb_ckpt_drive *drives;

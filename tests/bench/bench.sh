@@ -142,17 +142,22 @@ cmp "$img" "$dir/x/disk-d.raw" || { echo "bench: the extracted drive differs fro
 sz_vb=$(stat -c %s "$dir/a.vma")
 rm -rf "$dir/q.raw" "$dir/x.raw" "$dir/x" "$dir/a.vma"
 
-echo "== full backup with zstd, and its restore"
+echo "== full backup with zstd (and encrypted), and its restore"
+rm -f "$dir/bench.key"
+"$V" key create "$dir/bench.key" >/dev/null
 group ':' \
 	zstd_T0 'rm -f "$dir/ref.zst"' 'zstd -q -T0 -3 -c "$img" >"$dir/ref.zst"' \
-	vb_zstd 'rm -f "$dir/a.vma.zst"' '"$V" backup --quiet -d d="$img" -o "$dir/a.vma.zst"'
+	vb_zstd 'rm -f "$dir/a.vma.zst"' '"$V" backup --quiet -d d="$img" -o "$dir/a.vma.zst"' \
+	vb_zstd_enc 'rm -f "$dir/a.enc"' '"$V" backup --quiet -d d="$img" --compress zstd --encrypt "$dir/bench.key" -o "$dir/a.enc"'
 sz_ref=$(stat -c %s "$dir/ref.zst")
 sz_vbz=$(stat -c %s "$dir/a.vma.zst")
 group ':' \
 	zstd_d 'rm -f "$dir/ref.raw"' 'zstd -q -d "$dir/ref.zst" -o "$dir/ref.raw"' \
-	vb_restore_zst 'rm -f "$dir/x.raw"' '"$V" restore --quiet "$dir/a.vma.zst" --target d="$dir/x.raw"'
+	vb_restore_zst 'rm -f "$dir/x.raw"' '"$V" restore --quiet "$dir/a.vma.zst" --target d="$dir/x.raw"' \
+	vb_restore_enc 'rm -f "$dir/y.raw"' '"$V" restore --quiet --key "$dir/bench.key" "$dir/a.enc" --target d="$dir/y.raw"'
 cmp "$img" "$dir/x.raw" || { echo "bench: the restored drive differs from the image" >&2; exit 1; }
-rm -f "$dir/ref.raw" "$dir/x.raw" "$dir/ref.zst" "$dir/a.vma.zst"
+cmp "$img" "$dir/y.raw" || { echo "bench: the decrypted drive differs from the image" >&2; exit 1; }
+rm -f "$dir/ref.raw" "$dir/x.raw" "$dir/y.raw" "$dir/ref.zst" "$dir/a.vma.zst" "$dir/a.enc" "$dir/bench.key"
 
 # 1% of the clusters, spread over the whole drive, get new data (the
 # round number picks the qcow2 pattern, so every round changes them).
@@ -345,8 +350,10 @@ row() { # LABEL COMMAND TIMELABEL MIB (- : no rate)
 	row "extract, plain" "vmaback extract a.vma dir" vb_extract "$SIZE_MIB"
 	row "compress" "zstd -T0 -3 -c img > out" zstd_T0 "$SIZE_MIB"
 	row "backup, zstd" "vmaback backup -d d=img -o a.vma.zst" vb_zstd "$SIZE_MIB"
+	row "backup, zstd, encrypted" "vmaback backup -d d=img --encrypt k -o a.enc" vb_zstd_enc "$SIZE_MIB"
 	row "decompress" "zstd -d ref.zst -o out" zstd_d "$SIZE_MIB"
 	row "restore, zstd" "vmaback restore a.vma.zst --target d=out" vb_restore_zst "$SIZE_MIB"
+	row "restore, zstd, encrypted" "vmaback restore --key k a.enc --target d=out" vb_restore_enc "$SIZE_MIB"
 	row "compress, compressible" "zstd -T0 -3 -c comp > out" zstd_T0_comp $((SIZE_MIB / 4))
 	row "backup, zstd, compressible" "vmaback backup -d d=comp -o a.vma.zst" vb_zstd_comp $((SIZE_MIB / 4))
 	row "full backup with digest map" "vmaback backup --set R --mode full" vb_full_set "$SIZE_MIB"
@@ -361,6 +368,7 @@ row() { # LABEL COMMAND TIMELABEL MIB (- : no rate)
 	target "backup plain vs cat (speed ratio, to /dev/null)" "$(ratio vb_null cat)" 1 '>='
 	target "backup plain to a file vs cp --sparse=always (speed ratio)" "$(ratio vb_file cp_sparse)" 1 '>='
 	target "backup zstd vs zstd -T0 -3 (speed ratio)" "$(ratio vb_zstd zstd_T0)" 0.95 '>='
+	target "backup zstd encrypted vs backup zstd (speed ratio)" "$(ratio vb_zstd_enc vb_zstd)" 0.95 '>='
 	target "backup zstd vs zstd -T0 -3 (size ratio)" "$size_ratio" 1.02 '<='
 	target "compressible: backup zstd vs zstd -T0 -3 (speed ratio)" "$(ratio vb_zstd_comp zstd_T0_comp)" 0.95 '>='
 	target "compressible: backup zstd vs zstd -T0 -3 (size ratio)" "$csize_ratio" 1.02 '<='

@@ -26,7 +26,7 @@ expect_comp() {
 	[ "$got" = "$want" ] || fail "completing [vmaback $*] gave [$got], expected [$want]"
 }
 
-ALL_COMMANDS="backup checkpoints commit config extract help list ls merge prune recover restore serve verify"
+ALL_COMMANDS="backup checkpoints commit config decrypt extract help key list ls merge prune recover restore serve verify"
 
 bash_commands() {
 	expect_comp "backup" b
@@ -36,16 +36,19 @@ bash_commands() {
 	expect_comp "list ls" help l
 	expect_comp "$ALL_COMMANDS" help ""
 	expect_comp "" help list ""
-	expect_comp "--help --json" list --
-	expect_comp "--checkpoint --deep --help --quiet --set --state-dir" verify --
-	expect_comp "--drive --help --quiet -d" extract -
-	expect_comp "--bind --cache-dir --drive --help --once --overlay --port --quiet --socket -d" serve -
-	expect_comp "--connect --define --drive --force --help --quiet --target --to -d" restore -
-	expect_comp "--compress --force --help --output --quiet --zstd-level -o" merge -
-	expect_comp "--config --help -c" config -
+	expect_comp "--help --json --key" list --
+	expect_comp "--checkpoint --deep --help --key --pubkey --quiet --set --state-dir" verify --
+	expect_comp "--drive --help --key --quiet -d" extract -
+	expect_comp "--bind --cache-dir --drive --help --key --once --overlay --port --quiet --socket -d" serve -
+	expect_comp "--connect --define --drive --force --help --key --quiet --target --to -d" restore -
+	expect_comp "--compress --force --help --key --output --quiet --recipient --zstd-level -o" merge -
+	expect_comp "--config --help --key -c" config -
 	expect_comp "--help --json --remove --set --state-dir" checkpoints -
 	expect_comp "--help --set --state-dir" commit -
-	expect_comp "--dumpdir --help --json --set --state-dir" ls -
+	expect_comp "--dumpdir --help --json --key --set --state-dir" ls -
+	expect_comp "create id public" key ""
+	expect_comp "--help --paper --passphrase-file" key -
+	expect_comp "--help --key" decrypt -
 	expect_comp "--keep-daily --keep-hourly --keep-last --keep-monthly --keep-weekly --keep-yearly" prune --keep
 	expect_comp "--dry-run --dumpdir" prune --d
 	expect_comp "0 1 12 2 24 3 30 4 5 6 7" prune --keep-daily ""

@@ -307,7 +307,32 @@ big_sparse() {
 	serve_stop
 }
 
+# serve --key: encrypted archives (zstd and plain inside, one signed) read
+# at random, chunk by chunk, by the plugin; no key: refused, naming it.
+encrypted() {
+	need_tools
+	local SD=$PWD/sd kid
+	drive sparse 20M 1024:3000 15000:64
+	drive dense - 0:3000
+	kid=$(vb key create k.key)
+	run vb backup --set s --state-dir "$SD" -d sparse=sparse.raw -d dense=dense.raw \
+		--checkpoint c1 --encrypt k.key --sign k.key -o f.vma.zst.enc --compress zstd
+	expect_rc 0
+	rnd sparse.raw 8000 300; zeros dense.raw 100 200
+	run vb backup --set s --state-dir "$SD" -d sparse=sparse.raw -d dense=dense.raw \
+		--checkpoint c2 --encrypt k.key -o i.vma.enc --compress none
+	expect_rc 0
+	serve_start f.vma.zst.enc i.vma.enc --key k.key --socket "$PWD/s.sock"
+	check_export sparse sparse.raw
+	check_export dense dense.raw
+	serve_stop
+	run vb serve f.vma.zst.enc --socket "$PWD/s.sock"
+	expect_fail 2 serve "encrypted to key $kid: give its key file with --key"
+	absent s.sock
+}
+
 tcase chain chain
+tcase encrypted encrypted
 tcase once_port once_port
 tcase refusals refusals
 tcase cache_dir cache_dir

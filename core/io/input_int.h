@@ -1,0 +1,56 @@
+/* input_int.h: what the two halves of the input stack share: the reader
+ * (input.c: opening, detection, plain, read-ahead) and its decoders
+ * (input_codec.c: zstd, gzip, lzop). Private to core/io. */
+#ifndef VMABACK_INPUT_INT_H
+#define VMABACK_INPUT_INT_H
+
+#ifndef VB_MODULE_io
+#error "core/io/input_int.h is private to core/io: include core/io/io.h"
+#endif
+
+#include <archive.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "core/io/crypt_int.h"
+
+struct vb_reader {
+	int fd;
+	bool own_fd;            /* false for standard input */
+	char *name;             /* path, or "standard input", for messages */
+	enum vb_compression comp;
+	uint64_t raw_bytes;     /* consumed from fd by the decoder */
+	unsigned char *in;      /* bytes read from fd, the peeked ones first */
+	size_t in_pos, in_len;
+	bool in_eof;
+	int io_errno;           /* the last read error, met maybe inside libarchive */
+	ZSTD_DCtx *dctx;
+	size_t zret;            /* last ZSTD_decompressStream() result: 0 = frame done */
+	z_stream zs;
+	bool zs_ready;          /* inflateInit2() done: inflateEnd() on free */
+	bool gz_end;            /* a gzip member just ended: the input may end here */
+	struct archive *ar;
+	bool failed;
+	struct ahead *ahead;    /* decompressing on a helper thread, or NULL */
+	struct vb_decrypt *dec; /* an encrypted input's decryption, or NULL */
+	struct vb_error src_err; /* its error, met maybe inside libarchive */
+	bool src_failed;
+};
+
+extern const unsigned char vb_in_magic_gzip[2], vb_in_magic_lzop[9];
+
+/* "lzop" or the compression's name, for messages. */
+const char *vb_in_stream_name(const struct vb_reader *r);
+int vb_in_read_error(struct vb_reader *r, int e, struct vb_error *err);
+/* One read into the empty input buffer (through the decryption of an
+ * encrypted input); sets in_eof at the end. */
+int vb_in_refill(struct vb_reader *r, struct vb_error *err);
+
+int vb_in_ar_open(struct vb_reader *r, struct vb_error *err);
+ssize_t vb_in_ar_read(struct vb_reader *r, unsigned char *buf, size_t len, struct vb_error *err);
+int vb_in_gz_open(struct vb_reader *r, struct vb_error *err);
+ssize_t vb_in_gz_read(struct vb_reader *r, unsigned char *buf, size_t len, struct vb_error *err);
+ssize_t vb_in_zstd_read(struct vb_reader *r, unsigned char *buf, size_t len,
+			struct vb_error *err);
+
+#endif
