@@ -44,12 +44,14 @@ serve_start() {
 	SERR=$PWD/serve.err
 	"$VMABACK" serve "$@" >uris 2>"$SERR" &
 	SPID=$!
+	local it=0 why=timeout
 	for _ in $(seq 300); do
-		grep -q 'serves the exports' "$SERR" && break
-		kill -0 "$SPID" 2>/dev/null || break
+		it=$((it + 1))
+		grep -q 'serves the exports' "$SERR" && { why=ok; break; }
+		kill -0 "$SPID" 2>/dev/null || { why=dead; break; }
 		sleep 0.1
 	done
-	grep -q 'serves the exports' "$SERR" || { cat "$SERR" >"$ERR"; fail "serve $* did not get ready"; }
+	grep -q 'serves the exports' "$SERR" || { cat "$SERR" >"$ERR"; ps -o pid,stat,cmd -p "$SPID" >>"$ERR"; fail "serve $* did not get ready ($why after $it)"; }
 	NPID=$(sed -n 's/.*nbdkit (pid \([0-9]*\)).*/\1/p' "$SERR")
 	[ -n "$NPID" ] && kill -0 "$NPID" || fail "no nbdkit pid in: $(cat "$SERR")"
 }
