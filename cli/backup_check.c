@@ -65,7 +65,7 @@ static int dumpdir_name(struct backup_args *a)
 	if (a->compress == -1)
 		a->compress = 1;
 	name = vb_dumpdir_name(a->name_template, a->vmid, a->set, vb_clock_now(),
-			       a->compress == 1, &err);
+			       a->compress == 1, a->encrypt || a->recipient, &err);
 	if (!name)
 		return cli_fail(CMD, &err);
 	/* The state records where the archive is: an absolute path, so prune

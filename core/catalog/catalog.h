@@ -14,22 +14,24 @@
 
 /* The name of an archive in a dump directory: template with {vmid}, {set}
  * and {date} (YYYY_MM_DD-HH_MM_SS, local time, as vzdump) replaced, then
- * ".vma" or ".vma.zst". NULL template: vzdump-qemu-{vmid}-{date}. The
- * result must be a plain file name. malloc'd, or NULL with err set. */
+ * ".vma" or ".vma.zst", and ".enc" after it when encrypted. NULL
+ * template: vzdump-qemu-{vmid}-{date}. The result must be a plain file
+ * name. malloc'd, or NULL with err set. */
 char *vb_dumpdir_name(const char *tmpl, const char *vmid, const char *set, int64_t time,
-		      bool zstd, struct vb_error *err);
+		      bool zstd, bool encrypted, struct vb_error *err);
 /* The name an archive of kind (full, incremental, differential)
  * takes instead of the full's name path (from vb_dumpdir_name): a full
  * keeps it, an incremental ends in .vmainc[.zst], a differential in
- * .vmadiff[.zst], names Proxmox does not list as backups. malloc'd; NULL
- * when path does not end in .vma or .vma.zst (or out of memory). */
+ * .vmadiff[.zst], names Proxmox does not list as backups; a trailing .enc
+ * stays. malloc'd; NULL when path does not end in .vma or .vma.zst
+ * (either followed by .enc), or out of memory. */
 char *vb_dumpdir_kind_name(const char *path, enum vb_kind kind);
 /* Sibling files: ARCHIVE.notes, ARCHIVE.protected (Proxmox), and the log,
- * the archive's name without .vma[.zst|.gz|.lzo] plus .log (vzdump).
+ * the archive's name without .vma[.zst|.gz|.lzo][.enc] plus .log (vzdump).
  * malloc'd. */
 char *vb_dumpdir_sibling(const char *archive, const char *what);
 /* The archive looks like one by name (.vma, .vma.zst, .vma.gz, .vma.lzo,
- * and vmaback's .vmainc[.zst], .vmadiff[.zst]). */
+ * and vmaback's .vmainc[.zst], .vmadiff[.zst]; each also with .enc). */
 bool vb_dumpdir_is_archive_name(const char *name);
 
 /* One backup: an archive file, a checkpoint of a set, or both. */

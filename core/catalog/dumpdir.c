@@ -23,19 +23,34 @@
 static const char *const archive_exts[] = { ".vmainc.zst", ".vmadiff.zst", ".vma.zst",
 					    ".vma.gz", ".vma.lzo", ".vmainc", ".vmadiff", ".vma" };
 
-static bool ends_with(const char *s, const char *suffix)
-{
-	size_t a = strlen(s), b = strlen(suffix);
+/* An encrypted archive's name ends in ".enc" after its archive extension:
+ * Proxmox, which cannot read it, does not list it as a backup either. */
+#define ENC_EXT ".enc"
 
-	return a >= b && strcmp(s + a - b, suffix) == 0;
+/* Whether the first len bytes of s end with suffix. */
+static bool ends_with_n(const char *s, size_t len, const char *suffix)
+{
+	size_t b = strlen(suffix);
+
+	return len >= b && memcmp(s + len - b, suffix, b) == 0;
+}
+
+/* The length of name without a trailing ".enc". */
+static size_t plain_len(const char *name)
+{
+	size_t len = strlen(name);
+
+	return ends_with_n(name, len, ENC_EXT) ? len - strlen(ENC_EXT) : len;
 }
 
 bool vb_dumpdir_is_archive_name(const char *name)
 {
 	if (name[0] == '.')
 		return false; /* hidden: a temporary of a running backup */
+	size_t len = plain_len(name);
+
 	for (size_t i = 0; i < sizeof(archive_exts) / sizeof(archive_exts[0]); i++)
-		if (ends_with(name, archive_exts[i]) && strlen(name) > strlen(archive_exts[i]))
+		if (ends_with_n(name, len, archive_exts[i]) && len > strlen(archive_exts[i]))
 			return true;
 	return false;
 }
@@ -46,8 +61,9 @@ char *vb_dumpdir_sibling(const char *archive, const char *what)
 	size_t len = strlen(archive);
 
 	if (strcmp(what, "log") == 0) {
+		len = plain_len(archive);
 		for (size_t i = 0; i < sizeof(archive_exts) / sizeof(archive_exts[0]); i++)
-			if (ends_with(archive, archive_exts[i])) {
+			if (ends_with_n(archive, len, archive_exts[i])) {
 				len -= strlen(archive_exts[i]);
 				break;
 			}
@@ -63,11 +79,12 @@ char *vb_dumpdir_sibling(const char *archive, const char *what)
 char *vb_dumpdir_kind_name(const char *path, enum vb_kind kind)
 {
 	const char *ext = NULL;
-	size_t len = strlen(path);
-	bool zst = ends_with(path, ".vma.zst");
+	size_t len = plain_len(path);
+	bool enc = len != strlen(path);
+	bool zst = ends_with_n(path, len, ".vma.zst");
 	char *out = NULL;
 
-	if (!zst && !ends_with(path, ".vma"))
+	if (!zst && !ends_with_n(path, len, ".vma"))
 		return NULL;
 	len -= zst ? 8 : 4;
 	if (kind == VB_KIND_INCREMENTAL)
@@ -76,7 +93,8 @@ char *vb_dumpdir_kind_name(const char *path, enum vb_kind kind)
 		ext = ".vmadiff";
 	else
 		ext = ".vma";
-	if (asprintf(&out, "%.*s%s%s", (int)len, path, ext, zst ? ".zst" : "") < 0)
+	if (asprintf(&out, "%.*s%s%s%s", (int)len, path, ext, zst ? ".zst" : "",
+		     enc ? ENC_EXT : "") < 0)
 		return NULL;
 	return out;
 }
@@ -94,7 +112,7 @@ static bool put(char *buf, size_t size, size_t *len, const char *s)
 }
 
 char *vb_dumpdir_name(const char *tmpl, const char *vmid, const char *set, int64_t time,
-		      bool zstd, struct vb_error *err)
+		      bool zstd, bool encrypted, struct vb_error *err)
 {
 	char buf[NAME_MAX + 1], date[32];
 	time_t t = (time_t)time;
@@ -132,6 +150,8 @@ char *vb_dumpdir_name(const char *tmpl, const char *vmid, const char *set, int64
 		p += key ? strlen(key) : 1;
 	}
 	put(buf, sizeof(buf), &len, zstd ? ".vma.zst" : ".vma");
+	if (encrypted)
+		put(buf, sizeof(buf), &len, ENC_EXT);
 	if (!vb_safe_file_name(buf) || buf[0] == '.' || strchr(buf, '{')) {
 		vb_error_set(err, VB_E_USAGE, 0, "name template '%s' gives '%s', which is not a "
 			     "plain file name", tmpl, buf);

@@ -405,6 +405,19 @@ dumpdir_ls() {
 	run vb ls --dumpdir dump --key k.key
 	expect_rc 0
 	expect_out '^[0-9-]+ [0-9:]+ +full .* complete '
+	# named .enc after the archive extension (Proxmox, which cannot read
+	# it, does not list it), an incremental too; the log keeps vzdump's name
+	sleep 1
+	run vb backup -q -d drive-scsi0=src/d1 --dumpdir dump --vmid 100 --set s --state-dir st \
+		--encrypt k.key --mode incremental
+	expect_rc 0
+	[ "$(ls dump | grep -c '^vzdump-qemu-100-.*\.vma\.zst\.enc$')" = 1 ] || fail "full: $(ls dump)"
+	[ "$(ls dump | grep -c '^vzdump-qemu-100-.*\.vmainc\.zst\.enc$')" = 1 ] ||
+		fail "incremental: $(ls dump)"
+	[ "$(ls dump | grep -c '^vzdump-qemu-100-[0-9_-]*\.log$')" = 2 ] || fail "logs: $(ls dump)"
+	run vb ls --dumpdir dump --key k.key
+	expect_rc 0
+	expect_out ' +incremental .* complete '
 }
 
 tcase roundtrip roundtrip

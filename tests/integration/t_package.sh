@@ -24,6 +24,12 @@ package() {
 		usr/share/doc/vmaback/copyright usr/share/doc/vmaback/examples/vm100.json; do
 		[ -f "root/$f" ] || fail "the package lacks /$f"
 	done
+	# the documents a user needs offline: the README and the encryption
+	# format (for a second implementation); dh_compress may gzip them
+	for f in README.md encryption.md; do
+		[ -f "root/usr/share/doc/vmaback/$f" ] || [ -f "root/usr/share/doc/vmaback/$f.gz" ] ||
+			fail "the package lacks /usr/share/doc/vmaback/$f"
+	done
 	[ -d root/etc/vmaback ] || fail "the package lacks /etc/vmaback"
 	mode_is root/var/lib/vmaback 700
 }

@@ -196,16 +196,16 @@ static void test_dumpdir_names(void **st)
 	char *n;
 
 	(void)st;
-	n = vb_dumpdir_name(NULL, "100", NULL, 1700000000, true, &err);
+	n = vb_dumpdir_name(NULL, "100", NULL, 1700000000, true, false, &err);
 	assert_string_equal(n, "vzdump-qemu-100-2023_11_14-22_13_20.vma.zst");
 	free(n);
-	n = vb_dumpdir_name("{set}-{date}", NULL, "web", 1700000000, false, &err);
+	n = vb_dumpdir_name("{set}-{date}", NULL, "web", 1700000000, false, false, &err);
 	assert_string_equal(n, "web-2023_11_14-22_13_20.vma");
 	free(n);
-	assert_null(vb_dumpdir_name("a/{date}", "1", NULL, 0, false, &err));
+	assert_null(vb_dumpdir_name("a/{date}", "1", NULL, 0, false, false, &err));
 	assert_int_equal(err.cls, VB_E_USAGE);
 	vb_error_clear(&err);
-	assert_null(vb_dumpdir_name(NULL, NULL, NULL, 0, false, &err));
+	assert_null(vb_dumpdir_name(NULL, NULL, NULL, 0, false, false, &err));
 	assert_int_equal(err.cls, VB_E_USAGE);
 	n = vb_dumpdir_sibling("/d/x.vma.zst", "log");
 	assert_string_equal(n, "/d/x.log");
@@ -233,6 +233,22 @@ static void test_dumpdir_names(void **st)
 	assert_false(vb_dumpdir_is_archive_name(".a.vma.zst"));
 	assert_false(vb_dumpdir_is_archive_name("a.vma.zst.notes"));
 	assert_false(vb_dumpdir_is_archive_name(".vma"));
+	/* encrypted: ".enc" after the archive extension, kept by the kind's
+	 * name, stripped from the log's */
+	n = vb_dumpdir_name(NULL, "100", NULL, 1700000000, true, true, &err);
+	assert_string_equal(n, "vzdump-qemu-100-2023_11_14-22_13_20.vma.zst.enc");
+	free(n);
+	n = vb_dumpdir_kind_name("/d/x.vma.zst.enc", VB_KIND_INCREMENTAL);
+	assert_string_equal(n, "/d/x.vmainc.zst.enc");
+	free(n);
+	n = vb_dumpdir_sibling("/d/x.vmadiff.zst.enc", "log");
+	assert_string_equal(n, "/d/x.log");
+	free(n);
+	assert_true(vb_dumpdir_is_archive_name("a.vma.enc"));
+	assert_true(vb_dumpdir_is_archive_name("a.vmainc.zst.enc"));
+	assert_false(vb_dumpdir_is_archive_name(".enc"));
+	assert_false(vb_dumpdir_is_archive_name("a.vma.zst.enc.notes"));
+	assert_false(vb_dumpdir_is_archive_name("a.raw.enc"));
 }
 
 /* A checkpoint of one drive "a" (4 clusters) whose bitmap marks cluster bit. */
