@@ -94,8 +94,23 @@ static int add_export(struct cli_serve *s, const struct vb_meta_drive *d)
 	return s->served[s->nserved - 1] && s->uris[s->nserved - 1] ? 0 : -1;
 }
 
-/* Opens and indexes the chain once here: its errors come as vmaback's,
- * with vmaback's exit statuses, before any server starts. */
+/* The index, in a registered temporary of the private directory, for the
+ * plugin to read instead of building it again. */
+static int save_index(struct cli_serve *s, const struct vb_index *x)
+{
+	struct vb_error err = { 0 };
+	char path[PATH_MAX + 16];
+
+	snprintf(path, sizeof(path), "%s/index", s->tmpdir);
+	s->index = vb_tempfile_new(path, &err);
+	if (!s->index || vb_index_save(x, vb_tempfile_fd(s->index), &err) < 0)
+		return cli_fail("serve", &err);
+	return EXIT_OK;
+}
+
+/* Opens and indexes the chain once, here: its errors come as vmaback's,
+ * with vmaback's exit statuses, before any server starts; the plugin
+ * reads the index from the file save_index writes. */
 static int check_chain(struct cli_serve *s, double *secs)
 {
 	struct vb_error err = { 0 };
@@ -107,6 +122,7 @@ static int check_chain(struct cli_serve *s, double *secs)
 	if (!x)
 		return cli_fail("serve", &err);
 	*secs = vb_clock_monotonic() - t0;
+	status = save_index(s, x);
 	m = vb_index_meta(x);
 	for (size_t i = 0; i < s->nnames && status == EXIT_OK; i++) {
 		bool found = false;
@@ -175,6 +191,8 @@ static char **nbdkit_argv(const struct cli_serve *s, const char *plugin, const c
 		ok = asprintf(&v[n++], "drive=%s", s->names[i]) >= 0;
 	for (size_t i = 0; ok && i < s->nkeys; i++)
 		ok = asprintf(&v[n++], "key=%s", s->keys[i]) >= 0;
+	if (ok)
+		ok = asprintf(&v[n++], "index=%s", vb_tempfile_path(s->index)) >= 0;
 	if (!ok) {
 		for (size_t i = 0; i < n; i++)
 			free(v[i]);
@@ -259,6 +277,14 @@ static void remove_socket(const struct cli_serve *s)
 		unlink(s->socket);
 }
 
+/* The private directory and what is left in it. */
+static void serve_cleanup(struct cli_serve *s)
+{
+	vb_tempfile_discard(s->index);
+	s->index = NULL;
+	rmdir(s->tmpdir);
+}
+
 static int serve(struct cli_serve *s)
 {
 	char *plugin = find_plugin(), pidfile[PATH_MAX + 16], **argv = NULL;
@@ -278,27 +304,32 @@ static int serve(struct cli_serve *s)
 		return EXIT_FAIL;
 	}
 	status = cli_serve_cache(s);
-	if (status == EXIT_OK)
-		status = check_chain(s, &index_secs);
-	if (status == EXIT_OK && s->overlay)
-		status = cli_serve_overlays(s);
-	if (status != EXIT_OK || (status = cli_close_stdout(EXIT_OK)) != EXIT_OK) {
+	if (status != EXIT_OK) {
 		free(plugin);
 		return status;
 	}
+	/* 0700: nbdkit's pid file and the index */
 	snprintf(s->tmpdir, sizeof(s->tmpdir), "%s/vmaback-serve.XXXXXX", tmp && *tmp ? tmp : "/tmp");
 	if (!mkdtemp(s->tmpdir)) {
 		cli_warn("serve", "%s: %s", s->tmpdir, strerror(errno));
 		free(plugin);
 		return EXIT_FAIL;
 	}
+	status = check_chain(s, &index_secs);
+	if (status == EXIT_OK && s->overlay)
+		status = cli_serve_overlays(s);
+	if (status == EXIT_OK)
+		status = cli_close_stdout(EXIT_OK);
 	snprintf(pidfile, sizeof(pidfile), "%s/nbdkit.pid", s->tmpdir);
-	argv = nbdkit_argv(s, plugin, pidfile);
+	argv = status == EXIT_OK ? nbdkit_argv(s, plugin, pidfile) : NULL;
 	free(plugin);
 	if (!argv) {
-		cli_warn("serve", "out of memory");
-		rmdir(s->tmpdir);
-		return EXIT_FAIL;
+		if (status == EXIT_OK) {
+			cli_warn("serve", "out of memory");
+			status = EXIT_FAIL;
+		}
+		serve_cleanup(s);
+		return status;
 	}
 	fflush(NULL);
 	s->pid = fork();
@@ -309,12 +340,15 @@ static int serve(struct cli_serve *s)
 	free(argv);
 	if (s->pid < 0) {
 		cli_warn("serve", "fork: %s", strerror(errno));
-		rmdir(s->tmpdir);
+		serve_cleanup(s);
 		return EXIT_FAIL;
 	}
 	cli_set_consumer(s->pid);
 	st = wait_child(s, pidfile, &ready);
 	if (st == -2) {
+		/* the plugin has read the index */
+		vb_tempfile_discard(s->index);
+		s->index = NULL;
 		cli_info(s->quiet, "INFO: nbdkit (pid %ld) serves the exports %s%s (index %.3f s, "
 			 "ready after %.3f s)%s", (long)s->pid, s->socket ? "on " : "at port ",
 			 s->socket ? s->socket : s->port, index_secs, vb_clock_monotonic() - t0,
@@ -323,7 +357,7 @@ static int serve(struct cli_serve *s)
 	}
 	cli_set_consumer(0);
 	unlink(pidfile);
-	rmdir(s->tmpdir);
+	serve_cleanup(s);
 	remove_socket(s);
 	if (st == -1) {
 		cli_warn("serve", "waiting for nbdkit: %s", strerror(errno));
@@ -480,12 +514,14 @@ const struct command cmd_serve = {
 	"and differential successors, as `restore` takes them) without restoring\n"
 	"it: every drive (but Proxmox's vmstate) is a read-only NBD export named\n"
 	"after the drive, with block status (holes and zeros). nbdkit serves them,\n"
-	"through vmaback's plugin: an index built by one pass over the archives'\n"
-	"extent headers maps each cluster to the newest archive holding it, and\n"
-	"a read fetches only the blocks it needs (of a zstd archive, only the\n"
-	"frames holding them are decompressed). Plain .vma files and the .vma.zst\n"
-	"files this vmaback writes (with a seek table) are read in place; other\n"
-	"archives (vzdump's .vma.zst, .vma.gz, .vma.lzo) need --cache-dir.\n"
+	"through vmaback's plugin: an index built once, by one pass over the\n"
+	"archives' extent headers, maps each cluster to the newest archive holding\n"
+	"it (serve builds it and hands it to the plugin in a private 0700\n"
+	"directory of $TMPDIR, else /tmp), and a read fetches only the blocks it\n"
+	"needs (of a zstd archive, only the frames holding them are decompressed).\n"
+	"Plain .vma files and the .vma.zst files this vmaback writes (with a seek\n"
+	"table) are read in place; other archives (vzdump's .vma.zst, .vma.gz,\n"
+	".vma.lzo) need --cache-dir.\n"
 	"Each export's URI is printed on stdout once the chain is checked; the\n"
 	"line 'INFO: nbdkit (pid N) serves ...' on stderr says it is ready.\n"
 	"A signal (INT, TERM, HUP) stops nbdkit and serve exits 0.\n"

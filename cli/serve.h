@@ -23,7 +23,8 @@ struct cli_serve {
 	char **served, **uris;
 	uint64_t *sizes;
 	size_t nserved;
-	char tmpdir[PATH_MAX];  /* nbdkit's pid file, written when it is ready */
+	char tmpdir[PATH_MAX];  /* 0700: nbdkit's pid file, written when it is ready */
+	struct vb_tempfile *index; /* in tmpdir: the index, for the plugin */
 	pid_t pid;
 };
 

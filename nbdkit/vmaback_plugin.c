@@ -5,15 +5,19 @@
  * decompressed); block status reports the holes and zeros.
  *
  *   nbdkit -r nbdkit-vmaback-plugin.so archive=FULL [archive=INC ...] [drive=NAME ...]
- *          [key=KEYFILE ...]
+ *          [key=KEYFILE ...] [index=FILE]
  *
  * Encrypted archives are read with the keys given (a passphrase-protected
  * one unlocked with the first line of the file $VMABACK_PASSPHRASE_FILE).
+ * index=FILE: the index `vmaback serve` built (vb_index_save), read instead
+ * of building it again; the chain's headers are still checked against it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
@@ -27,6 +31,7 @@ static const char **archives;
 static size_t narchives;
 static const char **selected;   /* drive names; none: every disk */
 static size_t nselected;
+static const char *index_file;  /* index=: built by vmaback serve */
 static struct vb_index *idx;
 static size_t *served;          /* indexes of the served drives */
 static size_t nserved;
@@ -112,7 +117,12 @@ static int vb_config(const char *key, const char *value)
 		return append(&selected, &nselected, value);
 	if (strcmp(key, "key") == 0)
 		return add_key(value);
-	nbdkit_error("unknown parameter '%s' (archive=PATH, drive=NAME, key=KEYFILE)", key);
+	if (strcmp(key, "index") == 0) {
+		index_file = value;
+		return 0;
+	}
+	nbdkit_error("unknown parameter '%s' (archive=PATH, drive=NAME, key=KEYFILE, "
+		     "index=FILE)", key);
 	return -1;
 }
 
@@ -135,13 +145,31 @@ static int find_drive(const char *name)
 	return -1;
 }
 
-/* The index is built once, before the first connection. */
+/* The index of index=FILE, else built from the archives. */
+static struct vb_index *index_get(struct vb_error *err)
+{
+	struct vb_index *x;
+	int fd;
+
+	if (!index_file)
+		return vb_index_open(archives, narchives, err);
+	fd = open(index_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		vb_error_set(err, VB_E_FAIL, errno, "%s: %s", index_file, strerror(errno));
+		return NULL;
+	}
+	x = vb_index_load(archives, narchives, fd, err);
+	close(fd);
+	return x;
+}
+
+/* The index is there once, before the first connection. */
 static int vb_get_ready(void)
 {
 	struct vb_error err = { 0 };
 	const struct vb_meta *m;
 
-	idx = vb_index_open(archives, narchives, &err);
+	idx = index_get(&err);
 	if (!idx) {
 		nbdkit_error("%s", err.msg);
 		return -1;
@@ -288,7 +316,8 @@ static struct nbdkit_plugin plugin = {
 	.config_complete = vb_config_complete,
 	.config_help = "archive=PATH   (repeated) the full archive, then its successors\n"
 		       "drive=NAME     (repeated) serve only these drives\n"
-		       "key=KEYFILE    (repeated) the secret key of encrypted archives",
+		       "key=KEYFILE    (repeated) the secret key of encrypted archives\n"
+		       "index=FILE     the index vmaback serve built (else built here)",
 	.get_ready = vb_get_ready,
 	.list_exports = vb_list_exports,
 	.default_export = vb_default_export,

@@ -105,6 +105,13 @@ struct vb_index;
 
 struct vb_index *vb_index_open(const char *const *paths, size_t n, struct vb_error *err);
 void vb_index_free(struct vb_index *x);
+/* The index written to fd (its own private format), and read back by
+ * vb_index_load for the same chain: the chain is opened and checked again
+ * (its headers only), the index file checked against it (the archives'
+ * uuids, each entry within its drive and archive), the extents not read
+ * again. `vmaback serve` builds the index once this way, for its plugin. */
+int vb_index_save(const struct vb_index *x, int fd, struct vb_error *err);
+struct vb_index *vb_index_load(const char *const *paths, size_t n, int fd, struct vb_error *err);
 /* The newest archive's drives: drive i is meta->drives[i]. */
 const struct vb_meta *vb_index_meta(const struct vb_index *x);
 /* Clusters of drive i that hold data. */

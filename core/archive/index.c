@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/byteorder.h"
 #include "core/archive/archive_int.h"
 
 struct ent {
@@ -174,7 +175,8 @@ out:
 	return rc;
 }
 
-struct vb_index *vb_index_open(const char *const *paths, size_t n, struct vb_error *err)
+/* The chain opened and checked, its drives' lists empty. */
+static struct vb_index *index_new(const char *const *paths, size_t n, struct vb_error *err)
 {
 	struct vb_index *x = calloc(1, sizeof(*x));
 
@@ -195,11 +197,167 @@ struct vb_index *vb_index_open(const char *const *paths, size_t n, struct vb_err
 	}
 	for (size_t k = 0; k < x->meta->ndrives; k++)
 		x->by_dev[x->meta->drives[k].dev_id & 0xff] = (int)k + 1;
-	for (size_t i = 0; i < x->nfiles; i++)
-		if (index_one(x, i, err) < 0)
-			goto fail;
-	for (size_t k = 0; k < x->meta->ndrives; k++)
+	return x;
+fail:
+	vb_index_free(x);
+	return NULL;
+}
+
+struct vb_index *vb_index_open(const char *const *paths, size_t n, struct vb_error *err)
+{
+	struct vb_index *x = index_new(paths, n, err);
+
+	for (size_t i = 0; x && i < x->nfiles; i++)
+		if (index_one(x, i, err) < 0) {
+			vb_index_free(x);
+			return NULL;
+		}
+	for (size_t k = 0; x && k < x->meta->ndrives; k++)
 		settle(&x->d[k]);
+	return x;
+}
+
+/* ------------------------------------------------------------ index file
+ * What vb_index_save writes, little-endian: IDX_MAGIC, the counts of
+ * archives and drives (u32 each), each archive's uuid (36 characters), each
+ * drive's entry count (u64), then the entries, drive by drive (offset u64,
+ * cluster u32, mask u16, archive u16). */
+#define IDX_MAGIC "VBINDEX1"
+#define IDX_ENT 16u
+
+static int idx_write(int fd, const void *buf, size_t len, struct vb_error *err)
+{
+	int rc = vb_write_all(fd, buf, len);
+
+	return rc < 0 ? vb_error_set(err, VB_E_FAIL, -rc, "index file: %s", strerror(-rc)) : 0;
+}
+
+int vb_index_save(const struct vb_index *x, int fd, struct vb_error *err)
+{
+	uint8_t head[16], buf[64 * IDX_ENT];
+
+	memcpy(head, IDX_MAGIC, 8);
+	put_le32(head + 8, (uint32_t)x->nfiles);
+	put_le32(head + 12, (uint32_t)x->meta->ndrives);
+	if (idx_write(fd, head, sizeof(head), err) < 0)
+		return -1;
+	for (size_t i = 0; i < x->nfiles; i++)
+		if (idx_write(fd, vb_archive_meta(vb_chain_archive(x->chain, i))->uuid, 36, err) < 0)
+			return -1;
+	for (size_t k = 0; k < x->meta->ndrives; k++) {
+		put_le64(buf, x->d[k].n);
+		if (idx_write(fd, buf, 8, err) < 0)
+			return -1;
+	}
+	for (size_t k = 0; k < x->meta->ndrives; k++) {
+		for (size_t i = 0; i < x->d[k].n; i += 64) {
+			size_t m = x->d[k].n - i < 64 ? x->d[k].n - i : 64;
+
+			for (size_t j = 0; j < m; j++) {
+				const struct ent *e = &x->d[k].e[i + j];
+				uint8_t *p = buf + j * IDX_ENT;
+
+				put_le64(p, e->off);
+				put_le32(p + 8, e->cluster);
+				put_le16(p + 12, e->mask);
+				put_le16(p + 14, e->arch);
+			}
+			if (idx_write(fd, buf, m * IDX_ENT, err) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+static int idx_read(int fd, void *buf, size_t len, struct vb_error *err)
+{
+	ssize_t n = vb_io_read_full(fd, buf, len);
+
+	if (n < 0)
+		return vb_error_set(err, VB_E_FAIL, errno, "index file: %s", strerror(errno));
+	return (size_t)n == len ? 0 : vb_error_set(err, VB_E_INVALID, 0, "index file: truncated");
+}
+
+/* Entry e of drive k is one an index of x could hold. */
+static bool idx_ent_ok(const struct vb_index *x, size_t k, const struct ent *e,
+		       const struct ent *prev)
+{
+	uint64_t blocks = (uint64_t)__builtin_popcount(e->mask) * VMA_BLOCK_SIZE;
+
+	return e->mask && e->arch < x->nfiles &&
+	       e->cluster < vma_clusters_of(x->meta->drives[k].size) &&
+	       (!prev || e->cluster > prev->cluster) &&
+	       e->off <= vb_rafile_size(x->files[e->arch]) &&
+	       blocks <= vb_rafile_size(x->files[e->arch]) - e->off;
+}
+
+static int idx_load_entries(struct vb_index *x, int fd, struct vb_error *err)
+{
+	uint8_t buf[IDX_ENT];
+
+	for (size_t k = 0; k < x->meta->ndrives; k++) {
+		if (idx_read(fd, buf, 8, err) < 0)
+			return -1;
+		x->d[k].n = get_le64(buf);
+		if (x->d[k].n > vma_clusters_of(x->meta->drives[k].size))
+			return vb_error_set(err, VB_E_INVALID, 0, "index file: drive %s: %llu "
+					    "clusters, more than it has", x->meta->drives[k].name,
+					    (unsigned long long)x->d[k].n);
+	}
+	for (size_t k = 0; k < x->meta->ndrives; k++) {
+		struct idrive *d = &x->d[k];
+
+		d->cap = d->n;
+		d->e = malloc((d->n ? d->n : 1) * sizeof(*d->e));
+		if (!d->e)
+			return vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");
+		for (size_t i = 0; i < d->n; i++) {
+			if (idx_read(fd, buf, IDX_ENT, err) < 0)
+				return -1;
+			d->e[i] = (struct ent){ get_le64(buf), get_le32(buf + 8), get_le16(buf + 12),
+						get_le16(buf + 14) };
+			if (!idx_ent_ok(x, k, &d->e[i], i ? &d->e[i - 1] : NULL))
+				return vb_error_set(err, VB_E_INVALID, 0, "index file: drive %s: "
+						    "entry %zu is not one of its archives'",
+						    x->meta->drives[k].name, i);
+		}
+	}
+	if (vb_io_read_full(fd, buf, 1) != 0)
+		return vb_error_set(err, VB_E_INVALID, 0, "index file: longer than its entries");
+	return 0;
+}
+
+struct vb_index *vb_index_load(const char *const *paths, size_t n, int fd, struct vb_error *err)
+{
+	struct vb_index *x = index_new(paths, n, err);
+	uint8_t head[16];
+	char uuid[37] = "";
+
+	if (!x)
+		return NULL;
+	for (size_t i = 0; i < x->nfiles; i++) {
+		x->files[i] = vb_rafile_open(vb_archive_path(vb_chain_archive(x->chain, i)), err);
+		if (!x->files[i])
+			goto fail;
+	}
+	if (idx_read(fd, head, sizeof(head), err) < 0)
+		goto fail;
+	if (memcmp(head, IDX_MAGIC, 8) != 0 || get_le32(head + 8) != x->nfiles ||
+	    get_le32(head + 12) != x->meta->ndrives) {
+		vb_error_set(err, VB_E_INVALID, 0, "index file: not the index of this chain");
+		goto fail;
+	}
+	for (size_t i = 0; i < x->nfiles; i++) {
+		if (idx_read(fd, uuid, 36, err) < 0)
+			goto fail;
+		if (strcmp(uuid, vb_archive_meta(vb_chain_archive(x->chain, i))->uuid) != 0) {
+			vb_error_set(err, VB_E_INVALID, 0, "index file: archive %zu of the chain "
+				     "is not the one indexed", i + 1);
+			goto fail;
+		}
+	}
+	if (idx_load_entries(x, fd, err) < 0)
+		goto fail;
 	return x;
 fail:
 	vb_index_free(x);

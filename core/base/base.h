@@ -45,7 +45,8 @@ int64_t vb_clock_now_ns(void);
  * by VMABACK_TEST_NOW: a wait must end whatever the wall clock says). */
 double vb_clock_monotonic(void);
 /* For tests only: with VMABACK_TEST_CRASH=POINT in the environment, the
- * process SIGKILLs itself when it reaches POINT (a crash there). */
+ * process SIGKILLs itself when it reaches POINT (a crash there). The
+ * variable is read once, at the first call (a later setenv is not seen). */
 void vb_crash_point(const char *point);
 
 /* ============================================================== cancel */

@@ -1,6 +1,7 @@
 /* clock.c: the wall clock of backups (checkpoint names, archive times,
  * generated archive names), which tests can set (VMABACK_TEST_NOW). */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <stdlib.h>
@@ -54,10 +55,20 @@ double vb_clock_monotonic(void)
 
 /* VMABACK_TEST_CRASH=POINT is for tests only: the process kills itself with
  * SIGKILL at the named point, as a crash or `kill -9` would there. */
-void vb_crash_point(const char *point)
+static const char *crash_at;
+static pthread_once_t crash_once = PTHREAD_ONCE_INIT;
+
+static void crash_read(void)
 {
 	const char *v = getenv("VMABACK_TEST_CRASH");
 
-	if (v && strcmp(v, point) == 0)
+	crash_at = v && *v ? v : NULL;
+}
+
+/* Called per extent and cluster: the environment is read once. */
+void vb_crash_point(const char *point)
+{
+	pthread_once(&crash_once, crash_read);
+	if (crash_at && strcmp(crash_at, point) == 0)
 		raise(SIGKILL);
 }

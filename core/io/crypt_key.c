@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/byteorder.h"
 #include "core/io/crypt_int.h"
 
 #define SECRET_TYPE "vmaback-secret-key-v1"
@@ -107,10 +108,7 @@ void vb_crypt_nonce(const uint8_t prefix[VB_CRYPT_PREFIX], uint32_t counter, boo
 		    uint8_t nonce[12])
 {
 	memcpy(nonce, prefix, VB_CRYPT_PREFIX);
-	nonce[7] = (uint8_t)(counter >> 24);
-	nonce[8] = (uint8_t)(counter >> 16);
-	nonce[9] = (uint8_t)(counter >> 8);
-	nonce[10] = (uint8_t)counter;
+	put_be32(nonce + 7, counter);
 	nonce[11] = last ? 1 : 0;
 }
 

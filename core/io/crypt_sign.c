@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/byteorder.h"
 #include "core/io/crypt_int.h"
 
 #define SIG_LABEL "vmaback-v1 signature"
@@ -32,8 +33,7 @@ static void sig_message(const uint8_t id[VB_KEY_ID_LEN], const uint8_t sha[32], 
 	memcpy(msg, SIG_LABEL, sizeof(SIG_LABEL) - 1);
 	memcpy(p, id, VB_KEY_ID_LEN);
 	memcpy(p + VB_KEY_ID_LEN, sha, 32);
-	for (int i = 0; i < 8; i++)
-		p[VB_KEY_ID_LEN + 32 + i] = (uint8_t)(len >> (8 * i));
+	put_le64(p + VB_KEY_ID_LEN + 32, len);
 }
 
 int vb_sig_make(const struct vb_key *k, const uint8_t sha[32], uint64_t len,
@@ -64,8 +64,7 @@ static int sig_verify(const struct vb_pubkey *p, const uint8_t *t)
 	uint64_t len = 0;
 	int rc = -1;
 
-	for (int i = 7; i >= 0; i--)
-		len = len << 8 | t[64 + i];
+	len = get_le64(t + 64);
 	sig_message(t + 16, t + 32, len, msg);
 	if (pk && md && EVP_DigestVerifyInit(md, NULL, NULL, NULL, pk) == 1 &&
 	    EVP_DigestVerify(md, t + 72, 64, msg, sizeof(msg)) == 1)
@@ -118,8 +117,7 @@ int vb_signature_check(const char *path, const struct vb_pubkey *p, struct vb_si
 		goto out;
 	}
 	EVP_DigestFinal_ex(md, sha, &mdlen);
-	for (int i = 7; i >= 0; i--)
-		len = len << 8 | t[64 + i];
+	len = get_le64(t + 64);
 	vb_key_id_hex(p->id, want);
 	vb_key_id_hex(t + 16, got);
 	if (memcmp(t + 16, p->id, VB_KEY_ID_LEN) != 0)

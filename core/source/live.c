@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -98,18 +99,34 @@ static int take_lock(struct vb_live *l, struct vb_error *err)
 			     "bytes); set XDG_RUNTIME_DIR to a shorter directory", l->nbd_path);
 		goto fail;
 	}
-	l->lock_fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (l->lock_fd < 0) {
-		vb_error_set(err, VB_E_FAIL, errno, "%s: %s", path, strerror(errno));
-		goto fail;
+	/* A holder that ends with nothing to recover removes the file (see
+	 * vb_live_close): a lock taken on a file unlinked meanwhile is no
+	 * lock, so it is taken again on the file the name now holds. */
+	for (int tries = 0;; tries++) {
+		struct stat a, b;
+
+		l->lock_fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (l->lock_fd < 0) {
+			vb_error_set(err, VB_E_FAIL, errno, "%s: %s", path, strerror(errno));
+			goto fail;
+		}
+		if (flock(l->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+			vb_error_set(err, errno == EWOULDBLOCK ? VB_E_LOCKED : VB_E_FAIL, errno,
+				     "the VM of QMP socket %s is in use by another vmaback run (%s "
+				     "is locked): QEMU has one NBD server", l->o.qmp, path);
+			goto fail;
+		}
+		if (fstat(l->lock_fd, &a) == 0 && lstat(path, &b) == 0 && a.st_dev == b.st_dev &&
+		    a.st_ino == b.st_ino)
+			break;
+		close(l->lock_fd);
+		l->lock_fd = -1;
+		if (tries == 100) {
+			vb_error_set(err, VB_E_LOCKED, 0, "%s keeps being replaced", path);
+			goto fail;
+		}
 	}
-	if (flock(l->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-		vb_error_set(err, errno == EWOULDBLOCK ? VB_E_LOCKED : VB_E_FAIL, errno,
-			     "the VM of QMP socket %s is in use by another vmaback run (%s is "
-			     "locked): QEMU has one NBD server", l->o.qmp, path);
-		goto fail;
-	}
-	free(path);
+	l->lock_path = path;
 	read_marks(l);
 	return 0;
 fail:
@@ -373,8 +390,14 @@ void vb_live_close(struct vb_live *l)
 		return;
 	if (l->ops)
 		l->ops->close(l);
+	/* The lock file goes with the lock when it records nothing left on
+	 * the VM to recover (marks); else it stays for `vmaback recover`.
+	 * Unlinked while still locked: take_lock's check sees it. */
+	if (l->lock_fd >= 0 && l->lock_path && l->marks == 0)
+		unlink(l->lock_path);
 	if (l->lock_fd >= 0)
-		close(l->lock_fd); /* the lock file stays: it is the VM's */
+		close(l->lock_fd);
+	free(l->lock_path);
 	for (size_t i = 0; i < l->n; i++) {
 		free(l->d[i].name);
 		free(l->d[i].node);

@@ -55,6 +55,7 @@ struct vb_live {
 	char *own[5];             /* o's strings, copied */
 	struct vb_qmp *q;
 	int lock_fd;
+	char *lock_path;          /* run_dir/qmp-TAG.lock, held by lock_fd */
 	unsigned marks;
 	char *frozen_qga;         /* the agent that froze (MARK_FROZEN) */
 	char tag[17];             /* the VM's name in run_dir and scratch names */

@@ -43,6 +43,7 @@ point_in_time() {
 	gwrand 1 20
 	backup_during c1 100 --mode full --bwlimit 3M
 	expect_out '"kind": *"full"'
+	no_vm_lock
 	gwrand 2 15 # after
 
 	gwrand 3 15

@@ -1,7 +1,7 @@
 # t_serve.sh: `vmaback serve`: a chain's newest point as NBD exports, read
 # whole with nbdcopy, at random with libnbd, block status against the
 # source's zero blocks; --once, --port, -d; refusals; stopping by a signal
-# stops the nbdkit it started.
+# stops the nbdkit it started; memory bounded serving a 1 TiB sparse drive.
 . "$T_SRCDIR/lib.sh"
 
 PY=/usr/bin/python3
@@ -20,18 +20,38 @@ zeros() {
 	dd if=/dev/zero of="$1" bs=1K seek="$2" count="$3" conv=notrunc status=none
 }
 
+# drive NAME SIZE [OFF_KIB:LEN_KIB ...]: NAME.raw, SIZE (truncate's form;
+# '-' leaves it as long as its data) with random data at each OFF:LEN.
+drive() {
+	local name=$1 size=$2 r
+	shift 2
+	[ "$size" = - ] || truncate -s "$size" "$name.raw"
+	for r; do rnd "$name.raw" "${r%%:*}" "${r#*:}"; done
+}
+
+# full OUT NAME...: a full backup of NAME.raw as drive NAME ... into OUT.
+full() {
+	local out=$1 n
+	shift
+	set -- $(for n; do printf -- '-d %s=%s.raw ' "$n" "$n"; done)
+	run vb backup "$@" -o "$out"
+	expect_rc 0
+}
+
 # serve_start ARGS...: vmaback serve in the background until it says it is
 # ready; SPID is serve's pid, NPID nbdkit's.
 serve_start() {
 	SERR=$PWD/serve.err
 	"$VMABACK" serve "$@" >uris 2>"$SERR" &
 	SPID=$!
+	local it=0 why=timeout
 	for _ in $(seq 300); do
-		grep -q 'serves the exports' "$SERR" && break
-		kill -0 "$SPID" 2>/dev/null || break
+		it=$((it + 1))
+		grep -q 'serves the exports' "$SERR" && { why=ok; break; }
+		kill -0 "$SPID" 2>/dev/null || { why=dead; break; }
 		sleep 0.1
 	done
-	grep -q 'serves the exports' "$SERR" || { cat "$SERR" >"$ERR"; fail "serve $* did not get ready"; }
+	grep -q 'serves the exports' "$SERR" || { cat "$SERR" >"$ERR"; ps -o pid,stat,cmd -p "$SPID" >>"$ERR"; fail "serve $* did not get ready ($why after $it)"; }
 	NPID=$(sed -n 's/.*nbdkit (pid \([0-9]*\)).*/\1/p' "$SERR")
 	[ -n "$NPID" ] && kill -0 "$NPID" || fail "no nbdkit pid in: $(cat "$SERR")"
 }
@@ -65,12 +85,8 @@ check_export() {
 chain() {
 	need_tools
 	local SD=$PWD/sd k
-	truncate -s 48M sparse.raw
-	rnd sparse.raw 1024 3000
-	rnd sparse.raw 20000 64
-	rnd sparse.raw 40000 4
-	rnd dense.raw 0 6144
-	truncate -s $((6291456 + 3000)) dense.raw
+	drive sparse 48M 1024:3000 20000:64 40000:4
+	drive dense $((6291456 + 3000)) 0:6144
 	backup() {
 		run vb backup --set s --state-dir "$SD" -d sparse=sparse.raw -d dense=dense.raw \
 			--checkpoint "$@"
@@ -102,11 +118,9 @@ chain() {
 # -d one drive, over TCP on 127.0.0.1, --once: serve ends by itself.
 once_port() {
 	need_tools
-	truncate -s 8M a.raw
-	rnd a.raw 100 200
-	rnd b.raw 0 100
-	run vb backup -d a=a.raw -d b=b.raw -o f.vma
-	expect_rc 0
+	drive a 8M 100:200
+	drive b - 0:100
+	full f.vma a b
 	local port=$((20000 + RANDOM % 20000)) rc=0
 	"$VMABACK" serve f.vma -d a --port "$port" --bind 127.0.0.1 --once >uris 2>serve.err &
 	SPID=$!
@@ -130,9 +144,8 @@ once_port() {
 
 refusals() {
 	need_tools
-	rnd a.raw 0 300
-	run vb backup -d a=a.raw -o f.vma
-	expect_rc 0
+	drive a - 0:300
+	full f.vma a
 	run vb serve f.vma
 	expect_fail 2 serve "one of --socket PATH or --port N"
 	run vb serve f.vma --socket s.sock --port 1234
@@ -167,11 +180,9 @@ refusals() {
 # gzip, lzop) through --cache-dir: decompressed once, reused, compared.
 cache_dir() {
 	need_tools
-	truncate -s 16M a.raw
-	rnd a.raw 1000 3000
-	rnd b.raw 0 700
-	run vb backup -d a=a.raw -d b=b.raw -o f.vma
-	expect_rc 0
+	drive a 16M 1000:3000
+	drive b - 0:700
+	full f.vma a b
 	zstd -q -c f.vma >p.vma.zst
 	gzip -c f.vma >p.vma.gz
 	local f
@@ -209,10 +220,8 @@ cache_dir() {
 cache_no_room() {
 	need_tools
 	[ "$(id -u)" = 0 ] || skip "mounting a small tmpfs needs root"
-	truncate -s 16M a.raw
-	rnd a.raw 0 6000
-	run vb backup -d a=a.raw -o f.vma
-	expect_rc 0
+	drive a 16M 0:6000
+	full f.vma a
 	zstd -q -1 -c f.vma >p.vma.zst
 	mkdir small
 	mount -t tmpfs -o size=3M tmpfs small 2>/dev/null || skip "cannot mount a tmpfs"
@@ -225,8 +234,7 @@ cache_no_room() {
 	[ ! -s left.txt ] || fail "the cache directory kept $(cat left.txt)"
 	# a compressible drive: the copy fills the directory up
 	yes 'the same line, again and again' | head -c 6M >c.raw
-	run vb backup -d c=c.raw -o g.vma
-	expect_rc 0
+	full g.vma c
 	zstd -q -c g.vma >q.vma.zst
 	mount -t tmpfs -o size=3M tmpfs small
 	run vb serve q.vma.zst --socket "$PWD/s.sock" --cache-dir small -q
@@ -244,11 +252,9 @@ overlay() {
 	need_tools
 	command -v qemu-img >/dev/null 2>&1 || skip "qemu-img is not installed"
 	command -v qemu-io >/dev/null 2>&1 || skip "qemu-io is not installed"
-	truncate -s 32M a.raw
-	rnd a.raw 3000 2000
-	rnd b.raw 0 1000
-	run vb backup -d a=a.raw -d b=b.raw -o f.vma.zst
-	expect_rc 0
+	drive a 32M 3000:2000
+	drive b - 0:1000
+	full f.vma.zst a b
 	serve_start f.vma.zst --socket s.sock --overlay ov
 	[ -f ov/a.qcow2 ] && [ -f ov/b.qcow2 ] || fail "overlays: $(ls -A ov)"
 	mode_is ov/a.qcow2 600
@@ -270,15 +276,46 @@ overlay() {
 	absent s.sock
 }
 
+# Memory stays bounded while a 1 TiB sparse drive (4 MiB of data at four
+# places) is served: the whole export's block status and random reads, the
+# peak resident size (VmHWM) of nbdkit and of vmaback serve (not measured
+# under the sanitizers, whose shadow memory is no figure of vmaback's) at
+# most SERVE_MEM_MIB. Only clusters with data take memory in the index.
+SERVE_MEM_MIB=${SERVE_MEM_MIB:-64}
+big_sparse() {
+	need_tools
+	local m pids
+	drive big 1T
+	for m in 0 1000 500000 900000; do
+		dd if=/dev/urandom of=big.raw bs=1M seek="$m" count=4 conv=notrunc status=none
+	done
+	full big.vma.zst big
+	serve_start big.vma.zst --socket "$PWD/s.sock"
+	grep -q 'drive big (1.0 TiB, 256 clusters with data)' "$SERR" || fail "$(cat "$SERR")"
+	# the index is built once, by serve: nbdkit, ready, has read the
+	# archive's headers and seek table, not its extents again
+	local rchar size
+	rchar=$(sed -n 's/^rchar: //p' "/proc/$NPID/io")
+	size=$(stat -c %s big.vma.zst)
+	[ "$rchar" -lt $((size / 4)) ] ||
+		fail "nbdkit read $rchar bytes of a $size-byte archive before it was ready"
+	pids=$NPID
+	ldd "$VMABACK" 2>/dev/null | grep -q libasan || pids="$pids $SPID"
+	# shellcheck disable=SC2086
+	"$PY" "$T_SRCDIR/serve_big.py" "nbd+unix:///big?socket=$PWD/s.sock" big.raw "$RANDOM" \
+		"$SERVE_MEM_MIB" 0 1000 500000 900000 -- $pids >big.out 2>&1 ||
+		fail "serve_big: $(cat big.out)"
+	echo "    $(cat big.out)"
+	serve_stop
+}
+
 # serve --key: encrypted archives (zstd and plain inside, one signed) read
 # at random, chunk by chunk, by the plugin; no key: refused, naming it.
 encrypted() {
 	need_tools
 	local SD=$PWD/sd kid
-	truncate -s 20M sparse.raw
-	rnd sparse.raw 1024 3000
-	rnd sparse.raw 15000 64
-	rnd dense.raw 0 3000
+	drive sparse 20M 1024:3000 15000:64
+	drive dense - 0:3000
 	kid=$(vb key create k.key)
 	run vb backup --set s --state-dir "$SD" -d sparse=sparse.raw -d dense=dense.raw \
 		--checkpoint c1 --encrypt k.key --sign k.key -o f.vma.zst.enc --compress zstd
@@ -303,3 +340,4 @@ tcase refusals refusals
 tcase cache_dir cache_dir
 tcase cache_no_room cache_no_room
 tcase overlay overlay
+tcase big_sparse big_sparse

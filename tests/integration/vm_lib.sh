@@ -225,6 +225,18 @@ vm_clean() {
 	[ -z "$left" ] || fail "after \`${LAST:-}\`: scratch files left: $left"
 }
 
+# no_vm_lock: the VM's lock file (run directory, qmp-TAG.lock, TAG the first
+# 64 bits of SHA-256 of the QMP socket's real path) is gone: a run that
+# left nothing to recover removes it.
+no_vm_lock() {
+	local dir tag
+	if [ "$(id -u)" = 0 ]; then dir=/run/vmaback
+	elif [ -n "${XDG_RUNTIME_DIR:-}" ]; then dir=$XDG_RUNTIME_DIR/vmaback
+	else dir=/tmp/vmaback-$(id -u); fi
+	tag=$(printf '%s' "$(realpath "$S/qmp.sock")" | sha256sum | cut -c1-16)
+	[ ! -e "$dir/qmp-$tag.lock" ] || fail "after \`${LAST:-}\`: $dir/qmp-$tag.lock is left"
+}
+
 # committed: the set's committed checkpoints, one a line, oldest first.
 committed() {
 	"$VMABACK" checkpoints --set "$VSET" --state-dir "$PWD/st" --json >cps.json ||

@@ -809,15 +809,13 @@ static int count_run(void *opaque, uint64_t off, uint64_t len, bool data)
 	return 0;
 }
 
-static void expect_index(const char *const *paths, size_t n)
+/* x reads as the chain's newest point, read whole and in pieces. */
+static void check_index(struct vb_index *x, const char *const *paths, size_t n)
 {
 	struct vb_error err = { 0 };
-	struct vb_index *x = vb_index_open(paths, n, &err);
 	uint8_t *img[2], *buf;
 	uint64_t size[2];
 
-	if (!x)
-		fail_msg("%s", err.msg);
 	chain_image(paths, n, img, size);
 	for (unsigned d = 0; d < 2; d++) {
 		struct runs r = { 0, 0, img[d] };
@@ -842,6 +840,16 @@ static void expect_index(const char *const *paths, size_t n)
 		free(buf);
 		free(img[d]);
 	}
+}
+
+static void expect_index(const char *const *paths, size_t n)
+{
+	struct vb_error err = { 0 };
+	struct vb_index *x = vb_index_open(paths, n, &err);
+
+	if (!x)
+		fail_msg("%s", err.msg);
+	check_index(x, paths, n);
 	vb_index_free(x);
 }
 
@@ -929,6 +937,91 @@ static void test_index_refusals(void **state)
 	free(zp);
 }
 
+/* The index of vb_index_save, read back by vb_index_load for the same
+ * chain, without a pass over the extents (vmaback serve builds it once). */
+static void test_index_file(void **state)
+{
+	struct arc zf = FULL, z2 = INC2;
+	char *p[3], *file = tpath(state, "idx"), *other = NULL;
+	struct vb_error err = { 0 };
+	struct vb_index *x, *y;
+	struct stat st;
+	uint8_t *b;
+	size_t len;
+	int fd;
+
+	zf.zstd = z2.zstd = true;
+	p[0] = arc_at(state, "f.vma.zst", &zf);
+	p[1] = arc_at(state, "i1.vma", &INC1);
+	p[2] = arc_at(state, "i2.vma.zst", &z2);
+	x = vb_index_open((const char *const *)p, 3, &err);
+	assert_non_null(x);
+	fd = open(file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(vb_index_save(x, fd, &err), 0);
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	y = vb_index_load((const char *const *)p, 3, fd, &err);
+	if (!y)
+		fail_msg("%s", err.msg);
+	assert_int_equal(err.cls, VB_OK);
+	/* nothing decompressed to build it: the extents were not read again */
+	assert_int_equal(vb_index_frames_started(y), 0);
+	for (size_t d = 0; d < 2; d++)
+		assert_int_equal(vb_index_clusters(y, d), vb_index_clusters(x, d));
+	check_index(y, (const char *const *)p, 3);
+	vb_index_free(y);
+	vb_index_free(x);
+	/* another chain: two archives, or the same count with another one */
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	assert_null(vb_index_load((const char *const *)p, 2, fd, &err));
+	assert_int_equal(err.cls, VB_E_INVALID);
+	if (!strstr(err.msg, "not the index of this chain"))
+		fail_msg("%s", err.msg);
+	vb_error_clear(&err);
+	{
+		struct arc o = INC2; /* the same place in the chain, another archive */
+
+		o.uuid = 9;
+		other = arc_at(state, "o.vma", &o);
+	}
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	{
+		const char *q[3] = { p[0], p[1], other };
+
+		assert_null(vb_index_load(q, 3, fd, &err));
+	}
+	assert_non_null(strstr(err.msg, "archive 3 of the chain is not the one indexed"));
+	vb_error_clear(&err);
+	/* truncated, or longer */
+	assert_int_equal(fstat(fd, &st), 0);
+	b = read_file(file, &len);
+	assert_int_equal(ftruncate(fd, st.st_size - 1), 0);
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	assert_null(vb_index_load((const char *const *)p, 3, fd, &err));
+	assert_non_null(strstr(err.msg, "index file: truncated"));
+	vb_error_clear(&err);
+	assert_int_equal(pwrite(fd, b + len - 1, 1, st.st_size - 1), 1);
+	assert_int_equal(pwrite(fd, "x", 1, st.st_size), 1);
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	assert_null(vb_index_load((const char *const *)p, 3, fd, &err));
+	assert_non_null(strstr(err.msg, "longer than its entries"));
+	vb_error_clear(&err);
+	/* an entry beyond its drive: the last entry's cluster */
+	assert_int_equal(ftruncate(fd, st.st_size), 0);
+	b[len - 8] = 0xff;
+	b[len - 7] = 0xff;
+	assert_int_equal(pwrite(fd, b, len, 0), (ssize_t)len);
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	assert_null(vb_index_load((const char *const *)p, 3, fd, &err));
+	assert_non_null(strstr(err.msg, "is not one of its archives'"));
+	close(fd);
+	free(b);
+	free(file);
+	free(other);
+	for (int k = 0; k < 3; k++)
+		free(p[k]);
+}
+
 /* vb_error_from_vma: the one conversion of the VMA library's codes. */
 static void test_error_from_vma(void **state)
 {
@@ -1011,6 +1104,7 @@ int main(void)
 		T(test_chain_stream_errors),
 		T(test_index_chain),
 		T(test_index_refusals),
+		T(test_index_file),
 	};
 #undef T
 

@@ -299,33 +299,59 @@ static void test_clock(void **state)
 	unsetenv("VMABACK_TEST_NOW");
 }
 
+/* In a child (the variable is read once per process, at the first crash
+ * point): VMABACK_TEST_CRASH=v, then the crash points, then a later setenv
+ * that must not be seen; its wait status. */
+static int crash_child(const char *v, const char *const *points, const char *later)
+{
+	pid_t pid = fork();
+	int st;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (v)
+			setenv("VMABACK_TEST_CRASH", v, 1);
+		else
+			unsetenv("VMABACK_TEST_CRASH");
+		for (size_t i = 0; points[i]; i++)
+			vb_crash_point(points[i]);
+		if (later) {
+			setenv("VMABACK_TEST_CRASH", later, 1);
+			vb_crash_point(later);
+		}
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	return st;
+}
+
 /* A crash point fires only when its own name is set. */
 static void test_crash_point_other_name(void **state)
 {
+	static const char *const any[] = { "anything", NULL };
+	static const char *const near[] = { "here", "elsewher", "", NULL };
+	int st;
+
 	(void)state;
-	unsetenv("VMABACK_TEST_CRASH");
-	vb_crash_point("anything");
-	setenv("VMABACK_TEST_CRASH", "elsewhere", 1);
-	vb_crash_point("here");
-	vb_crash_point("elsewher");
-	unsetenv("VMABACK_TEST_CRASH");
+	st = crash_child(NULL, any, NULL);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	st = crash_child("elsewhere", near, NULL);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	st = crash_child("", near, NULL);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	/* read once: set after the first crash point, it is not seen */
+	st = crash_child(NULL, any, "late");
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
 /* ... and when it is set, the process dies by SIGKILL (in a child). */
 static void test_crash_point_kills(void **state)
 {
-	pid_t pid;
+	static const char *const here[] = { "elsewhere", "here", NULL };
 	int st;
 
 	(void)state;
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		setenv("VMABACK_TEST_CRASH", "here", 1);
-		vb_crash_point("here");
-		_exit(0);
-	}
-	assert_int_equal(waitpid(pid, &st, 0), pid);
+	st = crash_child("here", here, NULL);
 	assert_true(WIFSIGNALED(st));
 	assert_int_equal(WTERMSIG(st), SIGKILL);
 }

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "bitmap/bitmap.h"
+#include "common/byteorder.h"
 
 /* ------------------------------------------------------------ helpers */
 
@@ -161,12 +162,6 @@ static void write_map(struct membuf *m, uint64_t size, uint64_t seed, uint8_t **
 	}
 	assert_int_equal(digest_writer_finish(w, root), 0);
 	digest_writer_free(w);
-}
-
-static void put_le(uint8_t *p, uint64_t v, int n)
-{
-	for (int i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
 }
 
 /* Replaces the last 32 bytes by SHA-256 of the bytes before them. */
@@ -591,7 +586,7 @@ static void test_decode_version(void **state)
 
 	for (size_t k = 0; k < 3; k++) {
 		small_encoding(enc);
-		put_le(enc + 4, versions[k], 4);
+		put_le32(enc + 4, (uint32_t)versions[k]);
 		reseal(enc, SMALL_LEN);
 		assert_int_equal(bitmap_decode(enc, SMALL_LEN, &b), BITMAP_ERR_VERSION);
 		/* Short input of a newer version: still the version that is refused. */
@@ -612,9 +607,9 @@ static int decode_crafted(uint64_t nbits, uint64_t nruns, const uint8_t *runs, s
 
 	assert_true(len <= sizeof(buf));
 	memcpy(buf, "VBBM", 4);
-	put_le(buf + 4, 1, 4);
-	put_le(buf + 8, nbits, 8);
-	put_le(buf + 16, nruns, 8);
+	put_le32(buf + 4, 1);
+	put_le64(buf + 8, nbits);
+	put_le64(buf + 16, nruns);
 	if (nrb)
 		memcpy(buf + 24, runs, nrb);
 	reseal(buf, len);
@@ -791,15 +786,15 @@ static void test_digest_reader_bad_header(void **state)
 	assert_non_null(buf);
 	/* A wrong cluster count, sealed with a correct trailer. */
 	memcpy(buf, m.data, m.len);
-	put_le(buf + 16, 4, 8);
+	put_le64(buf + 16, 4);
 	reseal(buf, m.len);
 	assert_int_equal(read_map(buf, m.len, 5, &size, &clusters, NULL, root), BITMAP_ERR_CORRUPT);
-	put_le(buf + 16, 2, 8);
+	put_le64(buf + 16, 2);
 	reseal(buf, m.len);
 	assert_int_equal(read_map(buf, m.len, 5, &size, &clusters, NULL, root), BITMAP_ERR_CORRUPT);
 	/* A newer version, sealed; a bitmap instead of a digest map. */
 	memcpy(buf, m.data, m.len);
-	put_le(buf + 4, 2, 4);
+	put_le32(buf + 4, 2);
 	reseal(buf, m.len);
 	assert_int_equal(read_map(buf, m.len, 5, &size, &clusters, NULL, root), BITMAP_ERR_VERSION);
 	assert_int_equal(read_map(buf, 8, 5, &size, &clusters, NULL, root), BITMAP_ERR_VERSION);

@@ -20,6 +20,7 @@
 
 #include <openssl/evp.h>
 
+#include "common/byteorder.h"
 #include "core/restore/restore_int.h"
 
 #include "tests/unit/test_support.h"
@@ -54,7 +55,7 @@ static void forge_name(const char *path, const char *from, const char *to)
 {
 	size_t len, n = strlen(from) + 1;
 	unsigned char *b = read_file(path, &len), md[EVP_MAX_MD_SIZE];
-	uint32_t hs = (uint32_t)b[56] << 24 | (uint32_t)b[57] << 16 | (uint32_t)b[58] << 8 | b[59];
+	uint32_t hs = get_be32(b + 56);
 	unsigned found = 0, dl = 0;
 
 	assert_int_equal(strlen(to) + 1, n);
