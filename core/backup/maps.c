@@ -32,10 +32,12 @@ int map_in_open(struct run *r, struct map_in *m, const char *file, uint64_t size
 		return vb_error_set(r->err, VB_E_FAIL, ENOMEM, "out of memory");
 	rc = digest_reader_start(m->rd, &msize, &nclusters);
 	m->bad = rc < 0 || msize != size;
+	if (rc < 0)
+		return vb_error_from_bitmap(r->err, rc, 0, "%s/%s", vb_state_path(r->b->o.state),
+					    file);
 	if (m->bad)
-		return vb_error_set(r->err, VB_E_INVALID, 0, "%s/%s: %s",
-				    vb_state_path(r->b->o.state), file,
-				    rc < 0 ? bitmap_strerror(rc) : "size differs from the drive's");
+		return vb_error_set(r->err, VB_E_INVALID, 0, "%s/%s: size differs from the "
+				    "drive's", vb_state_path(r->b->o.state), file);
 	m->next = 0;
 	return 0;
 }
@@ -49,9 +51,12 @@ int map_in_get(struct run *r, struct map_in *m, uint64_t i, uint8_t d[DIGEST_LEN
 		rc = digest_reader_next(m->rd, d);
 		if (rc != 1) {
 			m->bad = true;
+			if (rc < 0)
+				return vb_error_from_bitmap(r->err, rc, 0, "%s: a digest map of "
+							    "the state is damaged",
+							    vb_state_path(r->b->o.state));
 			return vb_error_set(r->err, VB_E_INVALID, 0, "%s: a digest map of the state "
-					    "is damaged: %s", vb_state_path(r->b->o.state),
-					    rc < 0 ? bitmap_strerror(rc) : "too short");
+					    "is damaged: too short", vb_state_path(r->b->o.state));
 		}
 		m->next++;
 	}
@@ -71,10 +76,12 @@ int map_in_finish(struct run *r, struct map_in *m, uint64_t nclusters)
 		return -1;
 	rc = digest_reader_next(m->rd, d);
 	m->bad = rc != 0;
+	if (rc < 0)
+		return vb_error_from_bitmap(r->err, rc, 0, "%s: a digest map of the state is "
+					    "damaged", vb_state_path(r->b->o.state));
 	if (rc != 0)
 		return vb_error_set(r->err, VB_E_INVALID, 0, "%s: a digest map of the state is "
-				    "damaged: %s", vb_state_path(r->b->o.state),
-				    rc < 0 ? bitmap_strerror(rc) : "too long");
+				    "damaged: too long", vb_state_path(r->b->o.state));
 	if (!m->root)
 		return 0;
 	digest_reader_root(m->rd, root);
@@ -161,10 +168,14 @@ int job_check_map(struct vb_state *s, const struct vb_ckpt_drive *d, uint64_t si
 	if (r == 0 && whole)
 		while ((r = digest_reader_next(rd, dg)) == 1)
 			;
-	if (r < 0 || msize != size) {
+	if (r < 0) {
+		vb_error_from_bitmap(err, r, 0, "%s/%s: the digest map of drive %s is damaged",
+				     vb_state_path(s), d->digests, d->name);
+		goto out;
+	}
+	if (msize != size) {
 		vb_error_set(err, VB_E_INVALID, 0, "%s/%s: the digest map of drive %s is damaged"
-			     " (%s)", vb_state_path(s), d->digests, d->name,
-			     r < 0 ? bitmap_strerror(r) : "wrong size");
+			     " (wrong size)", vb_state_path(s), d->digests, d->name);
 		goto out;
 	}
 	if (whole) {

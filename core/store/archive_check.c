@@ -117,6 +117,12 @@ int vb_ckpt_check_file(const struct vb_ckpt *c, const char *path, struct vb_erro
 		return 0;
 	if (file_sha256(path, want != c->archive_sha256, sha, &size, err) < 0)
 		return -1;
+	if (c->archive_size && size != c->archive_size && strcmp(sha, "-") == 0)
+		return vb_error_set(err, VB_E_INVALID, 0,
+				    "archive %s of checkpoint %s is %" PRIu64 " bytes, "
+				    "expected %" PRIu64 " (no whole archive, so no %s; "
+				    "expected %s): it was truncated or changed after it was "
+				    "written", path, c->name, size, c->archive_size, alg, want);
 	if (c->archive_size && size != c->archive_size)
 		return vb_error_set(err, VB_E_INVALID, 0,
 				    "archive %s of checkpoint %s is %" PRIu64 " bytes, "
