@@ -55,8 +55,13 @@ static int src_fail(struct vb_reader *r, const struct vb_error *e, struct vb_err
 	return -1;
 }
 
+struct ahead;
+static ssize_t ahead_read(struct ahead *a, unsigned char *buf, size_t len,
+			  struct vb_error *err);
+
 /* Up to len bytes (fewer only at the end) from the file or through the
- * decryption: the count, or -1. */
+ * decryption (read ahead on its own thread when it runs): the count, or
+ * -1. */
 static ssize_t src_read_full(struct vb_reader *r, unsigned char *buf, size_t len,
 			     struct vb_error *err)
 {
@@ -67,7 +72,8 @@ static ssize_t src_read_full(struct vb_reader *r, unsigned char *buf, size_t len
 		n = vb_io_read_full(r->fd, buf, len);
 		return n < 0 ? vb_in_read_error(r, errno, err) : n;
 	}
-	n = vb_decrypt_read(r->dec, buf, len, &e);
+	n = r->dec_ahead ? ahead_read(r->dec_ahead, buf, len, &e)
+			 : vb_decrypt_read(r->dec, buf, len, &e);
 	return n < 0 ? src_fail(r, &e, err) : n;
 }
 
@@ -182,13 +188,19 @@ static ssize_t plain_read(struct vb_reader *r, unsigned char *buf, size_t len,
 
 /* Decompressing a regular file on a helper thread: it fills a small ring
  * of buffers while the caller checks extents and writes the drives, so the
- * two overlap (zstd -d alone keeps one core busy). Only for files: a read
- * from a regular file cannot block forever, so the caller never waits on a
- * helper that a signal could not wake. The caller sees the same bytes and
- * the same errors, in the same order. */
+ * two overlap (zstd -d alone keeps one core busy). An encrypted file's
+ * decryption is a stage of its own, on another thread, in front of the
+ * decompression. Only for files: a read from a regular file cannot block
+ * forever, so the caller never waits on a helper that a signal could not
+ * wake. The caller sees the same bytes and the same errors, in the same
+ * order. */
 #define AHEAD_SLOTS 4
 
 struct ahead {
+	struct vb_reader *r;
+	/* the stage's work: decode, or decrypt */
+	ssize_t (*fill)(struct vb_reader *r, unsigned char *buf, size_t len,
+			struct vb_error *err);
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t filled;  /* the caller waits for a slot or the end */
@@ -201,16 +213,22 @@ struct ahead {
 	bool stop;              /* the caller is freeing the reader */
 	struct vb_error err;    /* the helper's error, after its slots */
 	bool error;
-	uint64_t raw_bytes;     /* compressed bytes behind the slots handed out */
+	uint64_t raw_bytes;     /* decode: compressed bytes behind the slots handed out */
 };
+
+static ssize_t decrypt_fill(struct vb_reader *r, unsigned char *buf, size_t len,
+			    struct vb_error *err)
+{
+	return vb_decrypt_read(r->dec, buf, len, err);
+}
 
 static ssize_t decode(struct vb_reader *r, unsigned char *buf, size_t len,
 		      struct vb_error *err);
 
 static void *ahead_thread(void *opaque)
 {
-	struct vb_reader *r = opaque;
-	struct ahead *a = r->ahead;
+	struct ahead *a = opaque;
+	struct vb_reader *r = a->r;
 	struct vb_error err = { 0 };
 
 	for (;;) {
@@ -226,7 +244,7 @@ static void *ahead_thread(void *opaque)
 			break;
 		}
 		pthread_mutex_unlock(&a->lock);
-		n = decode(r, a->ring + (size_t)h * VB_IO_BUFSIZE, VB_IO_BUFSIZE, &err);
+		n = a->fill(r, a->ring + (size_t)h * VB_IO_BUFSIZE, VB_IO_BUFSIZE, &err);
 		pthread_mutex_lock(&a->lock);
 		if (n > 0) {
 			a->len[h] = (size_t)n;
@@ -248,10 +266,9 @@ static void *ahead_thread(void *opaque)
 	return NULL;
 }
 
-static ssize_t ahead_read(struct vb_reader *r, unsigned char *buf, size_t len,
+static ssize_t ahead_read(struct ahead *a, unsigned char *buf, size_t len,
 			  struct vb_error *err)
 {
-	struct ahead *a = r->ahead;
 	size_t done = 0;
 
 	pthread_mutex_lock(&a->lock);
@@ -297,9 +314,10 @@ static void ahead_destroy(struct ahead *a)
 	free(a);
 }
 
+/* The decoding stage first: it may be reading from the decryption's. */
 static void ahead_free(struct vb_reader *r)
 {
-	struct ahead *a = r->ahead;
+	struct ahead *a = r->ahead ? r->ahead : r->dec_ahead;
 
 	if (!a)
 		return;
@@ -309,42 +327,58 @@ static void ahead_free(struct vb_reader *r)
 	pthread_mutex_unlock(&a->lock);
 	pthread_join(a->thread, NULL);
 	ahead_destroy(a);
-	r->ahead = NULL;
+	if (a == r->ahead)
+		r->ahead = NULL;
+	else
+		r->dec_ahead = NULL;
+	ahead_free(r);
 }
 
-/* Starts the helper for a compressed regular file; without one (no
- * memory, no thread) the caller decompresses, as before. */
-static void ahead_start(struct vb_reader *r)
+/* Starts a stage's helper thread; without one (no memory, no thread) its
+ * reader does the work, as before. */
+static struct ahead *ahead_new(struct vb_reader *r,
+			       ssize_t (*fill)(struct vb_reader *, unsigned char *, size_t,
+					       struct vb_error *))
 {
-	struct ahead *a;
-	struct stat st;
+	struct ahead *a = calloc(1, sizeof(*a));
 	sigset_t all, old;
 	int rc;
 
-	if ((r->comp != VB_COMP_ZSTD && r->comp != VB_COMP_GZIP) || fstat(r->fd, &st) < 0 ||
-	    !S_ISREG(st.st_mode))
-		return;
-	a = calloc(1, sizeof(*a));
 	if (!a)
-		return;
+		return NULL;
+	a->r = r;
+	a->fill = fill;
 	a->ring = malloc(AHEAD_SLOTS * VB_IO_BUFSIZE);
 	if (!a->ring || pthread_mutex_init(&a->lock, NULL) != 0) {
 		free(a->ring);
 		free(a);
-		return;
+		return NULL;
 	}
 	pthread_cond_init(&a->filled, NULL);
 	pthread_cond_init(&a->freed, NULL);
-	r->ahead = a;
 	/* signals go to the caller's thread, as without the helper */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	rc = pthread_create(&a->thread, NULL, ahead_thread, r);
+	rc = pthread_create(&a->thread, NULL, ahead_thread, a);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc != 0) {
 		ahead_destroy(a);
-		r->ahead = NULL;
+		return NULL;
 	}
+	return a;
+}
+
+/* The helpers of a regular file: decryption, decompression. */
+static void ahead_start(struct vb_reader *r)
+{
+	struct stat st;
+
+	if (fstat(r->fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return;
+	if (r->dec)
+		r->dec_ahead = ahead_new(r, decrypt_fill);
+	if (r->comp == VB_COMP_ZSTD || r->comp == VB_COMP_GZIP)
+		r->ahead = ahead_new(r, decode);
 }
 
 /* ------------------------------------------------------------ public */
@@ -461,7 +495,7 @@ ssize_t vb_reader_read(struct vb_reader *r, void *buf, size_t len, struct vb_err
 		return 0;
 	if (len > SSIZE_MAX)
 		len = SSIZE_MAX;
-	n = r->ahead ? ahead_read(r, buf, len, err) : decode(r, buf, len, err);
+	n = r->ahead ? ahead_read(r->ahead, buf, len, err) : decode(r, buf, len, err);
 	if (n < 0)
 		r->failed = true;
 	return n;

@@ -32,6 +32,7 @@ struct vb_reader {
 	struct archive *ar;
 	bool failed;
 	struct ahead *ahead;    /* decompressing on a helper thread, or NULL */
+	struct ahead *dec_ahead; /* decrypting on another one, or NULL */
 	struct vb_decrypt *dec; /* an encrypted input's decryption, or NULL */
 	struct vb_error src_err; /* its error, met maybe inside libarchive */
 	bool src_failed;
