@@ -218,9 +218,9 @@ static void ahead_start(struct vb_reader *r)
 	if (fstat(r->fd, &st) < 0 || !S_ISREG(st.st_mode))
 		return;
 	if (r->dec)
-		r->dec_ahead = vb_in_ahead_new(r, decrypt_fill);
+		r->dec_ahead = vb_in_ahead_new(r, decrypt_fill, false);
 	if (r->comp == VB_COMP_ZSTD || r->comp == VB_COMP_GZIP)
-		r->ahead = vb_in_ahead_new(r, decode);
+		r->ahead = vb_in_ahead_new(r, decode, true);
 }
 
 /* ------------------------------------------------------------ public */

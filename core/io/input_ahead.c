@@ -22,6 +22,7 @@ struct ahead {
 	struct vb_reader *r;
 	/* the stage's work: decode, or decrypt */
 	vb_in_fill_fn fill;
+	bool counts_raw;        /* fill is the decoder, which counts r->raw_bytes */
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t filled;  /* the caller waits for a slot or the end */
@@ -65,7 +66,8 @@ static void *ahead_thread(void *opaque)
 			a->head = (h + 1) % AHEAD_SLOTS;
 			a->pending++;
 		}
-		a->raw_bytes = r->raw_bytes;
+		if (a->counts_raw)
+			a->raw_bytes = r->raw_bytes;
 		if (n < 0) {
 			a->err = err;
 			a->error = true;
@@ -170,7 +172,7 @@ static void ahead_destroy(struct ahead *a)
 
 /* Starts a stage's helper thread; without one (no memory, no thread) its
  * reader does the work, as before. */
-struct ahead *vb_in_ahead_new(struct vb_reader *r, vb_in_fill_fn fill)
+struct ahead *vb_in_ahead_new(struct vb_reader *r, vb_in_fill_fn fill, bool counts_raw)
 {
 	struct ahead *a = calloc(1, sizeof(*a));
 	sigset_t all, old;
@@ -180,6 +182,7 @@ struct ahead *vb_in_ahead_new(struct vb_reader *r, vb_in_fill_fn fill)
 		return NULL;
 	a->r = r;
 	a->fill = fill;
+	a->counts_raw = counts_raw;
 	a->ring = malloc(AHEAD_SLOTS * VB_IO_BUFSIZE);
 	if (!a->ring || pthread_mutex_init(&a->lock, NULL) != 0) {
 		free(a->ring);

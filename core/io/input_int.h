@@ -58,10 +58,11 @@ ssize_t vb_in_zstd_read(struct vb_reader *r, unsigned char *buf, size_t len,
 
 /* Read-ahead (input_ahead.c): a helper thread runs fill (r, a buffer of
  * VB_IO_BUFSIZE) into a ring until it returns less; NULL when no thread
- * could start (the reader then does the work itself). */
+ * could start (the reader then does the work itself). counts_raw: fill
+ * is the decoder, which keeps r->raw_bytes (read nowhere else). */
 typedef ssize_t (*vb_in_fill_fn)(struct vb_reader *r, unsigned char *buf, size_t len,
 				 struct vb_error *err);
-struct ahead *vb_in_ahead_new(struct vb_reader *r, vb_in_fill_fn fill);
+struct ahead *vb_in_ahead_new(struct vb_reader *r, vb_in_fill_fn fill, bool counts_raw);
 /* Stops the thread and frees the stage; NULL is a no-op. */
 void vb_in_ahead_free(struct ahead *a);
 /* The next bytes in order, as fill gave them: the count (short only at

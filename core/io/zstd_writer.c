@@ -287,7 +287,11 @@ static int emit_tail(struct zstd_writer *z, struct vb_error *err)
 	}
 	z->seek[z->nseek++] = (struct seek_entry){ (uint32_t)s->out_len, (uint32_t)s->in_len };
 	s->in_len = s->out_len = 0;
-	s->state = SLOT_FREE;
+	if (z->started > 0)
+		pthread_mutex_lock(&z->lock);
+	s->state = SLOT_FREE; /* the workers look at it */
+	if (z->started > 0)
+		pthread_mutex_unlock(&z->lock);
 	z->tail = (z->tail + 1) % z->nslots;
 	z->used--;
 	return 0;
