@@ -4,8 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,7 +54,8 @@ static int src_fail(struct vb_reader *r, const struct vb_error *e, struct vb_err
 }
 
 /* Up to len bytes (fewer only at the end) from the file or through the
- * decryption: the count, or -1. */
+ * decryption (read ahead on its own thread when it runs): the count, or
+ * -1. */
 static ssize_t src_read_full(struct vb_reader *r, unsigned char *buf, size_t len,
 			     struct vb_error *err)
 {
@@ -67,7 +66,8 @@ static ssize_t src_read_full(struct vb_reader *r, unsigned char *buf, size_t len
 		n = vb_io_read_full(r->fd, buf, len);
 		return n < 0 ? vb_in_read_error(r, errno, err) : n;
 	}
-	n = vb_decrypt_read(r->dec, buf, len, &e);
+	n = r->dec_ahead ? vb_in_ahead_read(r->dec_ahead, buf, len, &e)
+			 : vb_decrypt_read(r->dec, buf, len, &e);
 	return n < 0 ? src_fail(r, &e, err) : n;
 }
 
@@ -77,6 +77,17 @@ int vb_in_refill(struct vb_reader *r, struct vb_error *err)
 
 	r->in_pos = 0;
 	r->in_len = 0;
+	/* the decryption's next slot itself, not a copy */
+	if (r->dec_ahead) {
+		struct vb_error e = { 0 };
+
+		n = vb_in_ahead_borrow(r->dec_ahead, &r->in, &e);
+		if (n < 0)
+			return src_fail(r, &e, err);
+		r->in_eof = n == 0;
+		r->in_len = (size_t)n;
+		return 0;
+	}
 	if (r->dec) {
 		n = src_read_full(r, r->in, VB_IO_BUFSIZE, err);
 		if (n < 0)
@@ -178,173 +189,38 @@ static ssize_t plain_read(struct vb_reader *r, unsigned char *buf, size_t len,
 	return (ssize_t)done;
 }
 
-/* ------------------------------------------------------------ read-ahead */
+/* ------------------------------------------------------------ read-ahead
+ * (input_ahead.c) */
 
-/* Decompressing a regular file on a helper thread: it fills a small ring
- * of buffers while the caller checks extents and writes the drives, so the
- * two overlap (zstd -d alone keeps one core busy). Only for files: a read
- * from a regular file cannot block forever, so the caller never waits on a
- * helper that a signal could not wake. The caller sees the same bytes and
- * the same errors, in the same order. */
-#define AHEAD_SLOTS 4
-
-struct ahead {
-	pthread_t thread;
-	pthread_mutex_t lock;
-	pthread_cond_t filled;  /* the caller waits for a slot or the end */
-	pthread_cond_t freed;   /* the helper waits for a free slot */
-	unsigned char *ring;    /* AHEAD_SLOTS * VB_IO_BUFSIZE */
-	size_t len[AHEAD_SLOTS];
-	unsigned head, tail, pending;
-	size_t pos;             /* read offset in the tail slot */
-	bool done;              /* the helper ended: end of input or error */
-	bool stop;              /* the caller is freeing the reader */
-	struct vb_error err;    /* the helper's error, after its slots */
-	bool error;
-	uint64_t raw_bytes;     /* compressed bytes behind the slots handed out */
-};
+static ssize_t decrypt_fill(struct vb_reader *r, unsigned char *buf, size_t len,
+			    struct vb_error *err)
+{
+	return vb_decrypt_read(r->dec, buf, len, err);
+}
 
 static ssize_t decode(struct vb_reader *r, unsigned char *buf, size_t len,
 		      struct vb_error *err);
 
-static void *ahead_thread(void *opaque)
-{
-	struct vb_reader *r = opaque;
-	struct ahead *a = r->ahead;
-	struct vb_error err = { 0 };
-
-	for (;;) {
-		unsigned h;
-		ssize_t n;
-
-		pthread_mutex_lock(&a->lock);
-		while (a->pending == AHEAD_SLOTS && !a->stop)
-			pthread_cond_wait(&a->freed, &a->lock);
-		h = a->head;
-		if (a->stop) {
-			pthread_mutex_unlock(&a->lock);
-			break;
-		}
-		pthread_mutex_unlock(&a->lock);
-		n = decode(r, a->ring + (size_t)h * VB_IO_BUFSIZE, VB_IO_BUFSIZE, &err);
-		pthread_mutex_lock(&a->lock);
-		if (n > 0) {
-			a->len[h] = (size_t)n;
-			a->head = (h + 1) % AHEAD_SLOTS;
-			a->pending++;
-		}
-		a->raw_bytes = r->raw_bytes;
-		if (n < 0) {
-			a->err = err;
-			a->error = true;
-		}
-		if (n < (ssize_t)VB_IO_BUFSIZE)
-			a->done = true;
-		pthread_cond_signal(&a->filled);
-		pthread_mutex_unlock(&a->lock);
-		if (n < (ssize_t)VB_IO_BUFSIZE)
-			break;
-	}
-	return NULL;
-}
-
-static ssize_t ahead_read(struct vb_reader *r, unsigned char *buf, size_t len,
-			  struct vb_error *err)
-{
-	struct ahead *a = r->ahead;
-	size_t done = 0;
-
-	pthread_mutex_lock(&a->lock);
-	while (done < len) {
-		unsigned t = a->tail;
-		size_t n;
-
-		while (a->pending == 0 && !a->done)
-			pthread_cond_wait(&a->filled, &a->lock);
-		if (a->pending == 0) {
-			if (a->error) {
-				*err = a->err;
-				pthread_mutex_unlock(&a->lock);
-				return -1;
-			}
-			break;
-		}
-		/* copying outside the lock: the helper never touches a full slot */
-		n = a->len[t] - a->pos < len - done ? a->len[t] - a->pos : len - done;
-		pthread_mutex_unlock(&a->lock);
-		memcpy(buf + done, a->ring + (size_t)t * VB_IO_BUFSIZE + a->pos, n);
-		pthread_mutex_lock(&a->lock);
-		done += n;
-		a->pos += n;
-		if (a->pos == a->len[t]) {
-			a->pos = 0;
-			a->tail = (t + 1) % AHEAD_SLOTS;
-			a->pending--;
-			pthread_cond_signal(&a->freed);
-		}
-	}
-	pthread_mutex_unlock(&a->lock);
-	return (ssize_t)done;
-}
-
-/* The helper's memory, once its thread ended (or never started). */
-static void ahead_destroy(struct ahead *a)
-{
-	pthread_mutex_destroy(&a->lock);
-	pthread_cond_destroy(&a->filled);
-	pthread_cond_destroy(&a->freed);
-	free(a->ring);
-	free(a);
-}
-
+/* The decoding stage first: it may be reading from the decryption's. */
 static void ahead_free(struct vb_reader *r)
 {
-	struct ahead *a = r->ahead;
-
-	if (!a)
-		return;
-	pthread_mutex_lock(&a->lock);
-	a->stop = true;
-	pthread_cond_signal(&a->freed);
-	pthread_mutex_unlock(&a->lock);
-	pthread_join(a->thread, NULL);
-	ahead_destroy(a);
+	vb_in_ahead_free(r->ahead);
 	r->ahead = NULL;
+	vb_in_ahead_free(r->dec_ahead);
+	r->dec_ahead = NULL;
 }
 
-/* Starts the helper for a compressed regular file; without one (no
- * memory, no thread) the caller decompresses, as before. */
+/* The helpers of a regular file: decryption, decompression. */
 static void ahead_start(struct vb_reader *r)
 {
-	struct ahead *a;
 	struct stat st;
-	sigset_t all, old;
-	int rc;
 
-	if ((r->comp != VB_COMP_ZSTD && r->comp != VB_COMP_GZIP) || fstat(r->fd, &st) < 0 ||
-	    !S_ISREG(st.st_mode))
+	if (fstat(r->fd, &st) < 0 || !S_ISREG(st.st_mode))
 		return;
-	a = calloc(1, sizeof(*a));
-	if (!a)
-		return;
-	a->ring = malloc(AHEAD_SLOTS * VB_IO_BUFSIZE);
-	if (!a->ring || pthread_mutex_init(&a->lock, NULL) != 0) {
-		free(a->ring);
-		free(a);
-		return;
-	}
-	pthread_cond_init(&a->filled, NULL);
-	pthread_cond_init(&a->freed, NULL);
-	r->ahead = a;
-	/* signals go to the caller's thread, as without the helper */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	rc = pthread_create(&a->thread, NULL, ahead_thread, r);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc != 0) {
-		ahead_destroy(a);
-		r->ahead = NULL;
-	}
+	if (r->dec)
+		r->dec_ahead = vb_in_ahead_new(r, decrypt_fill, false);
+	if (r->comp == VB_COMP_ZSTD || r->comp == VB_COMP_GZIP)
+		r->ahead = vb_in_ahead_new(r, decode, true);
 }
 
 /* ------------------------------------------------------------ public */
@@ -411,7 +287,7 @@ struct vb_reader *vb_input_open_opts(const char *path, int fd, const struct vb_i
 	r->own_fd = fd >= 0;
 	r->zret = 1; /* the input must start a frame */
 	r->name = strdup(strcmp(path, "-") == 0 && fd < 0 ? "standard input" : path);
-	r->in = malloc(VB_IO_BUFSIZE);
+	r->in = r->in_buf = malloc(VB_IO_BUFSIZE);
 	if (r->name == NULL || r->in == NULL) {
 		vb_error_set(err, VB_E_FAIL, ENOMEM, "%s: out of memory", path);
 		goto fail;
@@ -461,7 +337,7 @@ ssize_t vb_reader_read(struct vb_reader *r, void *buf, size_t len, struct vb_err
 		return 0;
 	if (len > SSIZE_MAX)
 		len = SSIZE_MAX;
-	n = r->ahead ? ahead_read(r, buf, len, err) : decode(r, buf, len, err);
+	n = r->ahead ? vb_in_ahead_read(r->ahead, buf, len, err) : decode(r, buf, len, err);
 	if (n < 0)
 		r->failed = true;
 	return n;
@@ -501,16 +377,9 @@ enum vb_compression vb_reader_compression(const struct vb_reader *r)
 
 uint64_t vb_reader_raw_bytes(const struct vb_reader *r)
 {
-	uint64_t n;
-
 	if (r == NULL)
 		return 0;
-	if (r->ahead == NULL)
-		return r->raw_bytes;
-	pthread_mutex_lock(&r->ahead->lock);
-	n = r->ahead->raw_bytes;
-	pthread_mutex_unlock(&r->ahead->lock);
-	return n;
+	return r->ahead ? vb_in_ahead_raw_bytes(r->ahead) : r->raw_bytes;
 }
 
 void vb_reader_free(struct vb_reader *r)
@@ -526,7 +395,7 @@ void vb_reader_free(struct vb_reader *r)
 		inflateEnd(&r->zs);
 	if (r->own_fd && r->fd >= 0)
 		close(r->fd);
-	free(r->in);
+	free(r->in_buf);
 	free(r->name);
 	free(r);
 }

@@ -20,7 +20,9 @@ struct vb_reader {
 	char *name;             /* path, or "standard input", for messages */
 	enum vb_compression comp;
 	uint64_t raw_bytes;     /* consumed from fd by the decoder */
-	unsigned char *in;      /* bytes read from fd, the peeked ones first */
+	unsigned char *in;      /* bytes read from fd, the peeked ones first: in_buf,
+				 * or a slot lent by the decryption's helper */
+	unsigned char *in_buf;
 	size_t in_pos, in_len;
 	bool in_eof;
 	int io_errno;           /* the last read error, met maybe inside libarchive */
@@ -32,6 +34,7 @@ struct vb_reader {
 	struct archive *ar;
 	bool failed;
 	struct ahead *ahead;    /* decompressing on a helper thread, or NULL */
+	struct ahead *dec_ahead; /* decrypting on another one, or NULL */
 	struct vb_decrypt *dec; /* an encrypted input's decryption, or NULL */
 	struct vb_error src_err; /* its error, met maybe inside libarchive */
 	bool src_failed;
@@ -52,5 +55,24 @@ int vb_in_gz_open(struct vb_reader *r, struct vb_error *err);
 ssize_t vb_in_gz_read(struct vb_reader *r, unsigned char *buf, size_t len, struct vb_error *err);
 ssize_t vb_in_zstd_read(struct vb_reader *r, unsigned char *buf, size_t len,
 			struct vb_error *err);
+
+/* Read-ahead (input_ahead.c): a helper thread runs fill (r, a buffer of
+ * VB_IO_BUFSIZE) into a ring until it returns less; NULL when no thread
+ * could start (the reader then does the work itself). counts_raw: fill
+ * is the decoder, which keeps r->raw_bytes (read nowhere else). */
+typedef ssize_t (*vb_in_fill_fn)(struct vb_reader *r, unsigned char *buf, size_t len,
+				 struct vb_error *err);
+struct ahead *vb_in_ahead_new(struct vb_reader *r, vb_in_fill_fn fill, bool counts_raw);
+/* Stops the thread and frees the stage; NULL is a no-op. */
+void vb_in_ahead_free(struct ahead *a);
+/* The next bytes in order, as fill gave them: the count (short only at
+ * the end), or -1 with the helper's error, after the bytes before it. */
+ssize_t vb_in_ahead_read(struct ahead *a, unsigned char *buf, size_t len,
+			 struct vb_error *err);
+/* The next slot lent whole (*p) until the next call: its length, 0 at the
+ * end, or -1. */
+ssize_t vb_in_ahead_borrow(struct ahead *a, unsigned char **p, struct vb_error *err);
+/* r->raw_bytes as of the slots handed out (for a decoding stage). */
+uint64_t vb_in_ahead_raw_bytes(struct ahead *a);
 
 #endif

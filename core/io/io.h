@@ -94,8 +94,9 @@ struct vb_writer *vb_sink_cmd_new(const char *command, struct vb_error *err);
 /* The command's process id, also its process group (for a last-resort kill). */
 pid_t vb_sink_cmd_pid(const struct vb_writer *w);
 
-/* zstd compression filter in front of next: one frame, checksum on,
- * level 1..19, threads 0 (single) or more workers. Owns next on success;
+/* zstd compression filter in front of next: seekable frames of about
+ * 1 MiB, each compressed whole with its checksum, level 1..19, threads 0
+ * (in the caller's thread) or that many workers. Owns next on success;
  * on failure next stays the caller's (to discard). */
 struct vb_writer *vb_zstd_writer_new(struct vb_writer *next, int level, int threads,
 				     struct vb_error *err);

@@ -1,22 +1,36 @@
 /* zstd_writer.c: the zstd compression layer of the output stack, in zstd's
  * seekable format: independent frames with a content checksum, each ended
  * at the first write after it holds VB_ZSTD_FRAME_BYTES (the VMA writer
- * writes an extent at a time, so frames start at extents), optionally
- * multi-threaded, then a seek table in a skippable frame. `zstd -d` and
+ * writes an extent at a time, so frames start at extents), each compressed
+ * whole, on worker threads when asked, then a seek table in a skippable
+ * frame. `zstd -d` and
  * Proxmox read it as any .zst; `vmaback serve` decompresses only the
  * frames a read needs. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <zstd.h>
 
 #include "common/byteorder.h"
 #include "core/io/io_int.h"
 
-#define ZSTD_JOB_SIZE (2 << 20)
 /* A dense extent (3.7 MiB) is a frame of its own; small ones are grouped. */
 #define VB_ZSTD_FRAME_BYTES ((uint64_t)1 << 20)
+
+/* The frames are independent: each is compressed whole by one worker with
+ * its own context (zstd's own workers drain at every frame end, one job of
+ * 1-4 MiB at a time: no parallelism), and they are written out in order.
+ * Without workers the caller's thread compresses. */
+enum slot_state { SLOT_FREE, SLOT_QUEUED, SLOT_BUSY, SLOT_DONE };
+
+struct slot {
+	enum slot_state state;
+	unsigned char *in, *out;
+	size_t in_len, in_cap, out_len, out_cap;
+	size_t zerr;            /* a zstd error code, (size_t)-1 out of memory, or 0 */
+};
 
 struct seek_entry {
 	uint32_t csize, dsize;
@@ -25,15 +39,22 @@ struct seek_entry {
 struct zstd_writer {
 	struct vb_writer w;     /* first: the layer is cast from it */
 	struct vb_writer *next;
-	ZSTD_CCtx *cctx;
-	unsigned char *out;     /* compressed bytes waiting for next */
-	size_t out_cap;
-	size_t out_len;
+	int level;
 	bool failed;
-	bool started;           /* the workers exist (they start with the frame) */
-	uint64_t frame_in;      /* bytes given to the current frame */
-	uint64_t frame_out;     /* its compressed bytes so far */
-	struct seek_entry *seek; /* the frames ended so far */
+	struct slot *slots;
+	unsigned nslots;
+	unsigned head;          /* the slot being filled */
+	unsigned tail;          /* the oldest slot not yet written out */
+	unsigned used;          /* slots from tail to head, head included */
+	ZSTD_CCtx *cctx;        /* the caller's, without workers */
+	unsigned nworkers, started;
+	unsigned job;           /* the slot the next free worker takes (locked) */
+	pthread_t *threads;
+	pthread_mutex_t lock;
+	pthread_cond_t work;    /* a slot was queued, or stop */
+	pthread_cond_t done;    /* a slot was compressed */
+	bool stop;
+	struct seek_entry *seek; /* the frames written so far */
 	size_t nseek, seek_cap;
 };
 
@@ -47,47 +68,131 @@ static const struct vb_writer_ops zstd_ops = {
 	.discard = zstd_discard,
 };
 
+static ZSTD_CCtx *new_cctx(int level)
+{
+	ZSTD_CCtx *c = ZSTD_createCCtx();
+
+	if (c && (ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level)) ||
+		  ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 1)))) {
+		ZSTD_freeCCtx(c);
+		c = NULL;
+	}
+	return c;
+}
+
+/* Compresses slot s with c into the slot's output buffer: one frame. */
+static void compress_slot(ZSTD_CCtx *c, struct slot *s)
+{
+	size_t bound = ZSTD_compressBound(s->in_len), r;
+
+	s->zerr = 0;
+	s->out_len = 0;
+	if (bound > s->out_cap) {
+		unsigned char *p = realloc(s->out, bound);
+
+		if (!p) {
+			s->zerr = (size_t)-1;
+			return;
+		}
+		s->out = p;
+		s->out_cap = bound;
+	}
+	r = ZSTD_compress2(c, s->out, s->out_cap, s->in, s->in_len);
+	if (ZSTD_isError(r))
+		s->zerr = r;
+	else
+		s->out_len = r;
+}
+
+static void *worker_main(void *opaque)
+{
+	struct zstd_writer *z = opaque;
+	ZSTD_CCtx *c = new_cctx(z->level);
+
+	pthread_mutex_lock(&z->lock);
+	for (;;) {
+		struct slot *s = NULL;
+
+		/* slots are queued in ring order: the oldest first */
+		while (!z->stop && z->slots[z->job].state != SLOT_QUEUED)
+			pthread_cond_wait(&z->work, &z->lock);
+		if (z->stop)
+			break;
+		s = &z->slots[z->job];
+		z->job = (z->job + 1) % z->nslots;
+		s->state = SLOT_BUSY;
+		pthread_mutex_unlock(&z->lock);
+		if (c)
+			compress_slot(c, s);
+		else
+			s->zerr = (size_t)-1;
+		pthread_mutex_lock(&z->lock);
+		s->state = SLOT_DONE;
+		pthread_cond_broadcast(&z->done);
+	}
+	pthread_mutex_unlock(&z->lock);
+	ZSTD_freeCCtx(c);
+	return NULL;
+}
+
+/* Stops and joins the workers (what is queued is dropped). */
+static void stop_workers(struct zstd_writer *z)
+{
+	if (z->started == 0)
+		return;
+	pthread_mutex_lock(&z->lock);
+	z->stop = true;
+	pthread_cond_broadcast(&z->work);
+	pthread_mutex_unlock(&z->lock);
+	for (unsigned i = 0; i < z->started; i++)
+		pthread_join(z->threads[i], NULL);
+	z->started = 0;
+}
+
 static void zstd_release(struct zstd_writer *z)
 {
+	stop_workers(z);
+	if (z->threads) {
+		pthread_mutex_destroy(&z->lock);
+		pthread_cond_destroy(&z->work);
+		pthread_cond_destroy(&z->done);
+	}
+	for (unsigned i = 0; z->slots && i < z->nslots; i++) {
+		free(z->slots[i].in);
+		free(z->slots[i].out);
+	}
+	free(z->slots);
+	free(z->threads);
 	ZSTD_freeCCtx(z->cctx);
-	free(z->out);
 	free(z->seek);
 	free(z);
 }
 
-static int zstd_param(struct zstd_writer *z, ZSTD_cParameter p, int v, const char *name,
-		      struct vb_error *err)
+/* The workers start with the first frame and inherit this thread's mask:
+ * signals must go to the caller's thread, whose blocked write they
+ * interrupt. Fewer than asked (or none) still work. */
+static void start_workers(struct zstd_writer *z)
 {
-	size_t r = ZSTD_CCtx_setParameter(z->cctx, p, v);
+	sigset_t all, old;
 
-	if (ZSTD_isError(r))
-		return vb_error_set(err, VB_E_FAIL, 0, "zstd: cannot set %s to %d: %s",
-				    name, v, ZSTD_getErrorName(r));
-	return 0;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	while (z->started < z->nworkers &&
+	       pthread_create(&z->threads[z->started], NULL, worker_main, z) == 0)
+		z->started++;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (z->started == 0)
+		z->nworkers = 0;
 }
 
-/* Workers when this libzstd has them; a build without threads (its bounds
- * are 0..0) compresses in the caller's thread instead. */
-static int zstd_set_threads(struct zstd_writer *z, int threads, struct vb_error *err)
+/* Workers when this libzstd has threads (as zstd -T would), at most 64. */
+static unsigned zstd_workers(int threads)
 {
 	ZSTD_bounds b = ZSTD_cParam_getBounds(ZSTD_c_nbWorkers);
 
-	if (threads == 0 || ZSTD_isError(b.error) || b.upperBound == 0)
+	if (threads <= 0 || ZSTD_isError(b.error) || b.upperBound == 0)
 		return 0;
-	if (threads > b.upperBound)
-		threads = b.upperBound;
-	if (zstd_param(z, ZSTD_c_nbWorkers, threads, "the number of threads", err) < 0)
-		return -1;
-	/* The default job (4 windows: 8 MiB at level 3) buffers about 30 MiB
-	 * per worker: 2 MiB jobs keep a backup's memory bounded (RSS 120 -> 48
-	 * MiB with 2 workers). Each job starts with the last quarter window
-	 * (512 KiB) of the one before it as its dictionary (zstd's default,
-	 * an eighth, is for 8 MiB jobs): on 256 MiB of /usr files the size
-	 * against zstd -T0 -3 goes from 1.025 to 1.016 for no more memory and
-	 * about 2% more CPU on random data. */
-	if (zstd_param(z, ZSTD_c_overlapLog, 7, "the job overlap", err) < 0)
-		return -1;
-	return zstd_param(z, ZSTD_c_jobSize, ZSTD_JOB_SIZE, "the job size", err);
+	return threads > 64 ? 64 : (unsigned)threads;
 }
 
 struct vb_writer *vb_zstd_writer_new(struct vb_writer *next, int level, int threads,
@@ -112,102 +217,116 @@ struct vb_writer *vb_zstd_writer_new(struct vb_writer *next, int level, int thre
 	if (z == NULL)
 		goto nomem;
 	z->w.ops = &zstd_ops;
-	/* Large chunks to the next layer: few system calls. */
-	z->out_cap = ZSTD_CStreamOutSize() > VB_IO_BUFSIZE ? ZSTD_CStreamOutSize()
-							   : VB_IO_BUFSIZE;
-	z->out = malloc(z->out_cap);
-	z->cctx = ZSTD_createCCtx();
-	if (z->out == NULL || z->cctx == NULL)
+	z->level = level;
+	z->nworkers = zstd_workers(threads);
+	/* one frame per worker, and the one being filled: each slot holds up
+	 * to 1 MiB and an extent, and as much compressed (RSS 34 -> 48 MiB
+	 * with 2 workers) */
+	z->nslots = z->nworkers + 1;
+	z->slots = calloc(z->nslots, sizeof(*z->slots));
+	z->cctx = new_cctx(level);
+	if (z->slots == NULL || z->cctx == NULL)
 		goto nomem;
-	if (zstd_param(z, ZSTD_c_compressionLevel, level, "the compression level", err) < 0 ||
-	    zstd_param(z, ZSTD_c_checksumFlag, 1, "the checksum flag", err) < 0 ||
-	    zstd_set_threads(z, threads, err) < 0)
-		goto fail;
+	if (z->nworkers > 0) {
+		z->threads = calloc(z->nworkers, sizeof(*z->threads));
+		if (!z->threads)
+			goto nomem;
+		pthread_mutex_init(&z->lock, NULL);
+		pthread_cond_init(&z->work, NULL);
+		pthread_cond_init(&z->done, NULL);
+	}
+	z->used = 1;
 	z->next = next; /* owned from here on */
 	return &z->w;
 nomem:
 	vb_error_set(err, VB_E_FAIL, ENOMEM, "zstd: out of memory");
-fail:
 	if (z != NULL)
 		zstd_release(z);
 	return NULL;
 }
 
-static int zstd_flush_out(struct zstd_writer *z, struct vb_error *err)
+static int fail(struct zstd_writer *z, struct vb_error *err, int e, const char *msg)
 {
-	if (z->out_len == 0)
-		return 0;
-	if (vb_writer_write(z->next, z->out, z->out_len, err) < 0) {
+	z->failed = true;
+	return vb_error_set(err, VB_E_FAIL, e, "zstd: %s", msg);
+}
+
+/* Writes the tail slot's frame to next (once compressed) and records it in
+ * the seek table; the slot is free again. */
+static int emit_tail(struct zstd_writer *z, struct vb_error *err)
+{
+	struct slot *s = &z->slots[z->tail];
+
+	if (z->started > 0) {
+		pthread_mutex_lock(&z->lock);
+		while (s->state != SLOT_DONE)
+			pthread_cond_wait(&z->done, &z->lock);
+		pthread_mutex_unlock(&z->lock);
+	}
+	if (s->zerr == (size_t)-1)
+		return fail(z, err, ENOMEM, "out of memory");
+	if (s->zerr != 0) {
 		z->failed = true;
-		return -1;
+		return vb_error_set(err, VB_E_FAIL, 0, "zstd: compression failed: %s",
+				    ZSTD_getErrorName(s->zerr));
 	}
-	z->out_len = 0;
-	return 0;
-}
-
-/* Feeds in to the compressor; with ZSTD_e_end, until the frame is complete. */
-static int zstd_run(struct zstd_writer *z, ZSTD_inBuffer *in, ZSTD_EndDirective mode,
-		    struct vb_error *err)
-{
-	for (;;) {
-		ZSTD_outBuffer out = { z->out, z->out_cap, z->out_len };
-		size_t r;
-
-		if (out.pos == out.size) {
-			if (zstd_flush_out(z, err) < 0)
-				return -1;
-			out.pos = 0;
-		}
-		if (!z->started) {
-			/* The workers start here and inherit this thread's
-			 * mask: signals must go to the caller's thread, whose
-			 * blocked write they interrupt. */
-			sigset_t all, old;
-
-			sigfillset(&all);
-			pthread_sigmask(SIG_BLOCK, &all, &old);
-			r = ZSTD_compressStream2(z->cctx, &out, in, mode);
-			pthread_sigmask(SIG_SETMASK, &old, NULL);
-			z->started = true;
-		} else {
-			r = ZSTD_compressStream2(z->cctx, &out, in, mode);
-		}
-		z->frame_out += out.pos - z->out_len;
-		z->out_len = out.pos;
-		if (ZSTD_isError(r)) {
-			z->failed = true;
-			return vb_error_set(err, VB_E_FAIL, 0, "zstd: compression failed: %s",
-					    ZSTD_getErrorName(r));
-		}
-		if (mode == ZSTD_e_end ? r == 0 : in->pos == in->size)
-			return 0;
-	}
-}
-
-/* Ends the current frame and records it in the seek table. */
-static int end_frame(struct zstd_writer *z, struct vb_error *err)
-{
-	ZSTD_inBuffer in = { NULL, 0, 0 };
-
 	if (z->nseek == z->seek_cap) {
 		size_t cap = z->seek_cap ? 2 * z->seek_cap : 256;
 		struct seek_entry *p = realloc(z->seek, cap * sizeof(*p));
 
-		if (!p) {
-			z->failed = true;
-			return vb_error_set(err, VB_E_FAIL, ENOMEM, "zstd: out of memory");
-		}
+		if (!p)
+			return fail(z, err, ENOMEM, "out of memory");
 		z->seek = p;
 		z->seek_cap = cap;
 	}
-	if (zstd_run(z, &in, ZSTD_e_end, err) < 0)
-		return -1;
-	if (z->frame_out > UINT32_MAX || z->frame_in > UINT32_MAX || z->nseek >= VB_SEEK_MAX_FRAMES) {
+	if (s->out_len > UINT32_MAX || s->in_len > UINT32_MAX || z->nseek >= VB_SEEK_MAX_FRAMES)
+		return fail(z, err, EFBIG, "frame too large for a seek table");
+	if (vb_writer_write(z->next, s->out, s->out_len, err) < 0) {
 		z->failed = true;
-		return vb_error_set(err, VB_E_FAIL, EFBIG, "zstd: frame too large for a seek table");
+		return -1;
 	}
-	z->seek[z->nseek++] = (struct seek_entry){ (uint32_t)z->frame_out, (uint32_t)z->frame_in };
-	z->frame_in = z->frame_out = 0;
+	z->seek[z->nseek++] = (struct seek_entry){ (uint32_t)s->out_len, (uint32_t)s->in_len };
+	s->in_len = s->out_len = 0;
+	if (z->started > 0)
+		pthread_mutex_lock(&z->lock);
+	s->state = SLOT_FREE; /* the workers look at it */
+	if (z->started > 0)
+		pthread_mutex_unlock(&z->lock);
+	z->tail = (z->tail + 1) % z->nslots;
+	z->used--;
+	return 0;
+}
+
+/* Ends the frame in the head slot: to a worker, or compressed here; the
+ * next slot (once its old frame is written out) becomes the head. */
+static int end_frame(struct zstd_writer *z, struct vb_error *err)
+{
+	struct slot *s = &z->slots[z->head];
+
+	if (z->started == 0 && z->nworkers > 0)
+		start_workers(z);
+	if (z->started == 0) {
+		compress_slot(z->cctx, s);
+		s->state = SLOT_DONE;
+	} else {
+		pthread_mutex_lock(&z->lock);
+		s->state = SLOT_QUEUED;
+		pthread_cond_signal(&z->work);
+		pthread_mutex_unlock(&z->lock);
+	}
+	if (z->used == z->nslots && emit_tail(z, err) < 0)
+		return -1;
+	z->head = (z->head + 1) % z->nslots;
+	z->used++;
+	return 0;
+}
+
+/* Writes out every frame in flight but the head slot's (empty). */
+static int drain(struct zstd_writer *z, struct vb_error *err)
+{
+	while (z->used > 1)
+		if (emit_tail(z, err) < 0)
+			return -1;
 	return 0;
 }
 
@@ -239,14 +358,26 @@ static int write_seek_table(struct zstd_writer *z, struct vb_error *err)
 static int zstd_write(struct vb_writer *w, const void *buf, size_t len, struct vb_error *err)
 {
 	struct zstd_writer *z = (struct zstd_writer *)w;
-	ZSTD_inBuffer in = { buf, len, 0 };
+	struct slot *s;
 
 	if (z->failed)
 		return vb_error_set(err, VB_E_FAIL, 0, "zstd: write after a failure");
-	if (z->frame_in >= VB_ZSTD_FRAME_BYTES && end_frame(z, err) < 0)
+	if (z->slots[z->head].in_len >= VB_ZSTD_FRAME_BYTES && end_frame(z, err) < 0)
 		return -1;
-	z->frame_in += len;
-	return zstd_run(z, &in, ZSTD_e_continue, err);
+	s = &z->slots[z->head];
+	if (len > s->in_cap - s->in_len) {
+		/* in MiB steps: a frame is at most 1 MiB and a write */
+		size_t cap = (s->in_len + len + VB_IO_BUFSIZE - 1) / VB_IO_BUFSIZE * VB_IO_BUFSIZE;
+		unsigned char *p = cap < s->in_len + len ? NULL : realloc(s->in, cap);
+
+		if (!p)
+			return fail(z, err, ENOMEM, "out of memory");
+		s->in = p;
+		s->in_cap = cap;
+	}
+	memcpy(s->in + s->in_len, buf, len);
+	s->in_len += len;
+	return 0;
 }
 
 static int zstd_close(struct vb_writer *w, struct vb_error *err)
@@ -258,8 +389,8 @@ static int zstd_close(struct vb_writer *w, struct vb_error *err)
 		vb_error_set(err, VB_E_FAIL, 0, "zstd: close after a failure");
 		goto fail;
 	}
-	if (end_frame(z, err) < 0 || zstd_flush_out(z, err) < 0 ||
-	    write_seek_table(z, err) < 0)
+	/* the last frame (one empty frame for an empty stream) */
+	if (end_frame(z, err) < 0 || drain(z, err) < 0 || write_seek_table(z, err) < 0)
 		goto fail;
 	zstd_release(z);
 	return vb_writer_close(next, err);

@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <zstd.h>
 
 #include "core/io/crypt_int.h"
 
@@ -220,6 +221,60 @@ static void test_input_stack(void **state)
 	vb_key_free(k);
 }
 
+/* zstd inside the encryption, longer than the read-ahead rings: the
+ * decryption and the decompression run on two threads in turn, and give
+ * the same bytes; a damaged chunk far in is the decryption's error, after
+ * the bytes before it. */
+static void test_input_stack_zstd(void **state)
+{
+	struct vb_error err = { 0 };
+	struct vb_key *k = vb_key_generate(&err);
+	const struct vb_key *keys[] = { k };
+	struct vb_input_opts o = { .keys = keys, .nkeys = 1 };
+	size_t n = (size_t)11 << 20, cap = ZSTD_compressBound(n), zlen, got = 0, flen;
+	unsigned char *data = make_data(n, 9), *z = malloc(cap), *out = malloc(n + 1), *f;
+	char *path = tpath(state, "a.zst.enc");
+	struct vb_reader *r;
+	ssize_t m;
+
+	assert_non_null(z);
+	assert_non_null(out);
+	zlen = ZSTD_compress(z, cap, data, n, 1);
+	assert_false(ZSTD_isError(zlen));
+	encrypt_file(path, k, z, zlen, 1 << 20);
+	for (int damaged = 0; damaged < 2; damaged++) {
+		err = (struct vb_error){ 0 };
+		got = 0;
+		r = vb_input_open_opts(path, -1, &o, &err);
+		assert_non_null(r);
+		assert_int_equal(vb_reader_compression(r), VB_COMP_ZSTD);
+		while ((m = vb_reader_read(r, out + got, n + 1 - got, &err)) > 0)
+			got += (size_t)m;
+		if (!damaged) {
+			assert_int_equal(m, 0);
+			assert_int_equal(got, n);
+			assert_memory_equal(out, data, n);
+		} else {
+			assert_int_equal(m, -1);
+			assert_int_equal(err.cls, VB_E_INVALID);
+			assert_non_null(strstr(err.msg, "does not authenticate"));
+			assert_true(got < n);
+			assert_memory_equal(out, data, got);
+		}
+		vb_reader_free(r);
+		/* a byte of a chunk two thirds in */
+		f = read_file(path, &flen);
+		f[flen / 3 * 2] ^= 1;
+		write_file(path, f, flen);
+		free(f);
+	}
+	free(path);
+	free(data);
+	free(z);
+	free(out);
+	vb_key_free(k);
+}
+
 static void test_key_files(void **state)
 {
 	struct vb_error err = { 0 };
@@ -270,6 +325,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_refusals, tdir_setup, tdir_teardown),
 		cmocka_unit_test_setup_teardown(test_random_access, tdir_setup, tdir_teardown),
 		cmocka_unit_test_setup_teardown(test_input_stack, tdir_setup, tdir_teardown),
+		cmocka_unit_test_setup_teardown(test_input_stack_zstd, tdir_setup, tdir_teardown),
 		cmocka_unit_test_setup_teardown(test_key_files, tdir_setup, tdir_teardown),
 	};
 

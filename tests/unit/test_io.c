@@ -1195,6 +1195,9 @@ static void zstd_roundtrip(void **state, int level, int threads, size_t size)
 			size_t n = ZSTD_findFrameCompressedSize(file + pos, flen - pos);
 
 			assert_false(ZSTD_isError(n));
+			/* compressed whole (on a worker): its size is in its header */
+			assert_true(ZSTD_getFrameContentSize(file + pos, flen - pos) !=
+				    ZSTD_CONTENTSIZE_UNKNOWN);
 			pos += n;
 			frames++;
 		}
@@ -1231,6 +1234,7 @@ static void test_zstd_roundtrip(void **state)
 {
 	zstd_roundtrip(state, 3, 0, 5 << 20);
 	zstd_roundtrip(state, 1, 2, 9 << 20);
+	zstd_roundtrip(state, 3, 3, 41 << 20); /* more frames than slots */
 	zstd_roundtrip(state, 19, 0, 100000);
 	zstd_roundtrip(state, 3, 0, 0);
 }
