@@ -308,6 +308,10 @@ jq_py() {
 # stdin /dev/null) in its own process group, so SIGINT is not ignored; PID.
 bg() {
 	LAST="$*"
+	# emptied before the job starts: a caller polling them must not read
+	# the previous command's output before the job's redirections run
+	: >"$OUT"
+	: >"$ERR"
 	set -m
 	"$@" <"${RUN_STDIN:-/dev/null}" >"$OUT" 2>"$ERR" &
 	PID=$!

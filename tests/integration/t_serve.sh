@@ -42,6 +42,10 @@ full() {
 # ready; SPID is serve's pid, NPID nbdkit's.
 serve_start() {
 	SERR=$PWD/serve.err
+	# emptied here, not only by the background job's redirection: the
+	# loop below could otherwise read the previous serve's "ready" line
+	# (and nbdkit pid) before the job has truncated the file
+	: >"$SERR"
 	"$VMABACK" serve "$@" >uris 2>"$SERR" &
 	SPID=$!
 	local it=0 why=timeout
@@ -122,6 +126,7 @@ once_port() {
 	drive b - 0:100
 	full f.vma a b
 	local port=$((20000 + RANDOM % 20000)) rc=0
+	: >serve.err
 	"$VMABACK" serve f.vma -d a --port "$port" --bind 127.0.0.1 --once >uris 2>serve.err &
 	SPID=$!
 	for _ in $(seq 100); do grep -q 'serves the exports' serve.err && break; sleep 0.1; done
@@ -132,6 +137,7 @@ once_port() {
 	# the listing was a client: a new serve for the copy
 	wait "$SPID" || rc=$?
 	[ "$rc" -eq 0 ] || fail "serve --once exited $rc: $(cat serve.err)"
+	: >serve.err
 	"$VMABACK" serve f.vma -d a --port "$port" --bind 127.0.0.1 --once >uris 2>serve.err &
 	SPID=$!
 	for _ in $(seq 100); do grep -q 'serves the exports' serve.err && break; sleep 0.1; done
