@@ -52,6 +52,7 @@ struct crypt_writer {
 	unsigned head;          /* the slot being filled */
 	unsigned tail;          /* the oldest slot queued, written next */
 	unsigned seal_next;     /* the helper's next slot */
+	unsigned pending;       /* slots submitted, not yet written (the caller's) */
 	bool threaded, stop;
 	bool sync_ready;        /* lock and conditions initialized */
 	pthread_t thread;
@@ -122,6 +123,7 @@ static int submit(struct crypt_writer *x, bool last, struct vb_error *err)
 	s->last = last;
 	x->counter += n;
 	x->head = (x->head + 1) % SLOTS;
+	x->pending++;
 	if (!x->threaded) {
 		seal_slot(x->c, x, s);
 		s->state = SLOT_DONE;
@@ -135,7 +137,9 @@ static int submit(struct crypt_writer *x, bool last, struct vb_error *err)
 }
 
 /* Writes the tail slot once sealed (waiting for it if wait, else only if
- * it is): 1 when one was written, 0 when none was ready, -1 on error. */
+ * it is): 1 when one was written, 0 when none was ready, -1 on error. A
+ * slot's state is read and changed under the lock only: the helper reads
+ * it to find its next slot. */
 static int flush_tail(struct crypt_writer *x, bool wait, struct vb_error *err)
 {
 	struct slot *s = &x->slots[x->tail];
@@ -158,8 +162,11 @@ static int flush_tail(struct crypt_writer *x, bool wait, struct vb_error *err)
 	if (vb_writer_write(x->next, s->sealed, s->sealed_len, err) < 0)
 		return -1;
 	s->fill = 0;
+	pthread_mutex_lock(&x->lock);
 	s->state = SLOT_FREE;
+	pthread_mutex_unlock(&x->lock);
 	x->tail = (x->tail + 1) % SLOTS;
+	x->pending--;
 	return 1;
 }
 
@@ -177,10 +184,11 @@ static int crypt_write(struct vb_writer *w, const void *buf, size_t len, struct 
 		if (s->fill == SLOT_BYTES) {
 			if (submit(x, false, err) < 0)
 				return -1;
-			s = &x->slots[x->head];
-			while (s->state != SLOT_FREE)
+			/* every slot in flight: the oldest (the new head) out */
+			while (x->pending == SLOTS)
 				if (flush_tail(x, true, err) < 0)
 					return -1;
+			s = &x->slots[x->head];
 		}
 		n = SLOT_BYTES - s->fill < len ? SLOT_BYTES - s->fill : len;
 		memcpy(s->plain + s->fill, p, n);
@@ -232,7 +240,7 @@ static int crypt_close(struct vb_writer *w, struct vb_error *err)
 
 	unsigned int len = 0;
 
-	while (rc >= 0 && x->slots[x->tail].state != SLOT_FREE)
+	while (rc >= 0 && x->pending > 0)
 		rc = flush_tail(x, true, err);
 	stop_thread(x);
 	if (rc >= 0 && x->md) {

@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,7 +40,8 @@ struct hash_writer {
 	size_t fill;            /* bytes in the head slot */
 	bool stop;              /* no more slots will come */
 	bool abandon;           /* ... and the queued ones are not wanted */
-	bool failed;            /* EVP_DigestUpdate failed in the helper */
+	atomic_bool failed;     /* EVP_DigestUpdate failed (the helper sets it, the
+				 * writer reads it on every write) */
 };
 
 static void *hash_thread(void *opaque)
