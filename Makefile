@@ -188,6 +188,7 @@ check-valgrind: $(B)/vmaback $(UNIT_BINS) $(TOOL_BINS) $(SHIM_BINS)
 check: deps
 	@$(MAKE) --no-print-directory check-fast
 	@$(MAKE) --no-print-directory check-valgrind VALGRIND_TESTS=
+	@$(MAKE) --no-print-directory check-tsan
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		$(MAKE) --no-print-directory check-san
 
