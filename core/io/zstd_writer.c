@@ -297,6 +297,19 @@ static int emit_tail(struct zstd_writer *z, struct vb_error *err)
 	return 0;
 }
 
+/* Whether the tail slot's frame is compressed (without waiting). */
+static bool tail_done(struct zstd_writer *z)
+{
+	bool done;
+
+	if (z->started == 0)
+		return z->slots[z->tail].state == SLOT_DONE;
+	pthread_mutex_lock(&z->lock);
+	done = z->slots[z->tail].state == SLOT_DONE;
+	pthread_mutex_unlock(&z->lock);
+	return done;
+}
+
 /* Ends the frame in the head slot: to a worker, or compressed here; the
  * next slot (once its old frame is written out) becomes the head. */
 static int end_frame(struct zstd_writer *z, struct vb_error *err)
@@ -318,6 +331,12 @@ static int end_frame(struct zstd_writer *z, struct vb_error *err)
 		return -1;
 	z->head = (z->head + 1) % z->nslots;
 	z->used++;
+	/* Frames already compressed go out now, not only once the ring is
+	 * full: a slow source (--bwlimit) would otherwise hold several MiB
+	 * back from the output for seconds. */
+	while (z->used > 1 && tail_done(z))
+		if (emit_tail(z, err) < 0)
+			return -1;
 	return 0;
 }
 
@@ -377,6 +396,11 @@ static int zstd_write(struct vb_writer *w, const void *buf, size_t len, struct v
 	}
 	memcpy(s->in + s->in_len, buf, len);
 	s->in_len += len;
+	/* The frame ends here, not at the start of the next write (the same
+	 * boundary): it is compressed while the source is read, and goes out
+	 * without waiting for the next extent. */
+	if (s->in_len >= VB_ZSTD_FRAME_BYTES && end_frame(z, err) < 0)
+		return -1;
 	return 0;
 }
 
@@ -389,8 +413,12 @@ static int zstd_close(struct vb_writer *w, struct vb_error *err)
 		vb_error_set(err, VB_E_FAIL, 0, "zstd: close after a failure");
 		goto fail;
 	}
-	/* the last frame (one empty frame for an empty stream) */
-	if (end_frame(z, err) < 0 || drain(z, err) < 0 || write_seek_table(z, err) < 0)
+	/* the last frame, if a write left one open (one empty frame for an
+	 * empty stream) */
+	if ((z->slots[z->head].in_len > 0 || (z->nseek == 0 && z->used == 1)) &&
+	    end_frame(z, err) < 0)
+		goto fail;
+	if (drain(z, err) < 0 || write_seek_table(z, err) < 0)
 		goto fail;
 	zstd_release(z);
 	return vb_writer_close(next, err);
