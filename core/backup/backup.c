@@ -338,7 +338,9 @@ int vb_backup_run(struct vb_backup *b, struct vb_writer *sink, struct vb_backup_
 		r.rl = vb_ratelimit_new(b->o.bwlimit, CHUNK_SIZE, NULL, NULL, NULL);
 	if (b->o.state)
 		r.hasher = chunk_hasher_new(); /* digest maps: hash on two CPUs */
-	if (r.hasher) /* the next chunk is read while the helper hashes one */
+	/* the next chunk is read while the helper hashes one; without a state,
+	 * while this thread writes one (NULL: read and write take turns) */
+	if (r.hasher || !b->o.state)
 		r.buf2 = aligned_alloc(4096, CHUNK_SIZE);
 	if (!r.buf || !r.vw || (b->o.bwlimit && !r.rl)) {
 		vb_error_set(err, VB_E_FAIL, ENOMEM, "out of memory");

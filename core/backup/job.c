@@ -2,6 +2,8 @@
  * rate-limited), hashing clusters into digest maps, and copying the planned
  * clusters into the archive. */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -29,30 +31,31 @@ static void zero_hole(uint8_t *buf, uint64_t at, uint64_t len)
 /* Fills buf with [off, off+len) of the drive: data extents are read,
  * holes are zero where a cluster holds data, or where a cluster is cut by
  * the drive's end. Bit i of *data_mask: cluster i of the chunk has data. */
-static int read_chunk(struct run *r, struct drive_job *j, uint8_t *buf, uint64_t off,
-		      size_t len, uint64_t *data_mask)
+static int read_chunk_to(struct run *r, struct drive_job *j, uint8_t *buf, uint64_t off,
+			 size_t len, uint64_t *data_mask, struct vb_error *err, uint64_t *bytes)
 {
 	uint64_t pos = off, end = off + len;
 
 	*data_mask = 0;
+	*bytes = 0;
 	while (pos < end) {
 		uint64_t elen;
 		bool data;
 
-		if (vb_source_extent(j->src, pos, end - pos, &elen, &data, r->err) < 0)
+		if (vb_source_extent(j->src, pos, end - pos, &elen, &data, err) < 0)
 			return -1;
 		if (data) {
 			uint64_t first = (pos - off) / VMA_CLUSTER_SIZE;
 			uint64_t last = (pos + elen - 1 - off) / VMA_CLUSTER_SIZE;
 
 			if (vb_ratelimit_take(r->rl, elen, r->b->o.cancel) < 0)
-				return vb_error_set(r->err, VB_E_CANCELED, EINTR,
+				return vb_error_set(err, VB_E_CANCELED, EINTR,
 						    "drive %s: interrupted", j->name);
-			if (vb_source_pread(j->src, buf + (pos - off), elen, pos, r->err) < 0)
+			if (vb_source_pread(j->src, buf + (pos - off), elen, pos, err) < 0)
 				return -1;
 			for (uint64_t c = first; c <= last; c++)
 				*data_mask |= UINT64_C(1) << c;
-			r->res->bytes_read += elen;
+			*bytes += elen;
 			vb_crash_point("mid-read");
 		} else {
 			zero_hole(buf, pos - off, elen);
@@ -60,6 +63,16 @@ static int read_chunk(struct run *r, struct drive_job *j, uint8_t *buf, uint64_t
 		pos += elen;
 	}
 	return 0;
+}
+
+static int read_chunk(struct run *r, struct drive_job *j, uint8_t *buf, uint64_t off,
+		      size_t len, uint64_t *data_mask)
+{
+	uint64_t bytes;
+	int rc = read_chunk_to(r, j, buf, off, len, data_mask, r->err, &bytes);
+
+	r->res->bytes_read += bytes;
+	return rc;
 }
 
 static int check_cancel(struct run *r, struct drive_job *j, uint64_t off)
@@ -336,7 +349,8 @@ static int copy_range(struct run *r, struct drive_job *j, struct copy_ctx *x, ui
 	return 0;
 }
 
-/* A chunk a full backup read and hashed (each_chunk_hashed), copied. */
+/* A chunk a full backup read and hashed (each_chunk_hashed), or read
+ * ahead unhashed (dg NULL: copy_read_ahead), copied. */
 static int copy_chunk(struct run *r, struct drive_job *j, void *ctx, const struct chunk *c)
 {
 	for (size_t k = 0; k * VMA_CLUSTER_SIZE < c->len; k++) {
@@ -344,11 +358,93 @@ static int copy_chunk(struct run *r, struct drive_job *j, void *ctx, const struc
 		size_t clen = c->len - coff < VMA_CLUSTER_SIZE ? c->len - coff : VMA_CLUSTER_SIZE;
 
 		if (copy_cluster(r, j, ctx, c->off / VMA_CLUSTER_SIZE + k, c->buf + coff, clen,
-				 (c->mask >> k) & 1, c->dg[k]) < 0)
+				 (c->mask >> k) & 1, c->dg ? c->dg[k] : NULL) < 0)
 			return -1;
 	}
 	report(r, j, "copy", c->off + c->len, c->len);
 	return 0;
+}
+
+/* One chunk read by a helper thread (read_ahead) while the caller writes
+ * the one before. */
+struct ahead {
+	struct run *r;
+	struct drive_job *j;
+	struct chunk c;
+	uint64_t bytes;
+	int rc;
+	struct vb_error err;    /* the helper's own: r->err is the writer's */
+	pthread_t thread;
+	bool started;
+};
+
+static void *ahead_main(void *opaque)
+{
+	struct ahead *a = opaque;
+
+	a->rc = read_chunk_to(a->r, a->j, a->c.buf, a->c.off, a->c.len, &a->c.mask, &a->err,
+			      &a->bytes);
+	return NULL;
+}
+
+/* Starts reading [off, off+len) into buf; without a thread, reads it now. */
+static void ahead_start(struct ahead *a, uint8_t *buf, uint64_t off, size_t len)
+{
+	sigset_t all, old;
+
+	a->c = (struct chunk){ .off = off, .len = len, .buf = buf };
+	a->err = (struct vb_error){ 0 };
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old); /* signals stay the writer's */
+	a->started = pthread_create(&a->thread, NULL, ahead_main, a) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!a->started)
+		ahead_main(a);
+}
+
+static int ahead_wait(struct ahead *a)
+{
+	if (a->started)
+		pthread_join(a->thread, NULL);
+	a->started = false;
+	a->r->res->bytes_read += a->bytes;
+	if (a->rc < 0)
+		return vb_error_set(a->r->err, a->err.cls, a->err.sys_errno, "%s", a->err.msg);
+	return 0;
+}
+
+/* A plain full backup, every chunk in order: the next one is read on a
+ * helper thread while this one hands the one before to the writer, so the
+ * source (qemu-nbd's copying, a file's page cache) and the archive's
+ * writing and hashing overlap on two CPUs instead of taking turns. The
+ * source is only ever used by one thread at a time. */
+static int copy_read_ahead(struct run *r, struct drive_job *j, struct copy_ctx *x)
+{
+	struct ahead a = { .r = r, .j = j };
+	uint8_t *bufs[2] = { r->buf, r->buf2 };
+	int cur = 0, rc = 0;
+
+	ahead_start(&a, bufs[cur], 0, j->size < CHUNK_SIZE ? (size_t)j->size : CHUNK_SIZE);
+	for (;;) {
+		struct chunk c;
+
+		if (ahead_wait(&a) < 0)
+			return -1;
+		c = a.c;
+		if (c.off + c.len < j->size) {
+			uint64_t off = c.off + c.len;
+
+			ahead_start(&a, bufs[cur ^ 1], off, j->size - off < CHUNK_SIZE ?
+				    (size_t)(j->size - off) : CHUNK_SIZE);
+		}
+		rc = check_cancel(r, j, c.off) < 0 || copy_chunk(r, j, x, &c) < 0 ? -1 : 0;
+		if (rc < 0 || c.off + c.len >= j->size)
+			break;
+		cur ^= 1;
+	}
+	if (a.started)
+		(void)ahead_wait(&a); /* the first error (the writer's) wins */
+	return rc;
 }
 
 /* Runs of the plan shorter than this are gathered with others. */
@@ -361,6 +457,8 @@ static int copy_all(struct run *r, struct drive_job *j, struct copy_ctx *x)
 
 	if (!j->plan && x->hashing && r->buf2)
 		return each_chunk_hashed(r, j, copy_chunk, x);
+	if (!j->plan && !x->hashing && !x->patching && !x->checking && r->buf2)
+		return copy_read_ahead(r, j, x);
 	if (!j->plan) {
 		for (uint64_t c = 0; c < j->nclusters; c += CHUNK_CLUSTERS) {
 			uint64_t n = j->nclusters - c < CHUNK_CLUSTERS ? j->nclusters - c : CHUNK_CLUSTERS;

@@ -72,6 +72,27 @@ read_error() {
 	[ "$(ls -A | grep '^\.' || true)" = "" ] || fail "a temporary file was left: $(ls -A)"
 }
 
+# Without a state the next chunk is read on a helper thread while the one
+# before is written: its read error (chunk 2 of an 8 MiB-deep failure,
+# after chunk 1 of real data was written) fails the backup the same way.
+read_error_ahead() {
+	need nbdkit "$PYTHON"
+	sockdir
+	rand ok.raw 6000000
+	nbdkit_up okd file ok.raw
+	nbdkit_up bad --filter=error data '@8388608 "x" @16777216 "y"' size=$SIZE \
+		error-pread=EIO error-pread-rate=100%
+	run vb backup -d a="$(uri okd)" -d b="$(uri bad)" -o x.vma
+	expect_fail 1 backup 'drive b: read error at offset 8388608: .*Input/output error'
+	absent x.vma
+	[ "$(ls -A | grep '^\.' || true)" = "" ] || fail "a temporary file was left: $(ls -A)"
+	run vb backup -d a="$(uri okd)" -o y.vma
+	expect_rc 0
+	run vb restore y.vma --to r
+	expect_rc 0
+	same ok.raw r/disk-a.raw
+}
+
 # qemu-nbd serving a qcow2 with its persistent bitmap: --bitmap reads the
 # export's qemu:dirty-bitmap context, and only the dirty clusters.
 nbd_bitmap() {
@@ -161,6 +182,7 @@ errors() {
 tcase sources sources
 tcase tcp tcp
 tcase read_error read_error
+tcase read_error_ahead read_error_ahead
 tcase nbd_bitmap nbd_bitmap
 tcase restore_nbd restore_nbd
 tcase errors errors
