@@ -387,13 +387,35 @@ static void *ahead_main(void *opaque)
 	return NULL;
 }
 
-/* Starts reading [off, off+len) into buf; without a thread, reads it now. */
+/* Whether [off, off+len) is one hole of the source (asked while no helper
+ * runs: the source has one user at a time). An error here says no: the
+ * read meets it again and reports it. */
+static bool all_hole(struct drive_job *j, uint64_t off, size_t len)
+{
+	struct vb_error e = { 0 };
+	uint64_t elen;
+	bool data;
+
+	if (vb_source_extent(j->src, off, len, &elen, &data, &e) < 0)
+		return false;
+	return !data && elen >= len;
+}
+
+/* Starts reading [off, off+len) into buf; without a thread, reads it now.
+ * A chunk that is all hole costs no read, only the extent query: it is
+ * done here, not on a thread of its own (a thread per chunk of a 1 TiB
+ * sparse drive made its backup 13 times slower). */
 static void ahead_start(struct ahead *a, uint8_t *buf, uint64_t off, size_t len)
 {
 	sigset_t all, old;
 
 	a->c = (struct chunk){ .off = off, .len = len, .buf = buf };
 	a->err = (struct vb_error){ 0 };
+	a->started = false;
+	if (all_hole(a->j, off, len)) {
+		ahead_main(a);
+		return;
+	}
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old); /* signals stay the writer's */
 	a->started = pthread_create(&a->thread, NULL, ahead_main, a) == 0;
