@@ -4,7 +4,6 @@
  * two share the work however busy each one is. */
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,7 +74,6 @@ static void *hasher_main(void *opaque)
 struct chunk_hasher *chunk_hasher_new(void)
 {
 	struct chunk_hasher *h = calloc(1, sizeof(*h));
-	sigset_t all, old;
 	bool ok;
 
 	if (!h)
@@ -86,10 +84,7 @@ struct chunk_hasher *chunk_hasher_new(void)
 	}
 	pthread_cond_init(&h->go, NULL);
 	pthread_cond_init(&h->done, NULL);
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	ok = pthread_create(&h->thread, NULL, hasher_main, h) == 0;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	ok = vb_thread_start(&h->thread, hasher_main, h) == 0;
 	if (!ok) {
 		pthread_cond_destroy(&h->go);
 		pthread_cond_destroy(&h->done);

@@ -407,8 +407,6 @@ static bool all_hole(struct drive_job *j, uint64_t off, size_t len)
  * sparse drive made its backup 13 times slower). */
 static void ahead_start(struct ahead *a, uint8_t *buf, uint64_t off, size_t len)
 {
-	sigset_t all, old;
-
 	a->c = (struct chunk){ .off = off, .len = len, .buf = buf };
 	a->err = (struct vb_error){ 0 };
 	a->started = false;
@@ -416,10 +414,7 @@ static void ahead_start(struct ahead *a, uint8_t *buf, uint64_t off, size_t len)
 		ahead_main(a);
 		return;
 	}
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old); /* signals stay the writer's */
-	a->started = pthread_create(&a->thread, NULL, ahead_main, a) == 0;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	a->started = vb_thread_start(&a->thread, ahead_main, a) == 0; /* signals stay the writer's */
 	if (!a->started)
 		ahead_main(a);
 }

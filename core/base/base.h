@@ -3,6 +3,7 @@
 #ifndef VMABACK_BASE_H
 #define VMABACK_BASE_H
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -167,6 +168,11 @@ void vb_warn(struct vb_warnings *w, enum vb_warn_kind kind, const char *drive,
 /* Sends the queued warnings to fn, then every later one. */
 void vb_warnings_to(struct vb_warnings *w, vb_warn_fn fn, void *opaque);
 void vb_warnings_free(struct vb_warnings *w);
+
+/* Starts a helper thread (pthread_create's result) with every signal
+ * blocked in it: signals go to the calling thread, whose blocked I/O they
+ * interrupt and whose handler sees the command's state. */
+int vb_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
 
 /* Rounds a drive size up to a whole 512-byte sector, as Proxmox declares it. */
 static inline uint64_t vb_round_sector(uint64_t size)

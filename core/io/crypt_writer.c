@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <openssl/rand.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -311,12 +310,7 @@ out:
 /* The helper, with every signal blocked; without it the caller seals. */
 static void start_thread(struct crypt_writer *x)
 {
-	sigset_t all, old;
-
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	x->threaded = pthread_create(&x->thread, NULL, seal_thread, x) == 0;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	x->threaded = vb_thread_start(&x->thread, seal_thread, x) == 0;
 }
 
 struct vb_writer *vb_crypt_writer_new(struct vb_writer *next, const struct vb_pubkey *to,

@@ -205,8 +205,6 @@ static const struct vb_writer_ops hash_ops = {
  * EINTR). Without a helper the caller hashes: slower, same digest. */
 static void start_thread(struct hash_writer *h)
 {
-	sigset_t all, old;
-
 	h->ring = malloc(HASH_SLOTS * HASH_SLOT_SIZE);
 	if (!h->ring)
 		return;
@@ -217,10 +215,7 @@ static void start_thread(struct hash_writer *h)
 	}
 	pthread_cond_init(&h->work, NULL);
 	pthread_cond_init(&h->room, NULL);
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	h->threaded = pthread_create(&h->thread, NULL, hash_thread, h) == 0;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	h->threaded = vb_thread_start(&h->thread, hash_thread, h) == 0;
 }
 
 struct vb_writer *vb_hash_writer_new(struct vb_writer *next, uint8_t digest[32],

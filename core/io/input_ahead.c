@@ -2,7 +2,6 @@
  * thread runs one stage's work (decompression, decryption) into a small
  * ring of buffers, which its reader copies out or borrows. */
 #include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -175,7 +174,6 @@ static void ahead_destroy(struct ahead *a)
 struct ahead *vb_in_ahead_new(struct vb_reader *r, vb_in_fill_fn fill, bool counts_raw)
 {
 	struct ahead *a = calloc(1, sizeof(*a));
-	sigset_t all, old;
 	int rc;
 
 	if (!a)
@@ -192,10 +190,7 @@ struct ahead *vb_in_ahead_new(struct vb_reader *r, vb_in_fill_fn fill, bool coun
 	pthread_cond_init(&a->filled, NULL);
 	pthread_cond_init(&a->freed, NULL);
 	/* signals go to the caller's thread, as without the helper */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	rc = pthread_create(&a->thread, NULL, ahead_thread, a);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	rc = vb_thread_start(&a->thread, ahead_thread, a);
 	if (rc != 0) {
 		ahead_destroy(a);
 		return NULL;

@@ -8,7 +8,6 @@
  * frames a read needs. */
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
@@ -173,14 +172,9 @@ static void zstd_release(struct zstd_writer *z)
  * interrupt. Fewer than asked (or none) still work. */
 static void start_workers(struct zstd_writer *z)
 {
-	sigset_t all, old;
-
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
 	while (z->started < z->nworkers &&
-	       pthread_create(&z->threads[z->started], NULL, worker_main, z) == 0)
+	       vb_thread_start(&z->threads[z->started], worker_main, z) == 0)
 		z->started++;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (z->started == 0)
 		z->nworkers = 0;
 }
