@@ -27,16 +27,14 @@ static bool pid_running(const char *text)
 
 int st_lock_take(struct vb_state *s, struct vb_error *err)
 {
+	/* A reader creates nothing: without a lock file no writer ever ran.
+	 * O_NONBLOCK: a FIFO planted there cannot make open() wait. */
+	int flags = s->writer ? O_RDWR | O_CREAT | O_NOFOLLOW : O_RDONLY | O_NOFOLLOW;
 	char pid[32], held[32] = "";
 	struct stat st;
 	ssize_t n;
 
-	/* A reader creates nothing: without a lock file no writer ever ran.
-	 * O_NONBLOCK: a FIFO planted there cannot make open() wait. */
-	s->lockfd = s->writer ? openat(s->dirfd, LOCK_FILE, O_RDWR | O_CREAT | O_CLOEXEC |
-				       O_NOFOLLOW | O_NONBLOCK, 0600) :
-				openat(s->dirfd, LOCK_FILE,
-				       O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	s->lockfd = openat(s->dirfd, LOCK_FILE, flags | O_CLOEXEC | O_NONBLOCK, 0600);
 	if (s->lockfd < 0 && !s->writer && errno == ENOENT)
 		return 0;
 	if (s->lockfd < 0)
